@@ -1,0 +1,77 @@
+# lb: build, test, run, bench, install. See README.md.
+#
+#   make            build/lb and build/replica (gcc)
+#   make test       deps, then every suite in a gcc build and in a clang
+#                   AddressSanitizer + UndefinedBehaviorSanitizer build
+#   make run        the demo: three replicas behind lb on :8080
+#   make bench      lb vs HAProxy vs nginx (scripts/bench.sh)
+
+CC       ?= cc
+BUILD    ?= build
+PREFIX   ?= /usr/local
+SANITIZE ?= 0
+
+PKGS     := libevent libevent_pthreads yaml-0.1
+CPPFLAGS += -D_GNU_SOURCE -Ilb -MMD -MP
+CFLAGS   += -std=c11 -O2 -g -Wall -Wextra -Werror -pthread
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lyaml) -lhttp_parser -lm
+
+ifeq ($(SANITIZE),1)
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LB_SRCS   := $(wildcard lb/*.c)
+LB_OBJS   := $(LB_SRCS:lb/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(LB_OBJS))
+UNIT_SRCS := $(wildcard test/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/unit/%)
+
+.PHONY: all units test run bench install clean deps
+all: $(BUILD)/lb $(BUILD)/replica
+
+$(BUILD)/obj/%.o: lb/%.c | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/liblb.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lb: $(BUILD)/obj/main.o $(BUILD)/liblb.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/replica: test/replica/replica.c | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+units: $(UNIT_BINS)
+$(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a | $(BUILD)/unit
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/obj $(BUILD)/unit:
+	mkdir -p $@
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(MAKE) all units
+	$(MAKE) BUILD=build-asan SANITIZE=1 CC=clang all units
+	scripts/run-tests.sh build build-asan
+
+run: deps all
+	scripts/demo.sh
+
+bench:
+	scripts/deps.sh --bench
+	$(MAKE) all
+	scripts/bench.sh
+
+install: all
+	install -D -m 0755 $(BUILD)/lb $(DESTDIR)$(PREFIX)/sbin/lb
+	install -D -m 0755 scripts/lbctl $(DESTDIR)$(PREFIX)/sbin/lbctl
+	test -e $(DESTDIR)/etc/lb/lb.yaml || install -D -m 0644 conf/lb.yaml $(DESTDIR)/etc/lb/lb.yaml
+	install -D -m 0644 scripts/lb.service $(DESTDIR)/etc/systemd/system/lb.service
+
+clean:
+	rm -rf build build-asan
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/unit/*.d)

@@ -1,0 +1,70 @@
+/*
+ * balance: choosing a server. Pure code: no sockets, no libevent, no clock.
+ *
+ * A struct balancer is built once per backend per configuration generation
+ * (and rebuilt only on reload), from the servers' identities and weights.
+ * Per-request state that changes (up/down, drained, excluded because this
+ * request already tried it, active load) is not copied into the balancer:
+ * the caller answers it through the callbacks of struct balance_request, so
+ * a health change never needs a rebuild.
+ *
+ * Thread safety: balance_pick mutates the balancer (round-robin weights,
+ * ring cursors); the caller serialises picks on one balancer (gen.c holds a
+ * per-backend lock around it). balancer_create/free are not concurrent with
+ * picks.
+ */
+#ifndef LB_BALANCE_H
+#define LB_BALANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* One server as the balancer sees it. `id` is the identity that hashing
+ * uses ("127.0.0.1:9001"): the mapping of keys depends only on ids and
+ * weights, never on the order of this array nor on the process. */
+struct balance_server {
+	const char *id;
+	int weight; /* 0..256; 0 is never picked */
+};
+
+struct balance_params {
+	enum balance_kind kind;
+	enum hash_method method; /* for BALANCE_HASH */
+	double bounded_load; /* for BALANCE_HASH: 0 = off; cap formula in balance_hash.c */
+	size_t maglev_size; /* 0 = default 65537; must be prime */
+};
+
+struct balance_request {
+	/* May server i take this request? (up, not drained, not already tried) */
+	bool (*usable)(void *ctx, size_t i);
+	/* Its active requests/connections now (least_conn, random, bounded_load). */
+	unsigned (*load)(void *ctx, size_t i);
+	void *ctx;
+	/* Hash key for BALANCE_HASH; has_key false = fall back to round-robin. */
+	const void *key;
+	size_t key_len;
+	bool has_key;
+	/* Two random numbers for BALANCE_RANDOM, supplied by the caller so that
+	 * the module stays deterministic under test. */
+	uint64_t random;
+};
+
+struct balancer;
+
+/* Returns NULL on allocation failure (errno ENOMEM), or on invalid input
+ * (errno EINVAL: maglev_size not prime, a weight outside 0..256, a NULL id).
+ * servers[] is copied (ids included). All tables are built here. */
+struct balancer *balancer_create(const struct balance_params *params, const struct balance_server *servers,
+				 size_t nservers);
+void balancer_free(struct balancer *b);
+
+/* Index into the servers[] given at creation, or -1 when no server is usable. */
+int balance_pick(struct balancer *b, const struct balance_request *req);
+
+/* The stable 64-bit hash used for keys and ids (exposed for tests). */
+uint64_t balance_hash64(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * balance_internal: what the balance_*.c files share and nobody else sees.
+ *
+ * struct balancer is one allocation family owned by balancer_create and
+ * released by balancer_free; every array below is sized at creation so that
+ * balance_pick never allocates. Picks on one balancer are serialised by the
+ * caller (see balance.h), which is what makes the scratch arrays safe.
+ *
+ * Two index spaces appear here and must not be mixed up:
+ *   - the caller's index i: position in the servers[] given to
+ *     balancer_create; it is what balance_pick returns and what the
+ *     usable()/load() callbacks take;
+ *   - the rank r: position of the server once all servers are sorted by
+ *     (id, weight). Hash tables are built in rank order and store ranks, so
+ *     that the key-to-server mapping never depends on the caller's order.
+ *     rank_to_index[r] translates back.
+ */
+#ifndef LB_BALANCE_INTERNAL_H
+#define LB_BALANCE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "balance.h"
+
+/* How many distinct usable sets the smooth round-robin remembers a state
+ * for (see balance_rr.c): the regular set plus a few one-off sets that a
+ * retry ("every server except the one that just failed") produces. */
+#define BALANCE_RR_SLOTS 4
+
+/* One smooth round-robin state: the "current weight" of every server for
+ * one particular set of participating servers. */
+struct balance_rr_slot {
+	int64_t *current; /* [nservers], by caller index */
+	bool *member; /* [nservers]: took part in the picks of this slot */
+	uint64_t last_used; /* picks counter value at last use, for LRU */
+	bool in_use;
+};
+
+/* What one pick has learnt about a server so far; reset at each pick so
+ * that usable() and load() are asked at most once per server per pick. */
+enum balance_verdict {
+	BALANCE_VERDICT_UNKNOWN = 0,
+	BALANCE_VERDICT_UNUSABLE, /* usable() said no, or weight 0 */
+	BALANCE_VERDICT_ACCEPTABLE, /* usable and, with bounded_load, under its cap */
+	BALANCE_VERDICT_OVER_CAP, /* usable but over its bounded_load cap */
+};
+
+/* A point of the consistent-hash ring. */
+struct ring_point {
+	uint64_t hash;
+	uint32_t rank;
+};
+
+struct balancer {
+	struct balance_params params;
+	struct balance_server *servers; /* copy; ids owned (strdup) */
+	size_t nservers;
+
+	/* Smooth weighted round-robin, also the fallback of hash without key. */
+	struct balance_rr_slot rr_slots[BALANCE_RR_SLOTS];
+	uint64_t rr_picks; /* counts picks, drives the slots' LRU */
+	bool *rr_scratch_member; /* [nservers]: who takes part in this pick */
+
+	/* least_conn: where the next scan starts, so ties rotate. */
+	size_t least_conn_start;
+
+	/* random (power of two choices): the usable servers of this pick. */
+	size_t *usable_scratch; /* [nservers] caller indices */
+
+	/* Hashing (BALANCE_HASH). */
+	size_t *rank_to_index; /* [nservers] */
+	size_t nweighted; /* servers of weight > 0: the ones in the tables */
+	uint32_t *maglev_table; /* [maglev_size] ranks; NULL when no server has weight */
+	size_t maglev_size;
+	struct ring_point *ring_points; /* sorted by (hash, rank) */
+	size_t ring_npoints;
+	uint8_t *verdict; /* [nservers] enum balance_verdict, per pick */
+	unsigned *load_scratch; /* [nservers] loads read for bounded_load */
+};
+
+/* balance.c */
+uint64_t balance_hash64_seeded(const void *data, size_t len, uint64_t seed);
+/* True when a is less loaded than b relative to weight: load_a/weight_a <
+ * load_b/weight_b, compared by cross-multiplication (exact, no floats).
+ * Both weights must be > 0. */
+bool balance_less_loaded(unsigned load_a, int weight_a, unsigned load_b, int weight_b);
+
+/* balance_rr.c */
+int balance_rr_init(struct balancer *b);
+void balance_rr_free(struct balancer *b);
+int balance_pick_round_robin(struct balancer *b, const struct balance_request *req);
+
+/* balance_lc.c */
+int balance_pick_least_conn(struct balancer *b, const struct balance_request *req);
+int balance_pick_random(struct balancer *b, const struct balance_request *req);
+
+/* balance_hash.c: tables built once, from servers sorted by id. */
+int maglev_build(struct balancer *b);
+int ring_build(struct balancer *b);
+int balance_pick_hash(struct balancer *b, const struct balance_request *req);
+
+#endif

@@ -1,0 +1,1941 @@
+/*
+ * config: the YAML file turned into a struct lb_config. See config.h.
+ *
+ * Two passes. First libyaml's event stream becomes a small tree of nodes
+ * (scalars, mappings, sequences), each with its 1-based line and column, so
+ * that a message can point at any node and so that checks spanning the file
+ * (duplicate names, a listener's backend) can run once everything is read.
+ * Then the tree is walked against tables of keys, one per section; an entry
+ * names the key, its type, its bounds and the field it sets. Every error is
+ * recorded and the walk goes on, so one run reports them all.
+ *
+ * Limits, chosen so that no input can make the loader crash, spin or eat
+ * memory out of proportion to the file (they are also in conf/lb.yaml):
+ *   - files above CONFIG_FILE_MAX bytes are refused;
+ *   - nesting deeper than CONFIG_DEPTH_MAX is refused (the tree is freed
+ *     recursively; the bound keeps that recursion shallow);
+ *   - aliases (*name) are refused: they are never needed here and are the
+ *     way to make a small file expand into a huge tree;
+ *   - at most CONFIG_ERRORS_MAX errors are reported, then one line saying so;
+ *   - cross-section checks sort (n log n), never compare every pair.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define CONFIG_FILE_MAX (16u << 20)
+#define CONFIG_DEPTH_MAX 64
+#define CONFIG_ERRORS_MAX 100
+#define CONFIG_KEYS_MAX 16 /* keys in the largest section table, rounded up */
+#define CONFIG_PATH_MAX 192
+#define CONFIG_SHOW_MAX 60 /* bytes of a bad value quoted in a message */
+#define CONFIG_NAME_MAX 64
+#define CONFIG_MSG_MAX 640
+#define CONFIG_DURATION_MAX (168ull * 3600 * 1000) /* 7 days */
+
+/* Enums are stored through an int pointer by the table-driven setter. */
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum listener_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum balance_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum hash_method) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum check_type) == sizeof(int), "enum size");
+
+/* ---- the node tree ---------------------------------------------------- */
+
+enum config_node_kind {
+	CONFIG_NODE_SCALAR,
+	CONFIG_NODE_MAPPING,
+	CONFIG_NODE_SEQUENCE,
+	CONFIG_NODE_BAD, /* already reported (alias, NUL byte): skipped silently */
+};
+
+struct config_node {
+	enum config_node_kind kind;
+	unsigned line, col; /* 1-based */
+	bool plain; /* an unquoted scalar: only those can mean null */
+	char *text; /* scalar value, NUL-terminated, no NUL inside */
+	struct config_node **items; /* mapping: key, value, key, value... */
+	size_t count, cap;
+};
+
+struct config_pos {
+	unsigned line, col; /* line 0 = not seen */
+};
+
+struct config_error_line {
+	unsigned line, col;
+	size_t seq; /* keeps errors at one position in the order found */
+	char *text;
+};
+
+struct config_ctx {
+	const char *name; /* the file, as the caller calls it */
+	const char *text;
+	size_t len;
+	struct lb_config *cfg;
+	struct config_error_line *errors;
+	size_t nerrors, errors_cap;
+	bool too_many, oom;
+	bool listeners_malformed; /* already reported: no "no listeners" on top */
+	/* value positions of each listener's / backend's keys, CONFIG_KEYS_MAX
+	 * per item, for the cross-section checks */
+	struct config_pos *listener_marks, *backend_marks;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+__attribute__((format(printf, 5, 6))) static void config_error(struct config_ctx *ctx, unsigned line,
+								unsigned col, const char *path, const char *fmt,
+								...)
+{
+	char msg[CONFIG_MSG_MAX];
+	va_list ap;
+	char *text;
+	int n;
+
+	if (ctx->nerrors >= CONFIG_ERRORS_MAX) {
+		ctx->too_many = true;
+		return;
+	}
+	if (ctx->nerrors == ctx->errors_cap) {
+		size_t cap = ctx->errors_cap ? ctx->errors_cap * 2 : 8;
+		struct config_error_line *grown = realloc(ctx->errors, cap * sizeof *grown);
+
+		if (!grown) {
+			ctx->oom = true;
+			return;
+		}
+		ctx->errors = grown;
+		ctx->errors_cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (line == 0)
+		n = asprintf(&text, "%s: %s", ctx->name, msg);
+	else if (path && *path)
+		n = asprintf(&text, "%s:%u:%u: %s: %s", ctx->name, line, col, path, msg);
+	else
+		n = asprintf(&text, "%s:%u:%u: %s", ctx->name, line, col, msg);
+	if (n < 0) {
+		ctx->oom = true;
+		return;
+	}
+	ctx->errors[ctx->nerrors] = (struct config_error_line){ line, col, ctx->nerrors, text };
+	ctx->nerrors++;
+}
+
+static int config_error_cmp(const void *a, const void *b)
+{
+	const struct config_error_line *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if (x->col != y->col)
+		return x->col < y->col ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int config_errors_add(struct config_errors *errs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int config_errors_add(struct config_errors *errs, const char *fmt, ...)
+{
+	char **grown = realloc(errs->lines, (errs->count + 1) * sizeof *grown);
+	va_list ap;
+	int n;
+
+	if (!grown)
+		return -1;
+	errs->lines = grown;
+	va_start(ap, fmt);
+	n = vasprintf(&errs->lines[errs->count], fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	errs->count++;
+	return 0;
+}
+
+/* Moves the collected errors, sorted into file order, to errs. */
+static void config_errors_finish(struct config_ctx *ctx, struct config_errors *errs)
+{
+	if (ctx->nerrors) {
+		qsort(ctx->errors, ctx->nerrors, sizeof *ctx->errors, config_error_cmp);
+		errs->lines = calloc(ctx->nerrors, sizeof *errs->lines);
+		if (!errs->lines) {
+			ctx->oom = true;
+		} else {
+			for (size_t i = 0; i < ctx->nerrors; i++) {
+				errs->lines[i] = ctx->errors[i].text;
+				ctx->errors[i].text = NULL;
+			}
+			errs->count = ctx->nerrors;
+		}
+	}
+	for (size_t i = 0; i < ctx->nerrors; i++)
+		free(ctx->errors[i].text);
+	free(ctx->errors);
+	ctx->errors = NULL;
+	ctx->nerrors = 0;
+	if (ctx->too_many)
+		config_errors_add(errs, "%s: too many errors, stopped after %d", ctx->name,
+				  CONFIG_ERRORS_MAX);
+	if (ctx->oom)
+		config_errors_add(errs, "%s: out of memory", ctx->name);
+}
+
+void config_errors_free(struct config_errors *errs)
+{
+	if (!errs)
+		return;
+	for (size_t i = 0; i < errs->count; i++)
+		free(errs->lines[i]);
+	free(errs->lines);
+	errs->lines = NULL;
+	errs->count = 0;
+}
+
+/*
+ * A value as quoted in a message: at most CONFIG_SHOW_MAX bytes, control
+ * bytes, quotes and backslashes escaped, so a binary file cannot garble the
+ * terminal or the log. Collections are named instead.
+ */
+static const char *config_show(const struct config_node *node, char *buf, size_t size)
+{
+	size_t used = 0, n;
+	const unsigned char *s;
+
+	if (node->kind == CONFIG_NODE_MAPPING)
+		return "a mapping";
+	if (node->kind == CONFIG_NODE_SEQUENCE)
+		return "a sequence";
+	s = (const unsigned char *)node->text;
+	n = strlen(node->text);
+	if (n > CONFIG_SHOW_MAX) {
+		n = CONFIG_SHOW_MAX;
+		while (n > 0 && (s[n] & 0xc0) == 0x80) /* do not cut a UTF-8 sequence */
+			n--;
+	}
+	buf[used++] = '"';
+	for (size_t i = 0; i < n && used + 8 < size; i++) {
+		if (s[i] < 0x20 || s[i] == 0x7f)
+			used += (size_t)snprintf(buf + used, size - used, "\\x%02x", s[i]);
+		else if (s[i] == '"' || s[i] == '\\')
+			used += (size_t)snprintf(buf + used, size - used, "\\%c", s[i]);
+		else
+			buf[used++] = (char)s[i];
+	}
+	if (n < strlen(node->text))
+		used += (size_t)snprintf(buf + used, size - used, "...");
+	buf[used++] = '"';
+	buf[used] = '\0';
+	return buf;
+}
+
+/* "expected WHAT, got VALUE" at the node. */
+static void config_error_expected(struct config_ctx *ctx, const struct config_node *node,
+				  const char *path, const char *what)
+{
+	char shown[CONFIG_SHOW_MAX * 4 + 16];
+
+	config_error(ctx, node->line, node->col, path, "expected %s, got %s", what,
+		     config_show(node, shown, sizeof shown));
+}
+
+/* ---- memory helpers ---------------------------------------------------- */
+
+static char *config_strdup(struct config_ctx *ctx, const char *s)
+{
+	char *copy = strdup(s);
+
+	if (!copy)
+		ctx->oom = true;
+	return copy;
+}
+
+/* Replaces *field (owned) by a copy of s. */
+static void config_set_string(struct config_ctx *ctx, char **field, const char *s)
+{
+	char *copy = config_strdup(ctx, s);
+
+	if (!copy)
+		return;
+	free(*field);
+	*field = copy;
+}
+
+/* ---- reading the YAML into a tree --------------------------------------- */
+
+static void config_node_free(struct config_node *node)
+{
+	if (!node)
+		return;
+	/* depth is bounded by CONFIG_DEPTH_MAX, so the recursion is too */
+	for (size_t i = 0; i < node->count; i++)
+		config_node_free(node->items[i]);
+	free(node->items);
+	free(node->text);
+	free(node);
+}
+
+static struct config_node *config_node_new(struct config_ctx *ctx, enum config_node_kind kind,
+					   const yaml_mark_t *mark)
+{
+	struct config_node *node = calloc(1, sizeof *node);
+
+	if (!node) {
+		ctx->oom = true;
+		return NULL;
+	}
+	node->kind = kind;
+	node->line = (unsigned)mark->line + 1;
+	node->col = (unsigned)mark->column + 1;
+	return node;
+}
+
+static struct config_node *config_node_scalar(struct config_ctx *ctx, const yaml_event_t *event)
+{
+	const char *value = (const char *)event->data.scalar.value;
+	size_t len = event->data.scalar.length;
+	struct config_node *node = config_node_new(ctx, CONFIG_NODE_SCALAR, &event->start_mark);
+
+	if (!node)
+		return NULL;
+	node->plain = event->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	/* "\0" in a double-quoted scalar would silently cut a C string short */
+	if (memchr(value, '\0', len)) {
+		config_error(ctx, node->line, node->col, NULL, "a value must not contain a NUL byte");
+		node->kind = CONFIG_NODE_BAD;
+		len = 0;
+	}
+	node->text = malloc(len + 1);
+	if (!node->text) {
+		ctx->oom = true;
+		free(node);
+		return NULL;
+	}
+	memcpy(node->text, value, len);
+	node->text[len] = '\0';
+	return node;
+}
+
+static int config_node_append(struct config_ctx *ctx, struct config_node *parent,
+			      struct config_node *child)
+{
+	if (parent->count == parent->cap) {
+		size_t cap = parent->cap ? parent->cap * 2 : 4;
+		struct config_node **grown = realloc(parent->items, cap * sizeof *grown);
+
+		if (!grown) {
+			ctx->oom = true;
+			return -1;
+		}
+		parent->items = grown;
+		parent->cap = cap;
+	}
+	parent->items[parent->count++] = child;
+	return 0;
+}
+
+/* Reader errors carry a byte offset, not a mark: count lines up to it. */
+static void config_offset_to_pos(const struct config_ctx *ctx, size_t offset, unsigned *line,
+				 unsigned *col)
+{
+	size_t start = 0;
+
+	*line = 1;
+	if (offset > ctx->len)
+		offset = ctx->len;
+	for (size_t i = 0; i < offset; i++) {
+		if (ctx->text[i] == '\n') {
+			(*line)++;
+			start = i + 1;
+		}
+	}
+	*col = (unsigned)(offset - start) + 1;
+}
+
+static void config_error_yaml(struct config_ctx *ctx, const yaml_parser_t *parser)
+{
+	const char *problem = parser->problem ? parser->problem : "malformed YAML";
+	unsigned line, col;
+
+	switch (parser->error) {
+	case YAML_MEMORY_ERROR:
+		ctx->oom = true;
+		return;
+	case YAML_READER_ERROR:
+		config_offset_to_pos(ctx, parser->problem_offset, &line, &col);
+		if (parser->problem_value != -1)
+			config_error(ctx, line, col, NULL, "YAML syntax error: %s (byte 0x%02x)", problem,
+				     (unsigned)parser->problem_value & 0xffu);
+		else
+			config_error(ctx, line, col, NULL, "YAML syntax error: %s", problem);
+		return;
+	default:
+		line = (unsigned)parser->problem_mark.line + 1;
+		col = (unsigned)parser->problem_mark.column + 1;
+		if (parser->context)
+			config_error(ctx, line, col, NULL, "YAML syntax error: %s (%s at %zu:%zu)%s",
+				     problem, parser->context, parser->context_mark.line + 1,
+				     parser->context_mark.column + 1,
+				     /* an unquoted *:PORT is read as an alias */
+				     strstr(parser->context, "alias")
+					     ? "; quote values starting with *, e.g. \"*:8080\""
+					     : "");
+		else
+			config_error(ctx, line, col, NULL, "YAML syntax error: %s", problem);
+		return;
+	}
+}
+
+/*
+ * One event: becomes a node attached to the open collection on top of the
+ * stack (or the root), or closes that collection. Returns -1 to stop.
+ */
+static int config_tree_event(struct config_ctx *ctx, const yaml_event_t *event,
+			     struct config_node **stack, size_t *depth, struct config_node **root,
+			     unsigned *documents)
+{
+	struct config_node *node = NULL;
+	const yaml_mark_t *mark = &event->start_mark;
+
+	switch (event->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		if (++*documents > 1) {
+			config_error(ctx, (unsigned)mark->line + 1, (unsigned)mark->column + 1, NULL,
+				     "expected one YAML document, found a second one");
+			return -1;
+		}
+		return 0;
+	case YAML_MAPPING_END_EVENT:
+	case YAML_SEQUENCE_END_EVENT:
+		if (*depth > 0)
+			(*depth)--;
+		return 0;
+	case YAML_SCALAR_EVENT:
+		node = config_node_scalar(ctx, event);
+		break;
+	case YAML_ALIAS_EVENT:
+		node = config_node_new(ctx, CONFIG_NODE_BAD, mark);
+		if (node)
+			config_error(ctx, node->line, node->col, NULL,
+				     "aliases (*name) are not supported, write the value out");
+		break;
+	case YAML_MAPPING_START_EVENT:
+		node = config_node_new(ctx, CONFIG_NODE_MAPPING, mark);
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		node = config_node_new(ctx, CONFIG_NODE_SEQUENCE, mark);
+		break;
+	default:
+		return 0;
+	}
+	if (!node)
+		return -1;
+	if (*depth == 0) {
+		*root = node;
+	} else if (config_node_append(ctx, stack[*depth - 1], node) < 0) {
+		config_node_free(node);
+		return -1;
+	}
+	if (node->kind == CONFIG_NODE_MAPPING || node->kind == CONFIG_NODE_SEQUENCE) {
+		if (*depth == CONFIG_DEPTH_MAX) {
+			config_error(ctx, node->line, node->col, NULL,
+				     "expected at most %d nested levels, got more", CONFIG_DEPTH_MAX);
+			return -1;
+		}
+		stack[(*depth)++] = node;
+	}
+	return 0;
+}
+
+/* Returns 0 and the root (NULL for an empty stream), or -1 after reporting. */
+static int config_tree_read(struct config_ctx *ctx, struct config_node **out)
+{
+	struct config_node *stack[CONFIG_DEPTH_MAX];
+	struct config_node *root = NULL;
+	size_t depth = 0;
+	unsigned documents = 0;
+	yaml_parser_t parser;
+	yaml_event_t event;
+	bool done = false;
+
+	*out = NULL;
+	if (!yaml_parser_initialize(&parser)) {
+		ctx->oom = true;
+		return -1;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)ctx->text, ctx->len);
+	while (!done) {
+		int rc;
+
+		if (!yaml_parser_parse(&parser, &event)) {
+			config_error_yaml(ctx, &parser);
+			goto fail;
+		}
+		done = event.type == YAML_STREAM_END_EVENT;
+		rc = config_tree_event(ctx, &event, stack, &depth, &root, &documents);
+		yaml_event_delete(&event);
+		if (rc < 0)
+			goto fail;
+	}
+	yaml_parser_delete(&parser);
+	*out = root;
+	return 0;
+fail:
+	yaml_parser_delete(&parser);
+	config_node_free(root);
+	return -1;
+}
+
+/* An unquoted empty value, "~" or "null": a section written but left empty. */
+static bool config_node_is_null(const struct config_node *node)
+{
+	return node->kind == CONFIG_NODE_SCALAR && node->plain &&
+	       (node->text[0] == '\0' || strcmp(node->text, "~") == 0 ||
+		strcmp(node->text, "null") == 0 || strcmp(node->text, "Null") == 0 ||
+		strcmp(node->text, "NULL") == 0);
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+/* Leading decimal digits (at least one) into *value; -1 on none or overflow. */
+static int config_parse_digits(const char *text, uint64_t *value, const char **end)
+{
+	uint64_t v = 0;
+	const char *p = text;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned digit = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - digit) / 10)
+			return -1;
+		v = v * 10 + digit;
+	}
+	*value = v;
+	*end = p;
+	return 0;
+}
+
+static int config_parse_integer(const char *text, long long *value)
+{
+	bool negative = text[0] == '-';
+	uint64_t v;
+	const char *end;
+
+	if (config_parse_digits(text + negative, &v, &end) < 0 || *end != '\0')
+		return -1;
+	if (v > (uint64_t)LLONG_MAX)
+		return -1;
+	*value = negative ? -(long long)v : (long long)v;
+	return 0;
+}
+
+int config_parse_duration(const char *text, uint64_t *ms)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
+	uint64_t v;
+	const char *end;
+
+	if (!text || config_parse_digits(text, &v, &end) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (v > UINT64_MAX / units[i].ms)
+			return -1;
+		*ms = v * units[i].ms;
+		return 0;
+	}
+	return -1;
+}
+
+int config_parse_size(const char *text, size_t *bytes)
+{
+	uint64_t v, unit;
+	const char *end;
+
+	if (!text || config_parse_digits(text, &v, &end) < 0)
+		return -1;
+	switch (tolower((unsigned char)*end)) {
+	case '\0':
+		unit = 1;
+		break;
+	case 'k':
+		unit = 1024;
+		break;
+	case 'm':
+		unit = 1024 * 1024;
+		break;
+	case 'g':
+		unit = 1024 * 1024 * 1024;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v > SIZE_MAX / unit)
+		return -1;
+	*bytes = (size_t)(v * unit);
+	return 0;
+}
+
+/* A DNS name or dotted IPv4: letters, digits, '-', '.', '_'. */
+static bool config_host_valid(const char *host, size_t len)
+{
+	bool only_ipv4_chars = true;
+	char copy[INET_ADDRSTRLEN];
+	struct in_addr in4;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)host[i];
+
+		if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+			return false;
+		if (!isdigit(c) && c != '.')
+			only_ipv4_chars = false;
+	}
+	if (!only_ipv4_chars)
+		return true;
+	/* all digits and dots: it must be a real IPv4 address, not 1.2.3.999 */
+	if (len >= sizeof copy)
+		return false;
+	memcpy(copy, host, len);
+	copy[len] = '\0';
+	return inet_pton(AF_INET, copy, &in4) == 1;
+}
+
+/* 0 ok, -1 malformed, -2 out of memory. addr is untouched unless 0. */
+static int config_addr_parse(const char *text, struct cfg_addr *addr)
+{
+	const char *host, *port_text, *end;
+	size_t host_len;
+	uint64_t port;
+	char *text_copy, *host_copy;
+
+	if (!text)
+		return -1;
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		char copy[INET6_ADDRSTRLEN];
+		struct in6_addr in6;
+
+		if (!close || close[1] != ':')
+			return -1;
+		host = text + 1;
+		host_len = (size_t)(close - host);
+		if (host_len == 0 || host_len >= sizeof copy)
+			return -1;
+		memcpy(copy, host, host_len);
+		copy[host_len] = '\0';
+		if (inet_pton(AF_INET6, copy, &in6) != 1)
+			return -1;
+		port_text = close + 2;
+	} else {
+		const char *colon = strrchr(text, ':');
+
+		if (!colon)
+			return -1;
+		host = text;
+		host_len = (size_t)(colon - text);
+		port_text = colon + 1;
+		if (host_len == 1 && host[0] == '*')
+			host_len = 0;
+		else if (!config_host_valid(host, host_len)) /* also refuses unbracketed IPv6 */
+			return -1;
+	}
+	if (config_parse_digits(port_text, &port, &end) < 0 || *end != '\0' || end - port_text > 5 ||
+	    port < 1 || port > 65535)
+		return -1;
+	text_copy = strdup(text);
+	host_copy = strndup(host, host_len);
+	if (!text_copy || !host_copy) {
+		free(text_copy);
+		free(host_copy);
+		return -2;
+	}
+	addr->text = text_copy;
+	addr->host = host_copy;
+	addr->port = (uint16_t)port;
+	return 0;
+}
+
+int config_parse_addr(const char *text, struct cfg_addr *addr)
+{
+	return config_addr_parse(text, addr) == 0 ? 0 : -1;
+}
+
+void config_addr_free(struct cfg_addr *addr)
+{
+	if (!addr)
+		return;
+	free(addr->text);
+	free(addr->host);
+	addr->text = NULL;
+	addr->host = NULL;
+	addr->port = 0;
+}
+
+/* ---- key tables ---------------------------------------------------------- */
+
+enum config_kind {
+	CONFIG_INT,
+	CONFIG_DURATION,
+	CONFIG_SIZE,
+	CONFIG_BOOL,
+	CONFIG_STRING,
+	CONFIG_ENUM,
+	CONFIG_ADDR,
+	CONFIG_MAP, /* a nested section whose fields live in the same struct */
+	CONFIG_CUSTOM,
+};
+
+/* CONFIG_STRING flavours */
+enum config_string_kind {
+	CONFIG_STRING_ANY, /* no control characters */
+	CONFIG_STRING_NONEMPTY,
+	CONFIG_STRING_NAME, /* listener/backend names: used in URLs and metric labels */
+	CONFIG_STRING_REQUEST_PATH,
+	CONFIG_STRING_NO_SPACE,
+};
+
+/* CONFIG_ADDR flavours */
+enum config_addr_kind { CONFIG_ADDR_WILDCARD, CONFIG_ADDR_HOST };
+
+struct config_key;
+typedef void config_custom_fn(struct config_ctx *ctx, const struct config_node *node, void *base,
+			      const char *path);
+
+struct config_key {
+	const char *name;
+	enum config_kind kind;
+	size_t offset; /* of the field in the section's base struct */
+	long long min, max; /* CONFIG_INT, CONFIG_DURATION (ms), CONFIG_SIZE */
+	int flavour; /* enum config_string_kind or config_addr_kind */
+	const char *const *names; /* CONFIG_ENUM: NULL-terminated, index = value */
+	const struct config_key *sub; /* CONFIG_MAP */
+	config_custom_fn *custom; /* CONFIG_CUSTOM: parses the node itself */
+	bool required;
+};
+
+#define KEY(type, key, field, ...) { .name = key, .offset = offsetof(type, field), __VA_ARGS__ }
+#define KEY_CUSTOM(key, fn, ...) { .name = key, .kind = CONFIG_CUSTOM, .custom = fn, __VA_ARGS__ }
+
+static const char *const config_log_level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const config_mode_names[] = { "http", "tcp", NULL };
+static const char *const config_balance_names[] = { "round_robin", "least_conn", "random", "hash",
+						    NULL };
+static const char *const config_method_names[] = { "maglev", "ring", NULL };
+static const char *const config_check_type_names[] = { "none", "tcp", "http", NULL };
+
+static config_custom_fn config_set_workers, config_set_resolvers, config_set_admin,
+	config_set_listeners, config_set_backends, config_set_servers, config_set_hash_key,
+	config_set_bounded_load, config_set_expect;
+
+#define DURATION(lo) .kind = CONFIG_DURATION, .min = (lo), .max = (long long)CONFIG_DURATION_MAX
+
+static const struct config_key config_log_keys[] = {
+	KEY(struct lb_config, "level", global.log.level, .kind = CONFIG_ENUM,
+	    .names = config_log_level_names),
+	KEY(struct lb_config, "target", global.log.target, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_NONEMPTY),
+	{ 0 },
+};
+
+static const struct config_key config_global_keys[] = {
+	KEY_CUSTOM("workers", config_set_workers),
+	KEY(struct lb_config, "max_connections", global.max_connections, .kind = CONFIG_INT,
+	    .min = 1, .max = 1000000),
+	KEY(struct lb_config, "pidfile", global.pidfile, .kind = CONFIG_STRING),
+	KEY(struct lb_config, "user", global.user, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_NO_SPACE),
+	KEY(struct lb_config, "grace", global.grace_ms, DURATION(0)),
+	KEY(struct lb_config, "log", global.log, .kind = CONFIG_MAP, .sub = config_log_keys),
+	KEY(struct lb_config, "access_log", global.access_log, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_NONEMPTY),
+	KEY_CUSTOM("resolvers", config_set_resolvers),
+	{ 0 },
+};
+
+static const struct config_key config_admin_keys[] = {
+	KEY(struct lb_config, "bind", admin.bind, .kind = CONFIG_ADDR,
+	    .flavour = CONFIG_ADDR_WILDCARD),
+	KEY(struct lb_config, "token", admin.token, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_NO_SPACE),
+	{ 0 },
+};
+
+static const struct config_key config_listener_timeout_keys[] = {
+	KEY(struct cfg_listener, "client", timeouts.client_ms, DURATION(1)),
+	KEY(struct cfg_listener, "header", timeouts.header_ms, DURATION(1)),
+	{ 0 },
+};
+
+static const struct config_key config_listener_keys[] = {
+	KEY(struct cfg_listener, "name", name, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_NAME, .required = true),
+	KEY(struct cfg_listener, "bind", bind, .kind = CONFIG_ADDR, .flavour = CONFIG_ADDR_WILDCARD,
+	    .required = true),
+	KEY(struct cfg_listener, "mode", mode, .kind = CONFIG_ENUM, .names = config_mode_names),
+	KEY(struct cfg_listener, "backend", backend, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_NAME, .required = true),
+	KEY(struct cfg_listener, "max_header_size", max_header_size, .kind = CONFIG_SIZE,
+	    .min = 1024, .max = 1024 * 1024),
+	KEY(struct cfg_listener, "proxy_protocol", proxy_protocol, .kind = CONFIG_BOOL),
+	KEY(struct cfg_listener, "timeouts", timeouts, .kind = CONFIG_MAP,
+	    .sub = config_listener_timeout_keys),
+	{ 0 },
+};
+
+static const struct config_key config_hash_keys[] = {
+	KEY_CUSTOM("key", config_set_hash_key),
+	KEY(struct cfg_backend, "method", hash.method, .kind = CONFIG_ENUM,
+	    .names = config_method_names),
+	KEY_CUSTOM("bounded_load", config_set_bounded_load),
+	{ 0 },
+};
+
+static const struct config_key config_health_keys[] = {
+	KEY(struct cfg_backend, "type", health.type, .kind = CONFIG_ENUM,
+	    .names = config_check_type_names),
+	KEY(struct cfg_backend, "path", health.path, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_REQUEST_PATH),
+	KEY(struct cfg_backend, "host", health.host, .kind = CONFIG_STRING,
+	    .flavour = CONFIG_STRING_NO_SPACE),
+	KEY_CUSTOM("expect", config_set_expect),
+	KEY(struct cfg_backend, "interval", health.interval_ms, DURATION(1)),
+	KEY(struct cfg_backend, "timeout", health.timeout_ms, DURATION(1)),
+	KEY(struct cfg_backend, "rise", health.rise, .kind = CONFIG_INT, .min = 1, .max = 1000),
+	KEY(struct cfg_backend, "fall", health.fall, .kind = CONFIG_INT, .min = 1, .max = 1000),
+	{ 0 },
+};
+
+static const struct config_key config_passive_keys[] = {
+	KEY(struct cfg_backend, "failures", passive.failures, .kind = CONFIG_INT, .min = 0,
+	    .max = 1000000),
+	KEY(struct cfg_backend, "cooldown", passive.cooldown_ms, DURATION(0)),
+	{ 0 },
+};
+
+static const struct config_key config_backend_timeout_keys[] = {
+	KEY(struct cfg_backend, "connect", timeouts.connect_ms, DURATION(1)),
+	KEY(struct cfg_backend, "response", timeouts.response_ms, DURATION(1)),
+	KEY(struct cfg_backend, "idle", timeouts.idle_ms, DURATION(1)),
+	{ 0 },
+};
+
+static const struct config_key config_backend_keys[] = {
+	KEY(struct cfg_backend, "name", name, .kind = CONFIG_STRING, .flavour = CONFIG_STRING_NAME,
+	    .required = true),
+	KEY(struct cfg_backend, "balance", balance, .kind = CONFIG_ENUM,
+	    .names = config_balance_names),
+	KEY(struct cfg_backend, "hash", hash, .kind = CONFIG_MAP, .sub = config_hash_keys),
+	KEY_CUSTOM("servers", config_set_servers, .required = true),
+	/* at least 1s: each round is a DNS query per host-name server */
+	KEY(struct cfg_backend, "resolve_interval", resolve_interval_ms, DURATION(1000)),
+	KEY(struct cfg_backend, "health_check", health, .kind = CONFIG_MAP,
+	    .sub = config_health_keys),
+	KEY(struct cfg_backend, "passive", passive, .kind = CONFIG_MAP, .sub = config_passive_keys),
+	/* a request is tried on at most 1 + 10 servers: beyond that the
+	 * backend is down, and more attempts only delay the 502 */
+	KEY(struct cfg_backend, "retries", retries, .kind = CONFIG_INT, .min = 0, .max = 10),
+	KEY(struct cfg_backend, "keepalive", keepalive, .kind = CONFIG_INT, .min = 0,
+	    .max = 10000),
+	KEY(struct cfg_backend, "timeouts", timeouts, .kind = CONFIG_MAP,
+	    .sub = config_backend_timeout_keys),
+	{ 0 },
+};
+
+static const struct config_key config_server_keys[] = {
+	KEY(struct cfg_server, "addr", addr, .kind = CONFIG_ADDR, .flavour = CONFIG_ADDR_HOST,
+	    .required = true),
+	KEY(struct cfg_server, "weight", weight, .kind = CONFIG_INT, .min = 0, .max = 256),
+	{ 0 },
+};
+
+static const struct config_key config_top_keys[] = {
+	KEY(struct lb_config, "global", global, .kind = CONFIG_MAP, .sub = config_global_keys),
+	KEY_CUSTOM("admin", config_set_admin),
+	KEY_CUSTOM("listeners", config_set_listeners),
+	KEY_CUSTOM("backends", config_set_backends),
+	{ 0 },
+};
+
+static size_t config_key_index(const struct config_key *table, const char *name)
+{
+	size_t i;
+
+	for (i = 0; table[i].name; i++)
+		if (strcmp(table[i].name, name) == 0)
+			break;
+	return i;
+}
+
+/* ---- describing what a key wants ----------------------------------------- */
+
+static void config_format_duration(uint64_t ms, char *buf, size_t size)
+{
+	if (ms != 0 && ms % 3600000 == 0)
+		snprintf(buf, size, "%" PRIu64 "h", ms / 3600000);
+	else if (ms != 0 && ms % 60000 == 0)
+		snprintf(buf, size, "%" PRIu64 "m", ms / 60000);
+	else if (ms != 0 && ms % 1000 == 0)
+		snprintf(buf, size, "%" PRIu64 "s", ms / 1000);
+	else
+		snprintf(buf, size, "%" PRIu64 "ms", ms);
+}
+
+static void config_format_size(uint64_t bytes, char *buf, size_t size)
+{
+	if (bytes != 0 && bytes % (1024 * 1024) == 0)
+		snprintf(buf, size, "%" PRIu64 "m", bytes / (1024 * 1024));
+	else if (bytes != 0 && bytes % 1024 == 0)
+		snprintf(buf, size, "%" PRIu64 "k", bytes / 1024);
+	else
+		snprintf(buf, size, "%" PRIu64, bytes);
+}
+
+/* "a or b", "a, b or c" */
+static void config_format_names(const char *const *names, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; names[i] && used < size; i++) {
+		const char *sep = i == 0 ? "" : names[i + 1] ? ", " : " or ";
+
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, names[i]);
+	}
+}
+
+static void config_describe(const struct config_key *key, char *buf, size_t size)
+{
+	char lo[32], hi[32], names[256];
+
+	switch (key->kind) {
+	case CONFIG_INT:
+		snprintf(buf, size, "an integer %lld..%lld", key->min, key->max);
+		return;
+	case CONFIG_DURATION:
+		config_format_duration((uint64_t)key->min, lo, sizeof lo);
+		config_format_duration((uint64_t)key->max, hi, sizeof hi);
+		snprintf(buf, size, "a duration from %s to %s with a unit (ms, s, m, h)", lo, hi);
+		return;
+	case CONFIG_SIZE:
+		config_format_size((uint64_t)key->min, lo, sizeof lo);
+		config_format_size((uint64_t)key->max, hi, sizeof hi);
+		snprintf(buf, size, "a size from %s to %s (bytes, or with k, m, g)", lo, hi);
+		return;
+	case CONFIG_BOOL:
+		snprintf(buf, size, "true or false");
+		return;
+	case CONFIG_ENUM:
+		config_format_names(key->names, names, sizeof names);
+		snprintf(buf, size, "%s", names);
+		return;
+	case CONFIG_ADDR:
+		snprintf(buf, size, "%s with a port 1..65535",
+			 key->flavour == CONFIG_ADDR_WILDCARD ? "an address HOST:PORT, [IPV6]:PORT or *:PORT"
+							     : "an address HOST:PORT or [IPV6]:PORT");
+		return;
+	case CONFIG_STRING:
+		switch (key->flavour) {
+		case CONFIG_STRING_NONEMPTY:
+			snprintf(buf, size, "a non-empty string without control characters");
+			return;
+		case CONFIG_STRING_NAME:
+			snprintf(buf, size, "a name of 1 to %d letters, digits, '_', '-' or '.'",
+				 CONFIG_NAME_MAX);
+			return;
+		case CONFIG_STRING_REQUEST_PATH:
+			snprintf(buf, size, "a request path starting with \"/\", without spaces");
+			return;
+		case CONFIG_STRING_NO_SPACE:
+			snprintf(buf, size, "a string without spaces or control characters");
+			return;
+		default:
+			snprintf(buf, size, "a string without control characters");
+			return;
+		}
+	case CONFIG_MAP:
+		snprintf(buf, size, "a mapping");
+		return;
+	case CONFIG_CUSTOM:
+		break;
+	}
+	snprintf(buf, size, "a value");
+}
+
+/* ---- setting one field ----------------------------------------------------- */
+
+static bool config_string_valid(const char *s, int flavour)
+{
+	size_t len = strlen(s);
+
+	if (flavour == CONFIG_STRING_NAME && (len == 0 || len > CONFIG_NAME_MAX))
+		return false;
+	if (flavour == CONFIG_STRING_NONEMPTY && len == 0)
+		return false;
+	if (flavour == CONFIG_STRING_REQUEST_PATH && s[0] != '/')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		if (c == ' ' && (flavour == CONFIG_STRING_NO_SPACE ||
+				 flavour == CONFIG_STRING_REQUEST_PATH))
+			return false;
+		if (flavour == CONFIG_STRING_NAME && !isalnum(c) && c != '_' && c != '-' && c != '.')
+			return false;
+	}
+	return true;
+}
+
+static bool config_all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* Sets a scalar field from a scalar node. Returns -1 on a bad value. */
+static int config_set_scalar(struct config_ctx *ctx, const struct config_key *key,
+			     const struct config_node *node, void *field)
+{
+	const char *text = node->text;
+	long long integer;
+	uint64_t ms;
+	size_t bytes;
+	struct cfg_addr addr;
+	int rc;
+
+	switch (key->kind) {
+	case CONFIG_INT:
+		if (config_parse_integer(text, &integer) < 0 || integer < key->min || integer > key->max)
+			return -1;
+		*(int *)field = (int)integer;
+		return 0;
+	case CONFIG_DURATION:
+		if (config_parse_duration(text, &ms) < 0 || ms < (uint64_t)key->min ||
+		    ms > (uint64_t)key->max)
+			return -1;
+		*(uint64_t *)field = ms;
+		return 0;
+	case CONFIG_SIZE:
+		if (config_parse_size(text, &bytes) < 0 || bytes < (size_t)key->min ||
+		    bytes > (size_t)key->max)
+			return -1;
+		*(size_t *)field = bytes;
+		return 0;
+	case CONFIG_BOOL:
+		if (!strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcasecmp(text, "on"))
+			*(bool *)field = true;
+		else if (!strcasecmp(text, "false") || !strcasecmp(text, "no") ||
+			 !strcasecmp(text, "off"))
+			*(bool *)field = false;
+		else
+			return -1;
+		return 0;
+	case CONFIG_ENUM:
+		for (int i = 0; key->names[i]; i++) {
+			if (strcmp(text, key->names[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		return -1;
+	case CONFIG_STRING:
+		if (!config_string_valid(text, key->flavour))
+			return -1;
+		config_set_string(ctx, field, text);
+		return 0;
+	case CONFIG_ADDR:
+		rc = config_addr_parse(text, &addr);
+		if (rc == -2) {
+			ctx->oom = true;
+			return 0;
+		}
+		if (rc < 0 || (key->flavour == CONFIG_ADDR_HOST && addr.host[0] == '\0')) {
+			if (rc == 0)
+				config_addr_free(&addr);
+			return -1;
+		}
+		config_addr_free(field);
+		*(struct cfg_addr *)field = addr;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static void config_apply_mapping(struct config_ctx *ctx, const struct config_node *node,
+				 const struct config_key *table, void *base, const char *path,
+				 struct config_pos *marks);
+
+static void config_apply_value(struct config_ctx *ctx, const struct config_key *key,
+			       const struct config_node *node, void *base, const char *path)
+{
+	char what[256], shown[CONFIG_SHOW_MAX * 4 + 16];
+
+	if (node->kind == CONFIG_NODE_BAD)
+		return;
+	if (key->kind == CONFIG_CUSTOM) {
+		key->custom(ctx, node, base, path);
+		return;
+	}
+	if (key->kind == CONFIG_MAP) {
+		if (config_node_is_null(node))
+			return;
+		if (node->kind != CONFIG_NODE_MAPPING)
+			config_error_expected(ctx, node, path, "a mapping");
+		else
+			config_apply_mapping(ctx, node, key->sub, base, path, NULL);
+		return;
+	}
+	if (node->kind == CONFIG_NODE_SCALAR &&
+	    config_set_scalar(ctx, key, node, (char *)base + key->offset) == 0)
+		return;
+	config_describe(key, what, sizeof what);
+	if (key->kind == CONFIG_DURATION && config_all_digits(node->text))
+		config_error(ctx, node->line, node->col, path, "duration without unit: expected %s, got %s",
+			     what, config_show(node, shown, sizeof shown));
+	else
+		config_error_expected(ctx, node, path, what);
+}
+
+static void config_join_path(char *buf, size_t size, const char *path, const char *key)
+{
+	if (path[0])
+		snprintf(buf, size, "%s.%s", path, key);
+	else
+		snprintf(buf, size, "%s", key);
+}
+
+/*
+ * Applies every key of a mapping node through the table. marks (optional,
+ * CONFIG_KEYS_MAX entries) receives the position of each key's value.
+ * Reports unknown, duplicate and missing required keys.
+ */
+static void config_apply_mapping(struct config_ctx *ctx, const struct config_node *node,
+				 const struct config_key *table, void *base, const char *path,
+				 struct config_pos *marks)
+{
+	struct config_pos seen[CONFIG_KEYS_MAX] = { { 0, 0 } };
+	char sub[CONFIG_PATH_MAX], shown[CONFIG_SHOW_MAX * 4 + 16], names[512];
+
+	for (size_t i = 0; i + 1 < node->count; i += 2) {
+		const struct config_node *key = node->items[i], *value = node->items[i + 1];
+		size_t index;
+
+		if (key->kind == CONFIG_NODE_BAD)
+			continue;
+		if (key->kind != CONFIG_NODE_SCALAR) {
+			config_error(ctx, key->line, key->col, path, "expected a key, got %s",
+				     config_show(key, shown, sizeof shown));
+			continue;
+		}
+		index = config_key_index(table, key->text);
+		if (!table[index].name) {
+			size_t used = 0;
+
+			for (size_t k = 0; table[k].name && used < sizeof names; k++)
+				used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
+							 k ? ", " : "", table[k].name);
+			config_error(ctx, key->line, key->col, path,
+				     "unknown key %s, expected one of: %s",
+				     config_show(key, shown, sizeof shown), names);
+			continue;
+		}
+		config_join_path(sub, sizeof sub, path, table[index].name);
+		if (seen[index].line) {
+			config_error(ctx, key->line, key->col, sub,
+				     "duplicate key \"%s\", first given at line %u", key->text,
+				     seen[index].line);
+			continue;
+		}
+		seen[index] = (struct config_pos){ key->line, key->col };
+		if (marks)
+			marks[index] = (struct config_pos){ value->line, value->col };
+		config_apply_value(ctx, &table[index], value, base, sub);
+	}
+	for (size_t k = 0; table[k].name; k++)
+		if (table[k].required && !seen[k].line)
+			config_error(ctx, node->line, node->col, path, "missing required key \"%s\"",
+				     table[k].name);
+}
+
+/* A sequence item that must be a mapping of the given table. */
+static void config_apply_item(struct config_ctx *ctx, const struct config_node *node,
+			      const struct config_key *table, void *base, const char *path,
+			      struct config_pos *marks, const char *what)
+{
+	char expected[64];
+
+	if (node->kind == CONFIG_NODE_BAD)
+		return;
+	if (node->kind != CONFIG_NODE_MAPPING) {
+		snprintf(expected, sizeof expected, "a mapping (%s)", what);
+		config_error_expected(ctx, node, path, expected);
+		return;
+	}
+	config_apply_mapping(ctx, node, table, base, path, marks);
+}
+
+/* For a key that wants a sequence: 1 = go on, 0 = nothing to do. */
+static int config_want_sequence(struct config_ctx *ctx, const struct config_node *node,
+				const char *path, const char *what)
+{
+	if (config_node_is_null(node))
+		return 0;
+	if (node->kind != CONFIG_NODE_SEQUENCE) {
+		config_error_expected(ctx, node, path, what);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- defaults ---------------------------------------------------------------- */
+
+static void config_addr_default(struct config_ctx *ctx, struct cfg_addr *addr, const char *text)
+{
+	if (config_addr_parse(text, addr) != 0)
+		ctx->oom = true; /* the defaults are well-formed */
+}
+
+static void config_global_defaults(struct config_ctx *ctx, struct lb_config *cfg)
+{
+	cfg->global.workers = 0;
+	cfg->global.max_connections = 10000;
+	cfg->global.pidfile = config_strdup(ctx, "");
+	cfg->global.user = config_strdup(ctx, "");
+	cfg->global.grace_ms = 10000;
+	cfg->global.log.level = LOG_LEVEL_INFO;
+	cfg->global.log.target = config_strdup(ctx, "stderr");
+	cfg->global.access_log = config_strdup(ctx, "off");
+	cfg->admin.enabled = false;
+	config_addr_default(ctx, &cfg->admin.bind, "127.0.0.1:9090");
+	cfg->admin.token = config_strdup(ctx, "");
+}
+
+static void config_listener_defaults(struct config_ctx *ctx, struct cfg_listener *l)
+{
+	l->name = config_strdup(ctx, "");
+	l->bind.text = config_strdup(ctx, "");
+	l->bind.host = config_strdup(ctx, "");
+	l->mode = LISTENER_MODE_HTTP;
+	l->backend = config_strdup(ctx, "");
+	l->max_header_size = 16 * 1024;
+	l->proxy_protocol = false;
+	l->timeouts.client_ms = 30000;
+	l->timeouts.header_ms = 10000;
+}
+
+static void config_backend_defaults(struct config_ctx *ctx, struct cfg_backend *b)
+{
+	b->name = config_strdup(ctx, "");
+	b->balance = BALANCE_ROUND_ROBIN;
+	b->hash.key = HASH_KEY_SOURCE_IP;
+	b->hash.key_name = NULL;
+	b->hash.method = HASH_METHOD_MAGLEV;
+	b->hash.bounded_load = 0;
+	b->resolve_interval_ms = 30000;
+	b->health.type = CHECK_TCP;
+	b->health.path = config_strdup(ctx, "/");
+	b->health.host = config_strdup(ctx, "");
+	b->health.expect_min = 200;
+	b->health.expect_max = 399;
+	b->health.interval_ms = 2000;
+	b->health.timeout_ms = 1000;
+	b->health.rise = 2;
+	b->health.fall = 3;
+	b->passive.failures = 5;
+	b->passive.cooldown_ms = 30000;
+	b->retries = 2;
+	b->keepalive = 32;
+	b->timeouts.connect_ms = 2000;
+	b->timeouts.response_ms = 30000;
+	b->timeouts.idle_ms = 60000;
+}
+
+static void config_server_defaults(struct config_ctx *ctx, struct cfg_server *s)
+{
+	s->addr.text = config_strdup(ctx, "");
+	s->addr.host = config_strdup(ctx, "");
+	s->weight = 1;
+}
+
+/* ---- custom keys ---------------------------------------------------------------- */
+
+static bool config_want_scalar(struct config_ctx *ctx, const struct config_node *node,
+			       const char *path, const char *what)
+{
+	if (node->kind == CONFIG_NODE_SCALAR)
+		return true;
+	config_error_expected(ctx, node, path, what);
+	return false;
+}
+
+static void config_set_workers(struct config_ctx *ctx, const struct config_node *node, void *base,
+			       const char *path)
+{
+	static const char what[] = "auto or an integer 1..256";
+	struct lb_config *cfg = base;
+	long long n;
+
+	if (!config_want_scalar(ctx, node, path, what))
+		return;
+	if (strcmp(node->text, "auto") == 0)
+		cfg->global.workers = 0;
+	else if (config_parse_integer(node->text, &n) == 0 && n >= 1 && n <= 256)
+		cfg->global.workers = (int)n;
+	else
+		config_error_expected(ctx, node, path, what);
+}
+
+static void config_set_resolvers(struct config_ctx *ctx, const struct config_node *node, void *base,
+				 const char *path)
+{
+	static const struct config_key resolver = { .name = "resolvers",
+						    .kind = CONFIG_ADDR,
+						    .flavour = CONFIG_ADDR_HOST };
+	struct lb_config *cfg = base;
+	char sub[CONFIG_PATH_MAX];
+
+	if (!config_want_sequence(ctx, node, path, "a sequence of addresses HOST:PORT") ||
+	    node->count == 0)
+		return;
+	cfg->global.resolvers = calloc(node->count, sizeof *cfg->global.resolvers);
+	if (!cfg->global.resolvers) {
+		ctx->oom = true;
+		return;
+	}
+	cfg->global.nresolvers = node->count;
+	for (size_t i = 0; i < node->count; i++) {
+		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+		/* the struct is zeroed, so the setter's config_addr_free is a no-op */
+		config_apply_value(ctx, &resolver, node->items[i], &cfg->global.resolvers[i], sub);
+	}
+}
+
+static void config_set_admin(struct config_ctx *ctx, const struct config_node *node, void *base,
+			     const char *path)
+{
+	struct lb_config *cfg = base;
+
+	cfg->admin.enabled = true;
+	if (config_node_is_null(node)) /* "admin:" alone: enabled with defaults */
+		return;
+	if (node->kind != CONFIG_NODE_MAPPING) {
+		config_error_expected(ctx, node, path, "a mapping");
+		return;
+	}
+	config_apply_mapping(ctx, node, config_admin_keys, cfg, path, NULL);
+}
+
+static void config_set_listeners(struct config_ctx *ctx, const struct config_node *node, void *base,
+				 const char *path)
+{
+	struct lb_config *cfg = base;
+	char sub[CONFIG_PATH_MAX];
+
+	if (!config_node_is_null(node) && node->kind != CONFIG_NODE_SEQUENCE)
+		ctx->listeners_malformed = true;
+	if (!config_want_sequence(ctx, node, path, "a sequence of listeners") || node->count == 0)
+		return;
+	cfg->listeners = calloc(node->count, sizeof *cfg->listeners);
+	ctx->listener_marks = calloc(node->count * CONFIG_KEYS_MAX, sizeof *ctx->listener_marks);
+	if (!cfg->listeners || !ctx->listener_marks) {
+		ctx->oom = true;
+		return;
+	}
+	cfg->nlisteners = node->count;
+	for (size_t i = 0; i < node->count; i++) {
+		config_listener_defaults(ctx, &cfg->listeners[i]);
+		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+		config_apply_item(ctx, node->items[i], config_listener_keys, &cfg->listeners[i], sub,
+				  &ctx->listener_marks[i * CONFIG_KEYS_MAX], "a listener");
+	}
+}
+
+static void config_set_backends(struct config_ctx *ctx, const struct config_node *node, void *base,
+				const char *path)
+{
+	struct lb_config *cfg = base;
+	char sub[CONFIG_PATH_MAX];
+
+	if (!config_want_sequence(ctx, node, path, "a sequence of backends") || node->count == 0)
+		return;
+	cfg->backends = calloc(node->count, sizeof *cfg->backends);
+	ctx->backend_marks = calloc(node->count * CONFIG_KEYS_MAX, sizeof *ctx->backend_marks);
+	if (!cfg->backends || !ctx->backend_marks) {
+		ctx->oom = true;
+		return;
+	}
+	cfg->nbackends = node->count;
+	for (size_t i = 0; i < node->count; i++) {
+		config_backend_defaults(ctx, &cfg->backends[i]);
+		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+		config_apply_item(ctx, node->items[i], config_backend_keys, &cfg->backends[i], sub,
+				  &ctx->backend_marks[i * CONFIG_KEYS_MAX], "a backend");
+	}
+}
+
+static void config_set_hash_key(struct config_ctx *ctx, const struct config_node *node, void *base,
+				const char *path)
+{
+	static const char what[] = "source_ip, uri, header:NAME or cookie:NAME";
+	struct cfg_backend *b = base;
+	const char *text = node->text, *name = NULL;
+	enum hash_key_kind kind;
+
+	if (!config_want_scalar(ctx, node, path, what))
+		return;
+	if (strcmp(text, "source_ip") == 0) {
+		kind = HASH_KEY_SOURCE_IP;
+	} else if (strcmp(text, "uri") == 0) {
+		kind = HASH_KEY_URI;
+	} else if (strncmp(text, "header:", 7) == 0) {
+		kind = HASH_KEY_HEADER;
+		name = text + 7;
+	} else if (strncmp(text, "cookie:", 7) == 0) {
+		kind = HASH_KEY_COOKIE;
+		name = text + 7;
+	} else {
+		config_error_expected(ctx, node, path, what);
+		return;
+	}
+	if (name) {
+		/* an HTTP token (RFC 9110 5.6.2): what a header or cookie name can be */
+		bool ok = name[0] != '\0';
+
+		for (const char *p = name; *p && ok; p++)
+			ok = isalnum((unsigned char)*p) || strchr("!#$%&'*+-.^_`|~", *p);
+		if (!ok) {
+			config_error_expected(ctx, node, path,
+					      "header:NAME or cookie:NAME with a non-empty token NAME");
+			return;
+		}
+		name = config_strdup(ctx, name);
+		if (!name)
+			return;
+	}
+	free(b->hash.key_name);
+	b->hash.key = kind;
+	b->hash.key_name = (char *)name;
+}
+
+static void config_set_bounded_load(struct config_ctx *ctx, const struct config_node *node,
+				    void *base, const char *path)
+{
+	static const char what[] = "0 (off) or a number above 1.0 and at most 100, such as 1.25";
+	struct cfg_backend *b = base;
+	char *end;
+	double v;
+
+	if (!config_want_scalar(ctx, node, path, what))
+		return;
+	errno = 0;
+	v = strtod(node->text, &end);
+	if (node->text[0] == '\0' || !isdigit((unsigned char)node->text[0]) || *end != '\0' ||
+	    errno != 0 || !isfinite(v) || (v != 0 && (v <= 1.0 || v > 100))) {
+		config_error_expected(ctx, node, path, what);
+		return;
+	}
+	b->hash.bounded_load = v;
+}
+
+static int config_parse_status(const char *text, const char **end, int *code)
+{
+	uint64_t v;
+
+	if (config_parse_digits(text, &v, end) < 0 || *end - text != 3 || v < 100 || v > 599)
+		return -1;
+	*code = (int)v;
+	return 0;
+}
+
+static void config_set_expect(struct config_ctx *ctx, const struct config_node *node, void *base,
+			      const char *path)
+{
+	static const char what[] = "a status code 100..599 or a range such as 200-399";
+	struct cfg_backend *b = base;
+	const char *end;
+	int lo, hi;
+
+	if (!config_want_scalar(ctx, node, path, what))
+		return;
+	if (config_parse_status(node->text, &end, &lo) < 0)
+		goto bad;
+	hi = lo;
+	if (*end == '-' && config_parse_status(end + 1, &end, &hi) < 0)
+		goto bad;
+	if (*end != '\0' || lo > hi)
+		goto bad;
+	b->health.expect_min = lo;
+	b->health.expect_max = hi;
+	return;
+bad:
+	config_error_expected(ctx, node, path, what);
+}
+
+/* ---- checks across items ------------------------------------------------------ */
+
+struct config_keyed {
+	const char *key;
+	size_t index;
+};
+
+static int config_keyed_cmp(const void *a, const void *b)
+{
+	const struct config_keyed *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	if (c)
+		return c;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * For every item, the index of the first earlier item with the same key, or
+ * SIZE_MAX; NULL keys take no part. Sorting keeps this n log n on huge files.
+ * Returns NULL when out of memory.
+ */
+static size_t *config_first_duplicates(struct config_ctx *ctx, char *const *keys, size_t n)
+{
+	struct config_keyed *sorted = calloc(n ? n : 1, sizeof *sorted);
+	size_t *first = calloc(n ? n : 1, sizeof *first);
+	size_t m = 0;
+
+	if (!sorted || !first) {
+		ctx->oom = true;
+		free(sorted);
+		free(first);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		first[i] = SIZE_MAX;
+		if (keys[i])
+			sorted[m++] = (struct config_keyed){ keys[i], i };
+	}
+	qsort(sorted, m, sizeof *sorted, config_keyed_cmp);
+	for (size_t i = 1; i < m; i++) {
+		if (strcmp(sorted[i].key, sorted[i - 1].key) == 0)
+			first[sorted[i].index] = first[sorted[i - 1].index] == SIZE_MAX
+							 ? sorted[i - 1].index
+							 : first[sorted[i - 1].index];
+	}
+	free(sorted);
+	return first;
+}
+
+/* "host|port", host lowercased: two spellings of one socket address match. */
+static char *config_addr_key(struct config_ctx *ctx, const struct cfg_addr *addr)
+{
+	char *key;
+
+	if (asprintf(&key, "%s|%u", addr->host, (unsigned)addr->port) < 0) {
+		ctx->oom = true;
+		return NULL;
+	}
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return key;
+}
+
+static void config_free_keys(char **keys, size_t n)
+{
+	for (size_t i = 0; keys && i < n; i++)
+		free(keys[i]);
+	free(keys);
+}
+
+/* Called by config_set_servers once a backend's servers are read. */
+static void config_check_servers(struct config_ctx *ctx, const struct cfg_backend *b,
+				 const struct config_pos *marks, const char *path)
+{
+	char **keys = calloc(b->nservers, sizeof *keys);
+	size_t *first = NULL;
+
+	if (!keys) {
+		ctx->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < b->nservers; i++)
+		if (b->servers[i].addr.port)
+			keys[i] = config_addr_key(ctx, &b->servers[i].addr);
+	first = config_first_duplicates(ctx, keys, b->nservers);
+	for (size_t i = 0; first && i < b->nservers; i++) {
+		char sub[CONFIG_PATH_MAX];
+
+		if (first[i] == SIZE_MAX)
+			continue;
+		snprintf(sub, sizeof sub, "%s[%zu].addr", path, i);
+		config_error(ctx, marks[i].line, marks[i].col, sub,
+			     "duplicate server %s, also %s[%zu] at line %u", b->servers[i].addr.text,
+			     path, first[i], marks[first[i]].line);
+	}
+	free(first);
+	config_free_keys(keys, b->nservers);
+}
+
+static void config_set_servers(struct config_ctx *ctx, const struct config_node *node, void *base,
+			       const char *path)
+{
+	struct cfg_backend *b = base;
+	struct config_pos *marks = NULL, *item_marks = NULL;
+	size_t addr_index = config_key_index(config_server_keys, "addr");
+	char sub[CONFIG_PATH_MAX];
+
+	if (config_node_is_null(node) || (node->kind == CONFIG_NODE_SEQUENCE && node->count == 0)) {
+		config_error(ctx, node->line, node->col, path,
+			     "expected at least one server, got an empty list");
+		return;
+	}
+	if (!config_want_sequence(ctx, node, path, "a sequence of servers"))
+		return;
+	b->servers = calloc(node->count, sizeof *b->servers);
+	marks = calloc(node->count, sizeof *marks);
+	item_marks = calloc(node->count * CONFIG_KEYS_MAX, sizeof *item_marks);
+	if (!b->servers || !marks || !item_marks) {
+		ctx->oom = true;
+		goto done;
+	}
+	b->nservers = node->count;
+	for (size_t i = 0; i < node->count; i++) {
+		struct config_pos *m = &item_marks[i * CONFIG_KEYS_MAX];
+
+		config_server_defaults(ctx, &b->servers[i]);
+		b->servers[i].line = node->items[i]->line;
+		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+		config_apply_item(ctx, node->items[i], config_server_keys, &b->servers[i], sub, m,
+				  "a server");
+		marks[i] = m[addr_index];
+	}
+	config_check_servers(ctx, b, marks, path);
+done:
+	free(marks);
+	free(item_marks);
+}
+
+static void config_check_duplicate_names(struct config_ctx *ctx, const char *section, char **names,
+			       size_t n, const struct config_pos *marks, size_t name_index)
+{
+	size_t *first = config_first_duplicates(ctx, names, n);
+
+	for (size_t i = 0; first && i < n; i++) {
+		const struct config_pos *m = &marks[i * CONFIG_KEYS_MAX + name_index];
+		char path[CONFIG_PATH_MAX];
+
+		if (first[i] == SIZE_MAX)
+			continue;
+		snprintf(path, sizeof path, "%ss[%zu].name", section, i);
+		config_error(ctx, m->line, m->col, path,
+			     "duplicate %s name \"%s\", also %ss[%zu] at line %u", section, names[i],
+			     section, first[i], marks[first[i] * CONFIG_KEYS_MAX + name_index].line);
+	}
+	free(first);
+}
+
+static void config_check_binds(struct config_ctx *ctx)
+{
+	const struct lb_config *cfg = ctx->cfg;
+	size_t n = cfg->nlisteners, bind_index = config_key_index(config_listener_keys, "bind");
+	char **keys = calloc(n, sizeof *keys);
+	size_t *first = NULL;
+
+	if (!keys) {
+		ctx->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (cfg->listeners[i].bind.port)
+			keys[i] = config_addr_key(ctx, &cfg->listeners[i].bind);
+	first = config_first_duplicates(ctx, keys, n);
+	for (size_t i = 0; first && i < n; i++) {
+		const struct cfg_addr *bind = &cfg->listeners[i].bind;
+		const struct config_pos *m = &ctx->listener_marks[i * CONFIG_KEYS_MAX + bind_index];
+		char path[CONFIG_PATH_MAX];
+
+		snprintf(path, sizeof path, "listeners[%zu].bind", i);
+		if (first[i] != SIZE_MAX)
+			config_error(ctx, m->line, m->col, path,
+				     "address %s already used by listeners[%zu]", bind->text, first[i]);
+		else if (cfg->admin.enabled && bind->port && bind->port == cfg->admin.bind.port &&
+			 strcasecmp(bind->host, cfg->admin.bind.host) == 0)
+			config_error(ctx, m->line, m->col, path,
+				     "address %s already used by admin.bind", bind->text);
+	}
+	free(first);
+	config_free_keys(keys, n);
+}
+
+/* Sets every listener's backend_index; reports names that match no backend. */
+static void config_check_backend_refs(struct config_ctx *ctx)
+{
+	struct lb_config *cfg = ctx->cfg;
+	size_t n = cfg->nbackends, backend_index = config_key_index(config_listener_keys, "backend");
+	struct config_keyed *sorted = calloc(n ? n : 1, sizeof *sorted);
+
+	if (!sorted) {
+		ctx->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = (struct config_keyed){ cfg->backends[i].name, i };
+	qsort(sorted, n, sizeof *sorted, config_keyed_cmp);
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct cfg_listener *l = &cfg->listeners[i];
+		const struct config_pos *m = &ctx->listener_marks[i * CONFIG_KEYS_MAX + backend_index];
+		size_t lo = 0, hi = n;
+		char path[CONFIG_PATH_MAX];
+
+		if (l->backend[0] == '\0') /* missing or malformed: already reported */
+			continue;
+		while (lo < hi) { /* the first backend of that name, if several */
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (strcmp(sorted[mid].key, l->backend) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n && strcmp(sorted[lo].key, l->backend) == 0) {
+			l->backend_index = sorted[lo].index;
+			continue;
+		}
+		snprintf(path, sizeof path, "listeners[%zu].backend", i);
+		config_error(ctx, m->line, m->col, path, "no backend named \"%s\"", l->backend);
+	}
+	free(sorted);
+}
+
+static void config_check(struct config_ctx *ctx, const struct config_pos *top_marks)
+{
+	struct lb_config *cfg = ctx->cfg;
+	size_t listeners_index = config_key_index(config_top_keys, "listeners");
+	char **names;
+
+	if (ctx->oom)
+		return;
+	if (cfg->nlisteners == 0 && !cfg->admin.enabled && !ctx->listeners_malformed) {
+		const struct config_pos *m = &top_marks[listeners_index];
+
+		config_error(ctx, m->line ? m->line : 1, m->line ? m->col : 1, "listeners",
+			     "expected at least one listener (or an admin section), got none");
+	}
+	if (cfg->nlisteners) {
+		names = calloc(cfg->nlisteners, sizeof *names);
+		if (!names) {
+			ctx->oom = true;
+			return;
+		}
+		for (size_t i = 0; i < cfg->nlisteners; i++)
+			names[i] = cfg->listeners[i].name[0] ? cfg->listeners[i].name : NULL;
+		config_check_duplicate_names(ctx, "listener", names, cfg->nlisteners, ctx->listener_marks,
+				   config_key_index(config_listener_keys, "name"));
+		free(names);
+		config_check_binds(ctx);
+	}
+	if (cfg->nbackends) {
+		names = calloc(cfg->nbackends, sizeof *names);
+		if (!names) {
+			ctx->oom = true;
+			return;
+		}
+		for (size_t i = 0; i < cfg->nbackends; i++)
+			names[i] = cfg->backends[i].name[0] ? cfg->backends[i].name : NULL;
+		config_check_duplicate_names(ctx, "backend", names, cfg->nbackends, ctx->backend_marks,
+				   config_key_index(config_backend_keys, "name"));
+		free(names);
+	}
+	config_check_backend_refs(ctx);
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+static void config_backend_free(struct cfg_backend *b)
+{
+	free(b->name);
+	free(b->hash.key_name);
+	for (size_t i = 0; i < b->nservers; i++)
+		config_addr_free(&b->servers[i].addr);
+	free(b->servers);
+	free(b->health.path);
+	free(b->health.host);
+}
+
+void config_free(struct lb_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->global.pidfile);
+	free(cfg->global.user);
+	free(cfg->global.log.target);
+	free(cfg->global.access_log);
+	for (size_t i = 0; i < cfg->global.nresolvers; i++)
+		config_addr_free(&cfg->global.resolvers[i]);
+	free(cfg->global.resolvers);
+	config_addr_free(&cfg->admin.bind);
+	free(cfg->admin.token);
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		free(cfg->listeners[i].name);
+		config_addr_free(&cfg->listeners[i].bind);
+		free(cfg->listeners[i].backend);
+	}
+	free(cfg->listeners);
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		config_backend_free(&cfg->backends[i]);
+	free(cfg->backends);
+	free(cfg);
+}
+
+static void config_validate_tree(struct config_ctx *ctx, const struct config_node *root)
+{
+	struct config_pos top_marks[CONFIG_KEYS_MAX] = { { 0, 0 } };
+	char shown[CONFIG_SHOW_MAX * 4 + 16];
+
+	if (!root || config_node_is_null(root)) {
+		config_error(ctx, root ? root->line : 1, root ? root->col : 1, NULL,
+			     "expected a mapping with listeners and backends, got an empty file");
+		return;
+	}
+	if (root->kind == CONFIG_NODE_BAD)
+		return;
+	if (root->kind != CONFIG_NODE_MAPPING) {
+		config_error(ctx, root->line, root->col, NULL,
+			     "expected a mapping (global, admin, listeners, backends) at the top level, got %s",
+			     config_show(root, shown, sizeof shown));
+		return;
+	}
+	config_apply_mapping(ctx, root, config_top_keys, ctx->cfg, "", top_marks);
+	config_check(ctx, top_marks);
+}
+
+int config_load_string(const char *name, const char *text, size_t len, struct lb_config **out,
+		       struct config_errors *errs)
+{
+	struct config_ctx ctx = { .name = name ? name : "config", .text = text, .len = len };
+	struct config_node *root = NULL;
+
+	*out = NULL;
+	errs->lines = NULL;
+	errs->count = 0;
+	ctx.cfg = calloc(1, sizeof *ctx.cfg);
+	if (!ctx.cfg) {
+		ctx.oom = true;
+		goto done;
+	}
+	ctx.cfg->path = config_strdup(&ctx, ctx.name);
+	config_global_defaults(&ctx, ctx.cfg);
+	if (!text) {
+		ctx.text = "";
+		ctx.len = 0;
+	}
+	if (config_tree_read(&ctx, &root) == 0)
+		config_validate_tree(&ctx, root);
+	config_node_free(root);
+done:
+	free(ctx.listener_marks);
+	free(ctx.backend_marks);
+	config_errors_finish(&ctx, errs);
+	if (errs->count || ctx.oom) {
+		config_free(ctx.cfg);
+		return -1;
+	}
+	*out = ctx.cfg;
+	return 0;
+}
+
+/* The whole file into memory, at most CONFIG_FILE_MAX bytes. -1 with errno. */
+static int config_read_file(const char *path, char **text, size_t *len)
+{
+	size_t cap = 4096, used = 0;
+	char *buf = NULL;
+	FILE *f = fopen(path, "rb");
+	int saved;
+
+	if (!f)
+		return -1;
+	for (;;) {
+		size_t n;
+
+		if (used == cap || !buf) {
+			char *grown;
+
+			if (buf)
+				cap *= 2;
+			grown = realloc(buf, cap);
+			if (!grown) {
+				errno = ENOMEM;
+				goto fail;
+			}
+			buf = grown;
+		}
+		n = fread(buf + used, 1, cap - used, f);
+		used += n;
+		if (used > CONFIG_FILE_MAX) {
+			errno = EFBIG;
+			goto fail;
+		}
+		if (n == 0) {
+			if (ferror(f))
+				goto fail;
+			break;
+		}
+	}
+	fclose(f);
+	*text = buf;
+	*len = used;
+	return 0;
+fail:
+	saved = errno ? errno : EIO;
+	free(buf);
+	fclose(f);
+	errno = saved;
+	return -1;
+}
+
+int config_load_file(const char *path, struct lb_config **out, struct config_errors *errs)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	errs->lines = NULL;
+	errs->count = 0;
+	errno = 0;
+	if (config_read_file(path, &text, &len) < 0) {
+		config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = config_load_string(path, text, len, out, errs);
+	free(text);
+	return rc;
+}

@@ -1,0 +1,148 @@
+/*
+ * config: the YAML configuration file turned into typed, validated structs.
+ *
+ * Pure code (libyaml, no sockets, no libevent). Every key of SPEC section 4
+ * has a field here; defaults are applied by config_load_*, so a caller never
+ * sees an unset value. A struct lb_config is immutable once loaded: the
+ * runtime (gen.c) builds a generation from it and never writes to it.
+ *
+ * Errors: every problem found in a file is collected (not just the first),
+ * each as one line "FILE:LINE:COL: key.path: message", e.g.
+ *   lb.yaml:14:12: backends[0].servers[1].weight: expected an integer 0..256, got "heavy"
+ */
+#ifndef LB_CONFIG_H
+#define LB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+enum listener_mode { LISTENER_MODE_HTTP, LISTENER_MODE_TCP };
+
+enum balance_kind {
+	BALANCE_ROUND_ROBIN,
+	BALANCE_LEAST_CONN,
+	BALANCE_RANDOM,
+	BALANCE_HASH,
+};
+
+enum hash_key_kind { HASH_KEY_SOURCE_IP, HASH_KEY_URI, HASH_KEY_HEADER, HASH_KEY_COOKIE };
+
+enum hash_method { HASH_METHOD_MAGLEV, HASH_METHOD_RING };
+
+enum check_type { CHECK_NONE, CHECK_TCP, CHECK_HTTP };
+
+/* "HOST:PORT", "[IPV6]:PORT" or "*:PORT". host is "" for "*". */
+struct cfg_addr {
+	char *text; /* as written in the file: the server's identity */
+	char *host; /* without brackets; "" = any address */
+	uint16_t port;
+};
+
+struct cfg_server {
+	struct cfg_addr addr;
+	int weight; /* 0..256 */
+	unsigned line; /* where it was written, for messages */
+};
+
+struct cfg_health {
+	enum check_type type;
+	char *path; /* "/" */
+	char *host; /* "" = none given */
+	int expect_min, expect_max; /* 200-399 */
+	uint64_t interval_ms, timeout_ms;
+	int rise, fall;
+};
+
+struct cfg_backend {
+	char *name;
+	enum balance_kind balance;
+	struct {
+		enum hash_key_kind key;
+		char *key_name; /* NAME of header:NAME / cookie:NAME, else NULL */
+		enum hash_method method;
+		double bounded_load; /* 0 = off, else > 1.0 */
+	} hash;
+	struct cfg_server *servers;
+	size_t nservers;
+	uint64_t resolve_interval_ms;
+	struct cfg_health health;
+	struct {
+		int failures; /* 0 = off */
+		uint64_t cooldown_ms;
+	} passive;
+	int retries;
+	int keepalive;
+	struct {
+		uint64_t connect_ms, response_ms, idle_ms;
+	} timeouts;
+};
+
+struct cfg_listener {
+	char *name;
+	struct cfg_addr bind;
+	enum listener_mode mode;
+	char *backend; /* name, as written */
+	size_t backend_index; /* index into lb_config.backends, set by validation */
+	size_t max_header_size;
+	bool proxy_protocol;
+	struct {
+		uint64_t client_ms, header_ms;
+	} timeouts;
+};
+
+struct lb_config {
+	char *path; /* the file it came from */
+	struct {
+		int workers; /* 0 = auto (one per CPU) */
+		int max_connections;
+		char *pidfile; /* "" = none */
+		char *user; /* "" = stay */
+		uint64_t grace_ms;
+		struct {
+			enum log_level level;
+			char *target; /* "stderr", "syslog" or a path */
+		} log;
+		char *access_log; /* "off", "stderr" or a path */
+		struct cfg_addr *resolvers;
+		size_t nresolvers;
+	} global;
+	struct {
+		bool enabled; /* false when the file has no admin section */
+		struct cfg_addr bind;
+		char *token; /* "" = no token */
+	} admin;
+	struct cfg_listener *listeners;
+	size_t nlisteners;
+	struct cfg_backend *backends;
+	size_t nbackends;
+};
+
+/* The error lines of one load, in file order. */
+struct config_errors {
+	char **lines;
+	size_t count;
+};
+
+/*
+ * Load and validate. On success returns 0 and *out owns a config to be
+ * released with config_free. On failure returns -1, *out is NULL, and errs
+ * holds at least one line. errs must be released with config_errors_free
+ * in both cases. `name` is what messages call the file.
+ */
+int config_load_file(const char *path, struct lb_config **out, struct config_errors *errs);
+int config_load_string(const char *name, const char *text, size_t len, struct lb_config **out,
+		       struct config_errors *errs);
+void config_free(struct lb_config *cfg);
+void config_errors_free(struct config_errors *errs);
+
+/* Value parsers, shared with the rest of lb and unit-tested on their own.
+ * Each returns 0 on success, -1 on a malformed value. */
+int config_parse_duration(const char *text, uint64_t *ms); /* "250ms" "2s" "5m" "1h" */
+int config_parse_size(const char *text, size_t *bytes); /* "512" "16k" "1m" "1g" */
+int config_parse_addr(const char *text, struct cfg_addr *addr); /* fills host and port, and text */
+void config_addr_free(struct cfg_addr *addr);
+
+#endif

@@ -1,0 +1,290 @@
+/*
+ * control: signals, reload and stop. See control.h.
+ *
+ * Reload, step by step (SPEC 3):
+ *   1. read and validate the file; on any error log every line and keep the
+ *      current generation untouched;
+ *   2. build the new generation: it takes over the listening sockets whose
+ *      bind is unchanged and the server states of servers that stay, and
+ *      binds new listeners (a failed bind fails the reload, nothing changes);
+ *   3. hand it to every worker; each answers by storing the id it accepts for;
+ *   4. once every worker accepts for the new generation, the old one is
+ *      retired: sockets it alone had are closed and our reference dropped
+ *      (its sessions keep it alive until they end).
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "worker.h"
+
+struct retiring_gen {
+	struct gen *old;
+	unsigned long successor_id;
+};
+
+struct control {
+	const struct control_options *opts;
+	struct event_base *base;
+	struct gen *current;
+	struct worker *workers;
+	int nworkers;
+	int wake_fd; /* workers write here after answering */
+	struct retiring_gen *retiring;
+	size_t nretiring;
+	bool stopping;
+	bool sockets_closed;
+	struct event *grace_timer;
+};
+
+static int workers_wanted(const struct lb_config *cfg)
+{
+	if (cfg->global.workers > 0)
+		return cfg->global.workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+static bool all_workers_at(const struct control *c, unsigned long gen_id)
+{
+	for (int i = 0; i < c->nworkers; i++)
+		if (atomic_load(&c->workers[i].acked_gen) < gen_id)
+			return false;
+	return true;
+}
+
+/* Drop the generations every worker has moved past. */
+static void retire_generations(struct control *c)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < c->nretiring; i++) {
+		struct retiring_gen *r = &c->retiring[i];
+		if (all_workers_at(c, r->successor_id)) {
+			/* Sockets the successor took over live on in it; a
+			 * generation retires only after its predecessor did. */
+			struct gen *successor = (i + 1 < c->nretiring) ? c->retiring[i + 1].old : c->current;
+			gen_close_dropped_sockets(r->old, successor);
+			gen_release(r->old);
+		} else {
+			c->retiring[kept++] = *r;
+		}
+	}
+	c->nretiring = kept;
+}
+
+static void reload(struct control *c)
+{
+	struct lb_config *cfg = NULL;
+	struct config_errors errs = { 0 };
+	char err[512] = "";
+
+	log_info("reload: reading %s", c->opts->config_path);
+	if (config_load_file(c->opts->config_path, &cfg, &errs) < 0) {
+		for (size_t i = 0; i < errs.count; i++)
+			log_error("%s", errs.lines[i]);
+		log_error("reload failed: %zu error(s); still running generation %lu", errs.count, c->current->id);
+		config_errors_free(&errs);
+		atomic_fetch_add(&lb_counters.reloads_failed, 1);
+		return;
+	}
+	config_errors_free(&errs);
+	if (workers_wanted(cfg) != c->nworkers)
+		log_warn("reload: a change of global.workers takes effect at the next restart");
+	enum log_level level = cfg->global.log.level;
+	char *target = strdup(cfg->global.log.target);
+	char *access = strdup(cfg->global.access_log);
+	struct retiring_gen *grown = realloc(c->retiring, (c->nretiring + 1) * sizeof(*c->retiring));
+	if (grown == NULL || target == NULL || access == NULL) {
+		config_free(cfg);
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	c->retiring = grown;
+	struct gen *g = gen_create(cfg, c->current, err, sizeof(err));
+	if (g == NULL)
+		goto fail;
+	if (log_configure(level, target, access) < 0)
+		log_error("reload: cannot open log target: %s; keeping the previous one", strerror(errno));
+	c->retiring[c->nretiring++] = (struct retiring_gen){ .old = c->current, .successor_id = g->id };
+	c->current = g;
+	for (int i = 0; i < c->nworkers; i++)
+		worker_post_gen(&c->workers[i], g);
+	atomic_fetch_add(&lb_counters.reloads_ok, 1);
+	log_info("reload: generation %lu running", g->id);
+	free(target);
+	free(access);
+	return;
+fail:
+	free(target);
+	free(access);
+	log_error("reload failed: %s; still running generation %lu", err, c->current->id);
+	atomic_fetch_add(&lb_counters.reloads_failed, 1);
+}
+
+static void on_grace_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	(void)fd;
+	(void)what;
+	log_warn("grace period over: closing the remaining connections");
+	for (int i = 0; i < c->nworkers; i++)
+		worker_post_stop(&c->workers[i], true);
+}
+
+static void stop_gracefully(struct control *c)
+{
+	if (c->stopping)
+		return;
+	c->stopping = true;
+	log_info("stopping: finishing in-flight connections for up to %llums",
+		 (unsigned long long)c->current->cfg->global.grace_ms);
+	for (int i = 0; i < c->nworkers; i++)
+		worker_post_stop(&c->workers[i], false);
+	struct timeval tv = { .tv_sec = (time_t)(c->current->cfg->global.grace_ms / 1000),
+			      .tv_usec = (suseconds_t)(c->current->cfg->global.grace_ms % 1000) * 1000 };
+	c->grace_timer = evtimer_new(c->base, on_grace_expired, c);
+	if (c->grace_timer != NULL)
+		event_add(c->grace_timer, &tv);
+}
+
+/* A worker answered: retire generations, progress a stop. */
+static void on_workers_answered(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	uint64_t count;
+	(void)what;
+
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_error("control eventfd read: %s", strerror(errno));
+	retire_generations(c);
+	if (!c->stopping)
+		return;
+	bool all_stopped_accepting = true, all_exited = true;
+	for (int i = 0; i < c->nworkers; i++) {
+		all_stopped_accepting &= atomic_load(&c->workers[i].accepting_stopped) ||
+					 atomic_load(&c->workers[i].exited);
+		all_exited &= atomic_load(&c->workers[i].exited);
+	}
+	if (all_stopped_accepting && !c->sockets_closed) {
+		/* No worker polls them any more: close every listening socket. */
+		for (size_t i = 0; i < c->nretiring; i++)
+			gen_close_dropped_sockets(c->retiring[i].old, c->current);
+		gen_close_dropped_sockets(c->current, NULL);
+		c->sockets_closed = true;
+	}
+	if (all_exited)
+		event_base_loopbreak(c->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct control *c = arg;
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		if (!c->stopping)
+			reload(c);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		stop_gracefully(c);
+		break;
+	case SIGQUIT:
+		log_info("SIGQUIT: stopping at once");
+		daemon_remove_pidfile();
+		_exit(0);
+	case SIGUSR1:
+		log_reopen();
+		log_info("log files reopened");
+		break;
+	}
+}
+
+int control_run(struct gen *first, const struct control_options *opts)
+{
+	static const int signals[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
+	struct event *signal_events[sizeof(signals) / sizeof(signals[0])] = { 0 };
+	struct control c = { .opts = opts, .current = first, .wake_fd = -1 };
+	struct event *wake_event = NULL;
+	char err[256] = "";
+	int status = 3;
+	int started = 0;
+
+	c.base = event_base_new();
+	c.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c.base == NULL || c.wake_fd < 0) {
+		log_error("cannot create the control loop: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		signal_events[i] = evsignal_new(c.base, signals[i], on_signal, &c);
+		if (signal_events[i] == NULL || event_add(signal_events[i], NULL) != 0)
+			goto out;
+	}
+	wake_event = event_new(c.base, c.wake_fd, EV_READ | EV_PERSIST, on_workers_answered, &c);
+	if (wake_event == NULL || event_add(wake_event, NULL) != 0)
+		goto out;
+
+	if (daemon_drop_privileges(first->cfg->global.user, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (err[0] != '\0')
+		log_warn("%s", err);
+
+	c.nworkers = workers_wanted(first->cfg);
+	c.workers = calloc((size_t)c.nworkers, sizeof(*c.workers));
+	if (c.workers == NULL)
+		goto out;
+	for (; started < c.nworkers; started++) {
+		if (worker_start(&c.workers[started], started, first, c.wake_fd) < 0) {
+			log_error("cannot start worker %d", started);
+			goto out;
+		}
+	}
+	log_info("lb running: generation %lu, %d worker(s), %zu listener(s)", first->id, c.nworkers,
+		 first->nlisteners);
+	daemon_ready();
+	event_base_dispatch(c.base);
+	status = 0;
+	log_info("stopped");
+out:
+	if (status != 0) {
+		c.stopping = true;
+		for (int i = 0; i < started; i++)
+			worker_post_stop(&c.workers[i], true);
+	}
+	for (int i = 0; i < started; i++)
+		worker_join(&c.workers[i]);
+	free(c.workers);
+	for (size_t i = 0; i < c.nretiring; i++) {
+		if (!c.sockets_closed)
+			gen_close_dropped_sockets(c.retiring[i].old, c.current);
+		gen_release(c.retiring[i].old);
+	}
+	free(c.retiring);
+	if (!c.sockets_closed)
+		gen_close_dropped_sockets(c.current, NULL);
+	gen_release(c.current);
+	if (c.grace_timer)
+		event_free(c.grace_timer);
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		if (signal_events[i])
+			event_free(signal_events[i]);
+	if (wake_event)
+		event_free(wake_event);
+	if (c.wake_fd >= 0)
+		close(c.wake_fd);
+	if (c.base)
+		event_base_free(c.base);
+	return status;
+}

@@ -1,0 +1,104 @@
+/* daemon: see daemon.h. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int ready_fd = -1;
+static char pidfile_path[4096];
+
+int daemon_detach(void)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		/* Parent: report the child's startup as our exit status, so
+		 * `lb -d` returns only once the pid file is there. */
+		char byte;
+		close(pipefd[1]);
+		ssize_t n;
+		do
+			n = read(pipefd[0], &byte, 1);
+		while (n < 0 && errno == EINTR);
+		_exit(n == 1 ? 0 : 3);
+	}
+	close(pipefd[0]);
+	ready_fd = pipefd[1];
+	if (setsid() < 0)
+		return -1;
+	if (chdir("/") != 0)
+		return -1;
+	int null = open("/dev/null", O_RDWR);
+	if (null < 0)
+		return -1;
+	dup2(null, 0);
+	dup2(null, 1);
+	dup2(null, 2);
+	if (null > 2)
+		close(null);
+	return 0;
+}
+
+void daemon_ready(void)
+{
+	if (ready_fd < 0)
+		return;
+	ssize_t n = write(ready_fd, "", 1);
+	(void)n; /* the parent is gone if this fails: nothing to tell */
+	close(ready_fd);
+	ready_fd = -1;
+}
+
+int daemon_write_pidfile(const char *path)
+{
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	FILE *f = fopen(path, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f) != 0)
+		return -1;
+	/* Remember an absolute path: -d changes directory to /. */
+	if (realpath(path, pidfile_path) == NULL)
+		snprintf(pidfile_path, sizeof(pidfile_path), "%s", path);
+	return 0;
+}
+
+void daemon_remove_pidfile(void)
+{
+	if (pidfile_path[0] != '\0')
+		unlink(pidfile_path);
+	pidfile_path[0] = '\0';
+}
+
+int daemon_drop_privileges(const char *user, char *err, size_t errlen)
+{
+	if (user == NULL || user[0] == '\0')
+		return 0;
+	if (geteuid() != 0) {
+		snprintf(err, errlen, "global.user %s ignored: not started as root", user);
+		return 0;
+	}
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		snprintf(err, errlen, "global.user: no user named \"%s\"", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+		snprintf(err, errlen, "global.user: cannot become %s: %s", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * daemon: the process around the event loops: detaching, the pid file,
+ * dropping privileges. Called by main before any thread starts.
+ */
+#ifndef LB_DAEMON_H
+#define LB_DAEMON_H
+
+#include <stddef.h>
+
+/* Fork into the background: the parent waits until the child called
+ * daemon_ready (then exits 0) or died (then exits 3). In the child:
+ * setsid, chdir /, stdio to /dev/null. Returns 0 in the child, -1 on error. */
+int daemon_detach(void);
+
+/* Tell a waiting parent that startup finished (no-op when not detached). */
+void daemon_ready(void);
+
+/* Write getpid() to path ("" = none). Returns 0 or -1 with errno. */
+int daemon_write_pidfile(const char *path);
+void daemon_remove_pidfile(void);
+
+/* Become `user` when running as root. "" = stay. Returns 0 or -1 with a
+ * message in err. */
+int daemon_drop_privileges(const char *user, char *err, size_t errlen);
+
+#endif

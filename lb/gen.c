@@ -1,0 +1,380 @@
+/* gen: configuration generations. See gen.h for ownership rules. */
+#include "gen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LISTEN_BACKLOG 4096
+
+static struct server_state *server_state_new(const char *backend, const char *addr)
+{
+	struct server_state *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->backend = strdup(backend);
+	s->addr = strdup(addr);
+	if (s->backend == NULL || s->addr == NULL) {
+		free(s->backend);
+		free(s->addr);
+		free(s);
+		return NULL;
+	}
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->up, true);
+	return s;
+}
+
+struct server_state *server_state_acquire(struct server_state *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+void server_state_release(struct server_state *s)
+{
+	if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	free(s->backend);
+	free(s->addr);
+	free(s);
+}
+
+/* The state of (backend, addr) in the previous generation, with a new reference. */
+static struct server_state *server_state_carry(const struct gen *previous, const char *backend, const char *addr)
+{
+	if (previous == NULL)
+		return NULL;
+	for (size_t b = 0; b < previous->nbackends; b++) {
+		const struct gen_backend *pb = &previous->backends[b];
+		if (strcmp(pb->cfg->name, backend) != 0)
+			continue;
+		for (size_t i = 0; i < pb->nservers; i++) {
+			struct server_state *s = pb->servers[i].state;
+			if (strcmp(s->addr, addr) == 0) {
+				atomic_fetch_add(&s->refs, 1);
+				return s;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* "ip:port" or "[ip6]:port" */
+static void format_sockaddr(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
+	}
+}
+
+/* Resolve addr into a list of addrinfo (numeric hosts need no DNS). */
+static int resolve(const struct cfg_addr *addr, bool passive, struct addrinfo **out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	char port[8];
+
+	snprintf(port, sizeof(port), "%u", addr->port);
+	if (passive) {
+		hints.ai_flags |= AI_PASSIVE;
+		/* "*:PORT" binds IPv4 any, as nginx's "listen *:PORT" does. */
+		if (addr->host[0] == '\0')
+			hints.ai_family = AF_INET;
+	}
+	return getaddrinfo(addr->host[0] ? addr->host : NULL, port, &hints, out);
+}
+
+static bool is_ip_literal(const char *host)
+{
+	struct in6_addr buf;
+	return inet_pton(AF_INET, host, &buf) == 1 || inet_pton(AF_INET6, host, &buf) == 1;
+}
+
+/* Append one server; takes or creates its state. */
+static int backend_add_server(struct gen_backend *b, const struct gen *previous, const char *id,
+			      const struct sockaddr *sa, socklen_t salen, int weight)
+{
+	for (size_t i = 0; i < b->nservers; i++)
+		if (strcmp(b->servers[i].state->addr, id) == 0)
+			return 0; /* a name resolving to an address listed elsewhere */
+	struct gen_server *s = &b->servers[b->nservers];
+	s->state = server_state_carry(previous, b->cfg->name, id);
+	if (s->state == NULL)
+		s->state = server_state_new(b->cfg->name, id);
+	if (s->state == NULL)
+		return -1;
+	memcpy(&s->sockaddr, sa, salen);
+	s->sockaddr_len = salen;
+	s->weight = weight;
+	b->nservers++;
+	return 0;
+}
+
+static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, const struct gen *previous, char *err,
+			 size_t errlen)
+{
+	size_t cap = 0;
+	struct addrinfo **resolved = calloc(cfg->nservers, sizeof(*resolved));
+
+	b->cfg = cfg;
+	pthread_mutex_init(&b->pick_lock, NULL);
+	if (resolved == NULL)
+		goto fail;
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		int rc = resolve(&cfg->servers[i].addr, false, &resolved[i]);
+		if (rc != 0) {
+			/* Not fatal: the backend runs with the servers that resolve,
+			 * as HAProxy does with init-addr last,none. */
+			log_warn("backend %s: server %s does not resolve: %s", cfg->name, cfg->servers[i].addr.text,
+				 gai_strerror(rc));
+			resolved[i] = NULL;
+			continue;
+		}
+		for (struct addrinfo *ai = resolved[i]; ai != NULL; ai = ai->ai_next)
+			cap++;
+	}
+	b->servers = calloc(cap ? cap : 1, sizeof(*b->servers));
+	if (b->servers == NULL)
+		goto fail;
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		const struct cfg_server *cs = &cfg->servers[i];
+		bool literal = is_ip_literal(cs->addr.host);
+		for (struct addrinfo *ai = resolved[i]; ai != NULL; ai = ai->ai_next) {
+			char id[INET6_ADDRSTRLEN + 16];
+			/* An address written as such keeps its text as identity;
+			 * each record of a host name is named by its address. */
+			if (literal)
+				snprintf(id, sizeof(id), "%s", cs->addr.text);
+			else
+				format_sockaddr(ai->ai_addr, id, sizeof(id));
+			if (backend_add_server(b, previous, id, ai->ai_addr, ai->ai_addrlen, cs->weight) < 0)
+				goto fail;
+		}
+	}
+
+	struct balance_server *bs = calloc(b->nservers ? b->nservers : 1, sizeof(*bs));
+	if (bs == NULL)
+		goto fail;
+	for (size_t i = 0; i < b->nservers; i++)
+		bs[i] = (struct balance_server){ .id = b->servers[i].state->addr, .weight = b->servers[i].weight };
+	struct balance_params params = {
+		.kind = cfg->balance,
+		.method = cfg->hash.method,
+		.bounded_load = cfg->hash.bounded_load,
+	};
+	b->balancer = balancer_create(&params, bs, b->nservers);
+	free(bs);
+	if (b->balancer == NULL)
+		goto fail;
+	for (size_t i = 0; i < cfg->nservers; i++)
+		if (resolved[i] != NULL)
+			freeaddrinfo(resolved[i]);
+	free(resolved);
+	return 0;
+fail:
+	snprintf(err, errlen, "backend %s: out of memory", cfg->name);
+	for (size_t i = 0; resolved != NULL && i < cfg->nservers; i++)
+		if (resolved[i] != NULL)
+			freeaddrinfo(resolved[i]);
+	free(resolved);
+	return -1;
+}
+
+static int listen_socket(const struct cfg_listener *l, char *err, size_t errlen)
+{
+	struct addrinfo *ai = NULL;
+	int fd = -1, one = 1;
+	int rc = resolve(&l->bind, true, &ai);
+
+	if (rc != 0) {
+		snprintf(err, errlen, "listener %s: cannot resolve %s: %s", l->name, l->bind.text, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+		goto fail;
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+		goto fail;
+	if (listen(fd, LISTEN_BACKLOG) != 0)
+		goto fail;
+	freeaddrinfo(ai);
+	return fd;
+fail:
+	snprintf(err, errlen, "listener %s: cannot listen on %s: %s", l->name, l->bind.text, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return -1;
+}
+
+static bool same_bind(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+/* The socket of the previous generation's listener on the same bind, or -1. */
+static int inherited_socket(const struct gen *previous, const struct cfg_listener *l)
+{
+	for (size_t i = 0; previous != NULL && i < previous->nlisteners; i++)
+		if (same_bind(&previous->listeners[i].cfg->bind, &l->bind))
+			return previous->listeners[i].fd;
+	return -1;
+}
+
+static bool socket_inherited(const struct gen *previous, int fd)
+{
+	for (size_t i = 0; previous != NULL && i < previous->nlisteners; i++)
+		if (previous->listeners[i].fd == fd)
+			return true;
+	return false;
+}
+
+static void gen_free(struct gen *g)
+{
+	for (size_t b = 0; b < g->nbackends; b++) {
+		struct gen_backend *gb = &g->backends[b];
+		for (size_t i = 0; i < gb->nservers; i++)
+			server_state_release(gb->servers[i].state);
+		free(gb->servers);
+		balancer_free(gb->balancer);
+		pthread_mutex_destroy(&gb->pick_lock);
+	}
+	free(g->backends);
+	free(g->listeners);
+	config_free(g->cfg);
+	free(g);
+}
+
+struct gen *gen_create(struct lb_config *cfg, const struct gen *previous, char *err, size_t errlen)
+{
+	struct gen *g = calloc(1, sizeof(*g));
+	if (g == NULL) {
+		config_free(cfg);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&g->refs, 1);
+	g->id = previous ? previous->id + 1 : 1;
+	g->cfg = cfg;
+	g->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*g->backends));
+	g->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*g->listeners));
+	if (g->backends == NULL || g->listeners == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t b = 0; b < cfg->nbackends; b++) {
+		if (backend_build(&g->backends[b], &cfg->backends[b], previous, err, errlen) < 0)
+			goto fail;
+		g->nbackends++;
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct gen_listener *l = &g->listeners[i];
+		l->cfg = &cfg->listeners[i];
+		l->backend = &g->backends[l->cfg->backend_index];
+		l->fd = inherited_socket(previous, l->cfg);
+		if (l->fd < 0)
+			l->fd = listen_socket(l->cfg, err, errlen);
+		if (l->fd < 0)
+			goto fail;
+		g->nlisteners++;
+	}
+	return g;
+fail:
+	/* Close only what this generation bound itself. */
+	for (size_t i = 0; i < g->nlisteners; i++)
+		if (!socket_inherited(previous, g->listeners[i].fd))
+			close(g->listeners[i].fd);
+	gen_free(g);
+	return NULL;
+}
+
+struct gen *gen_acquire(struct gen *g)
+{
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	return g;
+}
+
+void gen_release(struct gen *g)
+{
+	if (g != NULL && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+		gen_free(g);
+}
+
+void gen_close_dropped_sockets(const struct gen *old, const struct gen *current)
+{
+	for (size_t i = 0; i < old->nlisteners; i++)
+		if (!socket_inherited(current, old->listeners[i].fd))
+			close(old->listeners[i].fd);
+}
+
+struct pick_context {
+	struct gen_backend *backend;
+	const int *tried;
+	size_t ntried;
+};
+
+static bool pick_usable(void *ctx, size_t i)
+{
+	const struct pick_context *pc = ctx;
+	for (size_t t = 0; t < pc->ntried; t++)
+		if (pc->tried[t] == (int)i)
+			return false;
+	return gen_server_usable(pc->backend, i);
+}
+
+static unsigned pick_load(void *ctx, size_t i)
+{
+	const struct pick_context *pc = ctx;
+	return atomic_load_explicit(&pc->backend->servers[i].state->active, memory_order_relaxed);
+}
+
+/* xorshift64*, one state per thread: picks need speed, not secrecy. */
+static uint64_t pick_random(void)
+{
+	static _Thread_local uint64_t state;
+	if (state == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		state = (((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&state) | 1;
+	}
+	state ^= state >> 12;
+	state ^= state << 25;
+	state ^= state >> 27;
+	return state * 2685821657736338717ULL;
+}
+
+int gen_pick_server(struct gen_backend *b, const int *tried, size_t ntried, const void *key, size_t key_len)
+{
+	struct pick_context pc = { .backend = b, .tried = tried, .ntried = ntried };
+	struct balance_request req = {
+		.usable = pick_usable,
+		.load = pick_load,
+		.ctx = &pc,
+		.key = key,
+		.key_len = key_len,
+		.has_key = key != NULL,
+		.random = b->cfg->balance == BALANCE_RANDOM ? pick_random() : 0,
+	};
+	pthread_mutex_lock(&b->pick_lock);
+	int i = balance_pick(b->balancer, &req);
+	pthread_mutex_unlock(&b->pick_lock);
+	return i;
+}

@@ -1,0 +1,130 @@
+/*
+ * gen: configuration generations, the unit of reload.
+ *
+ * A generation is everything the proxy derives from one configuration file:
+ * backends with resolved server addresses and a balancer each, and listeners
+ * with their listening sockets. It is immutable once built, and
+ * reference-counted:
+ *   - the control thread holds one reference to the current generation;
+ *   - each worker holds one to the generation it accepts for;
+ *   - each session holds one to the generation it was accepted under, so a
+ *     connection finishes on the configuration it started with.
+ * gen_acquire/gen_release are thread-safe (atomics); the last release frees.
+ *
+ * What outlives a generation:
+ *   - struct server_state (health, drain, counters) is shared by every
+ *     generation that has the same (backend name, server address), so a
+ *     reload carries it over; it is reference-counted by generations.
+ *   - listening sockets: a new generation takes over the socket of an old
+ *     listener with the same bind, so no connection is refused during a
+ *     reload. Sockets are closed by the control thread (gen_close_dropped_sockets)
+ *     once no worker polls them any more, never by gen_release.
+ */
+#ifndef LB_GEN_H
+#define LB_GEN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "balance.h"
+#include "config.h"
+
+/* Worker threads at most: server_state keeps one idle pool per worker. */
+#define LB_MAX_WORKERS 64
+
+struct idle_conn;
+
+/* Idle keep-alive connections of one worker to one server (upstream.c);
+ * only that worker touches it. */
+struct idle_pool {
+	struct idle_conn *head;
+	unsigned count;
+};
+
+/* Runtime state of one server, shared across generations and workers.
+ * Every field but pools is atomic: workers update counters concurrently. */
+struct server_state {
+	atomic_int refs; /* one per generation containing the server */
+	char *backend; /* identity: (backend, addr) */
+	char *addr;
+	atomic_bool up; /* health verdict; servers start up */
+	atomic_bool drained; /* admin drain: no new requests */
+	atomic_uint active; /* requests (http) or connections (tcp) in progress */
+	atomic_uint consecutive_failures; /* passive health */
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t failures; /* connect failures, 5xx, resets */
+	atomic_uint_fast64_t bytes_in; /* from the server */
+	atomic_uint_fast64_t bytes_out; /* to the server */
+	atomic_uint_fast64_t responses[6]; /* by status class: [1] 1xx .. [5] 5xx, [0] lb's own */
+	struct idle_pool pools[LB_MAX_WORKERS]; /* indexed by worker */
+};
+
+/* References to a server state held outside generations (idle connections). */
+struct server_state *server_state_acquire(struct server_state *s);
+void server_state_release(struct server_state *s);
+
+struct gen_server {
+	struct server_state *state; /* one reference owned by the generation */
+	struct sockaddr_storage sockaddr;
+	socklen_t sockaddr_len;
+	int weight;
+};
+
+struct gen_backend {
+	const struct cfg_backend *cfg;
+	struct gen_server *servers;
+	size_t nservers;
+	struct balancer *balancer;
+	pthread_mutex_t pick_lock; /* serialises balance_pick across workers */
+};
+
+struct gen_listener {
+	const struct cfg_listener *cfg;
+	struct gen_backend *backend;
+	int fd; /* listening socket, non-blocking; see "listening sockets" above */
+};
+
+struct gen {
+	atomic_int refs;
+	unsigned long id; /* 1 for the first generation, +1 per reload */
+	struct lb_config *cfg; /* owned */
+	struct gen_backend *backends;
+	size_t nbackends;
+	struct gen_listener *listeners;
+	size_t nlisteners;
+};
+
+/*
+ * Build a generation from cfg (taking ownership of cfg, even on failure).
+ * `previous` (may be NULL) lends its listening sockets and server states.
+ * Binds new listeners; on failure returns NULL, closes what it bound, and
+ * writes the reason to err. Resolves host-name servers (blocking).
+ */
+struct gen *gen_create(struct lb_config *cfg, const struct gen *previous, char *err, size_t errlen);
+
+struct gen *gen_acquire(struct gen *g);
+void gen_release(struct gen *g);
+
+/* Close the listening sockets of `old` that `current` did not take over
+ * (current may be NULL: close all). Call only when no worker polls them. */
+void gen_close_dropped_sockets(const struct gen *old, const struct gen *current);
+
+/* Is server i of b a candidate (up, not drained, weight > 0)? */
+static inline bool gen_server_usable(const struct gen_backend *b, size_t i)
+{
+	const struct gen_server *s = &b->servers[i];
+	return s->weight > 0 && atomic_load_explicit(&s->state->up, memory_order_relaxed) &&
+	       !atomic_load_explicit(&s->state->drained, memory_order_relaxed);
+}
+
+/*
+ * Choose a server of b for one request or connection, skipping the indexes
+ * in tried[0..ntried). key/key_len: the hash key (NULL = none).
+ * Returns a server index or -1 when there is no candidate.
+ */
+int gen_pick_server(struct gen_backend *b, const int *tried, size_t ntried, const void *key, size_t key_len);
+
+#endif

@@ -1,0 +1,962 @@
+/*
+ * http: HTTP-mode sessions (SPEC 7).
+ *
+ * One client connection is one struct http_session; its requests are served
+ * one after the other (pipelined requests wait in the input buffer, so they
+ * are answered in order). Each request is balanced on its own and goes over
+ * a pooled server connection when one is idle, else a new one.
+ *
+ * The state machine, driven by http_drive() only (callbacks just record):
+ *
+ *   READ_HEAD --> CONNECTING --> EXCHANGE --> READ_HEAD (keep-alive)
+ *       |             |  ^          |  |
+ *       |             +--+ retry    |  +--> TUNNEL (after 101)
+ *       v                           v
+ *   FLUSH_CLOSE (lb's own answer, or the last response) --> LINGER --> CLOSING
+ *
+ * EXCHANGE streams the request body to the server and the response back,
+ * each through an http_body framing tracker (the bytes go verbatim). Both
+ * directions are bounded: see relay.h.
+ *
+ * Timers (one per session, re-armed on state change):
+ *   READ_HEAD: timeouts.header from the first byte of a request (and from
+ *   accept for the first one: slowloris), timeouts.client while idle between
+ *   requests; CONNECTING: timeouts.connect; EXCHANGE: timeouts.response until
+ *   the response head, then timeouts.idle of no traffic (checked lazily).
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_msg.h"
+#include "log.h"
+#include "netutil.h"
+#include "relay.h"
+#include "upstream.h"
+
+#define MAX_TRIES 16 /* 1 + retries, and retries <= 10 (config.c) */
+#define RESPONSE_HEAD_MAX (64 * 1024)
+#define HEAD_REWRITE_SLACK 1024 /* room for the fields lb adds */
+#define RETRY_BODY_MAX (64 * 1024) /* bodies kept for a retry, at most */
+#define HASH_KEY_MAX 256
+#define LINGER_MS 1000 /* reading after our close, so the client gets our answer */
+#define LOG_TARGET_MAX 256
+
+enum http_state {
+	HTTP_READ_HEAD, /* waiting for a complete request head */
+	HTTP_CONNECTING, /* a new server connection is being made */
+	HTTP_EXCHANGE, /* request going out, response coming back */
+	HTTP_TUNNEL, /* after 101: raw bytes both ways */
+	HTTP_FLUSH_CLOSE, /* writing the last bytes to the client */
+	HTTP_LINGER, /* our side shut: draining the client until it closes */
+	HTTP_CLOSING, /* free everything */
+};
+
+struct http_session {
+	struct session_link link; /* first: the worker's list */
+	struct worker *worker;
+	struct gen *gen; /* the generation it started under (a reference) */
+	const struct gen_listener *listener;
+	struct gen_backend *backend;
+	enum http_state state;
+	struct bufferevent *client;
+	struct bufferevent *server;
+	struct event *timer;
+	struct sockaddr_storage peer;
+	char peer_ip[64];
+
+	/* what happened, recorded by callbacks, consumed by the driver */
+	bool client_eof, client_error;
+	bool server_eof, server_error, server_connected;
+	bool timer_fired;
+	bool stopping; /* the worker is stopping: close after this response */
+
+	/* the current request */
+	struct http_head req;
+	size_t scan_pos; /* http_head_length resume point */
+	bool head_timer_started;
+	unsigned requests_served;
+	char *req_out; /* rewritten head, kept for retries */
+	size_t req_out_len, req_out_cap;
+	struct evbuffer *req_body_copy; /* whole small body, for retries; NULL if none */
+	struct http_body req_body;
+	bool req_done; /* every request byte is in the server's output */
+	bool retriable; /* idempotent and body absent or kept */
+	char hash_key[HASH_KEY_MAX];
+	size_t hash_key_len;
+	bool has_hash_key;
+	char request_id[72];
+	char log_target[LOG_TARGET_MAX];
+	const char *method_name;
+	struct timeval req_started;
+	uint64_t req_bytes, resp_bytes;
+
+	/* the server side */
+	int server_index; /* -1 when none */
+	bool server_reused; /* came from the pool */
+	int tried[MAX_TRIES];
+	size_t ntried;
+
+	/* the response */
+	struct http_head resp;
+	size_t resp_scan_pos;
+	bool resp_head_done;
+	bool close_client; /* after this response */
+	struct http_body resp_body;
+	int status; /* sent to the client, 0 = none yet */
+	struct timeval last_activity;
+
+	/* tunnel */
+	bool client_shut, server_shut;
+};
+
+static void http_drive(struct http_session *s);
+
+/* ---- small helpers ---- */
+
+static struct timeval now_cached(const struct http_session *s)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(s->worker->base, &tv);
+	return tv;
+}
+
+static void timer_arm(struct http_session *s, uint64_t ms)
+{
+	struct timeval tv = netutil_timeval_ms(ms);
+	s->timer_fired = false;
+	event_add(s->timer, &tv);
+}
+
+static struct gen_server *current_server(const struct http_session *s)
+{
+	return s->server_index >= 0 ? &s->backend->servers[s->server_index] : NULL;
+}
+
+static bool method_idempotent(enum http_method m)
+{
+	return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS || m == HTTP_PUT || m == HTTP_DELETE ||
+	       m == HTTP_TRACE;
+}
+
+/* A request id: 16 hex digits from a per-thread xorshift stream. */
+static void request_id_generate(char *out, size_t cap)
+{
+	static _Thread_local uint64_t state;
+	if (state == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		state = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^
+			(uint64_t)(uintptr_t)&state;
+		state |= 1;
+	}
+	state ^= state << 13;
+	state ^= state >> 7;
+	state ^= state << 17;
+	snprintf(out, cap, "%016llx", (unsigned long long)state);
+}
+
+static void copy_span(char *out, size_t cap, const char *buf, struct http_span span)
+{
+	size_t n = span.len < cap - 1 ? span.len : cap - 1;
+	memcpy(out, buf + span.off, n);
+	out[n] = '\0';
+}
+
+/* ---- the server connection ---- */
+
+/* Give up the server connection: back to the pool when `reusable`. */
+static void server_release(struct http_session *s, bool reusable)
+{
+	struct gen_server *gs = current_server(s);
+	if (gs != NULL)
+		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
+	if (s->server != NULL) {
+		if (reusable && gs != NULL && s->backend->cfg->keepalive > 0) {
+			upstream_pool_put(s->worker, gs->state, s->server, s->backend->cfg->keepalive,
+					  s->backend->cfg->timeouts.idle_ms);
+		} else {
+			bufferevent_free(s->server);
+		}
+		s->server = NULL;
+	}
+	s->server_index = -1;
+	s->server_eof = s->server_error = s->server_connected = false;
+}
+
+static void note_server_failure(struct http_session *s, const char *why)
+{
+	struct gen_server *gs = current_server(s);
+	if (gs == NULL)
+		return;
+	atomic_fetch_add_explicit(&gs->state->failures, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&gs->state->consecutive_failures, 1, memory_order_relaxed);
+	log_debug("backend %s: server %s: %s", s->backend->cfg->name, gs->state->addr, why);
+}
+
+/* ---- access log and the end of a request ---- */
+
+static void access_log_line(struct http_session *s)
+{
+	if (!log_access_enabled() || s->method_name == NULL)
+		return;
+	struct timeval now = now_cached(s);
+	const struct gen_server *gs = current_server(s);
+	log_access("%s %s %s %s %s %s %d %llu %llu %llums %s", s->peer_ip, s->listener->cfg->name,
+		   s->backend->cfg->name, gs ? gs->state->addr : "-", s->method_name, s->log_target, s->status,
+		   (unsigned long long)s->req_bytes, (unsigned long long)s->resp_bytes,
+		   (unsigned long long)netutil_elapsed_ms(&s->req_started, &now), s->request_id);
+}
+
+/* Forget the request just finished, ready for the next one. */
+static void request_reset(struct http_session *s)
+{
+	if (s->req_body_copy != NULL) {
+		evbuffer_free(s->req_body_copy);
+		s->req_body_copy = NULL;
+	}
+	s->method_name = NULL;
+	s->scan_pos = s->resp_scan_pos = 0;
+	s->head_timer_started = false;
+	s->req_done = s->resp_head_done = s->retriable = false;
+	s->has_hash_key = false;
+	s->ntried = 0;
+	s->status = 0;
+	s->req_bytes = s->resp_bytes = 0;
+}
+
+/* ---- lb's own answers ---- */
+
+static void flush_then_close(struct http_session *s)
+{
+	/* Fire the write callback only once everything is out. */
+	bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+	bufferevent_enable(s->client, EV_WRITE);
+	s->state = HTTP_FLUSH_CLOSE;
+}
+
+/* Answer with lb's own status and close after it. */
+static void respond_error(struct http_session *s, int status)
+{
+	char buf[512];
+	size_t n = http_error_response(status, true, buf, sizeof(buf));
+
+	if (s->server != NULL || s->server_index >= 0)
+		server_release(s, false);
+	if (s->status == 0 && n > 0) {
+		evbuffer_add(bufferevent_get_output(s->client), buf, n);
+		s->status = status;
+		s->resp_bytes += n;
+		if (s->method_name == NULL)
+			s->method_name = "-";
+		if (s->log_target[0] == '\0')
+			snprintf(s->log_target, sizeof(s->log_target), "-");
+		access_log_line(s);
+	}
+	bufferevent_disable(s->client, EV_READ);
+	flush_then_close(s);
+}
+
+/* ---- libevent callbacks: record, then drive ---- */
+
+static void on_client_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	http_drive(arg);
+}
+
+static void on_client_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	http_drive(arg);
+}
+
+static void on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_session *s = arg;
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		s->client_eof = true;
+	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		s->client_error = true;
+	http_drive(s);
+}
+
+static void on_server_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	http_drive(arg);
+}
+
+static void on_server_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	http_drive(arg);
+}
+
+static void on_server_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_session *s = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		s->server_connected = true;
+	else if (what & BEV_EVENT_EOF)
+		s->server_eof = true;
+	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		s->server_error = true;
+	http_drive(s);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_session *s = arg;
+	(void)fd;
+	(void)what;
+	s->timer_fired = true;
+	http_drive(s);
+}
+
+/* ---- reading a request ---- */
+
+/* The hash key of the request per backend hash.key, copied. */
+static void hash_key_extract(struct http_session *s, const char *buf)
+{
+	const struct cfg_backend *cfg = s->backend->cfg;
+	struct http_span span = { 0, 0 };
+	bool found = false;
+
+	if (cfg->balance != BALANCE_HASH)
+		return;
+	switch (cfg->hash.key) {
+	case HASH_KEY_SOURCE_IP: {
+		size_t len;
+		const void *ip = netutil_ip_bytes(&s->peer, &len);
+		memcpy(s->hash_key, ip, len);
+		s->hash_key_len = len;
+		s->has_hash_key = true;
+		return;
+	}
+	case HASH_KEY_URI:
+		span = s->req.target;
+		found = true;
+		break;
+	case HASH_KEY_HEADER: {
+		int i = http_header_find(buf, &s->req, cfg->hash.key_name, strlen(cfg->hash.key_name));
+		if (i >= 0) {
+			span = s->req.headers[i].value;
+			found = true;
+		}
+		break;
+	}
+	case HASH_KEY_COOKIE: {
+		/* Cookie: a=1; b=2 -- find NAME= at the start or after "; ". */
+		size_t name_len = strlen(cfg->hash.key_name);
+		for (uint32_t h = 0; h < s->req.nheaders && !found; h++) {
+			const struct http_header *hd = &s->req.headers[h];
+			if (hd->name.len != 6 || strncasecmp(buf + hd->name.off, "cookie", 6) != 0)
+				continue;
+			const char *v = buf + hd->value.off, *end = v + hd->value.len;
+			while (v < end && !found) {
+				while (v < end && (*v == ' ' || *v == ';'))
+					v++;
+				const char *item_end = memchr(v, ';', (size_t)(end - v));
+				if (item_end == NULL)
+					item_end = end;
+				if ((size_t)(item_end - v) > name_len && memcmp(v, cfg->hash.key_name, name_len) == 0 &&
+				    v[name_len] == '=') {
+					span.off = (uint32_t)(v + name_len + 1 - buf);
+					span.len = (uint32_t)(item_end - (v + name_len + 1));
+					found = true;
+				}
+				v = item_end;
+			}
+		}
+		break;
+	}
+	}
+	if (!found)
+		return; /* no key: balance_pick falls back to round-robin */
+	s->hash_key_len = span.len < HASH_KEY_MAX ? span.len : HASH_KEY_MAX;
+	memcpy(s->hash_key, buf + span.off, s->hash_key_len);
+	s->has_hash_key = true;
+}
+
+static bool start_attempt(struct http_session *s);
+
+/* A complete head of head_len bytes is at the front of the client input. */
+static bool dispatch_request(struct http_session *s, const char *buf, size_t head_len)
+{
+	struct evbuffer *in = bufferevent_get_input(s->client);
+	enum http_verdict verdict = http_parse_request(buf, head_len, &s->req);
+
+	s->req_started = now_cached(s);
+	if (verdict != HTTP_MSG_OK) {
+		log_debug("listener %s: %s: %s", s->listener->cfg->name, s->peer_ip, s->req.error);
+		respond_error(s, http_verdict_status(verdict));
+		return true;
+	}
+	s->method_name = s->req.method_name;
+	copy_span(s->log_target, sizeof(s->log_target), buf, s->req.target);
+	if (s->req.request_id_index >= 0)
+		copy_span(s->request_id, sizeof(s->request_id), buf, s->req.headers[s->req.request_id_index].value);
+	else
+		request_id_generate(s->request_id, sizeof(s->request_id));
+	hash_key_extract(s, buf);
+
+	size_t need = head_len + HEAD_REWRITE_SLACK;
+	if (need > s->req_out_cap) {
+		char *grown = realloc(s->req_out, need);
+		if (grown == NULL) {
+			respond_error(s, 503);
+			return true;
+		}
+		s->req_out = grown;
+		s->req_out_cap = need;
+	}
+	struct http_request_forward fwd = {
+		.client_addr = s->peer_ip,
+		.client_addr_len = strlen(s->peer_ip),
+		.request_id = s->request_id,
+		.request_id_len = strlen(s->request_id),
+		.server_keep_alive = s->backend->cfg->keepalive > 0,
+	};
+	s->req_out_len = http_rewrite_request(buf, &s->req, &fwd, s->req_out, s->req_out_cap);
+	if (s->req_out_len == 0) {
+		respond_error(s, 431);
+		return true;
+	}
+	evbuffer_drain(in, head_len);
+	s->req_bytes = head_len;
+	http_body_init_head(&s->req_body, &s->req);
+	s->req_done = http_body_done(&s->req_body);
+
+	/* Keep what a retry needs: nothing more for a bodiless request; a small
+	 * Content-Length body that has fully arrived is moved aside whole. */
+	s->retriable = method_idempotent(s->req.method) && s->req.framing != HTTP_FRAMING_TUNNEL;
+	if (!s->req_done) {
+		if (s->req.framing == HTTP_FRAMING_LENGTH && s->req.content_length <= RETRY_BODY_MAX &&
+		    evbuffer_get_length(in) >= s->req.content_length && (s->req_body_copy = evbuffer_new()) != NULL) {
+			evbuffer_remove_buffer(in, s->req_body_copy, (size_t)s->req.content_length);
+			s->req_bytes += s->req.content_length;
+			s->req_done = true;
+		} else {
+			s->retriable = false;
+		}
+	}
+	if (s->req.upgrade)
+		s->retriable = false;
+	return start_attempt(s);
+}
+
+static bool read_request_head(struct http_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->client);
+	size_t len = evbuffer_get_length(in);
+	const struct cfg_listener *lc = s->listener->cfg;
+
+	if (s->client_error) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	if (len == 0) {
+		if (s->client_eof || s->stopping || s->timer_fired) {
+			s->state = HTTP_CLOSING; /* idle: close without a word */
+			return true;
+		}
+		return false;
+	}
+	if (!s->head_timer_started) {
+		s->head_timer_started = true;
+		if (s->requests_served > 0)
+			timer_arm(s, lc->timeouts.header_ms);
+	}
+	size_t n = len < lc->max_header_size ? len : lc->max_header_size;
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	size_t head_len = http_head_length(buf, n, &s->scan_pos);
+	if (head_len == 0) {
+		if (n >= lc->max_header_size) {
+			respond_error(s, 431);
+			return true;
+		}
+		if (s->timer_fired) {
+			respond_error(s, 408);
+			return true;
+		}
+		if (s->client_eof) {
+			respond_error(s, 400);
+			return true;
+		}
+		return false;
+	}
+	return dispatch_request(s, buf, head_len);
+}
+
+/* ---- the server side ---- */
+
+static void send_request(struct http_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->server);
+
+	bufferevent_setcb(s->server, on_server_read, on_server_write, on_server_event, s);
+	relay_setup(s->server);
+	bufferevent_enable(s->server, EV_READ | EV_WRITE);
+	evbuffer_add(out, s->req_out, s->req_out_len);
+	if (s->req_body_copy != NULL) {
+		size_t n = evbuffer_get_length(s->req_body_copy);
+		evbuffer_add(out, evbuffer_pullup(s->req_body_copy, -1), n);
+	}
+	s->resp_scan_pos = 0;
+	s->state = HTTP_EXCHANGE;
+	timer_arm(s, s->backend->cfg->timeouts.response_ms);
+}
+
+/* Pick a server and start sending to it. Answers 503/502 when none is left. */
+static bool start_attempt(struct http_session *s)
+{
+	struct gen_backend *b = s->backend;
+
+	if (s->ntried > (size_t)b->cfg->retries || s->ntried >= MAX_TRIES) {
+		respond_error(s, 502);
+		return true;
+	}
+	int i = gen_pick_server(b, s->tried, s->ntried, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
+	if (i < 0) {
+		respond_error(s, s->ntried == 0 ? 503 : 502);
+		return true;
+	}
+	struct gen_server *gs = &b->servers[i];
+	s->tried[s->ntried++] = i;
+	s->server_index = i;
+	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&gs->state->requests, 1, memory_order_relaxed);
+
+	s->server = upstream_pool_take(s->worker, gs->state);
+	s->server_reused = s->server != NULL;
+	if (s->server_reused) {
+		send_request(s);
+		return true;
+	}
+	s->server = bufferevent_socket_new(s->worker->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (s->server == NULL) {
+		respond_error(s, 503);
+		return true;
+	}
+	bufferevent_setcb(s->server, NULL, NULL, on_server_event, s);
+	s->state = HTTP_CONNECTING;
+	timer_arm(s, b->cfg->timeouts.connect_ms);
+	if (bufferevent_socket_connect(s->server, (struct sockaddr *)&gs->sockaddr, (int)gs->sockaddr_len) < 0)
+		s->server_error = true;
+	return true;
+}
+
+/* Try another server for this request if SPEC 6 allows it. */
+static bool retry_or_fail(struct http_session *s, bool allowed, int status, const char *why)
+{
+	note_server_failure(s, why);
+	server_release(s, false);
+	if (allowed)
+		return start_attempt(s);
+	respond_error(s, status);
+	return true;
+}
+
+static bool connecting(struct http_session *s)
+{
+	if (s->client_error) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	if (s->timer_fired) {
+		s->timer_fired = false;
+		/* Nothing was sent: any request whose body we still hold may go elsewhere. */
+		return retry_or_fail(s, s->req_done, 502, "connect timeout");
+	}
+	if (s->server_error || s->server_eof)
+		return retry_or_fail(s, s->req_done, 502, "connect failed");
+	if (!s->server_connected)
+		return false;
+	atomic_store_explicit(&current_server(s)->state->consecutive_failures, 0, memory_order_relaxed);
+	send_request(s);
+	return true;
+}
+
+/* Move body bytes of one message from src to dst, as far as its framing
+ * goes. Returns -1 on a framing error, else the bytes moved. */
+static ssize_t pump_body(struct http_body *body, struct evbuffer *src, struct evbuffer *dst)
+{
+	size_t moved = 0;
+
+	while (!http_body_done(body) && evbuffer_get_length(src) > 0) {
+		struct evbuffer_iovec vec[8];
+		int n = evbuffer_peek(src, -1, NULL, vec, 8);
+		size_t take = 0;
+		enum http_body_status st = HTTP_BODY_MORE;
+		for (int i = 0; i < n && i < 8 && st == HTTP_BODY_MORE; i++) {
+			size_t used = 0;
+			st = http_body_feed(body, vec[i].iov_base, vec[i].iov_len, &used);
+			take += used;
+		}
+		if (st == HTTP_BODY_ERROR)
+			return -1;
+		if (take == 0)
+			break;
+		evbuffer_remove_buffer(src, dst, take);
+		moved += take;
+	}
+	return (ssize_t)moved;
+}
+
+static bool pump_request_body(struct http_session *s)
+{
+	if (s->req_done)
+		return true;
+	ssize_t n = pump_body(&s->req_body, bufferevent_get_input(s->client), bufferevent_get_output(s->server));
+	if (n < 0) {
+		respond_error(s, 400);
+		return false;
+	}
+	s->req_bytes += (uint64_t)n;
+	if (n > 0)
+		s->last_activity = now_cached(s);
+	s->req_done = http_body_done(&s->req_body);
+	relay_backpressure(s->client, s->server);
+	return true;
+}
+
+static void count_response(struct http_session *s)
+{
+	struct gen_server *gs = current_server(s);
+	int class = s->resp.status / 100;
+	if (gs != NULL && class >= 1 && class <= 5)
+		atomic_fetch_add_explicit(&gs->state->responses[class], 1, memory_order_relaxed);
+}
+
+static void start_tunnel(struct http_session *s)
+{
+	s->state = HTTP_TUNNEL;
+	s->client_shut = s->server_shut = false;
+	s->last_activity = now_cached(s);
+	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
+	bufferevent_enable(s->client, EV_READ);
+}
+
+/* Forward a response head from the front of the server input. Returns
+ * false while incomplete; may answer 502 itself. */
+static bool forward_response_head(struct http_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->server);
+	size_t len = evbuffer_get_length(in);
+	size_t n = len < RESPONSE_HEAD_MAX ? len : RESPONSE_HEAD_MAX;
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	size_t head_len = http_head_length(buf, n, &s->resp_scan_pos);
+
+	if (head_len == 0) {
+		if (n >= RESPONSE_HEAD_MAX || s->server_eof || s->server_error) {
+			note_server_failure(s, "incomplete or oversized response head");
+			respond_error(s, 502);
+			return true;
+		}
+		return false;
+	}
+	if (http_parse_response(buf, head_len, s->req.method, s->req.upgrade, &s->resp) != HTTP_MSG_OK) {
+		note_server_failure(s, s->resp.error ? s->resp.error : "invalid response");
+		respond_error(s, 502);
+		return true;
+	}
+	bool tunnel = s->resp.framing == HTTP_FRAMING_TUNNEL;
+	if (!s->resp.interim) {
+		s->close_client = s->close_client || s->stopping || s->client_eof || !s->req_done ||
+				  !http_client_keep_alive(&s->req, &s->resp);
+	}
+	struct http_response_forward fwd = { .close_client = s->close_client && !tunnel,
+					     .client_http10 = s->req.version_minor == 0 };
+	struct evbuffer *out = bufferevent_get_output(s->client);
+	struct evbuffer_iovec vec;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)(head_len + HEAD_REWRITE_SLACK), &vec, 1) < 1) {
+		respond_error(s, 502);
+		return true;
+	}
+	size_t out_len = http_rewrite_response(buf, &s->resp, &fwd, vec.iov_base, vec.iov_len);
+	if (out_len == 0) {
+		note_server_failure(s, "response head too large to rewrite");
+		respond_error(s, 502);
+		return true;
+	}
+	vec.iov_len = out_len;
+	evbuffer_commit_space(out, &vec, 1);
+	evbuffer_drain(in, head_len);
+	s->resp_bytes += out_len;
+	s->last_activity = now_cached(s);
+	if (s->resp.interim) {
+		s->resp_scan_pos = 0; /* 100 Continue: the final head follows */
+		return true;
+	}
+	s->status = s->resp.status;
+	s->resp_head_done = true;
+	count_response(s);
+	if (s->resp.status >= 500)
+		note_server_failure(s, "5xx response");
+	else
+		atomic_store_explicit(&current_server(s)->state->consecutive_failures, 0, memory_order_relaxed);
+	if (tunnel) {
+		start_tunnel(s);
+		return true;
+	}
+	http_body_init_head(&s->resp_body, &s->resp);
+	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
+	return true;
+}
+
+/* The response is complete: recycle the server connection, log, move on. */
+static void finish_exchange(struct http_session *s)
+{
+	bool reusable = s->resp.keep_alive && s->req_done && !s->server_eof && !s->server_error &&
+			evbuffer_get_length(bufferevent_get_input(s->server)) == 0 &&
+			evbuffer_get_length(bufferevent_get_output(s->server)) == 0;
+	access_log_line(s);
+	server_release(s, reusable);
+	request_reset(s);
+	s->requests_served++;
+	if (s->close_client) {
+		flush_then_close(s);
+		return;
+	}
+	s->state = HTTP_READ_HEAD;
+	bufferevent_enable(s->client, EV_READ);
+	timer_arm(s, s->listener->cfg->timeouts.client_ms);
+}
+
+/* Lazy idle check: true when nothing moved for timeouts.idle. */
+static bool idle_expired(struct http_session *s)
+{
+	struct timeval now = now_cached(s);
+	uint64_t idle_ms = s->backend->cfg->timeouts.idle_ms;
+	uint64_t quiet = netutil_elapsed_ms(&s->last_activity, &now);
+	s->timer_fired = false;
+	if (quiet >= idle_ms)
+		return true;
+	timer_arm(s, idle_ms - quiet);
+	return false;
+}
+
+static bool exchange(struct http_session *s)
+{
+	if (s->client_error) {
+		note_server_failure(s, "client vanished");
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	if (!pump_request_body(s))
+		return true;
+	if (!s->resp_head_done) {
+		struct evbuffer *in = bufferevent_get_input(s->server);
+		if (evbuffer_get_length(in) == 0) {
+			if (s->server_eof || s->server_error) {
+				/* Closed before any response byte: a pooled connection the
+				 * server had just dropped, or a crash (SPEC 6). */
+				return retry_or_fail(s, s->server_reused && s->retriable, 502,
+						     "closed before responding");
+			}
+			if (s->timer_fired) {
+				note_server_failure(s, "response timeout");
+				respond_error(s, 504);
+				return true;
+			}
+			if (s->client_eof && !s->req_done) {
+				s->state = HTTP_CLOSING; /* the client gave up mid-request */
+				return true;
+			}
+			return false;
+		}
+		if (!forward_response_head(s))
+			return false;
+		return true; /* state may have changed, or an interim head was sent */
+	}
+	ssize_t n = pump_body(&s->resp_body, bufferevent_get_input(s->server), bufferevent_get_output(s->client));
+	if (n < 0) {
+		note_server_failure(s, "invalid response body framing");
+		s->state = HTTP_CLOSING; /* the head is out: nothing to say but close */
+		return true;
+	}
+	if (n > 0) {
+		s->resp_bytes += (uint64_t)n;
+		s->last_activity = now_cached(s);
+	}
+	relay_backpressure(s->server, s->client);
+	if (!http_body_done(&s->resp_body) && (s->server_eof || s->server_error)) {
+		if (!http_body_eof_ok(&s->resp_body) || s->server_error) {
+			note_server_failure(s, "closed in the middle of a response");
+			s->state = HTTP_CLOSING;
+			return true;
+		}
+		s->close_client = true; /* the body ended with the connection */
+		finish_exchange(s);
+		return true;
+	}
+	if (http_body_done(&s->resp_body)) {
+		finish_exchange(s);
+		return true;
+	}
+	if (s->client_eof && !s->req_done) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	if (s->timer_fired && idle_expired(s)) {
+		note_server_failure(s, "idle timeout in a response");
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	return false;
+}
+
+static bool tunnel(struct http_session *s)
+{
+	if (s->client_error || s->server_error) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	size_t up = relay_move(s->client, s->server);
+	size_t down = relay_move(s->server, s->client);
+	s->req_bytes += up;
+	s->resp_bytes += down;
+	if (up + down > 0)
+		s->last_activity = now_cached(s);
+	relay_pass_half_close(s->client_eof, s->server, &s->server_shut);
+	relay_pass_half_close(s->server_eof, s->client, &s->client_shut);
+	if ((s->client_shut && s->server_shut) || (s->timer_fired && idle_expired(s))) {
+		access_log_line(s);
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	return false;
+}
+
+/* Our answer is out: shut our side, read what the client still sends (so
+ * the kernel does not reset the connection under our answer), then close. */
+static bool linger(struct http_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->client);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (s->client_eof || s->client_error || s->timer_fired) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	return false;
+}
+
+static void http_session_free(struct http_session *s)
+{
+	server_release(s, false);
+	request_reset(s);
+	if (s->client != NULL)
+		bufferevent_free(s->client);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	free(s->req_out);
+	worker_session_remove(s->worker, &s->link);
+	gen_release(s->gen);
+	free(s);
+}
+
+static void http_drive(struct http_session *s)
+{
+	for (;;) {
+		bool progressed = false;
+		switch (s->state) {
+		case HTTP_READ_HEAD:
+			progressed = read_request_head(s);
+			break;
+		case HTTP_CONNECTING:
+			progressed = connecting(s);
+			break;
+		case HTTP_EXCHANGE:
+			progressed = exchange(s);
+			break;
+		case HTTP_TUNNEL:
+			progressed = tunnel(s);
+			break;
+		case HTTP_FLUSH_CLOSE:
+			if (s->client_error) {
+				s->state = HTTP_CLOSING;
+			} else if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
+				shutdown(bufferevent_getfd(s->client), SHUT_WR);
+				s->state = HTTP_LINGER;
+				bufferevent_enable(s->client, EV_READ);
+				timer_arm(s, LINGER_MS);
+			} else {
+				return;
+			}
+			progressed = true;
+			break;
+		case HTTP_LINGER:
+			progressed = linger(s);
+			break;
+		case HTTP_CLOSING:
+			http_session_free(s);
+			return;
+		}
+		if (!progressed)
+			return;
+	}
+}
+
+static void http_session_destroy(struct session_link *link)
+{
+	http_session_free((struct http_session *)link);
+}
+
+/* The worker stops: idle keep-alive connections close now, busy ones after
+ * their current response. */
+static void http_session_stop(struct session_link *link)
+{
+	struct http_session *s = (struct http_session *)link;
+	s->stopping = true;
+	s->close_client = true;
+	if (s->state == HTTP_READ_HEAD)
+		http_drive(s);
+}
+
+int http_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
+		       socklen_t peer_len)
+{
+	struct http_session *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		return -1;
+	}
+	s->link.destroy = http_session_destroy;
+	s->link.stop = http_session_stop;
+	s->worker = w;
+	s->gen = gen_acquire(w->gen);
+	s->listener = l;
+	s->backend = l->backend;
+	s->server_index = -1;
+	s->state = HTTP_READ_HEAD;
+	memcpy(&s->peer, peer, peer_len);
+	netutil_format_ip(&s->peer, s->peer_ip, sizeof(s->peer_ip));
+	worker_session_add(w, &s->link);
+	s->client = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(w->base, on_timer, s);
+	if (s->client == NULL || s->timer == NULL) {
+		if (s->client == NULL)
+			close(fd);
+		http_session_free(s);
+		return 0; /* the free dropped the connection count */
+	}
+	bufferevent_setcb(s->client, on_client_read, on_client_write, on_client_event, s);
+	relay_setup(s->client);
+	bufferevent_enable(s->client, EV_READ | EV_WRITE);
+	/* The first request's head must arrive within timeouts.header of the
+	 * accept (slowloris); later ones within it of their first byte. */
+	s->head_timer_started = true;
+	timer_arm(s, l->cfg->timeouts.header_ms);
+	return 0;
+}

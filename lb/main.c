@@ -1,0 +1,123 @@
+/*
+ * main: the command line (SPEC 2). Loads the configuration, binds, detaches
+ * when asked, and hands over to the control loop.
+ *
+ * Exit status: 0 clean exit; 1 invalid configuration; 2 usage error;
+ * 3 could not start (a bind failed, a file could not be opened, privileges).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "gen.h"
+#include "log.h"
+
+#define LB_VERSION "0.1.0"
+#define DEFAULT_CONFIG "/etc/lb/lb.yaml"
+
+enum exit_status { EXIT_OK = 0, EXIT_BAD_CONFIG = 1, EXIT_USAGE = 2, EXIT_CANNOT_START = 3 };
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: lb [-c FILE] [-t] [-d] [-p PIDFILE] [-V] [-h]\n"
+		     "  -c FILE     configuration file (default " DEFAULT_CONFIG ")\n"
+		     "  -t          check the configuration and exit\n"
+		     "  -d          run in the background\n"
+		     "  -p PIDFILE  write the process id here (overrides global.pidfile)\n"
+		     "  -V          print the version\n"
+		     "  -h          this help\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct control_options opts = { .config_path = DEFAULT_CONFIG };
+	bool check_only = false;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:tdp:Vh")) != -1) {
+		switch (opt) {
+		case 'c':
+			opts.config_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'd':
+			opts.daemonize = true;
+			break;
+		case 'p':
+			opts.pidfile = optarg;
+			break;
+		case 'V':
+			printf("lb %s\n", LB_VERSION);
+			return EXIT_OK;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lb: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	struct lb_config *cfg = NULL;
+	struct config_errors errs = { 0 };
+	if (config_load_file(opts.config_path, &cfg, &errs) < 0) {
+		for (size_t i = 0; i < errs.count; i++)
+			fprintf(stderr, "%s\n", errs.lines[i]);
+		config_errors_free(&errs);
+		return EXIT_BAD_CONFIG;
+	}
+	config_errors_free(&errs);
+	if (check_only) {
+		printf("configuration OK\n");
+		config_free(cfg);
+		return EXIT_OK;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	log_init_default();
+	if (log_configure(cfg->global.log.level, cfg->global.log.target, cfg->global.access_log) < 0) {
+		fprintf(stderr, "lb: cannot open log target %s or %s: %m\n", cfg->global.log.target,
+			cfg->global.access_log);
+		config_free(cfg);
+		return EXIT_CANNOT_START;
+	}
+	const char *pidfile = opts.pidfile ? opts.pidfile : cfg->global.pidfile;
+	char *pidfile_copy = strdup(pidfile);
+
+	/* Bind before detaching, so a failed bind is reported on the terminal. */
+	char err[512];
+	struct gen *first = gen_create(cfg, NULL, err, sizeof(err));
+	if (first == NULL || pidfile_copy == NULL) {
+		log_error("cannot start: %s", first == NULL ? err : "out of memory");
+		free(pidfile_copy);
+		gen_release(first);
+		return EXIT_CANNOT_START;
+	}
+	if (opts.daemonize && daemon_detach() < 0) {
+		log_error("cannot detach: %m");
+		return EXIT_CANNOT_START;
+	}
+	if (daemon_write_pidfile(pidfile_copy) < 0) {
+		log_error("cannot write pid file %s: %m", pidfile_copy);
+		free(pidfile_copy);
+		gen_release(first);
+		return EXIT_CANNOT_START;
+	}
+	free(pidfile_copy);
+
+	int status = control_run(first, &opts);
+	daemon_remove_pidfile();
+	log_shutdown();
+	return status;
+}

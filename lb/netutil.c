@@ -1,0 +1,39 @@
+/* netutil: see netutil.h. */
+#include "netutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
+void netutil_format_ip(const struct sockaddr_storage *sa, char *out, size_t cap)
+{
+	const void *ip = NULL;
+	if (sa->ss_family == AF_INET)
+		ip = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->ss_family == AF_INET6)
+		ip = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (ip == NULL || inet_ntop(sa->ss_family, ip, out, (socklen_t)cap) == NULL)
+		snprintf(out, cap, "unknown");
+}
+
+const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len)
+{
+	if (sa->ss_family == AF_INET6) {
+		*len = sizeof(struct in6_addr);
+		return &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	}
+	*len = sizeof(struct in_addr);
+	return &((const struct sockaddr_in *)sa)->sin_addr;
+}
+
+uint64_t netutil_elapsed_ms(const struct timeval *a, const struct timeval *b)
+{
+	int64_t ms = ((int64_t)b->tv_sec - a->tv_sec) * 1000 + ((int64_t)b->tv_usec - a->tv_usec) / 1000;
+	return ms > 0 ? (uint64_t)ms : 0;
+}
+
+struct timeval netutil_timeval_ms(uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
+	return tv;
+}

@@ -1,0 +1,24 @@
+/*
+ * netutil: small socket helpers shared by the sessions.
+ */
+#ifndef LB_NETUTIL_H
+#define LB_NETUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+/* The address part of a peer ("127.0.0.1", "::1") into out. */
+void netutil_format_ip(const struct sockaddr_storage *sa, char *out, size_t cap);
+
+/* Pointer to and length of the raw address bytes (the source_ip hash key). */
+const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len);
+
+/* Milliseconds between two timevals (b - a), 0 when negative. */
+uint64_t netutil_elapsed_ms(const struct timeval *a, const struct timeval *b);
+
+/* A timeval of `ms` milliseconds. */
+struct timeval netutil_timeval_ms(uint64_t ms);
+
+#endif

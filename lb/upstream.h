@@ -1,0 +1,34 @@
+/*
+ * upstream: idle keep-alive connections to servers, pooled per worker and
+ * per server (SPEC 4 `keepalive`).
+ *
+ * Only the owning worker touches its pools. A pooled connection keeps
+ * reading: if the server closes it, sends something unasked, or it stays
+ * unused for timeouts.idle, it is closed and leaves the pool, so a
+ * connection the server closed is not handed out (a close that races with
+ * the hand-out is caught by the HTTP session's retry, SPEC 6).
+ * Each pooled connection holds a reference to its server_state.
+ */
+#ifndef LB_UPSTREAM_H
+#define LB_UPSTREAM_H
+
+#include <stdint.h>
+
+#include "gen.h"
+#include "worker.h"
+
+struct bufferevent;
+
+/* An idle connection to `state`, or NULL. The bufferevent comes back with
+ * no callbacks, no timeouts and reading disabled. */
+struct bufferevent *upstream_pool_take(struct worker *w, struct server_state *state);
+
+/* Park a connection whose exchange completed (input empty, nothing owed).
+ * Closes it instead when the pool already holds `keepalive` connections. */
+void upstream_pool_put(struct worker *w, struct server_state *state, struct bufferevent *bev, int keepalive,
+		       uint64_t idle_ms);
+
+/* Close every idle connection of the worker (at exit). */
+void upstream_pool_close_all(struct worker *w);
+
+#endif

@@ -1,0 +1,321 @@
+/* worker: event loop threads. See worker.h for who may touch what. */
+#include "worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "tcp.h"
+#include "upstream.h"
+
+/* Connections accepted per readiness event and listener: enough to drain a
+ * burst, small enough that one busy listener cannot starve the others. */
+#define ACCEPT_BUDGET 64
+/* How soon accepting is retried after EMFILE or at max_connections when no
+ * session of this worker ends first (another worker's may). */
+#define ACCEPT_RETRY_MS 50
+
+struct lb_counters lb_counters;
+
+void wake_fd_signal(int fd)
+{
+	uint64_t one = 1;
+	/* EAGAIN means the counter is already non-zero: the wake-up is pending. */
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("eventfd write: %s", strerror(errno));
+}
+
+static void accept_points_enable(struct worker *w, bool enable)
+{
+	for (size_t i = 0; i < w->naccept_points; i++) {
+		if (enable)
+			event_add(w->accept_points[i].event, NULL);
+		else
+			event_del(w->accept_points[i].event);
+	}
+}
+
+static void accept_pause(struct worker *w)
+{
+	if (w->accept_paused)
+		return;
+	w->accept_paused = true;
+	accept_points_enable(w, false);
+	struct timeval tv = { 0, ACCEPT_RETRY_MS * 1000 };
+	event_add(w->accept_resume_timer, &tv);
+}
+
+static bool at_connection_limit(const struct worker *w)
+{
+	return atomic_load_explicit(&lb_counters.connections_active, memory_order_relaxed) >=
+	       (unsigned)w->gen->cfg->global.max_connections;
+}
+
+static void accept_try_resume(struct worker *w)
+{
+	if (!w->accept_paused || atomic_load(&w->stopping))
+		return;
+	if (at_connection_limit(w)) {
+		struct timeval tv = { 0, ACCEPT_RETRY_MS * 1000 };
+		event_add(w->accept_resume_timer, &tv);
+		return;
+	}
+	w->accept_paused = false;
+	event_del(w->accept_resume_timer);
+	accept_points_enable(w, true);
+}
+
+static void on_accept_resume_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	accept_try_resume(arg);
+}
+
+/* EMFILE and friends: the connection stays in the backlog; pause instead of
+ * spinning on a socket that stays readable, and say so once a second. */
+static void accept_failed(struct worker *w, const struct gen_listener *l, int err)
+{
+	time_t now = time(NULL);
+	if (now != w->last_accept_error_log) {
+		w->last_accept_error_log = now;
+		log_error("listener %s: accept: %s; pausing accepts", l->cfg->name, strerror(err));
+	}
+	accept_pause(w);
+}
+
+static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct accept_point *ap = arg;
+	struct worker *w = ap->worker;
+	(void)what;
+
+	for (int n = 0; n < ACCEPT_BUDGET; n++) {
+		if (at_connection_limit(w)) {
+			accept_pause(w);
+			return;
+		}
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+		int client = accept4(fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (client < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			accept_failed(w, ap->listener, errno);
+			return;
+		}
+		atomic_fetch_add_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&lb_counters.connections_total, 1, memory_order_relaxed);
+		int rc = ap->listener->cfg->mode == LISTENER_MODE_TCP
+				 ? tcp_session_start(w, ap->listener, client, &peer, peer_len)
+				 : http_session_start(w, ap->listener, client, &peer, peer_len);
+		if (rc < 0) {
+			/* The session closed the socket; keep the count right. */
+			atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+		}
+	}
+}
+
+static void accept_points_free(struct worker *w)
+{
+	for (size_t i = 0; i < w->naccept_points; i++)
+		event_free(w->accept_points[i].event);
+	free(w->accept_points);
+	w->accept_points = NULL;
+	w->naccept_points = 0;
+}
+
+static int accept_points_create(struct worker *w)
+{
+	const struct gen *g = w->gen;
+	w->accept_points = calloc(g->nlisteners ? g->nlisteners : 1, sizeof(*w->accept_points));
+	if (w->accept_points == NULL)
+		return -1;
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		struct accept_point *ap = &w->accept_points[w->naccept_points];
+		ap->worker = w;
+		ap->listener = &g->listeners[i];
+		ap->event = event_new(w->base, ap->listener->fd, EV_READ | EV_PERSIST, on_accept_ready, ap);
+		if (ap->event == NULL)
+			return -1;
+		w->naccept_points++;
+		if (!w->accept_paused)
+			event_add(ap->event, NULL);
+	}
+	return 0;
+}
+
+/* Accept for g from now on. Sessions keep the generation they hold. */
+static void worker_switch_gen(struct worker *w, struct gen *g)
+{
+	accept_points_free(w);
+	gen_release(w->gen);
+	w->gen = g;
+	if (!atomic_load(&w->stopping) && accept_points_create(w) < 0)
+		log_error("worker %d: out of memory creating accept events", w->index);
+	atomic_store(&w->acked_gen, g->id);
+}
+
+static void sessions_destroy_all(struct worker *w)
+{
+	while (w->sessions.next != &w->sessions)
+		w->sessions.next->destroy(w->sessions.next);
+}
+
+/* Tell every session the worker stops; a session may free itself meanwhile. */
+static void sessions_stop_all(struct worker *w)
+{
+	struct session_link *link = w->sessions.next;
+	while (link != &w->sessions) {
+		struct session_link *next = link->next;
+		if (link->stop != NULL)
+			link->stop(link);
+		link = next;
+	}
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t count;
+	(void)what;
+
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_error("worker %d: eventfd read: %s", w->index, strerror(errno));
+	if (atomic_load(&w->stop_now)) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	struct gen *g = atomic_exchange(&w->pending_gen, NULL);
+	if (g != NULL)
+		worker_switch_gen(w, g);
+	if (atomic_load(&w->stopping) && !atomic_load(&w->accepting_stopped)) {
+		accept_points_free(w);
+		event_del(w->accept_resume_timer);
+		atomic_store(&w->accepting_stopped, true);
+		sessions_stop_all(w);
+	}
+	wake_fd_signal(w->control_fd);
+	if (atomic_load(&w->stopping) && w->nsessions == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	sessions_destroy_all(w);
+	upstream_pool_close_all(w);
+	accept_points_free(w);
+	event_free(w->accept_resume_timer);
+	event_free(w->wake_event);
+	gen_release(w->gen);
+	w->gen = NULL;
+	struct gen *pending = atomic_exchange(&w->pending_gen, NULL);
+	gen_release(pending);
+	event_base_free(w->base);
+	w->base = NULL;
+	atomic_store(&w->exited, true);
+	wake_fd_signal(w->control_fd);
+	return NULL;
+}
+
+int worker_start(struct worker *w, int index, struct gen *gen, int control_fd)
+{
+	struct event_config *ec = event_config_new();
+
+	memset(w, 0, sizeof(*w));
+	w->index = index;
+	w->control_fd = control_fd;
+	w->wake_fd = -1;
+	w->sessions.next = w->sessions.prev = &w->sessions;
+	if (ec == NULL)
+		return -1;
+	/* Nothing else touches this base from another thread. */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (w->base == NULL)
+		goto fail;
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		goto fail;
+	w->wake_event = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
+	w->accept_resume_timer = evtimer_new(w->base, on_accept_resume_timer, w);
+	if (w->wake_event == NULL || w->accept_resume_timer == NULL)
+		goto fail;
+	event_add(w->wake_event, NULL);
+	w->gen = gen_acquire(gen);
+	atomic_store(&w->acked_gen, gen->id);
+	if (accept_points_create(w) < 0)
+		goto fail;
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		goto fail;
+	return 0;
+fail:
+	accept_points_free(w);
+	if (w->accept_resume_timer)
+		event_free(w->accept_resume_timer);
+	if (w->wake_event)
+		event_free(w->wake_event);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	gen_release(w->gen);
+	if (w->base)
+		event_base_free(w->base);
+	return -1;
+}
+
+void worker_post_gen(struct worker *w, struct gen *gen)
+{
+	struct gen *old = atomic_exchange(&w->pending_gen, gen_acquire(gen));
+	gen_release(old); /* a generation the worker never picked up */
+	wake_fd_signal(w->wake_fd);
+}
+
+void worker_post_stop(struct worker *w, bool now)
+{
+	atomic_store(&w->stopping, true);
+	if (now)
+		atomic_store(&w->stop_now, true);
+	wake_fd_signal(w->wake_fd);
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+	close(w->wake_fd);
+	w->wake_fd = -1;
+}
+
+void worker_session_add(struct worker *w, struct session_link *link)
+{
+	link->next = w->sessions.next;
+	link->prev = &w->sessions;
+	w->sessions.next->prev = link;
+	w->sessions.next = link;
+	w->nsessions++;
+}
+
+void worker_session_remove(struct worker *w, struct session_link *link)
+{
+	link->prev->next = link->next;
+	link->next->prev = link->prev;
+	link->next = link->prev = link;
+	w->nsessions--;
+	atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+	if (w->accept_paused)
+		accept_try_resume(w);
+	if (w->nsessions == 0 && atomic_load(&w->stopping))
+		event_base_loopbreak(w->base);
+}

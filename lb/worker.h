@@ -1,0 +1,96 @@
+/*
+ * worker: one event loop thread that accepts and runs sessions.
+ *
+ * Each worker has its own event_base and touches no other worker's data.
+ * The control thread talks to a worker only through the atomic fields
+ * marked "control -> worker" and a wake-up eventfd; the worker answers
+ * through the fields marked "worker -> control" and the control's eventfd.
+ * Every listening socket is polled by every worker (the kernel hands each
+ * connection to one accept4 caller); the sockets belong to generations.
+ */
+#ifndef LB_WORKER_H
+#define LB_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "gen.h"
+
+struct event_base;
+struct event;
+struct worker;
+
+/* Process-wide counters, updated by every worker. */
+struct lb_counters {
+	atomic_uint connections_active; /* client connections open */
+	atomic_uint_fast64_t connections_total;
+	atomic_uint_fast64_t reloads_ok;
+	atomic_uint_fast64_t reloads_failed;
+};
+extern struct lb_counters lb_counters;
+
+/* Every session (tcp or http) starts with this link, so a worker can count
+ * its sessions and free them all when it is stopped before they end. */
+struct session_link {
+	struct session_link *prev, *next;
+	void (*destroy)(struct session_link *link);
+	/* The worker is stopping: close when idle (may free it). NULL = no-op. */
+	void (*stop)(struct session_link *link);
+};
+
+struct accept_point {
+	struct worker *worker;
+	const struct gen_listener *listener;
+	struct event *event;
+};
+
+struct worker {
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	int wake_fd; /* eventfd the control writes to */
+	struct event *wake_event;
+	int control_fd; /* the control's eventfd, written after each answer */
+
+	/* control -> worker */
+	_Atomic(struct gen *) pending_gen; /* a reference handed over */
+	atomic_bool stopping; /* stop accepting, exit when no session is left */
+	atomic_bool stop_now; /* exit at once, closing every session */
+
+	/* worker -> control */
+	atomic_ulong acked_gen; /* id of the generation it accepts for */
+	atomic_bool accepting_stopped;
+	atomic_bool exited;
+
+	/* the worker's own */
+	struct gen *gen; /* a reference */
+	struct accept_point *accept_points;
+	size_t naccept_points;
+	bool accept_paused; /* at max_connections or after EMFILE */
+	struct event *accept_resume_timer;
+	time_t last_accept_error_log;
+	struct session_link sessions; /* list head */
+	size_t nsessions;
+};
+
+/* Create the worker's loop (in the calling thread) and start its thread
+ * on `gen` (a new reference is taken). Returns 0 or -1. */
+int worker_start(struct worker *w, int index, struct gen *gen, int control_fd);
+
+/* Control side: hand over a new generation / ask to stop. Thread-safe. */
+void worker_post_gen(struct worker *w, struct gen *gen);
+void worker_post_stop(struct worker *w, bool now);
+
+/* Control side, after the thread exited: join and free. */
+void worker_join(struct worker *w);
+
+/* Session side, on the worker's thread. */
+void worker_session_add(struct worker *w, struct session_link *link);
+void worker_session_remove(struct worker *w, struct session_link *link);
+
+/* Wake an eventfd (control or worker). */
+void wake_fd_signal(int fd);
+
+#endif

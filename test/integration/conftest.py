@@ -1,0 +1,244 @@
+"""Integration test harness: real lb and replica processes on 127.0.0.1.
+
+Every process a test starts is registered with the `procs` fixture and
+killed by pid when the test ends, whatever happened. Waiting is done by
+polling a condition with a deadline, never by a bare sleep.
+
+LB_BUILD names the build directory to test (build, build-asan).
+"""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("LB_BUILD", "build"))
+LB = os.path.join(BUILD, "lb")
+REPLICA = os.path.join(BUILD, "replica")
+
+
+def wait_until(predicate, timeout=5.0, what="condition"):
+    """Poll predicate until it is true; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def can_connect(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Replica:
+    def __init__(self, procs, port=None, name=None, mode="http", args=()):
+        self.port = port or free_port()
+        self.name = name or "replica-%d" % self.port
+        self.mode = mode
+        self.args = list(args)
+        self.procs = procs
+        self.proc = None
+
+    def start(self):
+        cmd = [REPLICA, "-p", str(self.port), "-n", self.name, "-m", self.mode] + self.args
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(self.proc)
+        line = self.proc.stdout.readline()
+        assert "listening" in line, "replica did not start: %r %r" % (line, self.proc.stderr.read())
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+
+class Lb:
+    """One lb process with its config file and log."""
+
+    def __init__(self, procs, tmp_path, config, port=None):
+        self.procs = procs
+        self.dir = tmp_path
+        self.path = os.path.join(str(tmp_path), "lb.yaml")
+        self.log_path = os.path.join(str(tmp_path), "lb.log")
+        self.proc = None
+        self.port = port
+        self.write(config)
+
+    def write(self, config):
+        with open(self.path, "w") as f:
+            f.write(textwrap.dedent(config))
+
+    def start(self, wait_port=None, args=()):
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([LB, "-c", self.path] + list(args), stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env)
+        self.procs.append(self.proc)
+        port = wait_port or self.port
+        if port:
+            wait_until(lambda: can_connect(port) or self.proc.poll() is not None, 10, "lb to listen")
+            assert self.proc.poll() is None, "lb exited: " + self.log_text()
+        return self
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def reload(self, config=None, expect_ok=True):
+        """SIGHUP and wait for lb to say how the reload went."""
+        if config is not None:
+            self.write(config)
+        before_ok = self.log_text().count("reload: generation")
+        before_failed = self.log_text().count("reload failed")
+        self.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.log_text().count("reload: generation") > before_ok
+                   or self.log_text().count("reload failed") > before_failed, 10, "reload result")
+        ok = self.log_text().count("reload: generation") > before_ok
+        assert ok == expect_ok, self.log_text()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (p.stdout, p.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture
+def replicas(procs):
+    """replicas(n, mode=..., args=...) -> list of started Replica."""
+    def make(n, mode="http", args=()):
+        return [Replica(procs, mode=mode, name="r%d" % i, args=args).start() for i in range(n)]
+    return make
+
+
+@pytest.fixture
+def lb(procs, tmp_path):
+    """lb(config_text, port, start=True) -> Lb, started unless start=False."""
+    instances = []
+
+    def make(config, port=None, start=True, args=()):
+        directory = tmp_path / ("lb%d" % len(instances))
+        directory.mkdir()
+        inst = Lb(procs, directory, config, port)
+        instances.append(inst)
+        return inst.start(args=args) if start else inst
+    yield make
+    for inst in instances:
+        if inst.proc and inst.proc.poll() is None:
+            inst.proc.kill()
+            inst.proc.wait(timeout=5)
+        if getattr(inst, "log", None):
+            inst.log.close()
+
+
+def tcp_config(port, servers, extra_backend="", extra_global="", workers=2, balance="round_robin"):
+    lines = "\n".join("      - addr: %s" % s if isinstance(s, str) else
+                      "      - addr: %s\n        weight: %d" % s for s in servers)
+    return """\
+global:
+  workers: %d
+  log:
+    level: info
+%s
+listeners:
+  - name: front
+    bind: "127.0.0.1:%d"
+    mode: tcp
+    backend: app
+backends:
+  - name: app
+    balance: %s
+    health_check:
+      type: none
+    servers:
+%s
+%s
+""" % (workers, extra_global, port, balance, lines, extra_backend)
+
+
+def http_config(port, servers, extra_backend="", extra_listener="", extra_global="", workers=2,
+                balance="round_robin", extra_top=""):
+    lines = "\n".join("      - addr: %s" % s if isinstance(s, str) else
+                      "      - addr: %s\n        weight: %d" % s for s in servers)
+    return """\
+global:
+  workers: %d
+  log:
+    level: info
+%s
+listeners:
+  - name: web
+    bind: "127.0.0.1:%d"
+    mode: http
+    backend: app
+%s
+backends:
+  - name: app
+    balance: %s
+    health_check:
+      type: none
+    servers:
+%s
+%s
+%s
+""" % (workers, extra_global, port, extra_listener, balance, lines, extra_backend, extra_top)
+
+
+def recv_all(sock, timeout=10.0):
+    """Read until EOF."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def recv_line(sock, timeout=5.0):
+    sock.settimeout(timeout)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
