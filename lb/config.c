@@ -95,9 +95,12 @@ struct config_ctx {
 
 /* ---- errors ------------------------------------------------------------ */
 
-__attribute__((format(printf, 5, 6))) static void config_error(struct config_ctx *ctx, unsigned line,
-								unsigned col, const char *path, const char *fmt,
-								...)
+static void config_error(struct config_ctx *ctx, unsigned line, unsigned col, const char *path,
+			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* One error line at LINE:COL (line 0: about the whole file); path may be "". */
+static void config_error(struct config_ctx *ctx, unsigned line, unsigned col, const char *path,
+			 const char *fmt, ...)
 {
 	char msg[CONFIG_MSG_MAX];
 	va_list ap;
@@ -1121,7 +1124,8 @@ static void config_apply_value(struct config_ctx *ctx, const struct config_key *
 	    config_set_scalar(ctx, key, node, (char *)base + key->offset) == 0)
 		return;
 	config_describe(key, what, sizeof what);
-	if (key->kind == CONFIG_DURATION && config_all_digits(node->text))
+	if (key->kind == CONFIG_DURATION && node->kind == CONFIG_NODE_SCALAR &&
+	    config_all_digits(node->text))
 		config_error(ctx, node->line, node->col, path, "duration without unit: expected %s, got %s",
 			     what, config_show(node, shown, sizeof shown));
 	else

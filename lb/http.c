@@ -102,6 +102,7 @@ struct http_session {
 	/* the server side */
 	int server_index; /* -1 when none */
 	bool server_reused; /* came from the pool */
+	bool request_sent; /* some server got (part of) this request */
 	int tried[MAX_TRIES];
 	size_t ntried;
 
@@ -229,6 +230,7 @@ static void request_reset(struct http_session *s)
 	s->req_done = s->resp_head_done = s->retriable = false;
 	s->has_hash_key = false;
 	s->ntried = 0;
+	s->request_sent = false;
 	s->status = 0;
 	s->req_bytes = s->resp_bytes = 0;
 }
@@ -391,6 +393,25 @@ static void hash_key_extract(struct http_session *s, const char *buf)
 
 static bool start_attempt(struct http_session *s);
 
+/* A chunked body is checked as far as it has arrived before any server is
+ * chosen, so that a smuggling attempt sent in one piece (an invalid chunk
+ * size) never reaches a server. Bytes arriving later are checked as they
+ * are relayed; an error then cuts the server connection mid-request. */
+static bool chunked_prefix_valid(const struct http_session *s)
+{
+	if (s->req.framing != HTTP_FRAMING_CHUNKED)
+		return true;
+	struct http_body probe = s->req_body;
+	struct evbuffer_iovec vec[8];
+	int n = evbuffer_peek(bufferevent_get_input(s->client), RELAY_HIGH_WATER, NULL, vec, 8);
+	enum http_body_status st = HTTP_BODY_MORE;
+	for (int i = 0; i < n && i < 8 && st == HTTP_BODY_MORE; i++) {
+		size_t used;
+		st = http_body_feed(&probe, vec[i].iov_base, vec[i].iov_len, &used);
+	}
+	return st != HTTP_BODY_ERROR;
+}
+
 /* A complete head of head_len bytes is at the front of the client input. */
 static bool dispatch_request(struct http_session *s, const char *buf, size_t head_len)
 {
@@ -453,6 +474,10 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 	}
 	if (s->req.upgrade)
 		s->retriable = false;
+	if (!s->req_done && !chunked_prefix_valid(s)) {
+		respond_error(s, 400);
+		return true;
+	}
 	return start_attempt(s);
 }
 
@@ -514,6 +539,7 @@ static void send_request(struct http_session *s)
 		evbuffer_add(out, evbuffer_pullup(s->req_body_copy, -1), n);
 	}
 	s->resp_scan_pos = 0;
+	s->request_sent = true;
 	s->state = HTTP_EXCHANGE;
 	timer_arm(s, s->backend->cfg->timeouts.response_ms);
 }
@@ -523,13 +549,16 @@ static bool start_attempt(struct http_session *s)
 {
 	struct gen_backend *b = s->backend;
 
+	/* Out of servers: 503 when none could even be reached (nothing was
+	 * sent: the client may retry, as HAProxy answers), else 502. */
+	int exhausted = s->request_sent ? 502 : 503;
 	if (s->ntried > (size_t)b->cfg->retries || s->ntried >= MAX_TRIES) {
-		respond_error(s, 502);
+		respond_error(s, exhausted);
 		return true;
 	}
 	int i = gen_pick_server(b, s->tried, s->ntried, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
 	if (i < 0) {
-		respond_error(s, s->ntried == 0 ? 503 : 502);
+		respond_error(s, exhausted);
 		return true;
 	}
 	struct gen_server *gs = &b->servers[i];

@@ -161,12 +161,27 @@ def lb(procs, tmp_path):
         instances.append(inst)
         return inst.start(args=args) if start else inst
     yield make
+    # Every lb still running is stopped gracefully: a clean exit status and
+    # no sanitizer report prove it neither leaked nor misbehaved.
+    problems = []
     for inst in instances:
         if inst.proc and inst.proc.poll() is None:
-            inst.proc.kill()
-            inst.proc.wait(timeout=5)
+            inst.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = inst.proc.wait(timeout=15)
+                if rc != 0:
+                    problems.append("lb exited with %d" % rc)
+            except subprocess.TimeoutExpired:
+                inst.proc.kill()
+                inst.proc.wait(timeout=5)
+                problems.append("lb did not stop on SIGTERM")
         if getattr(inst, "log", None):
             inst.log.close()
+            text = inst.log_text()
+            for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                if marker in text:
+                    problems.append(marker + " report:\n" + text[-4000:])
+    assert not problems, "\n".join(problems)
 
 
 def tcp_config(port, servers, extra_backend="", extra_global="", workers=2, balance="round_robin"):

@@ -443,6 +443,9 @@ static void test_wrong_node_type_is_an_error(void **state)
 	assert_minimal_with_error(8, "      - 127.0.0.2:1\n",
 				  "lb.yaml:9:9: backends[0].servers[1]: expected a mapping (a server), "
 				  "got \"127.0.0.2:1\"");
+	assert_minimal_with_error(0, "global: {grace: {a: 1}}\n",
+				  "lb.yaml:1:17: global.grace: expected a duration from 0ms to 168h "
+				  "with a unit (ms, s, m, h), got a mapping");
 	assert_one_error("listeners: web\n",
 			 "lb.yaml:1:12: listeners: expected a sequence of listeners, got \"web\"");
 }

@@ -1,0 +1,370 @@
+"""HTTP mode (SPEC 7) and retries (SPEC 6) through real lb and replica processes.
+
+Raw sockets are used wherever a well-behaved client library would refuse to
+send the bytes under test (smuggling, pipelining, malformed heads).
+"""
+import hashlib
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import Replica, free_port, http_config, recv_all, wait_until
+
+
+def pattern(n):
+    """The body of the replica's /bytes/N: byte i is i % 251."""
+    block = bytes(i % 251 for i in range(251))
+    return (block * (n // 251 + 1))[:n]
+
+
+def read_response(sock, buf=b""):
+    """Read one response (Content-Length or chunked or close) from sock.
+    Returns (status, headers dict lower-cased, body, rest of the buffer)."""
+    sock.settimeout(10)
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise EOFError("closed before a response head: %r" % buf)
+        buf += data
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        headers.setdefault(k.strip().lower(), v.strip())
+    if status in (101, 204, 304) or 100 <= status < 200:
+        return status, headers, b"", buf
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        while len(buf) < n:
+            data = sock.recv(65536)
+            if not data:
+                raise EOFError("truncated body")
+            buf += data
+        return status, headers, buf[:n], buf[n:]
+    if headers.get("transfer-encoding", "").endswith("chunked"):
+        body = b""
+        while True:
+            while b"\r\n" not in buf:
+                buf += sock.recv(65536)
+            size_line, buf = buf.split(b"\r\n", 1)
+            size = int(size_line.split(b";")[0], 16)
+            while len(buf) < size + 2:
+                buf += sock.recv(65536)
+            body += buf[:size]
+            buf = buf[size + 2:]
+            if size == 0:
+                return status, headers, body, buf
+    return status, headers, buf + recv_all(sock), b""
+
+
+def request(port, raw, timeout=10):
+    """Send raw bytes on a new connection, return the first response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        return read_response(s)
+
+
+def replica_stats(r):
+    conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=5)
+    conn.request("GET", "/stats")
+    data = json.loads(conn.getresponse().read())
+    conn.close()
+    return data
+
+
+@pytest.fixture
+def three(replicas, lb):
+    """Three http replicas behind one lb; returns (lb, port, replicas)."""
+    def make(extra_backend="", extra_listener="", extra_global="", balance="round_robin", n=3):
+        rs = replicas(n)
+        port = free_port()
+        inst = lb(http_config(port, [r.addr for r in rs], extra_backend=extra_backend,
+                              extra_listener=extra_listener, extra_global=extra_global, balance=balance),
+                  port)
+        return inst, port, rs
+    return make
+
+
+def test_each_request_on_one_keepalive_connection_is_balanced(three):
+    _, port, _ = three()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    names = []
+    for _ in range(6):
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        names.append(resp.read().decode().strip())
+        assert resp.status == 200
+    conn.close()
+    assert names == ["r0", "r1", "r2", "r0", "r1", "r2"]
+
+
+def test_server_connections_are_pooled_and_reused(three):
+    _, port, rs = three()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for _ in range(90):
+        conn.request("GET", "/")
+        conn.getresponse().read()
+    conn.close()
+    for r in rs:
+        stats = replica_stats(r)
+        # 30 requests each (plus this /stats one, direct); far fewer connections.
+        assert stats["requests"] >= 30
+        assert stats["connections"] <= 4, stats
+
+
+def test_five_megabyte_bodies_both_ways_intact(three):
+    _, port, _ = three()
+    body = os.urandom(5 * 1000 * 1000)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request("POST", "/echo", body=body)
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert hashlib.sha256(resp.read()).digest() == hashlib.sha256(body).digest()
+    conn.request("GET", "/bytes/5000000")
+    resp = conn.getresponse()
+    assert hashlib.sha256(resp.read()).digest() == hashlib.sha256(pattern(5000000)).digest()
+    conn.close()
+
+
+def test_chunked_bodies_both_ways(three):
+    _, port, _ = three()
+    chunks = [os.urandom(n) for n in (1, 1000, 70000, 5)]
+    raw = b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw += b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    status, _, body, _ = request(port, raw)
+    assert status == 200 and int(body) == sum(len(c) for c in chunks)
+    status, headers, body, _ = request(port, b"GET /chunked/100000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status == 200 and headers["transfer-encoding"] == "chunked"
+    assert body == pattern(100000)
+
+
+def test_pipelined_requests_are_answered_in_order(three):
+    _, port, _ = three()
+    raw = b"".join(b"GET /status/%d HTTP/1.1\r\nHost: t\r\n\r\n" % code for code in (201, 202, 203, 204))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw)
+        rest = b""
+        got = []
+        for _ in range(4):
+            status, _, _, rest = read_response(s, rest)
+            got.append(status)
+    assert got == [201, 202, 203, 204]
+
+
+def test_http10_client_gets_close_or_keepalive(three):
+    _, port, _ = three()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        status, headers, body, _ = read_response(s)
+        assert status == 200 and body.strip() in (b"r0", b"r1", b"r2")
+        assert recv_all(s, 5) == b""  # 1.0 without keep-alive: closed
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, _, rest = read_response(s)
+        assert status == 200 and headers.get("connection", "").lower() == "keep-alive"
+        s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, _, _, _ = read_response(s, rest)
+        assert status == 200
+
+
+def test_websocket_upgrade_tunnels_bytes_both_ways(three):
+    _, port, _ = three()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        status, headers, _, rest = read_response(s)
+        assert status == 101 and headers["upgrade"].lower() == "websocket"
+        for msg in (b"hello", os.urandom(100000)):
+            s.sendall(msg)
+            got = rest
+            while len(got) < len(msg):
+                got += s.recv(65536)
+            rest = b""
+            assert got == msg
+
+
+def test_forwarding_headers_added_and_hop_by_hop_removed(three):
+    _, port, _ = three()
+    raw = (b"GET /echo HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 203.0.113.9\r\n"
+           b"Connection: keep-alive, X-Secret\r\nX-Secret: hide\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+           b"X-Request-Id: abc-123\r\n\r\n")
+    status, h, _, _ = request(port, raw)
+    assert status == 200
+    assert h["x-echo-host"] == "example.test"
+    assert h["x-echo-x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert h["x-echo-x-forwarded-proto"] == "http"
+    assert h["x-echo-x-request-id"] == "abc-123"
+    for hop in ("x-echo-x-secret", "x-echo-keep-alive", "x-echo-te", "x-echo-connection"):
+        assert hop not in h, hop
+    status, h, _, _ = request(port, b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert len(h["x-echo-x-request-id"]) >= 16
+
+
+@pytest.mark.parametrize("name,raw", [
+    ("content-length and transfer-encoding",
+     b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ("differing content-lengths",
+     b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+    ("invalid content-length", b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello"),
+    ("transfer-encoding not ending in chunked",
+     b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
+    ("obs-fold", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: one\r\n two\r\n\r\n"),
+    ("whitespace before colon", b"GET / HTTP/1.1\r\nHost: t\r\nX-A : one\r\n\r\n"),
+    ("NUL in a field", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: o\x00ne\r\n\r\n"),
+    ("bare CR in a field", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: o\rne\r\n\r\n"),
+    ("bare LF line end", b"GET / HTTP/1.1\r\nHost: t\nX-A: one\r\n\r\n"),
+])
+def test_request_smuggling_is_refused_and_never_reaches_a_server(three, name, raw):
+    _, port, rs = three()
+    before = sum(replica_stats(r)["requests"] for r in rs)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw)
+        status, headers, _, _ = read_response(s)
+        assert status == 400, name
+        assert headers.get("connection") == "close"
+        assert recv_all(s, 5) == b""
+    after = sum(replica_stats(r)["requests"] for r in rs)
+    assert after == before + len(rs)  # only our /stats requests
+
+
+def test_invalid_chunk_size_is_refused_before_the_body_is_used(three):
+    _, port, rs = three()
+    raw = b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw)
+        status, _, _, _ = read_response(s)
+        assert status == 400
+    # The head went out before the body was seen, but the server never got a
+    # complete request: it answered nothing and counted no request body.
+    assert all(replica_stats(r)["requests"] == 1 for r in rs)
+
+
+def test_malformed_request_gets_400(three):
+    _, port, _ = three()
+    assert request(port, b"THIS IS NOT HTTP\r\n\r\n")[0] == 400
+
+
+def test_unknown_transfer_coding_gets_501(three):
+    _, port, _ = three()
+    raw = b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: frobnicate, chunked\r\n\r\n0\r\n\r\n"
+    assert request(port, raw)[0] == 501
+
+
+def test_oversized_head_gets_431(three):
+    _, port, _ = three(extra_listener="    max_header_size: 4k")
+    raw = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+    assert request(port, raw)[0] == 431
+
+
+def test_slow_head_gets_408(three):
+    _, port, _ = three(extra_listener="    timeouts:\n      header: 300ms")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")  # never finished
+        started = time.monotonic()
+        status, headers, _, _ = read_response(s)
+        assert status == 408 and headers["connection"] == "close"
+        assert time.monotonic() - started < 3
+
+
+def test_idle_keepalive_client_is_closed_after_client_timeout(three):
+    _, port, _ = three(extra_listener="    timeouts:\n      client: 300ms")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, _, _, _ = read_response(s)
+        assert status == 200
+        assert recv_all(s, 5) == b""
+
+
+def test_server_closing_without_answer_gets_502(three):
+    _, port, _ = three(extra_backend="    retries: 0")
+    assert request(port, b"GET /reset HTTP/1.1\r\nHost: t\r\n\r\n")[0] == 502
+
+
+def test_no_server_gets_503_with_retry_after(lb):
+    port = free_port()
+    lb(http_config(port, ["127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % free_port()]), port)
+    status, headers, body, _ = request(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status == 503 and headers["retry-after"] == "1" and body
+
+
+def test_slow_server_gets_504(three):
+    _, port, _ = three(extra_backend="    timeouts:\n      response: 300ms")
+    started = time.monotonic()
+    assert request(port, b"GET /hang HTTP/1.1\r\nHost: t\r\n\r\n")[0] == 504
+    assert time.monotonic() - started < 3
+
+
+def test_dead_server_is_hidden_by_a_retry(replicas, lb):
+    rs = replicas(2)
+    port = free_port()
+    lb(http_config(port, [rs[0].addr, "127.0.0.1:%d" % free_port(), rs[1].addr]), port)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for _ in range(30):
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read().strip() in (b"r0", b"r1")
+    conn.close()
+
+
+def test_pooled_connection_closed_by_a_restarted_server_is_not_reused(procs, lb):
+    r = Replica(procs, name="only").start()
+    port = free_port()
+    lb(http_config(port, [r.addr]), port)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/")
+    assert conn.getresponse().read() == b"only\n"
+    r.kill()
+    r2 = Replica(procs, port=r.port, name="again").start()
+    for _ in range(5):
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read() == b"again\n"
+    conn.close()
+    assert r2.proc.poll() is None
+
+
+def test_access_log_has_one_line_per_request(replicas, lb, tmp_path):
+    rs = replicas(1)
+    port = free_port()
+    log = tmp_path / "access.log"
+    lb(http_config(port, [rs[0].addr], extra_global="  access_log: %s" % log), port)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for path in ("/a", "/status/404"):
+        conn.request("GET", path, headers={"X-Request-Id": "rid-" + path[1:].replace("/", "-")})
+        conn.getresponse().read()
+    conn.close()
+    wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 2, 5, "access log lines")
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2
+    assert "127.0.0.1 web app %s GET /a 200" % rs[0].addr in lines[0] and "rid-a" in lines[0]
+    assert "GET /status/404 404" in lines[1] and "rid-status-404" in lines[1]
+
+
+def test_keepalive_load_with_concurrent_clients_has_no_errors(three):
+    _, port, _ = three()
+    errors = []
+
+    def client():
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            for i in range(200):
+                conn.request("GET", "/echo" if i % 2 else "/", body=b"x" * (i % 7))
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    errors.append(resp.status)
+            conn.close()
+        except Exception as e:  # noqa: BLE001 - any failure is a test failure
+            errors.append(repr(e))
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
