@@ -43,8 +43,10 @@ $(BUILD)/replica: test/replica/replica.c | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 units: $(UNIT_BINS)
-$(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a | $(BUILD)/unit
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+# Compiled and linked in one step (so no -MMD: clang refuses it with -o
+# and several inputs); rebuilt whenever any header changes.
+$(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/*.h) | $(BUILD)/unit
+	$(CC) -D_GNU_SOURCE -Ilb $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblb.a $(LDLIBS) -lcmocka
 
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@

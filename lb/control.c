@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "health.h"
 #include "log.h"
 #include "worker.h"
 
@@ -116,6 +117,8 @@ static void reload(struct control *c)
 		log_error("reload: cannot open log target: %s; keeping the previous one", strerror(errno));
 	c->retiring[c->nretiring++] = (struct retiring_gen){ .old = c->current, .successor_id = g->id };
 	c->current = g;
+	if (health_sync(c->base, g) < 0)
+		log_error("reload: out of memory starting health checks");
 	for (int i = 0; i < c->nworkers; i++)
 		worker_post_gen(&c->workers[i], g);
 	atomic_fetch_add(&lb_counters.reloads_ok, 1);
@@ -251,6 +254,8 @@ int control_run(struct gen *first, const struct control_options *opts)
 			goto out;
 		}
 	}
+	if (health_sync(c.base, first) < 0)
+		goto out;
 	log_info("lb running: generation %lu, %d worker(s), %zu listener(s)", first->id, c.nworkers,
 		 first->nlisteners);
 	daemon_ready();
@@ -265,6 +270,7 @@ out:
 	}
 	for (int i = 0; i < started; i++)
 		worker_join(&c.workers[i]);
+	health_stop_all();
 	free(c.workers);
 	for (size_t i = 0; i < c.nretiring; i++) {
 		if (!c.sockets_closed)

@@ -54,6 +54,7 @@ struct server_state {
 	atomic_bool drained; /* admin drain: no new requests */
 	atomic_uint active; /* requests (http) or connections (tcp) in progress */
 	atomic_uint consecutive_failures; /* passive health */
+	atomic_uint_fast64_t passive_down_until_ms; /* CLOCK_MONOTONIC; see health.h */
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t failures; /* connect failures, 5xx, resets */
 	atomic_uint_fast64_t bytes_in; /* from the server */

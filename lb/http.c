@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "http_msg.h"
 #include "log.h"
 #include "netutil.h"
@@ -198,8 +199,7 @@ static void note_server_failure(struct http_session *s, const char *why)
 	struct gen_server *gs = current_server(s);
 	if (gs == NULL)
 		return;
-	atomic_fetch_add_explicit(&gs->state->failures, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&gs->state->consecutive_failures, 1, memory_order_relaxed);
+	health_note_failure(gs->state, s->backend->cfg, why);
 	log_debug("backend %s: server %s: %s", s->backend->cfg->name, gs->state->addr, why);
 }
 
@@ -612,7 +612,6 @@ static bool connecting(struct http_session *s)
 		return retry_or_fail(s, s->req_done, 502, "connect failed");
 	if (!s->server_connected)
 		return false;
-	atomic_store_explicit(&current_server(s)->state->consecutive_failures, 0, memory_order_relaxed);
 	send_request(s);
 	return true;
 }
@@ -734,7 +733,7 @@ static bool forward_response_head(struct http_session *s)
 	if (s->resp.status >= 500)
 		note_server_failure(s, "5xx response");
 	else
-		atomic_store_explicit(&current_server(s)->state->consecutive_failures, 0, memory_order_relaxed);
+		health_note_success(current_server(s)->state);
 	if (tunnel) {
 		start_tunnel(s);
 		return true;
@@ -779,7 +778,6 @@ static bool idle_expired(struct http_session *s)
 static bool exchange(struct http_session *s)
 {
 	if (s->client_error) {
-		note_server_failure(s, "client vanished");
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -790,9 +788,10 @@ static bool exchange(struct http_session *s)
 		if (evbuffer_get_length(in) == 0) {
 			if (s->server_eof || s->server_error) {
 				/* Closed before any response byte: a pooled connection the
-				 * server had just dropped, or a crash (SPEC 6). */
-				return retry_or_fail(s, s->server_reused && s->retriable, 502,
-						     "closed before responding");
+				 * server had just dropped (SPEC 6), or a server that died
+				 * with the request. Either way an idempotent request may
+				 * go elsewhere: it is safe to repeat by definition. */
+				return retry_or_fail(s, s->retriable, 502, "closed before responding");
 			}
 			if (s->timer_fired) {
 				note_server_failure(s, "response timeout");

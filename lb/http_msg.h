@@ -135,7 +135,7 @@ struct http_header {
  * A parsed head. Every span is an offset into the buffer that was parsed: the
  * struct is only meaningful together with that buffer, which the caller
  * keeps unchanged (it may move it, offsets stay valid) while it uses it.
- * Fixed size (about 1.7 KiB), no pointers into itself: it may be copied.
+ * Fixed size (about 2 KiB), no pointers into itself: it may be copied.
  */
 struct http_head {
 	bool is_request;

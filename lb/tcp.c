@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "log.h"
 #include "netutil.h"
 #include "relay.h"
@@ -221,8 +222,7 @@ static bool connect_next_server(struct tcp_session *s)
 static void note_connect_failure(struct tcp_session *s, const char *why)
 {
 	struct gen_server *gs = current_server(s);
-	atomic_fetch_add_explicit(&gs->state->failures, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&gs->state->consecutive_failures, 1, memory_order_relaxed);
+	health_note_failure(gs->state, s->backend->cfg, why);
 	log_debug("backend %s: connect to %s failed: %s", s->backend->cfg->name, gs->state->addr, why);
 }
 
@@ -241,7 +241,7 @@ static void relay(struct tcp_session *s, struct bufferevent *src, struct buffere
 static void relay_start(struct tcp_session *s)
 {
 	struct gen_server *gs = current_server(s);
-	atomic_store_explicit(&gs->state->consecutive_failures, 0, memory_order_relaxed);
+	health_note_success(gs->state);
 	s->state = TCP_RELAYING;
 	s->last_activity = now_cached(s);
 	timer_arm(s, s->backend->cfg->timeouts.idle_ms);

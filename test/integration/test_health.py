@@ -1,0 +1,219 @@
+"""Health (SPEC 6): active checks, passive ejection, retries, with real processes.
+
+The kill-and-restart test prints the measured removal and return times and
+the number of failed client requests (run pytest with -s to see them).
+"""
+import datetime
+import http.client
+import re
+import signal
+import socket
+import threading
+import time
+
+from conftest import Replica, free_port, http_config, wait_until
+
+FAST_CHECKS = """\
+    health_check:
+      type: %s
+      path: /healthz
+      interval: 200ms
+      timeout: 150ms
+      rise: 2
+      fall: 2
+"""
+
+
+def checked_config(port, servers, check="http", extra=""):
+    # http_config already sets "health_check: type: none"; replace it.
+    text = http_config(port, servers, extra_backend=extra)
+    return text.replace("    health_check:\n      type: none\n", FAST_CHECKS % check)
+
+
+def get(port, path="/", timeout=5):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read(), dict((k.lower(), v) for k, v in resp.getheaders())
+    finally:
+        conn.close()
+
+
+def log_time(line):
+    stamp = line.split(" ", 1)[0]
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def log_lines(inst, pattern):
+    return [l for l in inst.log_text().splitlines() if re.search(pattern, l)]
+
+
+class KeepAliveLoad:
+    """Client threads sending GETs on keep-alive connections until stopped."""
+
+    def __init__(self, port, threads=4):
+        self.port = port
+        self.ok = 0
+        self.failures = []
+        self.seen = {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self):
+        conn = None
+        deadline = time.monotonic() + 30
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                body = resp.read()
+                with self.lock:
+                    if resp.status == 200:
+                        self.ok += 1
+                        name = body.decode().strip()
+                        self.seen[name] = self.seen.get(name, 0) + 1
+                    else:
+                        self.failures.append(resp.status)
+                if resp.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as e:
+                with self.lock:
+                    self.failures.append(repr(e))
+                conn = None
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(40)
+
+
+def test_killed_replica_costs_no_failed_request_and_returns(procs, lb):
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(3)]
+    port = free_port()
+    # The kill also trips passive ejection; its cooldown must not hold the
+    # server back once the active checks pass again.
+    extra = "    passive:\n      failures: 5\n      cooldown: 200ms\n"
+    inst = lb(checked_config(port, [r.addr for r in rs], extra=extra), port)
+    with KeepAliveLoad(port) as load:
+        wait_until(lambda: load.ok > 200, 10, "steady traffic")
+        killed_at = time.time()
+        rs[1].proc.send_signal(signal.SIGKILL)
+        rs[1].proc.wait(5)
+        down = wait_until(lambda: log_lines(inst, r"server app/%s down" % rs[1].addr), 5, "down")
+        removal = log_time(down[0]) - killed_at
+        seen_before = dict(load.seen)
+        wait_until(lambda: load.seen.get("r0", 0) > seen_before.get("r0", 0) + 100, 10, "traffic without r1")
+        restarted_at = time.time()
+        back = Replica(procs, port=rs[1].port, name="r1").start()
+        up = wait_until(lambda: log_lines(inst, r"server app/%s up" % rs[1].addr), 5, "up")
+        returned = log_time(up[0]) - restarted_at
+        count = load.seen.get("r1", 0)
+        wait_until(lambda: load.seen.get("r1", 0) > count + 50, 10, "traffic to the returned replica")
+    print("\nkill/restart under load: %d ok, %d failed; removal %.0f ms (fall x interval = 400 ms), "
+          "return %.0f ms (rise x interval = 400 ms)" % (load.ok, len(load.failures), removal * 1000,
+                                                          returned * 1000))
+    assert load.failures == []
+    assert removal < 0.4 + 1.0
+    assert returned < 0.4 + 1.0
+    assert back.proc.poll() is None
+    assert "2 passed checks" in up[0]
+
+
+def test_http_check_answering_500_takes_server_out(procs, lb):
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(2)]
+    port = free_port()
+    inst = lb(checked_config(port, [r.addr for r in rs]), port)
+    assert get(rs[1].port, "/control/health/fail")[0] == 200
+    wait_until(lambda: log_lines(inst, r"server app/%s down \(2 failed checks: status 500\)" % rs[1].addr), 5,
+               "down on status 500")
+    assert {get(port)[1] for _ in range(10)} == {b"r0\n"}
+    assert get(rs[1].port, "/control/health/ok")[0] == 200
+    wait_until(lambda: log_lines(inst, r"server app/%s up" % rs[1].addr), 5, "back up")
+    assert {get(port)[1] for _ in range(10)} == {b"r0\n", b"r1\n"}
+
+
+def test_replica_that_never_answers_is_taken_out_by_check_timeout(procs, lb):
+    good = Replica(procs, name="good").start()
+    # A server that accepts connections but never answers anything.
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(64)
+    mute_addr = "127.0.0.1:%d" % mute.getsockname()[1]
+    try:
+        port = free_port()
+        extra = "    timeouts:\n      response: 500ms\n"
+        inst = lb(checked_config(port, [good.addr, mute_addr], extra=extra), port)
+        # Until the checks notice, a request sent there is answered 504.
+        statuses = [get(port)[0] for _ in range(2)]
+        assert set(statuses) <= {200, 504}
+        wait_until(lambda: log_lines(inst, r"server app/%s down \(2 failed checks: timeout\)" % mute_addr), 5,
+                   "down on check timeout")
+        assert [get(port)[0] for _ in range(6)] == [200] * 6
+    finally:
+        mute.close()
+
+
+def test_all_replicas_down_gives_503_with_retry_after(procs, lb):
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(2)]
+    port = free_port()
+    inst = lb(checked_config(port, [r.addr for r in rs], check="tcp"), port)
+    for r in rs:
+        r.kill()
+    wait_until(lambda: len(log_lines(inst, r"server app/.* down")) == 2, 5, "both down")
+    status, _, headers = get(port)
+    assert status == 503 and headers["retry-after"] == "1"
+
+
+def test_health_state_survives_a_reload(procs, lb):
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(2)]
+    port = free_port()
+    config = checked_config(port, [r.addr for r in rs])
+    inst = lb(config, port)
+    get(rs[1].port, "/control/health/fail")
+    wait_until(lambda: log_lines(inst, r"server app/%s down" % rs[1].addr), 5, "down")
+    inst.reload(config.replace("level: info", "level: info\n  grace: 2s"))
+    # Straight after the reload the server is still down: no request reaches it.
+    assert {get(port)[1] for _ in range(10)} == {b"r0\n"}
+
+
+def test_server_added_by_reload_is_checked_at_once(procs, lb):
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(2)]
+    port = free_port()
+    # One failed check takes a server down; checks run only every 5 s.
+    slow = (FAST_CHECKS % "http").replace("interval: 200ms", "interval: 5s").replace("fall: 2", "fall: 1")
+
+    def config(servers):
+        return http_config(port, servers).replace("    health_check:\n      type: none\n", slow)
+    inst = lb(config([rs[0].addr]), port)
+    get(rs[1].port, "/control/health/fail")
+    inst.reload(config([rs[0].addr, rs[1].addr]))
+    reloaded = time.monotonic()
+    # Only a probe at once can notice before the first interval is over.
+    wait_until(lambda: log_lines(inst, r"server app/%s down \(1 failed checks: status 500\)" % rs[1].addr), 3,
+               "the new server's first check")
+    assert time.monotonic() - reloaded < 3
+
+
+def test_passive_failures_take_a_server_down_at_once(procs, lb):
+    r = Replica(procs, name="r0").start()
+    dead = "127.0.0.1:%d" % free_port()
+    port = free_port()
+    extra = "    passive:\n      failures: 1\n      cooldown: 30s\n"
+    inst = lb(http_config(port, [dead, r.addr], extra_backend=extra), port)
+    assert get(port)[0] == 200  # the retry hides the dead one
+    wait_until(lambda: log_lines(inst, r"server app/%s down \(1 consecutive failures" % dead), 5, "passive down")
+    for _ in range(6):
+        assert get(port)[0] == 200
+    # Down: it takes no more attempts, so its failure count stays at one.
+    assert len(log_lines(inst, r"server app/%s down" % dead)) == 1
