@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
@@ -45,6 +46,7 @@ struct control {
 	bool stopping;
 	bool sockets_closed;
 	struct event *grace_timer;
+	struct admin *admin;
 };
 
 static int workers_wanted(const struct lb_config *cfg)
@@ -119,6 +121,8 @@ static void reload(struct control *c)
 	c->current = g;
 	if (health_sync(c->base, g) < 0)
 		log_error("reload: out of memory starting health checks");
+	if (admin_update(c->base, &c->admin, g, err, sizeof(err)) < 0)
+		log_error("reload: %s; the admin endpoint stays where it was", err);
 	for (int i = 0; i < c->nworkers; i++)
 		worker_post_gen(&c->workers[i], g);
 	atomic_fetch_add(&lb_counters.reloads_ok, 1);
@@ -256,6 +260,10 @@ int control_run(struct gen *first, const struct control_options *opts)
 	}
 	if (health_sync(c.base, first) < 0)
 		goto out;
+	if (admin_start(c.base, first, &c.admin, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
 	log_info("lb running: generation %lu, %d worker(s), %zu listener(s)", first->id, c.nworkers,
 		 first->nlisteners);
 	daemon_ready();
@@ -271,6 +279,7 @@ out:
 	for (int i = 0; i < started; i++)
 		worker_join(&c.workers[i]);
 	health_stop_all();
+	admin_stop(c.admin);
 	free(c.workers);
 	for (size_t i = 0; i < c.nretiring; i++) {
 		if (!c.sockets_closed)

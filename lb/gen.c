@@ -34,6 +34,50 @@ static struct server_state *server_state_new(const char *backend, const char *ad
 	return s;
 }
 
+const double lb_duration_bounds[LB_DURATION_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+							  0.1,   0.25,   0.5,   1,    2.5,   10 };
+
+void backend_state_observe(struct backend_state *b, uint64_t us)
+{
+	size_t i = 0;
+	while (i < LB_DURATION_BUCKETS && (double)us > lb_duration_bounds[i] * 1e6)
+		i++;
+	atomic_fetch_add_explicit(&b->duration_buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->duration_sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->duration_count, 1, memory_order_relaxed);
+}
+
+/* The state of backend `name` in the previous generation (a new reference),
+ * or a fresh one. */
+static struct backend_state *backend_state_get(const struct gen *previous, const char *name)
+{
+	for (size_t b = 0; previous != NULL && b < previous->nbackends; b++) {
+		struct backend_state *st = previous->backends[b].state;
+		if (strcmp(st->name, name) == 0) {
+			atomic_fetch_add(&st->refs, 1);
+			return st;
+		}
+	}
+	struct backend_state *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	st->name = strdup(name);
+	if (st->name == NULL) {
+		free(st);
+		return NULL;
+	}
+	atomic_init(&st->refs, 1);
+	return st;
+}
+
+static void backend_state_release(struct backend_state *st)
+{
+	if (st == NULL || atomic_fetch_sub(&st->refs, 1) != 1)
+		return;
+	free(st->name);
+	free(st);
+}
+
 struct server_state *server_state_acquire(struct server_state *s)
 {
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
@@ -134,7 +178,8 @@ static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, c
 
 	b->cfg = cfg;
 	pthread_mutex_init(&b->pick_lock, NULL);
-	if (resolved == NULL)
+	b->state = backend_state_get(previous, cfg->name);
+	if (resolved == NULL || b->state == NULL)
 		goto fail;
 	for (size_t i = 0; i < cfg->nservers; i++) {
 		int rc = resolve(&cfg->servers[i].addr, false, &resolved[i]);
@@ -255,6 +300,7 @@ static void gen_free(struct gen *g)
 			server_state_release(gb->servers[i].state);
 		free(gb->servers);
 		balancer_free(gb->balancer);
+		backend_state_release(gb->state);
 		pthread_mutex_destroy(&gb->pick_lock);
 	}
 	free(g->backends);
@@ -281,9 +327,9 @@ struct gen *gen_create(struct lb_config *cfg, const struct gen *previous, char *
 		goto fail;
 	}
 	for (size_t b = 0; b < cfg->nbackends; b++) {
+		g->nbackends++; /* counted first: gen_free releases a half-built one */
 		if (backend_build(&g->backends[b], &cfg->backends[b], previous, err, errlen) < 0)
 			goto fail;
-		g->nbackends++;
 	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		struct gen_listener *l = &g->listeners[i];

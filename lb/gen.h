@@ -74,8 +74,27 @@ struct gen_server {
 	int weight;
 };
 
+/* Request duration histogram buckets (upper bounds, seconds), for
+ * lb_request_duration_seconds; one more bucket counts the rest (+Inf). */
+#define LB_DURATION_BUCKETS 12
+extern const double lb_duration_bounds[LB_DURATION_BUCKETS];
+
+/* Runtime state of one backend, shared across generations by name (like
+ * server_state), so its counters survive a reload. Atomics only. */
+struct backend_state {
+	atomic_int refs; /* one per generation containing the backend */
+	char *name;
+	atomic_uint_fast64_t duration_buckets[LB_DURATION_BUCKETS + 1]; /* not cumulative */
+	atomic_uint_fast64_t duration_sum_us;
+	atomic_uint_fast64_t duration_count;
+};
+
+/* Count one request of `us` microseconds. Thread-safe. */
+void backend_state_observe(struct backend_state *b, uint64_t us);
+
 struct gen_backend {
 	const struct cfg_backend *cfg;
+	struct backend_state *state; /* one reference owned by the generation */
 	struct gen_server *servers;
 	size_t nservers;
 	struct balancer *balancer;

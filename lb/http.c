@@ -205,16 +205,24 @@ static void note_server_failure(struct http_session *s, const char *why)
 
 /* ---- access log and the end of a request ---- */
 
-static void access_log_line(struct http_session *s)
+/* A request ended (answered by a server or by lb): the duration histogram
+ * and the access log line. */
+static void request_complete(struct http_session *s)
 {
-	if (!log_access_enabled() || s->method_name == NULL)
-		return;
 	struct timeval now = now_cached(s);
+	int64_t elapsed = ((int64_t)now.tv_sec - s->req_started.tv_sec) * 1000000 +
+			  ((int64_t)now.tv_usec - s->req_started.tv_usec);
+	uint64_t us = elapsed > 0 ? (uint64_t)elapsed : 0; /* the wall clock may step back */
+	if (s->method_name == NULL)
+		return; /* nothing of a request arrived */
+	backend_state_observe(s->backend->state, us);
+	if (!log_access_enabled())
+		return;
 	const struct gen_server *gs = current_server(s);
 	log_access("%s %s %s %s %s %s %d %llu %llu %llums %s", s->peer_ip, s->listener->cfg->name,
 		   s->backend->cfg->name, gs ? gs->state->addr : "-", s->method_name, s->log_target, s->status,
 		   (unsigned long long)s->req_bytes, (unsigned long long)s->resp_bytes,
-		   (unsigned long long)netutil_elapsed_ms(&s->req_started, &now), s->request_id);
+		   (unsigned long long)(us / 1000), s->request_id);
 }
 
 /* Forget the request just finished, ready for the next one. */
@@ -225,6 +233,7 @@ static void request_reset(struct http_session *s)
 		s->req_body_copy = NULL;
 	}
 	s->method_name = NULL;
+	s->log_target[0] = '\0';
 	s->scan_pos = s->resp_scan_pos = 0;
 	s->head_timer_started = false;
 	s->req_done = s->resp_head_done = s->retriable = false;
@@ -251,8 +260,6 @@ static void respond_error(struct http_session *s, int status)
 	char buf[512];
 	size_t n = http_error_response(status, true, buf, sizeof(buf));
 
-	if (s->server != NULL || s->server_index >= 0)
-		server_release(s, false);
 	if (s->status == 0 && n > 0) {
 		evbuffer_add(bufferevent_get_output(s->client), buf, n);
 		s->status = status;
@@ -261,8 +268,9 @@ static void respond_error(struct http_session *s, int status)
 			s->method_name = "-";
 		if (s->log_target[0] == '\0')
 			snprintf(s->log_target, sizeof(s->log_target), "-");
-		access_log_line(s);
+		request_complete(s);
 	}
+	server_release(s, false);
 	bufferevent_disable(s->client, EV_READ);
 	flush_then_close(s);
 }
@@ -749,7 +757,7 @@ static void finish_exchange(struct http_session *s)
 	bool reusable = s->resp.keep_alive && s->req_done && !s->server_eof && !s->server_error &&
 			evbuffer_get_length(bufferevent_get_input(s->server)) == 0 &&
 			evbuffer_get_length(bufferevent_get_output(s->server)) == 0;
-	access_log_line(s);
+	request_complete(s);
 	server_release(s, reusable);
 	request_reset(s);
 	s->requests_served++;
@@ -860,7 +868,7 @@ static bool tunnel(struct http_session *s)
 	relay_pass_half_close(s->client_eof, s->server, &s->server_shut);
 	relay_pass_half_close(s->server_eof, s->client, &s->client_shut);
 	if ((s->client_shut && s->server_shut) || (s->timer_fired && idle_expired(s))) {
-		access_log_line(s);
+		request_complete(s);
 		s->state = HTTP_CLOSING;
 		return true;
 	}

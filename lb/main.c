@@ -15,8 +15,8 @@
 #include "daemon.h"
 #include "gen.h"
 #include "log.h"
+#include "version.h"
 
-#define LB_VERSION "0.1.0"
 #define DEFAULT_CONFIG "/etc/lb/lb.yaml"
 
 enum exit_status { EXIT_OK = 0, EXIT_BAD_CONFIG = 1, EXIT_USAGE = 2, EXIT_CANNOT_START = 3 };

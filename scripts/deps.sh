@@ -1,11 +1,16 @@
 #!/bin/sh
 # Installs the Debian packages lb needs to build, test and run its demo,
-# only when one is missing. Benchmark peers (haproxy, nginx, wrk, gnuplot)
-# are installed by scripts/bench.sh itself, not here.
+# only those that are missing. With --bench, also the benchmark peers
+# (HAProxy, nginx), wrk and gnuplot.
+#
+# prometheus is here for promtool, which the admin tests use to check the
+# /metrics text. Services that packages would start on installation
+# (prometheus, nginx, haproxy) are kept from starting: they would take
+# ports the tests and the demo use.
 set -eu
 
 packages="build-essential pkg-config clang libevent-dev libyaml-dev libcmocka-dev
-libhttp-parser-dev python3 python3-pytest curl"
+libhttp-parser-dev python3 python3-pytest curl prometheus"
 [ "${1:-}" = "--bench" ] && packages="$packages wrk haproxy nginx-light gnuplot-nox"
 
 missing=""
@@ -18,6 +23,17 @@ done
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 echo "deps.sh: installing$missing" >&2
+
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    own_policy=1
+fi
+cleanup() { [ -n "$own_policy" ] && $sudo rm -f "$policy"; }
+trap cleanup EXIT
+
 $sudo apt-get update -qq
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

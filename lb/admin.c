@@ -1,0 +1,410 @@
+/* admin: the admin endpoint. See admin.h. */
+#include "admin.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "health.h"
+#include "version.h"
+#include "worker.h"
+
+#define ADMIN_MAX_HEAD 8192
+#define ADMIN_MAX_BODY 4096
+#define ADMIN_TIMEOUT_S 5
+
+
+struct admin {
+	struct evhttp *http;
+	const struct gen *gen; /* the current one; the control thread holds it */
+	char bind_host[256];
+	unsigned bind_port;
+	char token[256];
+};
+
+static time_t started_at;
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *type, struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, reason, body);
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evbuffer *body = evbuffer_new();
+	if (body == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add_printf(body, "%s\n", text);
+	if (code == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+	reply(req, code, reason, "text/plain; charset=utf-8", body);
+	evbuffer_free(body);
+}
+
+/* Compare without an early exit, so timing says nothing about the token. */
+static bool token_matches(const char *given, const char *token)
+{
+	size_t n = strlen(token), m = strlen(given);
+	unsigned char diff = (unsigned char)(n != m);
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(token[i] ^ (i < m ? given[i] : 0));
+	return diff == 0;
+}
+
+static bool authorized(const struct admin *a, struct evhttp_request *req)
+{
+	if (a->token[0] == '\0')
+		return true;
+	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, a->token);
+}
+
+static const char *server_state_name(const struct server_state *s)
+{
+	if (atomic_load(&s->drained))
+		return "drain";
+	return atomic_load(&s->up) ? "up" : "down";
+}
+
+/* JSON string body with the escapes JSON needs. */
+static void json_string(struct evbuffer *out, const char *s)
+{
+	evbuffer_add(out, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(out, "\\%c", c);
+		else if (c < 0x20)
+			evbuffer_add_printf(out, "\\u%04x", c);
+		else
+			evbuffer_add(out, s, 1);
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+static const char *const balance_names[] = { "round_robin", "least_conn", "random", "hash" };
+
+static void serve_stats(struct admin *a, struct evhttp_request *req)
+{
+	struct evbuffer *out = evbuffer_new();
+	const struct gen *g = a->gen;
+	if (out == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add_printf(out,
+			    "{\"version\":\"%s\",\"uptime_s\":%lld,\"generation\":%lu,\"reloads\":%llu,"
+			    "\"reloads_failed\":%llu,\"connections\":%u,\"connections_total\":%llu,\"backends\":[",
+			    LB_VERSION, (long long)(time(NULL) - started_at), g->id,
+			    (unsigned long long)atomic_load(&lb_counters.reloads_ok),
+			    (unsigned long long)atomic_load(&lb_counters.reloads_failed),
+			    atomic_load(&lb_counters.connections_active),
+			    (unsigned long long)atomic_load(&lb_counters.connections_total));
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		evbuffer_add_printf(out, "%s{\"name\":", b ? "," : "");
+		json_string(out, gb->cfg->name);
+		evbuffer_add_printf(out, ",\"balance\":\"%s\",\"servers\":[", balance_names[gb->cfg->balance]);
+		for (size_t i = 0; i < gb->nservers; i++) {
+			const struct gen_server *s = &gb->servers[i];
+			const struct server_state *st = s->state;
+			evbuffer_add_printf(out, "%s{\"addr\":", i ? "," : "");
+			json_string(out, st->addr);
+			evbuffer_add_printf(out, ",\"state\":\"%s\",\"weight\":%d,\"active\":%u,\"requests\":%llu,"
+					    "\"failures\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"responses\":{",
+					    server_state_name(st), s->weight, atomic_load(&st->active),
+					    (unsigned long long)atomic_load(&st->requests),
+					    (unsigned long long)atomic_load(&st->failures),
+					    (unsigned long long)atomic_load(&st->bytes_in),
+					    (unsigned long long)atomic_load(&st->bytes_out));
+			for (int c = 1; c <= 5; c++)
+				evbuffer_add_printf(out, "%s\"%dxx\":%llu", c > 1 ? "," : "", c,
+						    (unsigned long long)atomic_load(&st->responses[c]));
+			evbuffer_add_printf(out, "},\"last_check\":");
+			json_string(out, health_last_check(st));
+			evbuffer_add(out, "}", 1);
+		}
+		evbuffer_add(out, "]}", 2);
+	}
+	evbuffer_add(out, "]}\n", 3);
+	reply(req, 200, "OK", "application/json", out);
+	evbuffer_free(out);
+}
+
+/* A label value with the escapes of the exposition format. */
+static void prom_label(struct evbuffer *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			evbuffer_add(out, "\\\\", 2);
+		else if (*s == '"')
+			evbuffer_add(out, "\\\"", 2);
+		else if (*s == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, s, 1);
+	}
+}
+
+static void prom_server_labels(struct evbuffer *out, const struct gen_backend *gb, const struct server_state *st)
+{
+	evbuffer_add(out, "{backend=\"", 10);
+	prom_label(out, gb->cfg->name);
+	evbuffer_add(out, "\",server=\"", 10);
+	prom_label(out, st->addr);
+	evbuffer_add(out, "\"", 1);
+}
+
+static void prom_header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+enum server_metric { METRIC_UP, METRIC_ACTIVE, METRIC_FAILURES, METRIC_BYTES_IN, METRIC_BYTES_OUT };
+
+static uint64_t server_metric(const struct server_state *st, enum server_metric m)
+{
+	switch (m) {
+	case METRIC_UP:
+		return atomic_load(&st->up) && !atomic_load(&st->drained);
+	case METRIC_ACTIVE:
+		return atomic_load(&st->active);
+	case METRIC_FAILURES:
+		return atomic_load(&st->failures);
+	case METRIC_BYTES_IN:
+		return atomic_load(&st->bytes_in);
+	case METRIC_BYTES_OUT:
+		return atomic_load(&st->bytes_out);
+	}
+	return 0;
+}
+
+static void prom_per_server(struct evbuffer *out, const struct gen *g, const char *name, enum server_metric m)
+{
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		for (size_t i = 0; i < gb->nservers; i++) {
+			evbuffer_add_printf(out, "%s", name);
+			prom_server_labels(out, gb, gb->servers[i].state);
+			evbuffer_add_printf(out, "} %llu\n", (unsigned long long)server_metric(gb->servers[i].state, m));
+		}
+	}
+}
+
+static void serve_metrics(struct admin *a, struct evhttp_request *req)
+{
+	struct evbuffer *out = evbuffer_new();
+	const struct gen *g = a->gen;
+	if (out == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	prom_header(out, "lb_connections_active", "gauge", "Client connections open now.");
+	evbuffer_add_printf(out, "lb_connections_active %u\n", atomic_load(&lb_counters.connections_active));
+	prom_header(out, "lb_connections_total", "counter", "Client connections accepted.");
+	evbuffer_add_printf(out, "lb_connections_total %llu\n",
+			    (unsigned long long)atomic_load(&lb_counters.connections_total));
+	prom_header(out, "lb_reloads_total", "counter", "Configuration reloads by result.");
+	evbuffer_add_printf(out, "lb_reloads_total{result=\"ok\"} %llu\nlb_reloads_total{result=\"failed\"} %llu\n",
+			    (unsigned long long)atomic_load(&lb_counters.reloads_ok),
+			    (unsigned long long)atomic_load(&lb_counters.reloads_failed));
+	prom_header(out, "lb_server_up", "gauge", "1 when the server takes new requests (up and not drained).");
+	prom_per_server(out, g, "lb_server_up", METRIC_UP);
+	prom_header(out, "lb_server_active", "gauge", "Requests (http) or connections (tcp) in progress.");
+	prom_per_server(out, g, "lb_server_active", METRIC_ACTIVE);
+	prom_header(out, "lb_server_requests_total", "counter", "Responses relayed from the server, by status class.");
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		for (size_t i = 0; i < gb->nservers; i++) {
+			for (int c = 1; c <= 5; c++) {
+				evbuffer_add_printf(out, "lb_server_requests_total");
+				prom_server_labels(out, gb, gb->servers[i].state);
+				evbuffer_add_printf(out, ",code=\"%dxx\"} %llu\n", c,
+						    (unsigned long long)atomic_load(&gb->servers[i].state->responses[c]));
+			}
+		}
+	}
+	prom_header(out, "lb_server_failures_total", "counter", "Connect failures, 5xx answers and broken exchanges.");
+	prom_per_server(out, g, "lb_server_failures_total", METRIC_FAILURES);
+	prom_header(out, "lb_server_received_bytes_total", "counter", "Bytes received from the server.");
+	prom_per_server(out, g, "lb_server_received_bytes_total", METRIC_BYTES_IN);
+	prom_header(out, "lb_server_sent_bytes_total", "counter", "Bytes sent to the server.");
+	prom_per_server(out, g, "lb_server_sent_bytes_total", METRIC_BYTES_OUT);
+	prom_header(out, "lb_request_duration_seconds", "histogram", "HTTP request duration, from head to response end.");
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct backend_state *st = g->backends[b].state;
+		uint64_t cumulative = 0;
+		for (size_t i = 0; i <= LB_DURATION_BUCKETS; i++) {
+			cumulative += atomic_load(&st->duration_buckets[i]);
+			evbuffer_add(out, "lb_request_duration_seconds_bucket{backend=\"", 44);
+			prom_label(out, st->name);
+			if (i < LB_DURATION_BUCKETS)
+				evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n", lb_duration_bounds[i],
+						    (unsigned long long)cumulative);
+			else
+				evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+		}
+		evbuffer_add(out, "lb_request_duration_seconds_sum{backend=\"", 41);
+		prom_label(out, st->name);
+		evbuffer_add_printf(out, "\"} %.6f\n", (double)atomic_load(&st->duration_sum_us) / 1e6);
+		evbuffer_add(out, "lb_request_duration_seconds_count{backend=\"", 43);
+		prom_label(out, st->name);
+		/* The count is the +Inf bucket: read once, so they always agree. */
+		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)cumulative);
+	}
+	reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", out);
+	evbuffer_free(out);
+}
+
+/* POST /backends/NAME/servers/ADDR/(drain|enable), ADDR URL-encoded or not. */
+static void serve_server_action(struct admin *a, struct evhttp_request *req, const char *path)
+{
+	char *decoded = evhttp_uridecode(path, 0, NULL);
+	char name[256], addr[256], action[16];
+	int end = 0;
+
+	if (decoded == NULL) {
+		reply_text(req, 400, "Bad Request", "bad path");
+		return;
+	}
+	if (sscanf(decoded, "/backends/%255[^/]/servers/%255[^/]/%15[a-z]%n", name, addr, action, &end) != 3 ||
+	    decoded[end] != '\0' || (strcmp(action, "drain") != 0 && strcmp(action, "enable") != 0)) {
+		free(decoded);
+		reply_text(req, 404, "Not Found", "not found");
+		return;
+	}
+	free(decoded);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply_text(req, 405, "Method Not Allowed", "use POST");
+		return;
+	}
+	const struct gen *g = a->gen;
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		if (strcmp(gb->cfg->name, name) != 0)
+			continue;
+		for (size_t i = 0; i < gb->nservers; i++) {
+			struct server_state *st = gb->servers[i].state;
+			if (strcmp(st->addr, addr) != 0)
+				continue;
+			bool drain = strcmp(action, "drain") == 0;
+			atomic_store(&st->drained, drain);
+			char text[600];
+			snprintf(text, sizeof(text), "server %s/%s %s", name, addr, drain ? "drained" : "enabled");
+			reply_text(req, 200, "OK", text);
+			return;
+		}
+	}
+	reply_text(req, 404, "Not Found", "no such backend or server");
+}
+
+static void on_admin_request(struct evhttp_request *req, void *arg)
+{
+	struct admin *a = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	struct evhttp_uri *parsed = evhttp_uri_parse(uri);
+	const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (path == NULL) {
+		reply_text(req, 400, "Bad Request", "bad request target");
+	} else if (!authorized(a, req)) {
+		reply_text(req, 401, "Unauthorized", "missing or wrong bearer token");
+	} else if (strncmp(path, "/backends/", 10) == 0) {
+		serve_server_action(a, req, path);
+	} else if (strcmp(path, "/healthz") != 0 && strcmp(path, "/stats") != 0 && strcmp(path, "/metrics") != 0) {
+		reply_text(req, 404, "Not Found", "not found");
+	} else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply_text(req, 405, "Method Not Allowed", "use GET");
+	} else if (strcmp(path, "/healthz") == 0) {
+		reply_text(req, 200, "OK", "ok");
+	} else if (strcmp(path, "/stats") == 0) {
+		serve_stats(a, req);
+	} else {
+		serve_metrics(a, req);
+	}
+	if (parsed)
+		evhttp_uri_free(parsed);
+}
+
+static struct admin *admin_create(struct event_base *base, const struct gen *g, char *err, size_t errlen)
+{
+	const struct lb_config *cfg = g->cfg;
+	struct admin *a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		snprintf(err, errlen, "admin: out of memory");
+		return NULL;
+	}
+	a->gen = g;
+	snprintf(a->bind_host, sizeof(a->bind_host), "%s", cfg->admin.bind.host[0] ? cfg->admin.bind.host : "0.0.0.0");
+	a->bind_port = cfg->admin.bind.port;
+	snprintf(a->token, sizeof(a->token), "%s", cfg->admin.token);
+	a->http = evhttp_new(base);
+	if (a->http == NULL || evhttp_bind_socket(a->http, a->bind_host, (ev_uint16_t)a->bind_port) != 0) {
+		snprintf(err, errlen, "admin: cannot listen on %s", cfg->admin.bind.text);
+		admin_stop(a);
+		return NULL;
+	}
+	evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEAD);
+	evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+	evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(a->http, on_admin_request, a);
+	return a;
+}
+
+int admin_start(struct event_base *base, const struct gen *g, struct admin **out, char *err, size_t errlen)
+{
+	started_at = time(NULL);
+	*out = NULL;
+	if (!g->cfg->admin.enabled)
+		return 0;
+	*out = admin_create(base, g, err, errlen);
+	return *out ? 0 : -1;
+}
+
+int admin_update(struct event_base *base, struct admin **admin, const struct gen *g, char *err, size_t errlen)
+{
+	const struct lb_config *cfg = g->cfg;
+	struct admin *a = *admin;
+	const char *host = cfg->admin.bind.host[0] ? cfg->admin.bind.host : "0.0.0.0";
+
+	if (a != NULL && cfg->admin.enabled && strcmp(a->bind_host, host) == 0 && a->bind_port == cfg->admin.bind.port) {
+		a->gen = g;
+		snprintf(a->token, sizeof(a->token), "%s", cfg->admin.token);
+		return 0;
+	}
+	/* Bind changed, or admin switched on or off: a new endpoint, and the
+	 * old one stays when the new one cannot bind. */
+	struct admin *fresh = NULL;
+	if (cfg->admin.enabled && (fresh = admin_create(base, g, err, errlen)) == NULL) {
+		if (a != NULL)
+			a->gen = g;
+		return -1;
+	}
+	admin_stop(a);
+	*admin = fresh;
+	return 0;
+}
+
+void admin_stop(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	if (a->http)
+		evhttp_free(a->http);
+	free(a);
+}

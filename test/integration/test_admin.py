@@ -1,0 +1,218 @@
+"""Admin endpoint (SPEC 9): stats, Prometheus metrics, drain and enable, token,
+bad input; and scripts/lbctl on top of it."""
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import ROOT, free_port, http_config, recv_all, wait_until
+
+LBCTL = os.path.join(ROOT, "scripts", "lbctl")
+
+
+def admin_section(port, token=""):
+    text = "admin:\n  bind: 127.0.0.1:%d\n" % port
+    if token:
+        text += "  token: %s\n" % token
+    return text
+
+
+def call(port, method, path, token=None, timeout=5):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    try:
+        conn.request(method, path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def get_through(port, n, path="/"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    bodies = []
+    for _ in range(n):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        bodies.append((resp.status, resp.read().decode().strip()))
+    conn.close()
+    return bodies
+
+
+@pytest.fixture
+def setup(replicas, lb):
+    def make(token="", n=3, extra_backend=""):
+        rs = replicas(n)
+        port, admin = free_port(), free_port()
+        config = http_config(port, [r.addr for r in rs], extra_top=admin_section(admin, token),
+                             extra_backend=extra_backend)
+        inst = lb(config, port)
+        wait_until(lambda: call_ok(admin, token), 5, "admin endpoint")
+        return inst, port, admin, rs, config
+    return make
+
+
+def call_ok(port, token):
+    try:
+        return call(port, "GET", "/healthz", token or None)[0] == 200
+    except OSError:
+        return False
+
+
+def parse_metrics(text):
+    """A small exposition-format parser: {(name, frozenset(labels)): value}."""
+    samples = {}
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert line == "" or re.match(r"^# (HELP|TYPE) \S+ ", line), line
+            continue
+        m = line_re.match(line)
+        assert m, "not an exposition line: %r" % line
+        labels = frozenset(label_re.findall(m.group(3) or ""))
+        samples[(m.group(1), labels)] = float(m.group(4))
+    return samples
+
+
+def test_healthz_answers_ok(setup):
+    _, _, admin, _, _ = setup()
+    assert call(admin, "GET", "/healthz") == (200, b"ok\n")
+
+
+def test_stats_json_counts_what_was_sent(setup):
+    _, port, admin, rs, _ = setup()
+    get_through(port, 30)
+    get_through(port, 3, "/status/503")
+    status, body = call(admin, "GET", "/stats")
+    assert status == 200
+    s = json.loads(body)
+    for key in ("version", "uptime_s", "reloads", "connections", "backends"):
+        assert key in s
+    (backend,) = s["backends"]
+    assert backend["name"] == "app" and backend["balance"] == "round_robin"
+    servers = {v["addr"]: v for v in backend["servers"]}
+    assert set(servers) == {r.addr for r in rs}
+    for v in servers.values():
+        assert v["state"] == "up" and v["weight"] == 1 and v["active"] == 0
+        assert v["requests"] == 11  # 10 + one of the three 503s
+        assert v["failures"] == 1  # that 5xx
+        for key in ("last_check",):
+            assert key in v
+
+
+def test_metrics_parse_as_prometheus_and_match_requests(setup, tmp_path):
+    _, port, admin, rs, _ = setup()
+    get_through(port, 30)
+    get_through(port, 3, "/status/404")
+    status, body = call(admin, "GET", "/metrics")
+    assert status == 200
+    text = body.decode()
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is installed by scripts/deps.sh"
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    m = parse_metrics(text)
+    for r in rs:
+        labels = {("backend", "app"), ("server", r.addr)}
+        assert m[("lb_server_requests_total", frozenset(labels | {("code", "2xx")}))] == 10
+        assert m[("lb_server_requests_total", frozenset(labels | {("code", "4xx")}))] == 1
+        assert m[("lb_server_up", frozenset(labels))] == 1
+        assert m[("lb_server_active", frozenset(labels))] == 0
+        assert m[("lb_server_failures_total", frozenset(labels))] == 0
+    count = m[("lb_request_duration_seconds_count", frozenset({("backend", "app")}))]
+    assert count == 33
+    assert m[("lb_request_duration_seconds_bucket", frozenset({("backend", "app"), ("le", "+Inf")}))] == 33
+    buckets = sorted((float(dict(k[1])["le"]), v) for k, v in m.items()
+                     if k[0] == "lb_request_duration_seconds_bucket")
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
+    assert m[("lb_reloads_total", frozenset({("result", "ok")}))] == 0
+    assert ("lb_connections_active", frozenset()) in m
+
+
+def test_drain_and_enable_change_where_requests_go(setup):
+    inst, port, admin, rs, config = setup()
+    drained = rs[1]
+    status, _ = call(admin, "POST", "/backends/app/servers/%s/drain" % drained.addr.replace(":", "%3A"))
+    assert status == 200
+    assert {b for _, b in get_through(port, 12)} == {"r0", "r2"}
+    s = json.loads(call(admin, "GET", "/stats")[1])
+    assert {v["addr"]: v["state"] for v in s["backends"][0]["servers"]}[drained.addr] == "drain"
+    # The drain survives a reload that keeps the server.
+    inst.reload(config.replace("level: info", "level: info\n  grace: 5s"))
+    assert {b for _, b in get_through(port, 12)} == {"r0", "r2"}
+    assert call(admin, "POST", "/backends/app/servers/%s/enable" % drained.addr)[0] == 200
+    assert {b for _, b in get_through(port, 12)} == {"r0", "r1", "r2"}
+
+
+def test_drained_server_finishes_its_inflight_request(setup):
+    _, port, admin, rs, _ = setup(n=1)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/delay/500")
+    wait_until(lambda: json.loads(call(admin, "GET", "/stats")[1])["backends"][0]["servers"][0]["active"] == 1,
+               5, "the request in flight")
+    assert call(admin, "POST", "/backends/app/servers/%s/drain" % rs[0].addr)[0] == 200
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read() == b"r0\n"
+    assert get_through(port, 1)[0][0] == 503  # nothing else to go to
+
+
+def test_token_is_required_when_set(setup):
+    _, _, admin, _, _ = setup(token="s3cret")
+    assert call(admin, "GET", "/stats")[0] == 401
+    assert call(admin, "GET", "/stats", token="wrong")[0] == 401
+    assert call(admin, "GET", "/stats", token="s3cret")[0] == 200
+
+
+def test_unknown_path_is_404_and_wrong_method_is_405(setup):
+    _, _, admin, rs, _ = setup()
+    assert call(admin, "GET", "/nope")[0] == 404
+    assert call(admin, "POST", "/stats")[0] == 405
+    assert call(admin, "GET", "/backends/app/servers/%s/drain" % rs[0].addr)[0] == 405
+    assert call(admin, "POST", "/backends/nope/servers/1.2.3.4:5/drain")[0] == 404
+
+
+def test_admin_survives_garbage_huge_heads_and_slow_clients(setup):
+    _, port, admin, _, _ = setup()
+    for junk in (b"\x00\xff\xfe garbage\r\n\r\n", os.urandom(3000), b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n",
+                 b"GET /stats HTTP/1.1\r\n" + b"X: y\r\n" * 5000 + b"\r\n"):
+        with socket.create_connection(("127.0.0.1", admin), timeout=5) as s:
+            try:
+                s.sendall(junk)
+                s.shutdown(socket.SHUT_WR)
+                answer = recv_all(s, 10)
+            except ConnectionResetError:
+                answer = b""
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:100]
+    slow = socket.create_connection(("127.0.0.1", admin), timeout=5)
+    slow.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+    try:
+        assert call(admin, "GET", "/healthz")[0] == 200
+        assert all(status == 200 for status, _ in get_through(port, 5))
+    finally:
+        slow.close()
+
+
+def test_lbctl_stats_drain_enable_and_reload(setup, tmp_path):
+    inst, port, admin, rs, _ = setup()
+    env = dict(os.environ, LB_ADMIN="127.0.0.1:%d" % admin)
+    out = subprocess.run([LBCTL, "stats"], capture_output=True, text=True, env=env, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert "BACKEND" in out.stdout and rs[0].addr in out.stdout and " up " in out.stdout
+    assert subprocess.run([LBCTL, "drain", "app", rs[0].addr], env=env, capture_output=True, timeout=20).returncode == 0
+    assert "drain" in subprocess.run([LBCTL, "stats"], capture_output=True, text=True, env=env, timeout=20).stdout
+    assert subprocess.run([LBCTL, "enable", "app", rs[0].addr], env=env, capture_output=True,
+                          timeout=20).returncode == 0
+    pidfile = tmp_path / "lb.pid"
+    pidfile.write_text("%d\n" % inst.proc.pid)
+    ok = subprocess.run([LBCTL, "-p", str(pidfile), "reload"], capture_output=True, text=True, env=env, timeout=30)
+    assert ok.returncode == 0 and "reload ok" in ok.stdout, ok.stderr
+    with open(inst.path, "a") as f:
+        f.write("bogus: key\n")
+    bad = subprocess.run([LBCTL, "-p", str(pidfile), "reload"], capture_output=True, text=True, env=env, timeout=30)
+    assert bad.returncode == 1 and "FAILED" in bad.stderr
