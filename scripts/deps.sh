@@ -31,7 +31,7 @@ if [ ! -e "$policy" ]; then
     $sudo chmod +x "$policy"
     own_policy=1
 fi
-cleanup() { [ -n "$own_policy" ] && $sudo rm -f "$policy"; }
+cleanup() { if [ -n "$own_policy" ]; then $sudo rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 $sudo apt-get update -qq

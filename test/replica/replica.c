@@ -1001,6 +1001,11 @@ static enum step http_read_head(struct conn *c)
 	replica.requests_total++;
 	http_route(c);
 
+	if (c->route == ROUTE_ECHO && c->req.framing == BODY_LENGTH &&
+	    c->req.content_length > ECHO_BODY_MAX) {
+		http_fail(c, 413); /* refused before a byte is uploaded */
+		return STEP_NEXT;
+	}
 	if (c->route == ROUTE_ECHO && c->echo_body == NULL) {
 		c->echo_body = evbuffer_new();
 		if (c->echo_body == NULL)
