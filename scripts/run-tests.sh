@@ -27,7 +27,7 @@ count() { # $1 = log file; adds cmocka's or pytest's counts to the totals
 for build in "$@"; do
     mkdir -p "$build/logs"
     export LB_BUILD="$build"
-    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=8"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
     for t in "$build"/unit/test_*; do
         [ -x "$t" ] && [ "${t%.d}" = "$t" ] || continue

@@ -93,7 +93,7 @@ class Lb:
 
     def start(self, wait_port=None, args=()):
         env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:quarantine_size_mb=8")
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([LB, "-c", self.path] + list(args), stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env)

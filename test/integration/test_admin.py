@@ -216,3 +216,30 @@ def test_lbctl_stats_drain_enable_and_reload(setup, tmp_path):
         f.write("bogus: key\n")
     bad = subprocess.run([LBCTL, "-p", str(pidfile), "reload"], capture_output=True, text=True, env=env, timeout=30)
     assert bad.returncode == 1 and "FAILED" in bad.stderr
+
+
+def test_counters_are_exact_under_concurrency(setup):
+    import threading
+    _, port, admin, rs, _ = setup()
+    errors = []
+
+    def client():
+        try:
+            for status, _ in get_through(port, 50):
+                if status != 200:
+                    errors.append(status)
+        except OSError as e:
+            errors.append(repr(e))
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    s = json.loads(call(admin, "GET", "/stats")[1])
+    servers = s["backends"][0]["servers"]
+    assert sum(v["requests"] for v in servers) == 400
+    assert all(v["active"] == 0 for v in servers)
+    m = parse_metrics(call(admin, "GET", "/metrics")[1].decode())
+    assert sum(v for k, v in m.items() if k[0] == "lb_server_requests_total") == 400
+    assert m[("lb_request_duration_seconds_count", frozenset({("backend", "app")}))] == 400

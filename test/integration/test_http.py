@@ -368,3 +368,40 @@ def test_keepalive_load_with_concurrent_clients_has_no_errors(three):
     for t in threads:
         t.join(60)
     assert errors == []
+
+
+def vm_hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_one_gigabyte_bodies_stream_with_flat_memory(three):
+    inst, port, _ = three()
+    size = 1 << 30
+    before = vm_hwm_kb(inst.proc.pid)
+    block = b"\xab" * (1 << 20)
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(size // len(block)):
+            s.sendall(block)
+        status, _, body, _ = read_response(s)
+        assert status == 200 and int(body) == size
+        s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: t\r\n\r\n" % size)
+        s.settimeout(60)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        assert b"200 OK" in head and (b"Content-Length: %d" % size) in head
+        received = len(rest)
+        while received < size:
+            chunk = s.recv(1 << 20)
+            assert chunk
+            received += len(chunk)
+        assert received == size
+    grown_mb = (vm_hwm_kb(inst.proc.pid) - before) / 1024
+    print("\n1 GiB each way: lb peak memory grew by %.1f MiB" % grown_mb)
+    assert grown_mb < 32

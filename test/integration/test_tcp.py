@@ -258,3 +258,59 @@ def test_bind_failure_exits_3(tmp_path):
         out = subprocess.run([LB, "-c", str(conf)], capture_output=True, text=True, timeout=10)
         assert out.returncode == 3
         assert "cannot listen" in out.stderr
+
+
+def test_emfile_pauses_accepting_logs_and_recovers(replicas, lb):
+    """With few file descriptors, accept fails with EMFILE: lb pauses, says
+    so at most once a second, and serves again once descriptors free up."""
+    import resource
+    r = replicas(1, mode="tcp", args=["-g"])[0]
+    port = free_port()
+
+    def small_fd_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    inst = lb(tcp_config(port, [r.addr], workers=1), port, start=False)
+    inst.log = open(inst.log_path, "a")
+    inst.proc = subprocess.Popen([LB, "-c", inst.path], stdout=inst.log, stderr=subprocess.STDOUT,
+                                 preexec_fn=small_fd_limit)
+    inst.procs.append(inst.proc)
+    wait_until(lambda: can_connect(port), 10, "lb to listen")
+    # Each proxied connection costs lb two descriptors: 40 exhaust 64.
+    held = []
+    for _ in range(40):
+        held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    wait_until(lambda: "accept: Too many open files" in inst.log_text(), 10, "the EMFILE log line")
+    time.sleep(1.5)  # a second and more of EMFILE: still one line per second at most
+    log = inst.log_text()
+    assert 1 <= log.count("accept: Too many open files") <= 3
+    for s in held:
+        s.close()
+    assert greeting(port) == "r0"
+    assert inst.proc.poll() is None
+
+
+def test_sigusr1_reopens_the_log_file(replicas, lb, tmp_path):
+    r = replicas(1, mode="tcp", args=["-g"])[0]
+    port = free_port()
+    logfile = tmp_path / "lb-file.log"
+    inst = lb(tcp_config(port, [r.addr]).replace("    level: info\n", "    level: info\n    target: %s\n" % logfile),
+              port)
+    wait_until(lambda: logfile.exists() and "lb running" in logfile.read_text(), 5, "log file")
+    rotated = tmp_path / "lb-file.log.1"
+    os.rename(logfile, rotated)
+    inst.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: logfile.exists() and "log files reopened" in logfile.read_text(), 5, "reopened log")
+    assert "log files reopened" not in rotated.read_text()
+
+
+def test_sigquit_stops_at_once(replicas, lb):
+    r = replicas(1, mode="tcp")[0]
+    port = free_port()
+    inst = lb(tcp_config(port, [r.addr]), port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    inst.proc.send_signal(signal.SIGQUIT)
+    assert inst.proc.wait(timeout=5) == 0
+    assert recv_all(s, 5) == b""  # closed with the process, no grace period
+    s.close()

@@ -1,0 +1,461 @@
+#!/bin/bash
+# bench.sh (make bench): lb against HAProxy and nginx, same machine, same
+# backends, same rules.
+#
+# Method
+#   Three replicas (build/replica, HTTP keep-alive, GET / answers "NAME\n")
+#   sit behind each of three proxies: lb, HAProxy and nginx. Every proxy is
+#   configured here, from a generated file in build/bench/run/, the same way:
+#   one worker (lb global.workers: 1, haproxy nbthread 1, nginx
+#   worker_processes 1), round robin over the same three replicas, pooled
+#   keep-alive connections to them, no access log, no health checks, each on
+#   its own 127.0.0.1 port. The proxy under test is pinned to CPU 0; wrk and
+#   the replicas share CPU 1, so the proxy never competes with the load it
+#   serves. The fourth target, "replica", is wrk straight to one replica: the
+#   ceiling that no proxy can beat on this machine.
+#
+#   wrk (-t1, BENCH_CONNECTIONS connections, BENCH_DURATION per run, --latency)
+#   sends GET / in two variants: "keepalive" (many requests per client
+#   connection) and "close" (wrk -H 'Connection: close': one TCP connection
+#   per request, so accept/close cost is included). The runs are interleaved:
+#   BENCH_ROUNDS rounds, each round runs every target once per variant (the
+#   starting target rotates every round), so background noise from other jobs
+#   on the machine spreads over all targets instead of hitting one.
+#
+#   Proxy CPU time is read from /proc/PID/task/*/schedstat (first field: ns
+#   on CPU, summed over every thread: /proc/PID/schedstat alone covers only
+#   the main thread, and lb runs its event loop in a worker thread) before
+#   and after each wrk run; for nginx the master and its worker process(es)
+#   are summed. CPU per request = delta ns / requests completed / 1000.
+#
+#   Afterwards a concurrency sweep (BENCH_SWEEP_CONNECTIONS, default 32 64 128
+#   256) runs lb and HAProxy on keep-alive for BENCH_SWEEP_DURATION each, and
+#   gnuplot draws req/s against connections into build/bench/sweep.png (data
+#   in build/bench/sweep.dat).
+#
+# Reading the table (stdout, build/bench/results.txt, build/bench/results.csv)
+#   One row per variant and target; every figure is the median over rounds.
+#   req/s      completed requests per second (wrk's Requests/sec)
+#   min..max   the lowest and highest req/s seen over the rounds: the noise
+#   p50, p99   latency percentiles from wrk --latency, in ms
+#   cpu us/req proxy CPU time per request, microseconds ("-" for the replica)
+#   errors     wrk socket errors + non-2xx/3xx answers, summed over rounds
+#   lb/this    lb's req/s divided by this row's (above 1: lb is faster), and
+#              lb's CPU per request divided by this row's (below 1: lb is
+#              cheaper). The haproxy and nginx rows are the comparison that
+#              matters: absolute numbers swing with whatever else runs on the
+#              machine, the ratios much less.
+#   build/bench/runs.csv has every single wrk run.
+#
+# Environment (defaults)
+#   BENCH_DURATION=5s  BENCH_CONNECTIONS=64  BENCH_ROUNDS=3
+#   BENCH_SWEEP_DURATION=3s  BENCH_SWEEP_CONNECTIONS="32 64 128 256"
+#   BENCH_PORT_BASE=18000  (replicas BASE+1..3, lb BASE+10, haproxy BASE+11,
+#                           nginx BASE+12)
+#   BENCH_SWEEP=1      (0 skips the sweep)
+#   BENCH_NICE=0       (e.g. -10 as root: run proxies, replicas and wrk at
+#                       that nice level, to push busy background jobs aside)
+#   BUILD=build
+# With the defaults a run takes about 3 rounds x 4 targets x 2 variants x 5s
+# + 4 x 2 x 3s of sweep, plus start-up: under three minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+OUT=$BUILD/bench
+RUN=$OUT/run
+DURATION=${BENCH_DURATION:-5s}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+ROUNDS=${BENCH_ROUNDS:-3}
+SWEEP=${BENCH_SWEEP:-1}
+SWEEP_DURATION=${BENCH_SWEEP_DURATION:-3s}
+SWEEP_CONNECTIONS=${BENCH_SWEEP_CONNECTIONS:-32 64 128 256}
+PORT_BASE=${BENCH_PORT_BASE:-18000}
+NICE=${BENCH_NICE:-0}
+
+PROXY_CPU=0
+LOAD_CPU=1
+TARGETS=(replica lb haproxy nginx)
+VARIANTS=(keepalive close)
+REPLICA_PORTS=($((PORT_BASE + 1)) $((PORT_BASE + 2)) $((PORT_BASE + 3)))
+declare -A PORT=([replica]=$((PORT_BASE + 1)) [lb]=$((PORT_BASE + 10))
+                 [haproxy]=$((PORT_BASE + 11)) [nginx]=$((PORT_BASE + 12)))
+declare -A PID=()
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+
+# --- checks ------------------------------------------------------------------
+
+# A duration for wrk: a bare number means seconds.
+seconds() {
+    case $1 in
+        *[0-9]) echo "$1" ;;
+        *s) echo "${1%s}" ;;
+        *m) echo $(( ${1%m} * 60 )) ;;
+        *) die "bad duration '$1' (use e.g. 5s)" ;;
+    esac
+}
+DURATION_S=$(seconds "$DURATION")
+SWEEP_DURATION_S=$(seconds "$SWEEP_DURATION")
+for n in "$DURATION_S" "$SWEEP_DURATION_S" "$CONNECTIONS" "$ROUNDS" "$PORT_BASE" $SWEEP_CONNECTIONS; do
+    [[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || die "expected a positive integer, got '$n'"
+done
+
+missing=""
+for tool in wrk haproxy nginx curl taskset timeout awk; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+[[ $SWEEP == 0 ]] || command -v gnuplot >/dev/null 2>&1 || missing="$missing gnuplot"
+[[ -z $missing ]] || die "missing:$missing (scripts/deps.sh --bench, or apt-get install -y wrk haproxy nginx-light gnuplot-nox curl)"
+for bin in "$BUILD/lb" "$BUILD/replica"; do
+    [[ -x $bin ]] || die "$bin not built (run make)"
+done
+[[ $NICE =~ ^-?[0-9]+$ ]] || die "BENCH_NICE must be an integer, got '$NICE'"
+[[ $(nproc) -ge 2 ]] || die "needs 2 CPUs (proxy on CPU $PROXY_CPU, load on CPU $LOAD_CPU)"
+
+# Many sockets at 256 connections: raise the fd limit when allowed.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# Command prefixes that pin (and renice); taskset and nice exec the command,
+# so the pid of a background job is the command's own.
+PIN_PROXY=(taskset -c "$PROXY_CPU")
+PIN_LOAD=(taskset -c "$LOAD_CPU")
+if [[ $NICE != 0 ]]; then
+    PIN_PROXY=(nice -n "$NICE" "${PIN_PROXY[@]}")
+    PIN_LOAD=(nice -n "$NICE" "${PIN_LOAD[@]}")
+fi
+
+# --- processes ---------------------------------------------------------------
+
+# Every process this script starts is in PID; all are killed on exit.
+cleanup() {
+    local pid
+    for pid in "${PID[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        local alive=0
+        for pid in "${PID[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [[ $alive == 0 ]] && break
+        sleep 0.2
+    done
+    for pid in "${PID[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_port NAME PORT: until PORT accepts, the process NAME dies, or 10 s pass.
+wait_port() {
+    local name=$1 port=$2 deadline=$((SECONDS + 10))
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        kill -0 "${PID[$name]}" 2>/dev/null \
+            || die "$name exited during start-up; its log: $RUN/$name.log"$'\n'"$(tail -n 20 "$RUN/$name.log" 2>/dev/null)"
+        ((SECONDS < deadline)) || die "$name does not accept on 127.0.0.1:$port after 10 s; log: $RUN/$name.log"
+        sleep 0.05
+    done
+}
+
+# check_target NAME: GET / answers 200, and a proxy spreads 6 requests over
+# all three replicas (else it is not balancing and the comparison is void).
+check_target() {
+    local name=$1 port=${PORT[$1]} code body names=()
+    for _ in 1 2 3 4 5 6; do
+        body=$(curl -sS --max-time 5 -o - -w '\n%{http_code}' "http://127.0.0.1:$port/") \
+            || die "$name: GET http://127.0.0.1:$port/ failed"
+        code=${body##*$'\n'}
+        [[ $code == 200 ]] || die "$name: GET / answered $code, not 200"
+        names+=("${body%%$'\n'*}")
+    done
+    if [[ $name != replica ]]; then
+        local distinct
+        distinct=$(printf '%s\n' "${names[@]}" | sort -u | wc -l)
+        [[ $distinct == 3 ]] || die "$name: 6 requests reached $distinct replica(s), not 3: ${names[*]}"
+    fi
+}
+
+# cpu_ns NAME: CPU time in ns used so far by the proxy NAME: every thread of
+# the process and, for nginx, of its worker processes (children of the master).
+cpu_ns() {
+    local name=$1 pids=${PID[$1]}
+    if [[ $name == nginx ]]; then
+        pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+    fi
+    local files=() p
+    for p in $pids; do files+=("/proc/$p/task/"*/schedstat); done
+    awk '{ s += $1 } END { printf "%.0f\n", s }' "${files[@]}" 2>/dev/null
+}
+
+# --- configurations ------------------------------------------------------------
+
+mkdir -p "$OUT"
+rm -rf "$RUN"
+mkdir -p "$RUN"
+RUN_ABS=$(cd "$RUN" && pwd)
+
+servers_lb="" servers_haproxy="" servers_nginx=""
+for i in 0 1 2; do
+    p=${REPLICA_PORTS[$i]}
+    servers_lb+="      - addr: 127.0.0.1:$p"$'\n'
+    servers_haproxy+="    server r$((i + 1)) 127.0.0.1:$p"$'\n'
+    servers_nginx+="        server 127.0.0.1:$p;"$'\n'
+done
+
+cat >"$RUN/lb.yaml" <<EOF
+# Generated by scripts/bench.sh.
+global:
+  workers: 1
+  max_connections: 4096
+  grace: 1s
+  log:
+    level: error
+    target: stderr
+  access_log: off
+
+listeners:
+  - name: bench
+    bind: "127.0.0.1:${PORT[lb]}"
+    mode: http
+    backend: replicas
+
+backends:
+  - name: replicas
+    balance: round_robin
+    servers:
+${servers_lb%$'\n'}
+    health_check:
+      type: none
+    keepalive: 32
+EOF
+
+cat >"$RUN/haproxy.cfg" <<EOF
+# Generated by scripts/bench.sh.
+global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    http-reuse always
+
+frontend bench
+    bind 127.0.0.1:${PORT[haproxy]}
+    default_backend replicas
+
+backend replicas
+    balance roundrobin
+${servers_haproxy%$'\n'}
+EOF
+
+cat >"$RUN/nginx.conf" <<EOF
+# Generated by scripts/bench.sh.
+worker_processes 1;
+pid $RUN_ABS/nginx.pid;
+error_log $RUN_ABS/nginx.log error;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $RUN_ABS/nginx-client-body;
+    proxy_temp_path $RUN_ABS/nginx-proxy;
+    fastcgi_temp_path $RUN_ABS/nginx-fastcgi;
+    uwsgi_temp_path $RUN_ABS/nginx-uwsgi;
+    scgi_temp_path $RUN_ABS/nginx-scgi;
+    # nginx closes a keep-alive client connection after 1000 requests by
+    # default; lb and HAProxy have no such limit.
+    keepalive_requests 1000000000;
+
+    upstream replicas {
+${servers_nginx%$'\n'}
+        keepalive 32;
+        keepalive_requests 1000000000;
+    }
+
+    server {
+        listen 127.0.0.1:${PORT[nginx]};
+        location / {
+            proxy_pass http://replicas;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+"$BUILD/lb" -t -c "$RUN/lb.yaml" >"$RUN/lb.log" 2>&1 || die "lb rejects $RUN/lb.yaml: $(cat "$RUN/lb.log")"
+haproxy -c -q -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 || die "haproxy rejects $RUN/haproxy.cfg: $(cat "$RUN/haproxy.log")"
+nginx -t -q -p "$RUN_ABS" -e "$RUN_ABS/nginx.log" -c "$RUN_ABS/nginx.conf" -g 'daemon off;' >"$RUN/nginx.log" 2>&1 \
+    || die "nginx rejects $RUN/nginx.conf: $(cat "$RUN/nginx.log")"
+
+# --- start ------------------------------------------------------------------------
+
+for i in 0 1 2; do
+    name=replica$((i + 1))
+    "${PIN_LOAD[@]}" "$BUILD/replica" -p "${REPLICA_PORTS[$i]}" -n "$name" >"$RUN/$name.log" 2>&1 &
+    PID[$name]=$!
+done
+for i in 0 1 2; do wait_port "replica$((i + 1))" "${REPLICA_PORTS[$i]}"; done
+PID[replica]=${PID[replica1]}
+
+"${PIN_PROXY[@]}" "$BUILD/lb" -c "$RUN/lb.yaml" >>"$RUN/lb.log" 2>&1 &
+PID[lb]=$!
+"${PIN_PROXY[@]}" haproxy -db -f "$RUN/haproxy.cfg" >>"$RUN/haproxy.log" 2>&1 &
+PID[haproxy]=$!
+"${PIN_PROXY[@]}" nginx -p "$RUN_ABS" -e "$RUN_ABS/nginx.log" -c "$RUN_ABS/nginx.conf" -g 'daemon off;' >>"$RUN/nginx.log" 2>&1 &
+PID[nginx]=$!
+for t in lb haproxy nginx; do wait_port "$t" "${PORT[$t]}"; done
+for t in "${TARGETS[@]}"; do check_target "$t"; done
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[[ -n $CPU_MODEL ]] || CPU_MODEL=$(uname -m)
+say "$(date '+%F %T'), $CPU_MODEL, $(nproc) CPUs; $("$BUILD/lb" -V 2>&1 | head -n 1), $(haproxy -v | head -n 1 | awk '{ print "HAProxy " $3 }'), $(nginx -v 2>&1 | sed 's/.*: //')"
+say "ports: replicas ${REPLICA_PORTS[*]}, lb ${PORT[lb]}, haproxy ${PORT[haproxy]}, nginx ${PORT[nginx]}"
+
+# --- measuring ------------------------------------------------------------------
+
+# run_wrk TARGET VARIANT CONNECTIONS SECONDS: one wrk run. Prints
+# "requests rps p50_ms p99_ms errors cpu_ns" (cpu_ns -1 for the replica).
+run_wrk() {
+    local target=$1 variant=$2 conns=$3 secs=$4 before=0 after=0 out
+    local args=(-t1 -c "$conns" -d "${secs}s" --latency --timeout 5s)
+    [[ $variant == close ]] && args+=(-H 'Connection: close')
+    [[ $target == replica ]] || before=$(cpu_ns "$target")
+    out=$(timeout $((secs + 30)) "${PIN_LOAD[@]}" wrk "${args[@]}" "http://127.0.0.1:${PORT[$target]}/" 2>&1) \
+        || die "wrk against $target ($variant) failed: $out"
+    [[ $target == replica ]] || after=$(cpu_ns "$target")
+    kill -0 "${PID[$target]}" 2>/dev/null || die "$target died during the run; log: $RUN/$target.log"
+    printf '%s\n' "$out" >>"$RUN/wrk.log"
+    # wrk prints e.g. "  123456 requests in 5.00s, ...", "Requests/sec: 24690.12",
+    # "     50%  245.00us" (units us, ms, s, m, h), "  Socket errors: connect 0,
+    # read 0, write 0, timeout 0", "  Non-2xx or 3xx responses: 3".
+    awk -v cpu=$((after - before)) -v proxy="$([[ $target == replica ]] && echo 0 || echo 1)" '
+        function ms(v) {
+            if (v ~ /us$/) return v * 0.001
+            if (v ~ /ms$/) return v * 1
+            if (v ~ /s$/)  return v * 1000
+            if (v ~ /m$/)  return v * 60000
+            if (v ~ /h$/)  return v * 3600000
+            return -1
+        }
+        / requests in /              { requests = $1 }
+        /^Requests\/sec:/            { rps = $2 }
+        $1 == "50%"                  { p50 = ms($2) }
+        $1 == "99%"                  { p99 = ms($2) }
+        /Socket errors:/             { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/  { errors += $NF }
+        END {
+            if (requests == "" || rps == "" || p50 == "" || p99 == "") exit 1
+            printf "%.0f %.2f %.3f %.3f %.0f %.0f\n", requests, rps, p50, p99, errors, proxy ? cpu : -1
+        }' <<<"$out" || die "cannot parse wrk output for $target ($variant):"$'\n'"$out"
+}
+
+echo "round,variant,target,connections,seconds,requests,rps,p50_ms,p99_ms,errors,cpu_ns,cpu_us_per_req" >"$OUT/runs.csv"
+ntargets=${#TARGETS[@]}
+for ((round = 1; round <= ROUNDS; round++)); do
+    for variant in "${VARIANTS[@]}"; do
+        for ((k = 0; k < ntargets; k++)); do
+            target=${TARGETS[$(((k + round - 1) % ntargets))]}
+            read -r requests rps p50 p99 errors cpu < <(run_wrk "$target" "$variant" "$CONNECTIONS" "$DURATION_S") \
+                || die "run failed"
+            cpu_req=$(awk -v c="$cpu" -v n="$requests" 'BEGIN { if (c < 0 || n == 0) print ""; else printf "%.3f", c / n / 1000 }')
+            echo "$round,$variant,$target,$CONNECTIONS,$DURATION_S,$requests,$rps,$p50,$p99,$errors,$cpu,$cpu_req" >>"$OUT/runs.csv"
+            say "round $round/$ROUNDS $variant $target: $rps req/s, p50 $p50 ms, p99 $p99 ms, cpu ${cpu_req:--} us/req${errors:+, errors $errors}"
+        done
+    done
+done
+
+# --- the table --------------------------------------------------------------------
+
+# Medians over rounds per (variant, target), from runs.csv; then the ratios.
+awk -F, -v targets="${TARGETS[*]}" -v variants="${VARIANTS[*]}" \
+    -v csv="$OUT/results.csv" -v conns="$CONNECTIONS" -v secs="$DURATION_S" -v rounds="$ROUNDS" '
+    function median(key,    n, i, j, t, a) {
+        n = split(vals[key], a, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        if (n == 0) return ""
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function add(key, v) { if (v != "") vals[key] = vals[key] " " v }
+    NR > 1 {
+        k = $2 SUBSEP $3
+        add(k SUBSEP "rps", $7); add(k SUBSEP "p50", $8); add(k SUBSEP "p99", $9)
+        add(k SUBSEP "cpu", $12); err[k] += $10
+        if (!(k in lo) || $7 + 0 < lo[k]) lo[k] = $7 + 0
+        if (!(k in hi) || $7 + 0 > hi[k]) hi[k] = $7 + 0
+    }
+    END {
+        nt = split(targets, T, " "); nv = split(variants, V, " ")
+        printf "%d connections, %ds per run, %d rounds; medians over rounds\n\n", conns, secs, rounds
+        fmt = "%-10s %-8s %10s %17s %8s %8s %10s %7s %12s %12s\n"
+        printf fmt, "variant", "target", "req/s", "min..max", "p50 ms", "p99 ms", "cpu us/req", "errors", "lb/this req/s", "lb/this cpu"
+        print "variant,target,rps,rps_min,rps_max,p50_ms,p99_ms,cpu_us_per_req,errors,lb_over_this_rps,lb_over_this_cpu" > csv
+        for (v = 1; v <= nv; v++) {
+            lbk = V[v] SUBSEP "lb"
+            lbrps = median(lbk SUBSEP "rps"); lbcpu = median(lbk SUBSEP "cpu")
+            for (t = 1; t <= nt; t++) {
+                k = V[v] SUBSEP T[t]
+                rps = median(k SUBSEP "rps"); cpu = median(k SUBSEP "cpu")
+                rr = (rps > 0 && lbrps != "") ? sprintf("%.2f", lbrps / rps) : "-"
+                cr = (cpu != "" && cpu > 0 && lbcpu != "") ? sprintf("%.2f", lbcpu / cpu) : "-"
+                if (T[t] == "lb") { rr = "1.00"; cr = (cpu != "") ? "1.00" : "-" }
+                printf fmt, V[v], T[t], sprintf("%.0f", rps), sprintf("%.0f..%.0f", lo[k], hi[k]),
+                    sprintf("%.2f", median(k SUBSEP "p50")), sprintf("%.2f", median(k SUBSEP "p99")),
+                    cpu == "" ? "-" : sprintf("%.2f", cpu), err[k] + 0, rr, cr
+                printf "%s,%s,%.2f,%.2f,%.2f,%.3f,%.3f,%s,%d,%s,%s\n", V[v], T[t], rps, lo[k], hi[k],
+                    median(k SUBSEP "p50"), median(k SUBSEP "p99"), cpu == "" ? "" : sprintf("%.3f", cpu),
+                    err[k] + 0, rr == "-" ? "" : rr, cr == "-" ? "" : cr > csv
+            }
+            if (v < nv) print ""
+        }
+    }' "$OUT/runs.csv" >"$OUT/table.tmp"
+{
+    echo "lb benchmark, $(date '+%F %T'), $CPU_MODEL, proxy on CPU $PROXY_CPU, wrk + 3 replicas on CPU $LOAD_CPU"
+    cat "$OUT/table.tmp"
+} >"$OUT/results.txt"
+rm -f "$OUT/table.tmp"
+echo
+cat "$OUT/results.txt"
+
+# --- concurrency sweep --------------------------------------------------------------
+
+if [[ $SWEEP != 0 ]]; then
+    echo "# connections lb_rps haproxy_rps lb_cpu_us_per_req haproxy_cpu_us_per_req" >"$OUT/sweep.dat"
+    for c in $SWEEP_CONNECTIONS; do
+        line="$c"
+        cpus=""
+        for t in lb haproxy; do
+            read -r requests rps _ _ _ cpu < <(run_wrk "$t" keepalive "$c" "$SWEEP_DURATION_S") || die "sweep run failed"
+            line+=" $rps"
+            cpus+=" $(awk -v c="$cpu" -v n="$requests" 'BEGIN { printf "%.3f", n ? c / n / 1000 : 0 }')"
+            say "sweep $c connections $t: $rps req/s"
+        done
+        echo "$line$cpus" >>"$OUT/sweep.dat"
+    done
+    gnuplot <<EOF || die "gnuplot failed"
+set terminal pngcairo size 900,560 font "sans,10"
+set output "$OUT/sweep.png"
+set title "lb vs HAProxy, keep-alive GET /, 1 worker on CPU $PROXY_CPU: $(date '+%F %H:%M'), $CPU_MODEL" noenhanced
+set xlabel "concurrent connections"
+set ylabel "requests per second"
+set logscale x 2
+set xtics ($(echo "$SWEEP_CONNECTIONS" | awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, $i }'))
+set yrange [0:*]
+set grid
+set key bottom right
+plot "$OUT/sweep.dat" using 1:2 with linespoints lw 2 pt 7 title "lb", \
+     "$OUT/sweep.dat" using 1:3 with linespoints lw 2 pt 5 title "HAProxy"
+EOF
+    echo
+    echo "sweep (keep-alive, ${SWEEP_DURATION_S}s per run):"
+    awk 'NR == 1 { printf "%12s %10s %10s %8s\n", "connections", "lb req/s", "haproxy", "lb/hap"; next }
+         { printf "%12s %10.0f %10.0f %8.2f\n", $1, $2, $3, ($3 > 0 ? $2 / $3 : 0) }' "$OUT/sweep.dat"
+fi
+echo
+echo "bench: results in $OUT/results.txt, $OUT/results.csv, $OUT/runs.csv$([[ $SWEEP != 0 ]] && echo ", $OUT/sweep.png, $OUT/sweep.dat")"
