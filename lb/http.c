@@ -28,7 +28,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "health.h"
 #include "http_msg.h"
 #include "log.h"
@@ -68,15 +68,13 @@ struct http_session {
 	const struct gen_listener *listener;
 	struct gen_backend *backend;
 	enum http_state state;
-	struct bufferevent *client;
-	struct bufferevent *server;
+	struct conn *client;
+	struct conn *server;
 	struct event *timer;
 	struct sockaddr_storage peer;
 	char peer_ip[64];
 
-	/* what happened, recorded by callbacks, consumed by the driver */
-	bool client_eof, client_error;
-	bool server_eof, server_error, server_connected;
+	/* what happened, besides the conns' own flags (eof, error, connected) */
 	bool timer_fired;
 	bool stopping; /* the worker is stopping: close after this response */
 
@@ -115,9 +113,6 @@ struct http_session {
 	struct http_body resp_body;
 	int status; /* sent to the client, 0 = none yet */
 	struct timeval last_activity;
-
-	/* tunnel */
-	bool client_shut, server_shut;
 };
 
 static void http_drive(struct http_session *s);
@@ -182,16 +177,16 @@ static void server_release(struct http_session *s, bool reusable)
 	if (gs != NULL)
 		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
 	if (s->server != NULL) {
-		if (reusable && gs != NULL && s->backend->cfg->keepalive > 0) {
+		if (reusable && gs != NULL && s->backend->cfg->keepalive > 0)
 			upstream_pool_put(s->worker, gs->state, s->server, s->backend->cfg->keepalive,
 					  s->backend->cfg->timeouts.idle_ms);
-		} else {
-			bufferevent_free(s->server);
-		}
+		else if (reusable)
+			conn_free(s->server);
+		else
+			conn_abort(s->server); /* mid-exchange: the server must not wait for the rest */
 		s->server = NULL;
 	}
 	s->server_index = -1;
-	s->server_eof = s->server_error = s->server_connected = false;
 }
 
 static void note_server_failure(struct http_session *s, const char *why)
@@ -248,9 +243,6 @@ static void request_reset(struct http_session *s)
 
 static void flush_then_close(struct http_session *s)
 {
-	/* Fire the write callback only once everything is out. */
-	bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
-	bufferevent_enable(s->client, EV_WRITE);
 	s->state = HTTP_FLUSH_CLOSE;
 }
 
@@ -261,7 +253,7 @@ static void respond_error(struct http_session *s, int status)
 	size_t n = http_error_response(status, true, buf, sizeof(buf));
 
 	if (s->status == 0 && n > 0) {
-		evbuffer_add(bufferevent_get_output(s->client), buf, n);
+		evbuffer_add(s->client->out, buf, n);
 		s->status = status;
 		s->resp_bytes += n;
 		if (s->method_name == NULL)
@@ -271,58 +263,16 @@ static void respond_error(struct http_session *s, int status)
 		request_complete(s);
 	}
 	server_release(s, false);
-	bufferevent_disable(s->client, EV_READ);
+	s->client->want_read = false; /* nothing more is read until the answer is out */
 	flush_then_close(s);
 }
 
-/* ---- libevent callbacks: record, then drive ---- */
+/* ---- callbacks: record, then drive ---- */
 
-static void on_client_read(struct bufferevent *bev, void *arg)
+static void on_conn_event(struct conn *c, void *arg)
 {
-	(void)bev;
+	(void)c;
 	http_drive(arg);
-}
-
-static void on_client_write(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	http_drive(arg);
-}
-
-static void on_client_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct http_session *s = arg;
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
-		s->client_eof = true;
-	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		s->client_error = true;
-	http_drive(s);
-}
-
-static void on_server_read(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	http_drive(arg);
-}
-
-static void on_server_write(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	http_drive(arg);
-}
-
-static void on_server_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct http_session *s = arg;
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		s->server_connected = true;
-	else if (what & BEV_EVENT_EOF)
-		s->server_eof = true;
-	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		s->server_error = true;
-	http_drive(s);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -411,7 +361,7 @@ static bool chunked_prefix_valid(const struct http_session *s)
 		return true;
 	struct http_body probe = s->req_body;
 	struct evbuffer_iovec vec[8];
-	int n = evbuffer_peek(bufferevent_get_input(s->client), RELAY_HIGH_WATER, NULL, vec, 8);
+	int n = evbuffer_peek(s->client->in, RELAY_HIGH_WATER, NULL, vec, 8);
 	enum http_body_status st = HTTP_BODY_MORE;
 	for (int i = 0; i < n && i < 8 && st == HTTP_BODY_MORE; i++) {
 		size_t used;
@@ -423,7 +373,7 @@ static bool chunked_prefix_valid(const struct http_session *s)
 /* A complete head of head_len bytes is at the front of the client input. */
 static bool dispatch_request(struct http_session *s, const char *buf, size_t head_len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->client);
+	struct evbuffer *in = s->client->in;
 	enum http_verdict verdict = http_parse_request(buf, head_len, &s->req);
 
 	s->req_started = now_cached(s);
@@ -491,16 +441,16 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 
 static bool read_request_head(struct http_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->client);
+	struct evbuffer *in = s->client->in;
 	size_t len = evbuffer_get_length(in);
 	const struct cfg_listener *lc = s->listener->cfg;
 
-	if (s->client_error) {
+	if (s->client->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
 	if (len == 0) {
-		if (s->client_eof || s->stopping || s->timer_fired) {
+		if (s->client->eof || s->stopping || s->timer_fired) {
 			s->state = HTTP_CLOSING; /* idle: close without a word */
 			return true;
 		}
@@ -523,7 +473,7 @@ static bool read_request_head(struct http_session *s)
 			respond_error(s, 408);
 			return true;
 		}
-		if (s->client_eof) {
+		if (s->client->eof) {
 			respond_error(s, 400);
 			return true;
 		}
@@ -536,15 +486,12 @@ static bool read_request_head(struct http_session *s)
 
 static void send_request(struct http_session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->server);
-
-	bufferevent_setcb(s->server, on_server_read, on_server_write, on_server_event, s);
-	relay_setup(s->server);
-	bufferevent_enable(s->server, EV_READ | EV_WRITE);
-	evbuffer_add(out, s->req_out, s->req_out_len);
+	conn_set_callback(s->server, on_conn_event, s);
+	s->server->want_read = true;
+	evbuffer_add(s->server->out, s->req_out, s->req_out_len);
 	if (s->req_body_copy != NULL) {
 		size_t n = evbuffer_get_length(s->req_body_copy);
-		evbuffer_add(out, evbuffer_pullup(s->req_body_copy, -1), n);
+		evbuffer_add(s->server->out, evbuffer_pullup(s->req_body_copy, -1), n);
 	}
 	s->resp_scan_pos = 0;
 	s->request_sent = true;
@@ -581,16 +528,13 @@ static bool start_attempt(struct http_session *s)
 		send_request(s);
 		return true;
 	}
-	s->server = bufferevent_socket_new(s->worker->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
 	if (s->server == NULL) {
 		respond_error(s, 503);
 		return true;
 	}
-	bufferevent_setcb(s->server, NULL, NULL, on_server_event, s);
 	s->state = HTTP_CONNECTING;
 	timer_arm(s, b->cfg->timeouts.connect_ms);
-	if (bufferevent_socket_connect(s->server, (struct sockaddr *)&gs->sockaddr, (int)gs->sockaddr_len) < 0)
-		s->server_error = true;
 	return true;
 }
 
@@ -607,7 +551,7 @@ static bool retry_or_fail(struct http_session *s, bool allowed, int status, cons
 
 static bool connecting(struct http_session *s)
 {
-	if (s->client_error) {
+	if (s->client->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -616,9 +560,9 @@ static bool connecting(struct http_session *s)
 		/* Nothing was sent: any request whose body we still hold may go elsewhere. */
 		return retry_or_fail(s, s->req_done, 502, "connect timeout");
 	}
-	if (s->server_error || s->server_eof)
+	if (s->server->error || s->server->eof)
 		return retry_or_fail(s, s->req_done, 502, "connect failed");
-	if (!s->server_connected)
+	if (!s->server->connected)
 		return false;
 	send_request(s);
 	return true;
@@ -654,7 +598,7 @@ static bool pump_request_body(struct http_session *s)
 {
 	if (s->req_done)
 		return true;
-	ssize_t n = pump_body(&s->req_body, bufferevent_get_input(s->client), bufferevent_get_output(s->server));
+	ssize_t n = pump_body(&s->req_body, s->client->in, s->server->out);
 	if (n < 0) {
 		respond_error(s, 400);
 		return false;
@@ -678,24 +622,23 @@ static void count_response(struct http_session *s)
 static void start_tunnel(struct http_session *s)
 {
 	s->state = HTTP_TUNNEL;
-	s->client_shut = s->server_shut = false;
 	s->last_activity = now_cached(s);
 	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
-	bufferevent_enable(s->client, EV_READ);
+	s->client->want_read = true;
 }
 
 /* Forward a response head from the front of the server input. Returns
  * false while incomplete; may answer 502 itself. */
 static bool forward_response_head(struct http_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->server);
+	struct evbuffer *in = s->server->in;
 	size_t len = evbuffer_get_length(in);
 	size_t n = len < RESPONSE_HEAD_MAX ? len : RESPONSE_HEAD_MAX;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
 	size_t head_len = http_head_length(buf, n, &s->resp_scan_pos);
 
 	if (head_len == 0) {
-		if (n >= RESPONSE_HEAD_MAX || s->server_eof || s->server_error) {
+		if (n >= RESPONSE_HEAD_MAX || s->server->eof || s->server->error) {
 			note_server_failure(s, "incomplete or oversized response head");
 			respond_error(s, 502);
 			return true;
@@ -709,12 +652,12 @@ static bool forward_response_head(struct http_session *s)
 	}
 	bool tunnel = s->resp.framing == HTTP_FRAMING_TUNNEL;
 	if (!s->resp.interim) {
-		s->close_client = s->close_client || s->stopping || s->client_eof || !s->req_done ||
+		s->close_client = s->close_client || s->stopping || s->client->eof || !s->req_done ||
 				  !http_client_keep_alive(&s->req, &s->resp);
 	}
 	struct http_response_forward fwd = { .close_client = s->close_client && !tunnel,
 					     .client_http10 = s->req.version_minor == 0 };
-	struct evbuffer *out = bufferevent_get_output(s->client);
+	struct evbuffer *out = s->client->out;
 	struct evbuffer_iovec vec;
 	if (evbuffer_reserve_space(out, (ev_ssize_t)(head_len + HEAD_REWRITE_SLACK), &vec, 1) < 1) {
 		respond_error(s, 502);
@@ -754,9 +697,9 @@ static bool forward_response_head(struct http_session *s)
 /* The response is complete: recycle the server connection, log, move on. */
 static void finish_exchange(struct http_session *s)
 {
-	bool reusable = s->resp.keep_alive && s->req_done && !s->server_eof && !s->server_error &&
-			evbuffer_get_length(bufferevent_get_input(s->server)) == 0 &&
-			evbuffer_get_length(bufferevent_get_output(s->server)) == 0;
+	bool reusable = s->resp.keep_alive && s->req_done && !s->server->eof && !s->server->error &&
+			evbuffer_get_length(s->server->in) == 0 &&
+			evbuffer_get_length(s->server->out) == 0;
 	request_complete(s);
 	server_release(s, reusable);
 	request_reset(s);
@@ -766,7 +709,7 @@ static void finish_exchange(struct http_session *s)
 		return;
 	}
 	s->state = HTTP_READ_HEAD;
-	bufferevent_enable(s->client, EV_READ);
+	s->client->want_read = true;
 	timer_arm(s, s->listener->cfg->timeouts.client_ms);
 }
 
@@ -785,16 +728,16 @@ static bool idle_expired(struct http_session *s)
 
 static bool exchange(struct http_session *s)
 {
-	if (s->client_error) {
+	if (s->client->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
 	if (!pump_request_body(s))
 		return true;
 	if (!s->resp_head_done) {
-		struct evbuffer *in = bufferevent_get_input(s->server);
+		struct evbuffer *in = s->server->in;
 		if (evbuffer_get_length(in) == 0) {
-			if (s->server_eof || s->server_error) {
+			if (s->server->eof || s->server->error) {
 				/* Closed before any response byte: a pooled connection the
 				 * server had just dropped (SPEC 6), or a server that died
 				 * with the request. Either way an idempotent request may
@@ -806,7 +749,7 @@ static bool exchange(struct http_session *s)
 				respond_error(s, 504);
 				return true;
 			}
-			if (s->client_eof && !s->req_done) {
+			if (s->client->eof && !s->req_done) {
 				s->state = HTTP_CLOSING; /* the client gave up mid-request */
 				return true;
 			}
@@ -816,7 +759,7 @@ static bool exchange(struct http_session *s)
 			return false;
 		return true; /* state may have changed, or an interim head was sent */
 	}
-	ssize_t n = pump_body(&s->resp_body, bufferevent_get_input(s->server), bufferevent_get_output(s->client));
+	ssize_t n = pump_body(&s->resp_body, s->server->in, s->client->out);
 	if (n < 0) {
 		note_server_failure(s, "invalid response body framing");
 		s->state = HTTP_CLOSING; /* the head is out: nothing to say but close */
@@ -827,8 +770,8 @@ static bool exchange(struct http_session *s)
 		s->last_activity = now_cached(s);
 	}
 	relay_backpressure(s->server, s->client);
-	if (!http_body_done(&s->resp_body) && (s->server_eof || s->server_error)) {
-		if (!http_body_eof_ok(&s->resp_body) || s->server_error) {
+	if (!http_body_done(&s->resp_body) && (s->server->eof || s->server->error)) {
+		if (!http_body_eof_ok(&s->resp_body) || s->server->error) {
 			note_server_failure(s, "closed in the middle of a response");
 			s->state = HTTP_CLOSING;
 			return true;
@@ -841,7 +784,7 @@ static bool exchange(struct http_session *s)
 		finish_exchange(s);
 		return true;
 	}
-	if (s->client_eof && !s->req_done) {
+	if (s->client->eof && !s->req_done) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -855,7 +798,7 @@ static bool exchange(struct http_session *s)
 
 static bool tunnel(struct http_session *s)
 {
-	if (s->client_error || s->server_error) {
+	if (s->client->error || s->server->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -865,9 +808,11 @@ static bool tunnel(struct http_session *s)
 	s->resp_bytes += down;
 	if (up + down > 0)
 		s->last_activity = now_cached(s);
-	relay_pass_half_close(s->client_eof, s->server, &s->server_shut);
-	relay_pass_half_close(s->server_eof, s->client, &s->client_shut);
-	if ((s->client_shut && s->server_shut) || (s->timer_fired && idle_expired(s))) {
+	conn_flush(s->server);
+	conn_flush(s->client);
+	bool upstream_done = relay_pass_half_close(s->client, s->server);
+	bool downstream_done = relay_pass_half_close(s->server, s->client);
+	if ((upstream_done && downstream_done) || (s->timer_fired && idle_expired(s))) {
 		request_complete(s);
 		s->state = HTTP_CLOSING;
 		return true;
@@ -879,9 +824,9 @@ static bool tunnel(struct http_session *s)
  * the kernel does not reset the connection under our answer), then close. */
 static bool linger(struct http_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->client);
+	struct evbuffer *in = s->client->in;
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if (s->client_eof || s->client_error || s->timer_fired) {
+	if (s->client->eof || s->client->error || s->timer_fired) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -892,8 +837,7 @@ static void http_session_free(struct http_session *s)
 {
 	server_release(s, false);
 	request_reset(s);
-	if (s->client != NULL)
-		bufferevent_free(s->client);
+	conn_free(s->client);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	free(s->req_out);
@@ -902,6 +846,25 @@ static void http_session_free(struct http_session *s)
 	free(s);
 }
 
+/* Our answer is being written: once it is out, shut our side and linger. */
+static bool flush_close(struct http_session *s)
+{
+	conn_flush(s->client);
+	if (s->client->error) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	if (evbuffer_get_length(s->client->out) > 0)
+		return false;
+	conn_shutdown_write(s->client);
+	s->client->want_read = true;
+	s->state = HTTP_LINGER;
+	timer_arm(s, LINGER_MS);
+	return true;
+}
+
+/* Run the state machine until it waits for an event, then write what it
+ * produced and (un)register reads as the buffers now require. */
 static void http_drive(struct http_session *s)
 {
 	for (;;) {
@@ -920,17 +883,7 @@ static void http_drive(struct http_session *s)
 			progressed = tunnel(s);
 			break;
 		case HTTP_FLUSH_CLOSE:
-			if (s->client_error) {
-				s->state = HTTP_CLOSING;
-			} else if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
-				shutdown(bufferevent_getfd(s->client), SHUT_WR);
-				s->state = HTTP_LINGER;
-				bufferevent_enable(s->client, EV_READ);
-				timer_arm(s, LINGER_MS);
-			} else {
-				return;
-			}
-			progressed = true;
+			progressed = flush_close(s);
 			break;
 		case HTTP_LINGER:
 			progressed = linger(s);
@@ -940,8 +893,14 @@ static void http_drive(struct http_session *s)
 			return;
 		}
 		if (!progressed)
-			return;
+			break;
 	}
+	if (s->server != NULL && s->state != HTTP_CONNECTING) {
+		conn_flush(s->server);
+		conn_sync(s->server);
+	}
+	conn_flush(s->client);
+	conn_sync(s->client);
 }
 
 static void http_session_destroy(struct session_link *link)
@@ -979,7 +938,7 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 	memcpy(&s->peer, peer, peer_len);
 	netutil_format_ip(&s->peer, s->peer_ip, sizeof(s->peer_ip));
 	worker_session_add(w, &s->link);
-	s->client = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->client = conn_open(w->base, fd, on_conn_event, s);
 	s->timer = evtimer_new(w->base, on_timer, s);
 	if (s->client == NULL || s->timer == NULL) {
 		if (s->client == NULL)
@@ -987,9 +946,6 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 		http_session_free(s);
 		return 0; /* the free dropped the connection count */
 	}
-	bufferevent_setcb(s->client, on_client_read, on_client_write, on_client_event, s);
-	relay_setup(s->client);
-	bufferevent_enable(s->client, EV_READ | EV_WRITE);
 	/* The first request's head must arrive within timeouts.header of the
 	 * accept (slowloris); later ones within it of their first byte. */
 	s->head_timer_started = true;

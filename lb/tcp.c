@@ -1,11 +1,9 @@
 /*
  * tcp: TCP-mode sessions.
  *
- * One visible state machine: libevent callbacks only record what happened
- * (bytes readable, EOF, error, connected, timer) and call tcp_drive, which
- * decides everything. Buffers are bounded: a side stops being read while the
- * other side's output holds RELAY_HIGH_WATER bytes or more, and resumes when
- * that output drains below RELAY_LOW_WATER.
+ * One visible state machine: the conn and timer callbacks only note what
+ * happened and call tcp_drive, which decides everything from the conns'
+ * flags (eof, error, connected) and buffers. Buffers are bounded (relay.h).
  *
  * Timeouts: timeouts.connect bounds each connect attempt; timeouts.idle (the
  * backend's) closes a connection through which no byte moved either way for
@@ -16,12 +14,12 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "health.h"
 #include "log.h"
 #include "netutil.h"
@@ -43,21 +41,15 @@ struct tcp_session {
 	struct gen_backend *backend;
 	enum tcp_state state;
 
-	struct bufferevent *client;
-	struct bufferevent *server;
+	struct conn *client;
+	struct conn *server;
 	int server_index; /* -1 until picked */
 	int tried[MAX_TRIES];
 	size_t ntried;
-
-	/* what happened, recorded by callbacks */
-	bool connected, connect_failed, timer_fired;
-	bool client_eof, server_eof; /* read side finished */
-	bool client_shut, server_shut; /* our write side to them shut */
-	bool broken; /* reset or error: abort both sides */
-	int connect_error;
+	bool timer_fired;
 
 	struct event *timer;
-	struct timeval started, connect_started, last_activity;
+	struct timeval started, last_activity;
 	uint64_t bytes_from_client, bytes_from_server;
 	struct sockaddr_storage peer;
 };
@@ -74,6 +66,7 @@ static struct timeval now_cached(const struct tcp_session *s)
 static void timer_arm(struct tcp_session *s, uint64_t ms)
 {
 	struct timeval tv = netutil_timeval_ms(ms);
+	s->timer_fired = false;
 	event_add(s->timer, &tv);
 }
 
@@ -87,10 +80,8 @@ static void release_server(struct tcp_session *s)
 	struct gen_server *gs = current_server(s);
 	if (gs != NULL)
 		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
-	if (s->server != NULL) {
-		bufferevent_free(s->server);
-		s->server = NULL;
-	}
+	conn_free(s->server);
+	s->server = NULL;
 	s->server_index = -1;
 }
 
@@ -112,8 +103,7 @@ static void tcp_session_free(struct tcp_session *s)
 {
 	access_log_line(s);
 	release_server(s);
-	if (s->client != NULL)
-		bufferevent_free(s->client);
+	conn_free(s->client);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	worker_session_remove(s->worker, &s->link);
@@ -126,54 +116,10 @@ static void tcp_session_destroy(struct session_link *link)
 	tcp_session_free((struct tcp_session *)link);
 }
 
-/* ---- callbacks: record, then drive ---- */
-
-static void on_client_read(struct bufferevent *bev, void *arg)
+static void on_conn_event(struct conn *c, void *arg)
 {
-	(void)bev;
+	(void)c;
 	tcp_drive(arg);
-}
-
-static void on_server_read(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	tcp_drive(arg);
-}
-
-static void on_write_drained(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	tcp_drive(arg);
-}
-
-static void on_client_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct tcp_session *s = arg;
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
-		s->client_eof = true;
-	else if (what & BEV_EVENT_ERROR)
-		s->broken = true;
-	tcp_drive(s);
-}
-
-static void on_server_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct tcp_session *s = arg;
-	(void)bev;
-	if (s->state == TCP_CONNECTING) {
-		if (what & BEV_EVENT_CONNECTED) {
-			s->connected = true;
-		} else {
-			s->connect_failed = true;
-			s->connect_error = EVUTIL_SOCKET_ERROR();
-		}
-	} else if (what & BEV_EVENT_EOF) {
-		s->server_eof = true;
-	} else if (what & BEV_EVENT_ERROR) {
-		s->broken = true;
-	}
-	tcp_drive(s);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -184,8 +130,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	s->timer_fired = true;
 	tcp_drive(s);
 }
-
-/* ---- actions ---- */
 
 /* Pick a server not tried yet and start connecting. false: no candidate. */
 static bool connect_next_server(struct tcp_session *s)
@@ -203,19 +147,10 @@ static bool connect_next_server(struct tcp_session *s)
 	s->tried[s->ntried++] = i;
 	s->server_index = i;
 	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
-	s->connected = s->connect_failed = false;
-	s->server = bufferevent_socket_new(s->worker->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
 	if (s->server == NULL)
 		return false;
-	bufferevent_setcb(s->server, on_server_read, on_write_drained, on_server_event, s);
-	relay_setup(s->server);
-	s->connect_started = now_cached(s);
 	timer_arm(s, s->backend->cfg->timeouts.connect_ms);
-	if (bufferevent_socket_connect(s->server, (struct sockaddr *)&gs->sockaddr, (int)gs->sockaddr_len) < 0) {
-		/* Failed at once (e.g. no route): treat like a refused connect. */
-		s->connect_failed = true;
-		s->connect_error = errno;
-	}
 	return true;
 }
 
@@ -227,7 +162,7 @@ static void note_connect_failure(struct tcp_session *s, const char *why)
 }
 
 /* Relay src's bytes to dst, counting them for the session and the server. */
-static void relay(struct tcp_session *s, struct bufferevent *src, struct bufferevent *dst, uint64_t *counter,
+static void relay(struct tcp_session *s, struct conn *src, struct conn *dst, uint64_t *counter,
 		  atomic_uint_fast64_t *server_counter)
 {
 	size_t n = relay_move(src, dst);
@@ -240,13 +175,10 @@ static void relay(struct tcp_session *s, struct bufferevent *src, struct buffere
 
 static void relay_start(struct tcp_session *s)
 {
-	struct gen_server *gs = current_server(s);
-	health_note_success(gs->state);
+	health_note_success(current_server(s)->state);
 	s->state = TCP_RELAYING;
 	s->last_activity = now_cached(s);
 	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
-	bufferevent_enable(s->server, EV_READ | EV_WRITE);
-	bufferevent_enable(s->client, EV_READ | EV_WRITE);
 }
 
 /* The idle timer fired: close if nothing moved for timeouts.idle. */
@@ -261,62 +193,55 @@ static bool idle_expired(struct tcp_session *s)
 	return false;
 }
 
+/* One pass of the state machine; false when it must wait for an event. */
+static bool tcp_step(struct tcp_session *s)
+{
+	switch (s->state) {
+	case TCP_CONNECTING:
+		if (s->client->error || (s->client->eof && evbuffer_get_length(s->client->in) == 0)) {
+			s->state = TCP_CLOSING; /* gone before we reached a server */
+			return true;
+		}
+		if (s->timer_fired || s->server->error) {
+			note_connect_failure(s, s->timer_fired ? "timeout" : strerror(s->server->error_code));
+			s->timer_fired = false;
+			if (!connect_next_server(s)) {
+				log_debug("listener %s: no server for a tcp connection", s->listener->cfg->name);
+				s->state = TCP_CLOSING;
+			}
+			return true;
+		}
+		if (!s->server->connected)
+			return false;
+		relay_start(s);
+		return true;
+	case TCP_RELAYING:
+		if (s->client->error || s->server->error || (s->timer_fired && idle_expired(s))) {
+			s->state = TCP_CLOSING;
+			return true;
+		}
+		relay(s, s->client, s->server, &s->bytes_from_client, &current_server(s)->state->bytes_out);
+		relay(s, s->server, s->client, &s->bytes_from_server, &current_server(s)->state->bytes_in);
+		conn_flush(s->server);
+		conn_flush(s->client);
+		bool upstream_done = relay_pass_half_close(s->client, s->server);
+		bool downstream_done = relay_pass_half_close(s->server, s->client);
+		if (upstream_done && downstream_done) {
+			s->state = TCP_CLOSING;
+			return true;
+		}
+		return false;
+	case TCP_CLOSING:
+		tcp_session_free(s);
+		return false;
+	}
+	return false;
+}
+
 static void tcp_drive(struct tcp_session *s)
 {
-	for (;;) {
-		switch (s->state) {
-		case TCP_CONNECTING:
-			if (s->client_eof && evbuffer_get_length(bufferevent_get_input(s->client)) == 0) {
-				s->state = TCP_CLOSING; /* gave up before we reached a server */
-				continue;
-			}
-			if (s->broken) {
-				s->state = TCP_CLOSING;
-				continue;
-			}
-			if (s->timer_fired) {
-				s->timer_fired = false;
-				s->connect_failed = true;
-				s->connect_error = ETIMEDOUT;
-			}
-			if (s->connect_failed) {
-				note_connect_failure(s, strerror(s->connect_error));
-				if (!connect_next_server(s)) {
-					log_debug("listener %s: no server for a tcp connection", s->listener->cfg->name);
-					s->state = TCP_CLOSING;
-				}
-				continue;
-			}
-			if (!s->connected)
-				return;
-			relay_start(s);
-			continue;
-		case TCP_RELAYING:
-			if (s->broken) {
-				s->state = TCP_CLOSING;
-				continue;
-			}
-			if (s->timer_fired) {
-				s->timer_fired = false;
-				if (idle_expired(s)) {
-					s->state = TCP_CLOSING;
-					continue;
-				}
-			}
-			relay(s, s->client, s->server, &s->bytes_from_client, &current_server(s)->state->bytes_out);
-			relay(s, s->server, s->client, &s->bytes_from_server, &current_server(s)->state->bytes_in);
-			relay_pass_half_close(s->client_eof, s->server, &s->server_shut);
-			relay_pass_half_close(s->server_eof, s->client, &s->client_shut);
-			if (s->client_shut && s->server_shut) {
-				s->state = TCP_CLOSING;
-				continue;
-			}
-			return;
-		case TCP_CLOSING:
-			tcp_session_free(s);
-			return;
-		}
-	}
+	while (tcp_step(s))
+		;
 }
 
 int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
@@ -336,7 +261,9 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 	s->state = TCP_CONNECTING;
 	memcpy(&s->peer, peer, peer_len);
 	worker_session_add(w, &s->link);
-	s->client = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	/* The client is read while connecting, to notice if it leaves; its
+	 * bytes wait in its input, bounded by the conn's read limit. */
+	s->client = conn_open(w->base, fd, on_conn_event, s);
 	s->timer = evtimer_new(w->base, on_timer, s);
 	if (s->client == NULL || s->timer == NULL) {
 		if (s->client == NULL)
@@ -345,11 +272,6 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 		return 0; /* the count was already dropped by the free */
 	}
 	s->started = now_cached(s);
-	bufferevent_setcb(s->client, on_client_read, on_write_drained, on_client_event, s);
-	/* Keep reading the client while connecting, to notice if it leaves;
-	 * its bytes wait in the input buffer, bounded by the high water. */
-	relay_setup(s->client);
-	bufferevent_enable(s->client, EV_READ);
 	if (!connect_next_server(s)) {
 		log_debug("listener %s: no server for a tcp connection", l->cfg->name);
 		s->state = TCP_CLOSING;

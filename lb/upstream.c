@@ -2,112 +2,151 @@
 #include "upstream.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdlib.h>
 
+#include "conn.h"
 #include "netutil.h"
 
+#define SWEEP_INTERVAL_MS 1000
+
 struct idle_conn {
-	struct bufferevent *bev;
+	struct conn *conn;
 	struct server_state *state; /* a reference */
 	struct worker *worker;
+	struct timeval expires;
 	struct idle_conn *prev, *next; /* in state->pools[worker] */
 	struct idle_conn *all_prev, *all_next; /* in the worker's list of all */
 };
 
-/* Per worker: every idle connection, to close them all at exit. The worker
- * struct stays free of upstream details; the head lives here, one per worker. */
+/* Per worker thread: every idle connection (for the sweep and the exit),
+ * and the sweep timer. Only that thread's pool functions touch them. */
 static _Thread_local struct idle_conn *worker_idle_head;
+static _Thread_local struct event *sweep_timer;
 
-static void idle_unlink(struct idle_conn *c)
+static void idle_unlink(struct idle_conn *ic)
 {
-	struct idle_pool *pool = &c->state->pools[c->worker->index];
-	if (c->prev)
-		c->prev->next = c->next;
+	struct idle_pool *pool = &ic->state->pools[ic->worker->index];
+	if (ic->prev)
+		ic->prev->next = ic->next;
 	else
-		pool->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+		pool->head = ic->next;
+	if (ic->next)
+		ic->next->prev = ic->prev;
 	pool->count--;
-	if (c->all_prev)
-		c->all_prev->all_next = c->all_next;
+	if (ic->all_prev)
+		ic->all_prev->all_next = ic->all_next;
 	else
-		worker_idle_head = c->all_next;
-	if (c->all_next)
-		c->all_next->all_prev = c->all_prev;
+		worker_idle_head = ic->all_next;
+	if (ic->all_next)
+		ic->all_next->all_prev = ic->all_prev;
 }
 
-static void idle_close(struct idle_conn *c)
+/* Unlink and free the bookkeeping; returns the connection. */
+static struct conn *idle_remove(struct idle_conn *ic)
 {
-	idle_unlink(c);
-	bufferevent_free(c->bev);
-	server_state_release(c->state);
-	free(c);
+	struct conn *c = ic->conn;
+	idle_unlink(ic);
+	server_state_release(ic->state);
+	free(ic);
+	return c;
 }
 
-/* Anything happening on an idle connection ends it: EOF, error, timeout,
- * or bytes the server sent unasked (a late or bogus response). */
-static void on_idle_read(struct bufferevent *bev, void *arg)
+/* Anything happening on an idle connection ends it: EOF, error, or bytes
+ * the server sent unasked (a late or bogus response). */
+static void on_idle_event(struct conn *c, void *arg)
 {
-	(void)bev;
-	idle_close(arg);
+	(void)c;
+	conn_free(idle_remove(arg));
 }
 
-static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+static bool expired(const struct idle_conn *ic, const struct timeval *now)
 {
-	(void)bev;
+	return timercmp(now, &ic->expires, >=);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval now;
+	(void)fd;
 	(void)what;
-	idle_close(arg);
+	event_base_gettimeofday_cached(w->base, &now);
+	struct idle_conn *ic = worker_idle_head;
+	while (ic != NULL) {
+		struct idle_conn *next = ic->all_next;
+		if (expired(ic, &now))
+			conn_free(idle_remove(ic));
+		ic = next;
+	}
+	if (worker_idle_head != NULL) {
+		struct timeval tv = netutil_timeval_ms(SWEEP_INTERVAL_MS);
+		event_add(sweep_timer, &tv);
+	}
 }
 
-struct bufferevent *upstream_pool_take(struct worker *w, struct server_state *state)
+struct conn *upstream_pool_take(struct worker *w, struct server_state *state)
 {
-	struct idle_conn *c = state->pools[w->index].head;
-	if (c == NULL)
-		return NULL;
-	struct bufferevent *bev = c->bev;
-	idle_unlink(c);
-	server_state_release(c->state);
-	free(c);
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	bufferevent_disable(bev, EV_READ);
-	return bev;
+	struct timeval now;
+	event_base_gettimeofday_cached(w->base, &now);
+	for (;;) {
+		struct idle_conn *ic = state->pools[w->index].head;
+		if (ic == NULL)
+			return NULL;
+		bool stale = expired(ic, &now);
+		struct conn *c = idle_remove(ic);
+		if (!stale)
+			return c;
+		conn_free(c);
+	}
 }
 
-void upstream_pool_put(struct worker *w, struct server_state *state, struct bufferevent *bev, int keepalive,
+void upstream_pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
 		       uint64_t idle_ms)
 {
 	struct idle_pool *pool = &state->pools[w->index];
-	struct idle_conn *c = NULL;
+	struct idle_conn *ic = NULL;
 
-	if ((int)pool->count >= keepalive || (c = calloc(1, sizeof(*c))) == NULL) {
-		bufferevent_free(bev);
+	if ((int)pool->count >= keepalive || (ic = calloc(1, sizeof(*ic))) == NULL) {
+		conn_free(c);
 		return;
 	}
-	c->bev = bev;
-	c->state = server_state_acquire(state);
-	c->worker = w;
-	c->next = pool->head; /* LIFO: the warmest connection is reused first */
+	if (sweep_timer == NULL && (sweep_timer = evtimer_new(w->base, on_sweep, w)) == NULL) {
+		free(ic);
+		conn_free(c);
+		return;
+	}
+	ic->conn = c;
+	ic->state = server_state_acquire(state);
+	ic->worker = w;
+	struct timeval now, idle = netutil_timeval_ms(idle_ms);
+	event_base_gettimeofday_cached(w->base, &now);
+	timeradd(&now, &idle, &ic->expires);
+	ic->next = pool->head; /* LIFO: the warmest connection is reused first */
 	if (pool->head)
-		pool->head->prev = c;
-	pool->head = c;
+		pool->head->prev = ic;
+	pool->head = ic;
 	pool->count++;
-	c->all_next = worker_idle_head;
+	ic->all_next = worker_idle_head;
 	if (worker_idle_head)
-		worker_idle_head->all_prev = c;
-	worker_idle_head = c;
-
-	struct timeval idle = netutil_timeval_ms(idle_ms);
-	bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, c);
-	bufferevent_set_timeouts(bev, &idle, NULL);
-	bufferevent_enable(bev, EV_READ);
+		worker_idle_head->all_prev = ic;
+	worker_idle_head = ic;
+	if (!event_pending(sweep_timer, EV_TIMEOUT, NULL)) {
+		struct timeval tv = netutil_timeval_ms(SWEEP_INTERVAL_MS);
+		event_add(sweep_timer, &tv);
+	}
+	conn_set_callback(c, on_idle_event, ic);
+	c->want_read = true;
+	conn_sync(c);
 }
 
 void upstream_pool_close_all(struct worker *w)
 {
 	(void)w;
 	while (worker_idle_head != NULL)
-		idle_close(worker_idle_head);
+		conn_free(idle_remove(worker_idle_head));
+	if (sweep_timer != NULL) {
+		event_free(sweep_timer);
+		sweep_timer = NULL;
+	}
 }

@@ -3,10 +3,11 @@
  * per server (SPEC 4 `keepalive`).
  *
  * Only the owning worker touches its pools. A pooled connection keeps
- * reading: if the server closes it, sends something unasked, or it stays
- * unused for timeouts.idle, it is closed and leaves the pool, so a
- * connection the server closed is not handed out (a close that races with
- * the hand-out is caught by the HTTP session's retry, SPEC 6).
+ * reading: if the server closes it or sends something unasked, it is closed
+ * and leaves the pool, so a connection the server closed is not handed out
+ * (a close that races with the hand-out is caught by the HTTP session's
+ * retry, SPEC 6). Connections idle longer than timeouts.idle are closed by
+ * a sweep once a second, and never handed out.
  * Each pooled connection holds a reference to its server_state.
  */
 #ifndef LB_UPSTREAM_H
@@ -17,15 +18,14 @@
 #include "gen.h"
 #include "worker.h"
 
-struct bufferevent;
+struct conn;
 
-/* An idle connection to `state`, or NULL. The bufferevent comes back with
- * no callbacks, no timeouts and reading disabled. */
-struct bufferevent *upstream_pool_take(struct worker *w, struct server_state *state);
+/* An idle connection to `state`, or NULL. The caller sets its callback. */
+struct conn *upstream_pool_take(struct worker *w, struct server_state *state);
 
 /* Park a connection whose exchange completed (input empty, nothing owed).
  * Closes it instead when the pool already holds `keepalive` connections. */
-void upstream_pool_put(struct worker *w, struct server_state *state, struct bufferevent *bev, int keepalive,
+void upstream_pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
 		       uint64_t idle_ms);
 
 /* Close every idle connection of the worker (at exit). */

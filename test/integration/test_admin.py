@@ -186,7 +186,7 @@ def test_admin_survives_garbage_huge_heads_and_slow_clients(setup):
                 s.sendall(junk)
                 s.shutdown(socket.SHUT_WR)
                 answer = recv_all(s, 10)
-            except ConnectionResetError:
+            except OSError:  # the endpoint may close before we are done sending
                 answer = b""
             assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:100]
     slow = socket.create_connection(("127.0.0.1", admin), timeout=5)

@@ -1,0 +1,255 @@
+/* conn: sockets with buffers, few system calls. See conn.h. */
+#include "conn.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+/* Space offered to one readv: a typical request or response fits in one. */
+#define READ_CHUNK (16 * 1024)
+/* readv calls per readiness event: a fast sender cannot starve the others. */
+#define READS_PER_EVENT 4
+
+static void set_registered(struct event *ev, bool *registered, bool want)
+{
+	if (want == *registered)
+		return;
+	if (want)
+		event_add(ev, NULL);
+	else
+		event_del(ev);
+	*registered = want;
+}
+
+void conn_sync(struct conn *c)
+{
+	bool want = c->want_read && !c->eof && !c->error && evbuffer_get_length(c->in) < c->read_limit;
+	set_registered(c->read_event, &c->reading, want);
+}
+
+static void read_some(struct conn *c)
+{
+	for (int i = 0; i < READS_PER_EVENT; i++) {
+		if (evbuffer_get_length(c->in) >= c->read_limit)
+			break;
+		struct evbuffer_iovec vec[2];
+		int nvec = evbuffer_reserve_space(c->in, READ_CHUNK, vec, 2);
+		if (nvec < 1)
+			break;
+		size_t offered = 0;
+		for (int v = 0; v < nvec; v++)
+			offered += vec[v].iov_len;
+		ssize_t n = readv(c->fd, (struct iovec *)vec, nvec);
+		if (n < 0) {
+			evbuffer_commit_space(c->in, vec, 0);
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				c->error = true;
+				c->error_code = errno;
+			}
+			break;
+		}
+		if (n == 0) {
+			evbuffer_commit_space(c->in, vec, 0);
+			c->eof = true;
+			break;
+		}
+		size_t left = (size_t)n;
+		int used = 0;
+		for (; used < nvec && left > 0; used++) {
+			if (vec[used].iov_len > left)
+				vec[used].iov_len = left;
+			left -= vec[used].iov_len;
+		}
+		evbuffer_commit_space(c->in, vec, used);
+		if ((size_t)n < offered)
+			break; /* the socket is drained: no read to hear EAGAIN */
+	}
+	conn_sync(c);
+}
+
+static void write_some(struct conn *c)
+{
+	while (evbuffer_get_length(c->out) > 0) {
+		int n = evbuffer_write(c->out, c->fd);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				c->error = true;
+				c->error_code = errno;
+			}
+			break;
+		}
+		if (n == 0)
+			break;
+	}
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	read_some(c);
+	c->on_event(c, c->arg);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)what;
+	if (c->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		c->connecting = false;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err != 0) {
+			c->error = true;
+			c->error_code = err;
+		} else {
+			c->connected = true;
+		}
+	}
+	if (!c->error)
+		write_some(c);
+	bool pending = !c->error && evbuffer_get_length(c->out) > 0;
+	set_registered(c->write_event, &c->writing, pending);
+	if (c->error)
+		conn_sync(c);
+	c->on_event(c, c->arg);
+}
+
+/* Report an error found outside a callback (a failed write, an immediate
+ * connect refusal) through the callback, from the event loop. */
+static void report_later(struct conn *c)
+{
+	event_active(c->write_event, EV_WRITE, 0);
+}
+
+void conn_flush(struct conn *c)
+{
+	if (c->connecting || c->error || c->writing || evbuffer_get_length(c->out) == 0)
+		return;
+	write_some(c);
+	if (c->error) {
+		report_later(c);
+		return;
+	}
+	set_registered(c->write_event, &c->writing, evbuffer_get_length(c->out) > 0);
+}
+
+void conn_shutdown_write(struct conn *c)
+{
+	if (!c->write_shut && !c->error && evbuffer_get_length(c->out) == 0) {
+		shutdown(c->fd, SHUT_WR);
+		c->write_shut = true;
+	}
+}
+
+size_t conn_pending_output(const struct conn *c)
+{
+	return evbuffer_get_length(c->out);
+}
+
+void conn_set_callback(struct conn *c, conn_callback *cb, void *arg)
+{
+	c->on_event = cb;
+	c->arg = arg;
+}
+
+static struct conn *conn_new(struct event_base *base, int fd, conn_callback *cb, void *arg)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->fd = fd;
+	c->on_event = cb;
+	c->arg = arg;
+	c->read_limit = RELAY_HIGH_WATER;
+	c->want_read = true;
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	c->read_event = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
+	c->write_event = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+	if (c->in == NULL || c->out == NULL || c->read_event == NULL || c->write_event == NULL) {
+		c->fd = -1; /* the caller keeps the socket */
+		conn_free(c);
+		return NULL;
+	}
+	/* Requests and responses are small and latency matters: no Nagle. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return c;
+}
+
+struct conn *conn_open(struct event_base *base, int fd, conn_callback *cb, void *arg)
+{
+	struct conn *c = conn_new(base, fd, cb, arg);
+	if (c == NULL)
+		return NULL;
+	c->connected = true;
+	conn_sync(c);
+	return c;
+}
+
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen, conn_callback *cb,
+			  void *arg)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	struct conn *c = conn_new(base, fd, cb, arg);
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->connecting = true;
+	if (connect(fd, sa, salen) == 0 || errno == EINPROGRESS) {
+		/* Done or under way: writability tells (SO_ERROR says which). */
+		set_registered(c->write_event, &c->writing, true);
+	} else {
+		c->connecting = false;
+		c->error = true;
+		c->error_code = errno;
+		report_later(c);
+	}
+	conn_sync(c);
+	return c;
+}
+
+void conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->read_event)
+		event_free(c->read_event);
+	if (c->write_event)
+		event_free(c->write_event);
+	if (c->in)
+		evbuffer_free(c->in);
+	if (c->out)
+		evbuffer_free(c->out);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	if (c->fd >= 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	conn_free(c);
+}

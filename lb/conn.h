@@ -1,0 +1,90 @@
+/*
+ * conn: a non-blocking socket with an input and an output buffer, as the
+ * proxy sessions use it. A leaner replacement for libevent's bufferevent on
+ * the hot path, built to spend as few system calls per request as possible:
+ *
+ *   - reads: one readv per readiness into the input buffer (a second one
+ *     only when the first filled all the space offered), no FIONREAD ioctl;
+ *   - writes: conn_flush writes at once (speculatively, as HAProxy does);
+ *     the write event is registered only when the kernel refused part of
+ *     the output, and removed again once it is written;
+ *   - the read event stays registered as long as the owner wants to read
+ *     and the input holds less than read_limit bytes, so a busy connection
+ *     costs no epoll_ctl per request.
+ *
+ * The owner gets one callback, `on_event`, after something happened
+ * (bytes read, EOF, error, connected, output drained); it reads the flags
+ * and buffers itself, then calls conn_flush / conn_sync. Single-threaded:
+ * a conn belongs to one worker's event loop.
+ */
+#ifndef LB_CONN_H
+#define LB_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct event;
+struct evbuffer;
+struct conn;
+
+typedef void conn_callback(struct conn *c, void *arg);
+
+struct conn {
+	int fd;
+	struct evbuffer *in;
+	struct evbuffer *out;
+	struct event *read_event; /* persistent EV_READ */
+	struct event *write_event; /* persistent EV_WRITE, registered only when needed */
+	conn_callback *on_event;
+	void *arg;
+	size_t read_limit; /* no reading while the input holds this much */
+
+	bool want_read; /* the owner's wish */
+	bool reading; /* read_event registered */
+	bool writing; /* write_event registered */
+	bool connecting; /* a connect is in progress */
+	bool connected; /* the connect completed (set once) */
+	bool eof; /* the peer finished sending */
+	bool error; /* reset, refused, ...: the connection is unusable */
+	int error_code; /* errno of the error */
+	bool write_shut; /* shutdown(SHUT_WR) done */
+};
+
+/* Take over an accepted socket `fd` (non-blocking). Reading starts at
+ * once. Returns NULL on failure (fd is then still the caller's to close). */
+struct conn *conn_open(struct event_base *base, int fd, conn_callback *cb, void *arg);
+
+/* Start a non-blocking connect. Completion or failure is reported through
+ * the callback (connected, or error). NULL with errno when no socket could
+ * be made. */
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen, conn_callback *cb,
+			  void *arg);
+
+/* Change the owner (a pooled connection handed to a session). */
+void conn_set_callback(struct conn *c, conn_callback *cb, void *arg);
+
+/* Write what the output holds now; register for writability if the kernel
+ * takes only part of it. A failed write sets error and is reported through
+ * the callback. */
+void conn_flush(struct conn *c);
+
+/* Apply the read wish and the read limit: (un)register the read event when
+ * that changes anything. Call after consuming input or changing want_read. */
+void conn_sync(struct conn *c);
+
+/* Once the output is empty, shut the write side (a half-close). */
+void conn_shutdown_write(struct conn *c);
+
+/* Close the socket, free everything. NULL is fine. */
+void conn_free(struct conn *c);
+
+/* The same with a reset instead of a FIN (SO_LINGER 0): for a server
+ * connection abandoned in the middle of an exchange. */
+void conn_abort(struct conn *c);
+
+/* Bytes waiting to be written. */
+size_t conn_pending_output(const struct conn *c);
+
+#endif
