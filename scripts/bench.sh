@@ -295,6 +295,11 @@ nginx -t -q -p "$RUN_ABS" -e "$RUN_ABS/nginx.log" -c "$RUN_ABS/nginx.conf" -g 'd
 
 # --- start ------------------------------------------------------------------------
 
+for port in "${REPLICA_PORTS[@]}" "${PORT[lb]}" "${PORT[haproxy]}" "${PORT[nginx]}"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "127.0.0.1:$port is already in use (set BENCH_PORT_BASE to move all ports)"
+    fi
+done
 for i in 0 1 2; do
     name=replica$((i + 1))
     "${PIN_LOAD[@]}" "$BUILD/replica" -p "${REPLICA_PORTS[$i]}" -n "$name" >"$RUN/$name.log" 2>&1 &
@@ -326,7 +331,7 @@ run_wrk() {
     local args=(-t1 -c "$conns" -d "${secs}s" --latency --timeout 5s)
     [[ $variant == close ]] && args+=(-H 'Connection: close')
     [[ $target == replica ]] || before=$(cpu_ns "$target")
-    out=$(timeout $((secs + 30)) "${PIN_LOAD[@]}" wrk "${args[@]}" "http://127.0.0.1:${PORT[$target]}/" 2>&1) \
+    out=$(timeout --foreground $((secs + 30)) "${PIN_LOAD[@]}" wrk "${args[@]}" "http://127.0.0.1:${PORT[$target]}/" 2>&1) \
         || die "wrk against $target ($variant) failed: $out"
     [[ $target == replica ]] || after=$(cpu_ns "$target")
     kill -0 "${PID[$target]}" 2>/dev/null || die "$target died during the run; log: $RUN/$target.log"
@@ -445,6 +450,7 @@ set title "lb vs HAProxy, keep-alive GET /, 1 worker on CPU $PROXY_CPU: $(date '
 set xlabel "concurrent connections"
 set ylabel "requests per second"
 set logscale x 2
+set xrange [$(echo "$SWEEP_CONNECTIONS" | awk '{ lo = hi = $1; for (i = 2; i <= NF; i++) { if ($i < lo) lo = $i; if ($i > hi) hi = $i } printf "%g:%g", lo / 1.25, hi * 1.25 }')]
 set xtics ($(echo "$SWEEP_CONNECTIONS" | awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, $i }'))
 set yrange [0:*]
 set grid
