@@ -158,7 +158,14 @@ static void request_id_generate(char *out, size_t cap)
 	state ^= state << 13;
 	state ^= state >> 7;
 	state ^= state << 17;
-	snprintf(out, cap, "%016llx", (unsigned long long)state);
+	/* By hand: snprintf cost a tenth of the per-request instructions. */
+	static const char hex[] = "0123456789abcdef";
+	uint64_t v = state;
+	if (cap < 17)
+		return;
+	for (int i = 15; i >= 0; i--, v >>= 4)
+		out[i] = hex[v & 15];
+	out[16] = '\0';
 }
 
 static void copy_span(char *out, size_t cap, const char *buf, struct http_span span)

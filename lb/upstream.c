@@ -9,12 +9,20 @@
 #include "netutil.h"
 
 #define SWEEP_INTERVAL_MS 1000
+/* A pool may hold more than `keepalive` connections for a moment: a burst
+ * of concurrent requests returns them all at once, and closing the surplus
+ * at once would make the next burst open them all again (connection churn
+ * at high concurrency). Surplus connections idle this long are closed by
+ * the sweep, so only `keepalive` of them are kept once the burst is over. */
+#define SURPLUS_IDLE_MS 1000
 
 struct idle_conn {
 	struct conn *conn;
 	struct server_state *state; /* a reference */
 	struct worker *worker;
-	struct timeval expires;
+	struct timeval idle_since;
+	struct timeval expires; /* idle_since + timeouts.idle */
+	int keepalive; /* connections the pool keeps for good */
 	struct idle_conn *prev, *next; /* in state->pools[worker] */
 	struct idle_conn *all_prev, *all_next; /* in the worker's list of all */
 };
@@ -72,10 +80,14 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	event_base_gettimeofday_cached(w->base, &now);
+	struct timeval surplus_age = netutil_timeval_ms(SURPLUS_IDLE_MS), surplus_before;
+	timersub(&now, &surplus_age, &surplus_before);
 	struct idle_conn *ic = worker_idle_head;
 	while (ic != NULL) {
 		struct idle_conn *next = ic->all_next;
-		if (expired(ic, &now))
+		bool surplus = (int)ic->state->pools[w->index].count > ic->keepalive &&
+			       timercmp(&ic->idle_since, &surplus_before, <=);
+		if (surplus || expired(ic, &now))
 			conn_free(idle_remove(ic));
 		ic = next;
 	}
@@ -107,7 +119,7 @@ void upstream_pool_put(struct worker *w, struct server_state *state, struct conn
 	struct idle_pool *pool = &state->pools[w->index];
 	struct idle_conn *ic = NULL;
 
-	if ((int)pool->count >= keepalive || (ic = calloc(1, sizeof(*ic))) == NULL) {
+	if (keepalive <= 0 || (ic = calloc(1, sizeof(*ic))) == NULL) {
 		conn_free(c);
 		return;
 	}
@@ -119,9 +131,10 @@ void upstream_pool_put(struct worker *w, struct server_state *state, struct conn
 	ic->conn = c;
 	ic->state = server_state_acquire(state);
 	ic->worker = w;
-	struct timeval now, idle = netutil_timeval_ms(idle_ms);
-	event_base_gettimeofday_cached(w->base, &now);
-	timeradd(&now, &idle, &ic->expires);
+	ic->keepalive = keepalive;
+	struct timeval idle = netutil_timeval_ms(idle_ms);
+	event_base_gettimeofday_cached(w->base, &ic->idle_since);
+	timeradd(&ic->idle_since, &idle, &ic->expires);
 	ic->next = pool->head; /* LIFO: the warmest connection is reused first */
 	if (pool->head)
 		pool->head->prev = ic;

@@ -6,8 +6,9 @@
  * reading: if the server closes it or sends something unasked, it is closed
  * and leaves the pool, so a connection the server closed is not handed out
  * (a close that races with the hand-out is caught by the HTTP session's
- * retry, SPEC 6). Connections idle longer than timeouts.idle are closed by
- * a sweep once a second, and never handed out.
+ * retry, SPEC 6). A sweep once a second closes connections idle longer
+ * than timeouts.idle (they are never handed out either) and, in a pool
+ * holding more than `keepalive`, the surplus idle for a second or more.
  * Each pooled connection holds a reference to its server_state.
  */
 #ifndef LB_UPSTREAM_H
@@ -24,7 +25,8 @@ struct conn;
 struct conn *upstream_pool_take(struct worker *w, struct server_state *state);
 
 /* Park a connection whose exchange completed (input empty, nothing owed).
- * Closes it instead when the pool already holds `keepalive` connections. */
+ * The pool may exceed `keepalive` during a burst; the surplus is closed
+ * once it has been idle a second. keepalive 0 closes it at once. */
 void upstream_pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
 		       uint64_t idle_ms);
 

@@ -405,3 +405,28 @@ def test_one_gigabyte_bodies_stream_with_flat_memory(three):
     grown_mb = (vm_hwm_kb(inst.proc.pid) - before) / 1024
     print("\n1 GiB each way: lb peak memory grew by %.1f MiB" % grown_mb)
     assert grown_mb < 32
+
+
+def test_pool_surplus_after_a_burst_is_trimmed_to_keepalive(replicas, lb):
+    rs = replicas(1)
+    port = free_port()
+    lb(http_config(port, [rs[0].addr], extra_backend="    keepalive: 2", workers=1), port)
+    barrier = threading.Barrier(8)
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        barrier.wait(5)
+        for _ in range(3):
+            conn.request("GET", "/delay/200")
+            conn.getresponse().read()
+        conn.close()
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    stats = replica_stats(rs[0])
+    # The burst needed 8 server connections at once, and reused them...
+    assert 8 <= stats["connections"] <= 12, stats
+    # ...then lb keeps only `keepalive` idle ones (plus our /stats connection).
+    wait_until(lambda: replica_stats(rs[0])["active_connections"] <= 3, 5, "surplus trimmed")
