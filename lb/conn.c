@@ -186,9 +186,6 @@ static struct conn *conn_new(struct event_base *base, int fd, conn_callback *cb,
 		conn_free(c);
 		return NULL;
 	}
-	/* Requests and responses are small and latency matters: no Nagle. */
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return c;
 }
 
@@ -213,6 +210,10 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
 		close(fd);
 		return NULL;
 	}
+	/* Requests and responses are small and latency matters: no Nagle.
+	 * (Accepted sockets inherit it from their listening socket.) */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->connecting = true;
 	if (connect(fd, sa, salen) == 0 || errno == EINPROGRESS) {
 		/* Done or under way: writability tells (SO_ERROR says which). */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,10 @@ static int listen_socket(const struct cfg_listener *l, char *err, size_t errlen)
 	if (fd < 0)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+		goto fail;
+	/* Accepted sockets inherit it: no Nagle delay on small answers,
+	 * without a setsockopt per connection. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
 		goto fail;
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
 		goto fail;

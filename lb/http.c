@@ -77,6 +77,7 @@ struct http_session {
 	/* what happened, besides the conns' own flags (eof, error, connected) */
 	bool timer_fired;
 	bool stopping; /* the worker is stopping: close after this response */
+	bool must_linger; /* lb answered itself: linger after the close (flush_close) */
 
 	/* the current request */
 	struct http_head req;
@@ -270,6 +271,7 @@ static void respond_error(struct http_session *s, int status)
 		request_complete(s);
 	}
 	server_release(s, false);
+	s->must_linger = true;
 	s->client->want_read = false; /* nothing more is read until the answer is out */
 	flush_then_close(s);
 }
@@ -853,7 +855,12 @@ static void http_session_free(struct http_session *s)
 	free(s);
 }
 
-/* Our answer is being written: once it is out, shut our side and linger. */
+/* The last answer is being written: once it is out, close. After an
+ * answer of lb's own, or when the client has sent more than we read, shut
+ * our side first and linger, so that the client gets the answer instead of
+ * a reset; after a normal last response with nothing more sent, close at
+ * once (as nginx's lingering_close does), which spares a shutdown, a wake-up
+ * and a read per connection. */
 static bool flush_close(struct http_session *s)
 {
 	conn_flush(s->client);
@@ -863,6 +870,10 @@ static bool flush_close(struct http_session *s)
 	}
 	if (evbuffer_get_length(s->client->out) > 0)
 		return false;
+	if (!s->must_linger && evbuffer_get_length(s->client->in) == 0) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
 	conn_shutdown_write(s->client);
 	s->client->want_read = true;
 	s->state = HTTP_LINGER;

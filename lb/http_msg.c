@@ -2,16 +2,25 @@
  * http_msg: HTTP/1.x heads (find, parse, rewrite) and body framing.
  * See http_msg.h for the contract and the decisions taken.
  *
- * Parsing a head is three linear passes over bytes already in cache:
- *   1. scan_head(): our strict line-by-line pre-scan. It validates every byte
+ * Parsing a head is linear passes over bytes already in cache:
+ *   1. scan_head(): our strict line-by-line scan. It validates every byte
  *      of the start line and of each field line (CRLF only, no obs-fold, no
  *      whitespace before the colon, token names, field-vchar values) and
- *      records the field spans, classified by name;
- *   2. run_http_parser(): libhttp-parser over the same bytes, the grammar
- *      check of record (method, URL, version, Content-Length and
- *      Transfer-Encoding rules), its field count cross-checked against ours;
+ *      records the field spans, classified by name. For a response it is the
+ *      whole grammar check: the status line is parsed here;
+ *   2. requests only: run_http_parser(), libhttp-parser over the same bytes,
+ *      the grammar check of record for the smuggling-critical side (method,
+ *      URL, version, Content-Length and Transfer-Encoding rules), its field
+ *      count cross-checked against ours;
  *   3. request_semantics() / response_semantics(): framing, keep-alive,
  *      upgrade, Host, hop-by-hop marking from the recognised fields only.
+ *
+ * Responses used to go through libhttp-parser too; it cost a quarter of lb's
+ * instructions per proxied request (scripts/callgrind.sh) and rejected
+ * nothing that passes 1 and 3 but heads above 80 KiB and Content-Lengths
+ * above HTTP_MAX_CONTENT_LENGTH, both now checked here.
+ * test/fuzz/fuzz_http_response_diff.c checks the equivalence against the
+ * previous code (test/fuzz/http_msg_reference.c).
  */
 #include "http_msg.h"
 
@@ -287,29 +296,36 @@ static enum http_verdict scan_head(const char *buf, size_t len, struct http_head
 	if (v != HTTP_MSG_OK)
 		return v;
 
+	/*
+	 * Field lines in one pass per byte, no memchr: `end` is just past the
+	 * last LF of the buffer, so that each byte loop below (tchar, OWS,
+	 * field-char: LF is none of them) stops at an LF at the latest, and a
+	 * line starting at or after `end` has no LF: incomplete. A line is valid
+	 * only if its value ends at a CR followed by LF, which is then the first
+	 * LF of the line: the same lines, cut at the same places, as splitting
+	 * at each LF first would give.
+	 */
+	size_t end = len;
+	while (end > p && buf[end - 1] != '\n')
+		end--;
 	for (p = eol + 2;;) {
-		lf = p < len ? memchr(buf + p, '\n', len - p) : NULL;
-		if (lf == NULL)
+		if (p >= end)
 			return fail(h, bad, "incomplete head");
-		eol = (size_t)(lf - buf);
-		if (eol == p || buf[eol - 1] != '\r')
-			return fail(h, bad, "bare LF in header section");
-		eol--;
-		if (eol == p) { /* the empty line */
-			if (eol + 2 != len)
+		unsigned char c = (unsigned char)buf[p];
+		if (c == '\r' && buf[p + 1] == '\n') { /* the empty line; p + 1 < end: buf[p] is no LF */
+			if (p + 2 != len)
 				return fail(h, bad, "bytes after the end of the head");
 			break;
 		}
-		unsigned char c = (unsigned char)buf[p];
 		if (is_ows(c))
 			return fail(h, bad, "obs-fold (field line starting with whitespace)");
 
 		size_t i = p;
-		while (is_tchar((unsigned char)buf[i])) /* stops at the CR at the latest */
+		while (is_tchar((unsigned char)buf[i]))
 			i++;
 		if (buf[i] != ':') {
-			if (i == p)
-				return fail(h, bad, "invalid character in field name");
+			if (buf[i] == '\n' || (buf[i] == '\r' && buf[i + 1] != '\n'))
+				return fail(h, bad, "bare LF or CR in header section");
 			return fail(h, bad, is_ows((unsigned char)buf[i]) ? "whitespace between field name and colon"
 									  : "invalid character in field name");
 		}
@@ -321,8 +337,10 @@ static enum http_verdict scan_head(const char *buf, size_t len, struct http_head
 		size_t value_start = i;
 		while (is_field_char((unsigned char)buf[i]))
 			i++;
-		if (i != eol) /* a control byte: NUL, bare CR, ... */
-			return fail(h, bad, "invalid character in field value");
+		if (buf[i] != '\r' || buf[i + 1] != '\n') /* i < end - 1 when buf[i] is CR */
+			return fail(h, bad, buf[i] == '\n' || buf[i] == '\r' ? "bare LF or CR in header section"
+									    : "invalid character in field value");
+		eol = i;
 		while (i > value_start && is_ows((unsigned char)buf[i - 1]))
 			i--;
 
@@ -496,7 +514,7 @@ static bool mark_named_field(void *ctx, const char *s, size_t n)
 	return true;
 }
 
-/* 1*DIGIT without overflow. */
+/* 1*DIGIT, at most HTTP_MAX_CONTENT_LENGTH. */
 static bool parse_content_length(const char *s, size_t n, uint64_t *out)
 {
 	if (n == 0)
@@ -506,7 +524,7 @@ static bool parse_content_length(const char *s, size_t n, uint64_t *out)
 		if (s[i] < '0' || s[i] > '9')
 			return false;
 		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
+		if (v > (HTTP_MAX_CONTENT_LENGTH - d) / 10)
 			return false;
 		v = v * 10 + d;
 	}
@@ -724,14 +742,16 @@ enum http_verdict http_parse_request(const char *buf, size_t len, struct http_he
 	return request_semantics(buf, out);
 }
 
+/* No libhttp-parser here: scan_head() parses the status line and checks
+ * every field line, response_semantics() the framing fields. Every error is
+ * a 502, so the order of the checks does not matter. */
 enum http_verdict http_parse_response(const char *buf, size_t len, enum http_method request_method,
 				      bool request_upgrade, struct http_head *out)
 {
-	http_parser parser;
 	head_reset(out, false);
+	if (len > HTTP_MAX_HEAD_SIZE)
+		return fail(out, HTTP_MSG_BAD_RESPONSE, "head larger than 80 KiB");
 	enum http_verdict v = scan_head(buf, len, out);
-	if (v == HTTP_MSG_OK)
-		v = run_http_parser(buf, len, out, &parser);
 	if (v != HTTP_MSG_OK)
 		return v;
 	return response_semantics(buf, out, request_method, request_upgrade);

@@ -17,7 +17,12 @@
  *      chunked framing included) and where the next pipelined message starts.
  *
  * Grammar: libhttp-parser (the packaged, fuzzed parser, project decision)
- * parses every head, and our own pre-scan rejects what it tolerates. Testing
+ * parses every request head, and our own pre-scan rejects what it tolerates.
+ * Response heads are parsed by that strict scan alone (status line included):
+ * scripts/callgrind.sh showed libhttp-parser costing a quarter of lb's
+ * instructions per request on them, and a differential fuzz target
+ * (test/fuzz/fuzz_http_response_diff.c) checks that the verdicts and every
+ * parsed field stay those of the previous scan + libhttp-parser path. Testing
  * libhttp-parser 2.9.4 showed that it accepts, and so we reject here:
  * obs-fold, whitespace between field name and colon, bare LF line endings,
  * HTAB in the request-target, several spaces between request-line parts,
@@ -34,7 +39,8 @@
  *   2.2, clients that send CRLF after a POST body); they belong to the head,
  *   head.start is where the start line begins.
  * - Content-Length: exactly one header of 1*DIGIT (OWS around it), at most
- *   UINT64 without overflow. Duplicates, even identical ones, and lists
+ *   HTTP_MAX_CONTENT_LENGTH (2^64 - 7: libhttp-parser's cap, kept for
+ *   responses too so that both sides agree). Duplicates, even identical ones, and lists
  *   ("5, 5") are refused, as nginx does: RFC 9110 8.6 allows it, and a proxy
  *   that merged them would have to rewrite what it forwards.
  * - Transfer-Encoding: a comma list over all its header lines, each element
@@ -55,7 +61,16 @@
  *   (RFC 9112 6.3 says it "ought to be handled as an error"); a 101 the
  *   client did not ask for, or without Upgrade -> 502; duplicate
  *   Content-Length -> 502.
- * - Heads above libhttp-parser's built-in 80 KiB limit are 431.
+ * - Heads above libhttp-parser's built-in 80 KiB limit (HTTP_MAX_HEAD_SIZE,
+ *   every byte of the head counted, ignored empty lines included) are 431
+ *   (502 for a response, where we check the same limit ourselves).
+ * - Status line (responses, RFC 9112 4): "HTTP/1.0" or "HTTP/1.1" exactly,
+ *   one SP, three digits 100..599, then either the end of the line, or one
+ *   SP and a reason-phrase of HTAB / SP / VCHAR / obs-text (possibly empty:
+ *   "HTTP/1.1 404" and "HTTP/1.1 404 " are both accepted, as RFC 9112 4
+ *   lets a recipient do). A reason starting with SP ("200  OK") keeps that
+ *   SP. libhttp-parser also accepted any control byte but CR/LF in the
+ *   reason, several SPs before the code, and codes 000..999: refused.
  */
 #ifndef LB_HTTP_MSG_H
 #define LB_HTTP_MSG_H
@@ -65,6 +80,16 @@
 #include <stdint.h>
 
 #include <http_parser.h> /* enum http_method */
+
+/* A head longer than this (bytes, ignored empty lines included): 431 (502
+ * for a response). libhttp-parser's HTTP_MAX_HEADER_SIZE, which it applies to
+ * requests; http_parse_response() applies it itself. */
+#define HTTP_MAX_HEAD_SIZE (80 * 1024)
+
+/* The largest Content-Length accepted: libhttp-parser refuses any value
+ * whose leading digits exceed (2^64 - 11) / 10, i.e. anything above
+ * 2^64 - 7; the response side, parsed without it, keeps the same cap. */
+#define HTTP_MAX_CONTENT_LENGTH (UINT64_MAX - 6)
 
 /* More header fields than this in one head: 431 (502 for a response). */
 #define HTTP_MAX_HEADERS 100

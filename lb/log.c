@@ -62,9 +62,17 @@ static int target_set(struct log_target *t, const char *text, int allow_off)
 		if (fd < 0)
 			return -1;
 	}
-	int old = atomic_exchange(&t->fd, fd);
-	if (t->kind == TARGET_FILE && old > 2)
-		close(old);
+	int old = atomic_load(&t->fd);
+	if (t->kind == TARGET_FILE && kind == TARGET_FILE && old > 2) {
+		/* Same descriptor number, new file: a worker writing right now
+		 * can never hit a closed or reused descriptor. */
+		dup2(fd, old);
+		close(fd);
+	} else {
+		/* A change of kind (rare): the old file stays open, for the
+		 * same reason. */
+		atomic_store(&t->fd, fd);
+	}
 	t->kind = kind;
 	snprintf(t->path, sizeof(t->path), "%s", text);
 	return 0;
@@ -87,9 +95,8 @@ static void target_reopen(struct log_target *t)
 	int fd = open_append(t->path);
 	if (fd < 0)
 		return; /* keep writing to the old file rather than nowhere */
-	int old = atomic_exchange(&t->fd, fd);
-	if (old > 2)
-		close(old);
+	dup2(fd, atomic_load(&t->fd)); /* see target_set: the number stays */
+	close(fd);
 }
 
 void log_reopen(void)
