@@ -14,8 +14,11 @@ count() { # $1 = log file; adds cmocka's or pytest's counts to the totals
     local p f
     p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$1" | awk '{s+=$4} END {print s+0}')
     f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$1" | awk '{s+=$4} END {print s+0}')
-    if grep -qE '^=+ .*(passed|failed|error)' "$1"; then
-        line=$(grep -E '^=+ .*(passed|failed|error)' "$1" | tail -n 1)
+    # pytest's closing line, with or without its "=====" frame:
+    # "85 passed in 16.6s", "1 failed, 84 passed in 17.0s", "2 errors in ..."
+    local summary='^(=+ )?[0-9]+ (passed|failed|errors?|skipped).* in [0-9.]+s'
+    if grep -qE "$summary" "$1"; then
+        line=$(grep -E "$summary" "$1" | tail -n 1)
         p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
         f=$(( $(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0) +
               $(echo "$line" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+' || echo 0) ))
@@ -46,7 +49,7 @@ for build in "$@"; do
     rc=${PIPESTATUS[0]}
     if [ "$rc" -ne 0 ]; then
         failed_suites+=("integration ($build)")
-        grep -qE '^=+ .*(passed|failed|error)' "$log" || failed=$((failed + 1))
+        grep -qE '^(=+ )?[0-9]+ (passed|failed|errors?|skipped).* in [0-9.]+s' "$log" || failed=$((failed + 1))
     fi
     count "$log"
 done

@@ -314,3 +314,18 @@ def test_sigquit_stops_at_once(replicas, lb):
     assert inst.proc.wait(timeout=5) == 0
     assert recv_all(s, 5) == b""  # closed with the process, no grace period
     s.close()
+
+
+def test_user_drops_privileges_after_binding(replicas, lb):
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root to drop privileges")
+    r = replicas(1, mode="tcp", args=["-g"])[0]
+    port = free_port()
+    inst = lb(tcp_config(port, [r.addr], extra_global="  user: nobody"), port)
+    with open("/proc/%d/status" % inst.proc.pid) as f:
+        uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+    import pwd
+    nobody = str(pwd.getpwnam("nobody").pw_uid)
+    assert uids == [nobody] * 4
+    assert greeting(port) == "r0"

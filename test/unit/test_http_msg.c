@@ -666,6 +666,101 @@ static void test_response_status_line_without_reason_is_accepted(void **state)
 	assert_int_equal(head.reason.len, 0);
 }
 
+static void test_response_status_line_edge_cases(void **state)
+{
+	(void)state;
+	/* RFC 9112 4: an empty reason, with or without its SP */
+	static const char with_sp[] = "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n";
+	assert_int_equal(parse_resp(S(with_sp), HTTP_GET, false), HTTP_MSG_OK);
+	assert_int_equal(head.status, 404);
+	assert_int_equal(head.reason.off, sizeof("HTTP/1.1 404 ") - 1);
+	assert_int_equal(head.reason.len, 0);
+	/* a reason of HTAB / SP / VCHAR / obs-text, a leading SP kept */
+	static const char odd[] = "HTTP/1.0 599  Caf\xc3\xa9\t ok \r\nContent-Length: 1\r\n\r\n";
+	assert_int_equal(parse_resp(S(odd), HTTP_GET, false), HTTP_MSG_OK);
+	assert_int_equal(head.status, 599);
+	assert_int_equal(head.version_minor, 0);
+	assert_span(odd, head.reason, " Caf\xc3\xa9\t ok ");
+	/* the edges of the code range */
+	assert_int_equal(parse_resp(S("HTTP/1.1 100\r\n\r\n"), HTTP_GET, false), HTTP_MSG_OK);
+	assert_true(head.interim);
+	assert_int_equal(parse_resp(S("HTTP/1.1 199 X\r\n\r\n"), HTTP_GET, false), HTTP_MSG_OK);
+	assert_true(head.interim);
+
+	static const char *const bad[] = {
+		"HTTP/1.1 200 O\x01K\r\n\r\n", /* a control in the reason */
+		"HTTP/1.1 200 O\x7fK\r\n\r\n", /* DEL */
+		"HTTP/1.1 200 OK\rX\r\n\r\n", /* bare CR */
+		"HTTP/1.1 200\tOK\r\n\r\n", /* HTAB instead of SP */
+		"HTTP/1.1\t200 OK\r\n\r\n",
+		"HTTP/1.1 2000 OK\r\n\r\n",
+		"HTTP/1.1 20a OK\r\n\r\n",
+		"HTTP/1.1 +20 OK\r\n\r\n",
+		"HTTP/1.1 000 OK\r\n\r\n",
+		"HTTP/1.1 999 OK\r\n\r\n",
+		"HTTP/1.1 \r\n\r\n", /* no code */
+		"HTTP/1.1\r\n\r\n",
+		"http/1.1 200 OK\r\n\r\n", /* the version is case-sensitive */
+		"HTTP/1.2 200 OK\r\n\r\n",
+		"HTTP/0.9 200 OK\r\n\r\n",
+		"HTTP/01.1 200 OK\r\n\r\n",
+		"HTTP/1.10 200 OK\r\n\r\n",
+		"HTTP/1 200 OK\r\n\r\n",
+		" HTTP/1.1 200 OK\r\n\r\n",
+		"\r\n\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", /* three empty lines first */
+		NULL,
+	};
+	for (size_t i = 0; bad[i] != NULL; i++) {
+		enum http_verdict v = parse_resp(bad[i], strlen(bad[i]), HTTP_GET, false);
+		if (v != HTTP_MSG_BAD_RESPONSE)
+			fail_msg("response %zu: verdict %d", i, v);
+	}
+}
+
+static void test_response_content_length_cap_is_libhttp_parsers(void **state)
+{
+	(void)state;
+	assert_int_equal(parse_resp(S("HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551609\r\n\r\n"), HTTP_GET,
+				    false),
+			 HTTP_MSG_OK);
+	assert_true(head.content_length == HTTP_MAX_CONTENT_LENGTH);
+	assert_int_equal(parse_resp(S("HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551610\r\n\r\n"), HTTP_GET,
+				    false),
+			 HTTP_MSG_BAD_RESPONSE);
+	/* and requests, where libhttp-parser checks it too */
+	assert_int_equal(parse_req(S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551609\r\n\r\n")),
+			 HTTP_MSG_OK);
+	assert_int_equal(parse_req(S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551610\r\n\r\n")),
+			 HTTP_MSG_BAD_REQUEST);
+}
+
+/* A head of exactly n bytes: status or request line, empty lines first when
+ * lead, one field padded to size. */
+static size_t padded_head(char *buf, size_t n, const char *start_line, bool lead)
+{
+	size_t len = (size_t)sprintf(buf, "%s%s\r\nX-Pad: ", lead ? "\r\n\r\n" : "", start_line);
+	while (len < n - 4)
+		buf[len++] = 'a';
+	memcpy(buf + len, "\r\n\r\n", 4);
+	return len + 4;
+}
+
+static void test_heads_above_80_kib_are_refused(void **state)
+{
+	(void)state;
+	static char buf[HTTP_MAX_HEAD_SIZE + 16];
+	for (int lead = 0; lead <= 1; lead++) {
+		size_t n = padded_head(buf, HTTP_MAX_HEAD_SIZE, "HTTP/1.1 200 OK", lead);
+		assert_int_equal(parse_resp(buf, n, HTTP_GET, false), HTTP_MSG_OK);
+		n = padded_head(buf, HTTP_MAX_HEAD_SIZE + 1, "HTTP/1.1 200 OK", lead);
+		assert_int_equal(parse_resp(buf, n, HTTP_GET, false), HTTP_MSG_BAD_RESPONSE);
+		n = padded_head(buf, HTTP_MAX_HEAD_SIZE, "GET / HTTP/1.0", lead);
+		assert_int_equal(parse_req(buf, n), HTTP_MSG_OK);
+		n = padded_head(buf, HTTP_MAX_HEAD_SIZE + 1, "GET / HTTP/1.0", lead);
+		assert_int_equal(parse_req(buf, n), HTTP_MSG_TOO_LARGE);
+	}
+}
+
 static void test_invalid_responses_are_502(void **state)
 {
 	(void)state;
@@ -1225,6 +1320,9 @@ int main(void)
 		cmocka_unit_test(test_response_without_length_is_until_close),
 		cmocka_unit_test(test_response_keep_alive_per_version_and_connection),
 		cmocka_unit_test(test_response_status_line_without_reason_is_accepted),
+		cmocka_unit_test(test_response_status_line_edge_cases),
+		cmocka_unit_test(test_response_content_length_cap_is_libhttp_parsers),
+		cmocka_unit_test(test_heads_above_80_kib_are_refused),
 		cmocka_unit_test(test_invalid_responses_are_502),
 		cmocka_unit_test(test_response_many_headers_is_502_not_431),
 		cmocka_unit_test(test_client_keep_alive_needs_a_known_end),

@@ -1,0 +1,192 @@
+/*
+ * Differential libFuzzer target: http_parse_response() (own status-line and
+ * field scan, no libhttp-parser) against the previous implementation, which
+ * ran libhttp-parser after the same strict scan (test/fuzz/http_msg_reference.c,
+ * a frozen copy of lb/http_msg.c as of commit 08d8435). Requests are compared
+ * too: that path keeps libhttp-parser, but shares the scan with responses.
+ *
+ * On every input both must give the same verdict and, when it is OK, the
+ * same parsed head: start, length, version, status, reason, interim, every
+ * header span with its id and flags, framing, content_length, keep_alive,
+ * upgrade, expect_continue, the header indexes (and, for requests, method
+ * and target). Only the error strings may differ. There is no exception to
+ * encode: the two limits libhttp-parser used to add for responses (80 KiB,
+ * Content-Length cap) are now checked by our own code, see http_msg.h.
+ *
+ * Input: byte 0 selects the request method and whether the request asked
+ * for an upgrade; the rest is parsed, whole and as the head that
+ * http_head_length() finds in it. The first "@@" followed by one byte d is
+ * replaced by a run of 'a' that brings the input to HTTP_MAX_HEAD_SIZE +
+ * d - 128 bytes, so that the 80 KiB limit is crossed in every position (a
+ * field value, a name, the reason phrase...).
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ilb -o build/fuzz_http_response_diff \
+ *       test/fuzz/fuzz_http_response_diff.c lb/http_msg.c -lhttp_parser
+ *   build/fuzz_http_response_diff -max_total_time=180 -dict=test/fuzz/http_response.dict \
+ *       test/fuzz/corpus/http_response/
+ */
+#define _GNU_SOURCE /* memmem */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_msg.h"
+
+/* The reference, its public functions renamed ref_*. http_msg.h is already
+ * included, so its own #include is a no-op and both share the types. */
+#define http_head_length ref_http_head_length
+#define http_parse_request ref_http_parse_request
+#define http_parse_response ref_http_parse_response
+#define http_verdict_status ref_http_verdict_status
+#define http_header_find ref_http_header_find
+#define http_client_keep_alive ref_http_client_keep_alive
+#define http_body_init ref_http_body_init
+#define http_body_init_head ref_http_body_init_head
+#define http_body_feed ref_http_body_feed
+#define http_body_done ref_http_body_done
+#define http_body_eof_ok ref_http_body_eof_ok
+#define http_rewrite_request ref_http_rewrite_request
+#define http_rewrite_response ref_http_rewrite_response
+#define http_error_response ref_http_error_response
+#include "../test/fuzz/http_msg_reference.c"
+#undef http_head_length
+#undef http_parse_request
+#undef http_parse_response
+#undef http_verdict_status
+#undef http_header_find
+#undef http_client_keep_alive
+#undef http_body_init
+#undef http_body_init_head
+#undef http_body_feed
+#undef http_body_done
+#undef http_body_eof_ok
+#undef http_rewrite_request
+#undef http_rewrite_response
+#undef http_error_response
+
+static struct http_head mine, ref;
+static char big[HTTP_MAX_HEAD_SIZE + 4096];
+
+static void mismatch(const char *what, const char *buf, size_t len)
+{
+	fprintf(stderr, "http_msg differential: %s differs\n  new: %d %s\n  ref: %s\n  input (%zu bytes): ", what,
+		mine.status, mine.error ? mine.error : "(ok)", ref.error ? ref.error : "(ok)", len);
+	for (size_t i = 0; i < len && i < 400; i++)
+		fprintf(stderr, (buf[i] >= 0x20 && buf[i] < 0x7f) ? "%c" : "\\x%02x", (unsigned char)buf[i]);
+	fputc('\n', stderr);
+	abort();
+}
+
+#define SAME(field, buf, len)                       \
+	do {                                        \
+		if (mine.field != ref.field)        \
+			mismatch(#field, buf, len); \
+	} while (0)
+
+#define SAME_SPAN(span, buf, len)            \
+	do {                                 \
+		SAME(span.off, buf, len);    \
+		SAME(span.len, buf, len);    \
+	} while (0)
+
+static void compare_heads(const char *buf, size_t len)
+{
+	SAME(is_request, buf, len);
+	SAME(start, buf, len);
+	SAME(length, buf, len);
+	SAME(version_minor, buf, len);
+	SAME(method, buf, len);
+	if ((mine.method_name == NULL) != (ref.method_name == NULL) ||
+	    (mine.method_name != NULL && strcmp(mine.method_name, ref.method_name) != 0))
+		mismatch("method_name", buf, len);
+	SAME_SPAN(target, buf, len);
+	SAME(status, buf, len);
+	SAME_SPAN(reason, buf, len);
+	SAME(interim, buf, len);
+	SAME(nheaders, buf, len);
+	for (uint32_t i = 0; i < mine.nheaders; i++) {
+		SAME_SPAN(headers[i].name, buf, len);
+		SAME_SPAN(headers[i].value, buf, len);
+		SAME(headers[i].id, buf, len);
+		SAME(headers[i].flags, buf, len);
+	}
+	SAME(framing, buf, len);
+	SAME(content_length, buf, len);
+	SAME(keep_alive, buf, len);
+	SAME(upgrade, buf, len);
+	SAME(expect_continue, buf, len);
+	SAME(host_index, buf, len);
+	SAME(request_id_index, buf, len);
+	SAME(forwarded_for_index, buf, len);
+}
+
+static void compare_response(const char *buf, size_t len, enum http_method method, bool upgrade)
+{
+	enum http_verdict v = http_parse_response(buf, len, method, upgrade, &mine);
+	enum http_verdict r = ref_http_parse_response(buf, len, method, upgrade, &ref);
+	if (v != r)
+		mismatch("response verdict", buf, len);
+	if (v == HTTP_MSG_OK) {
+		compare_heads(buf, len);
+		if (mine.status < 100 || mine.status > 599 || mine.version_minor > 1)
+			mismatch("status range", buf, len);
+	} else if (mine.error == NULL) {
+		mismatch("error string", buf, len);
+	}
+}
+
+static void compare_request(const char *buf, size_t len)
+{
+	enum http_verdict v = http_parse_request(buf, len, &mine);
+	enum http_verdict r = ref_http_parse_request(buf, len, &ref);
+	if (v != r)
+		mismatch("request verdict", buf, len);
+	if (v == HTTP_MSG_OK)
+		compare_heads(buf, len);
+}
+
+static void compare_all(const char *buf, size_t len, uint8_t selector)
+{
+	static const enum http_method methods[] = { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_CONNECT };
+	enum http_method method = methods[selector & 3];
+	bool upgrade = (selector & 4) != 0;
+
+	compare_response(buf, len, method, upgrade);
+	compare_request(buf, len);
+
+	size_t pos = 0, ref_pos = 0;
+	size_t head_len = http_head_length(buf, len, &pos);
+	if (head_len != ref_http_head_length(buf, len, &ref_pos) || pos != ref_pos)
+		mismatch("http_head_length", buf, len);
+	if (head_len > 0 && head_len < len) {
+		compare_response(buf, head_len, method, upgrade);
+		compare_request(buf, head_len);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
+{
+	if (size == 0)
+		return 0;
+	uint8_t selector = bytes[0];
+	const char *data = (const char *)bytes + 1;
+	size_t len = size - 1;
+
+	compare_all(data, len, selector);
+
+	const char *mark = len >= 3 ? memmem(data, len - 1, "@@", 2) : NULL;
+	if (mark != NULL && (size_t)(mark - data) + 3 <= len) {
+		size_t before = (size_t)(mark - data);
+		size_t after = len - before - 3;
+		size_t target = HTTP_MAX_HEAD_SIZE + (size_t)(unsigned char)mark[2] - 128;
+		if (before + after < target && target <= sizeof(big)) {
+			size_t pad = target - before - after;
+			memcpy(big, data, before);
+			memset(big + before, 'a', pad);
+			memcpy(big + before + pad, mark + 3, after);
+			compare_all(big, target, selector);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,1159 @@
+/*
+ * The response and request parsers of lb/http_msg.c as they were before
+ * http_parse_response() stopped calling libhttp-parser (commit 08d8435),
+ * frozen as the reference for test/fuzz/fuzz_http_response_diff.c. Not
+ * built into lb. Include it only through that fuzz target, which renames
+ * its public functions (ref_*) so that both versions link together.
+ * Do not edit: it is what the new code is proven equivalent to.
+ */
+/*
+ * http_msg: HTTP/1.x heads (find, parse, rewrite) and body framing.
+ * See http_msg.h for the contract and the decisions taken.
+ *
+ * Parsing a head is three linear passes over bytes already in cache:
+ *   1. scan_head(): our strict line-by-line pre-scan. It validates every byte
+ *      of the start line and of each field line (CRLF only, no obs-fold, no
+ *      whitespace before the colon, token names, field-vchar values) and
+ *      records the field spans, classified by name;
+ *   2. run_http_parser(): libhttp-parser over the same bytes, the grammar
+ *      check of record (method, URL, version, Content-Length and
+ *      Transfer-Encoding rules), its field count cross-checked against ours;
+ *   3. request_semantics() / response_semantics(): framing, keep-alive,
+ *      upgrade, Host, hop-by-hop marking from the recognised fields only.
+ */
+#include "http_msg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* RFC 9110 5.6.2 tchar: the bytes of a token (method, field name, coding). */
+static const uint8_t tchar[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+static inline bool is_tchar(unsigned char c)
+{
+	return tchar[c] != 0;
+}
+
+/* field-vchar / SP / HTAB (RFC 9110 5.5), obs-text included: every byte but
+ * the controls (NUL, CR, LF among them) and DEL. */
+static inline bool is_field_char(unsigned char c)
+{
+	return c >= 0x20 ? c != 0x7f : c == '\t';
+}
+
+static inline bool is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static inline unsigned char ascii_lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* Case-insensitive equality of two byte strings of length n. */
+static bool equal_nocase(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+/* s[0..n) equals the lower-case literal lit, ignoring case. */
+#define EQ_LIT(s, n, lit) ((n) == sizeof(lit) - 1 && equal_nocase((s), (lit), sizeof(lit) - 1))
+
+static enum http_header_id classify_header(const char *name, size_t len)
+{
+	switch (len) {
+	case 2:
+		if (EQ_LIT(name, len, "te"))
+			return HTTP_HDR_TE;
+		break;
+	case 4:
+		if (EQ_LIT(name, len, "host"))
+			return HTTP_HDR_HOST;
+		break;
+	case 6:
+		if (EQ_LIT(name, len, "expect"))
+			return HTTP_HDR_EXPECT;
+		break;
+	case 7:
+		if (EQ_LIT(name, len, "upgrade"))
+			return HTTP_HDR_UPGRADE;
+		if (EQ_LIT(name, len, "trailer"))
+			return HTTP_HDR_TRAILER;
+		break;
+	case 10:
+		if (EQ_LIT(name, len, "connection"))
+			return HTTP_HDR_CONNECTION;
+		if (EQ_LIT(name, len, "keep-alive"))
+			return HTTP_HDR_KEEP_ALIVE;
+		break;
+	case 12:
+		if (EQ_LIT(name, len, "x-request-id"))
+			return HTTP_HDR_X_REQUEST_ID;
+		break;
+	case 14:
+		if (EQ_LIT(name, len, "content-length"))
+			return HTTP_HDR_CONTENT_LENGTH;
+		break;
+	case 15:
+		if (EQ_LIT(name, len, "x-forwarded-for"))
+			return HTTP_HDR_X_FORWARDED_FOR;
+		break;
+	case 16:
+		if (EQ_LIT(name, len, "proxy-connection"))
+			return HTTP_HDR_PROXY_CONNECTION;
+		break;
+	case 17:
+		if (EQ_LIT(name, len, "transfer-encoding"))
+			return HTTP_HDR_TRANSFER_ENCODING;
+		if (EQ_LIT(name, len, "x-forwarded-proto"))
+			return HTTP_HDR_X_FORWARDED_PROTO;
+		break;
+	default:
+		break;
+	}
+	return HTTP_HDR_OTHER;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Finding the head                                                          */
+
+size_t http_head_length(const char *buf, size_t len, size_t *scan_pos)
+{
+	/*
+	 * The leading CR/LF bytes (ignored empty lines) are not end candidates.
+	 * Counting them is O(1): at most 2 * HTTP_MAX_LEADING_EMPTY_LINES bytes;
+	 * more empty lines end the head early and the parser refuses it.
+	 * scan_pos never points before them, and when it points at an LF that
+	 * LF still awaits its lookahead.
+	 */
+	size_t lead = 0;
+	while (lead < len && lead < 2 * HTTP_MAX_LEADING_EMPTY_LINES && (buf[lead] == '\r' || buf[lead] == '\n'))
+		lead++;
+
+	size_t i = *scan_pos > lead ? *scan_pos : lead;
+	while (i < len) {
+		const char *lf = memchr(buf + i, '\n', len - i);
+		if (lf == NULL)
+			break;
+		size_t j = (size_t)(lf - buf);
+		if (j + 1 >= len) {
+			*scan_pos = j;
+			return 0;
+		}
+		if (buf[j + 1] == '\n')
+			return j + 2;
+		if (buf[j + 1] == '\r') {
+			if (j + 2 >= len) {
+				*scan_pos = j;
+				return 0;
+			}
+			if (buf[j + 2] == '\n')
+				return j + 3;
+		}
+		i = j + 1;
+	}
+	*scan_pos = len;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pass 1: the strict pre-scan                                               */
+
+static enum http_verdict fail(struct http_head *h, enum http_verdict verdict, const char *why)
+{
+	h->error = why;
+	return verdict;
+}
+
+static void head_reset(struct http_head *h, bool is_request)
+{
+	h->is_request = is_request;
+	h->start = 0;
+	h->length = 0;
+	h->version_minor = 1;
+	h->method = HTTP_GET;
+	h->method_name = NULL;
+	h->target = (struct http_span){ 0, 0 };
+	h->status = 0;
+	h->reason = (struct http_span){ 0, 0 };
+	h->interim = false;
+	h->nheaders = 0;
+	h->framing = HTTP_FRAMING_NONE;
+	h->content_length = 0;
+	h->keep_alive = false;
+	h->upgrade = false;
+	h->expect_continue = false;
+	h->host_index = -1;
+	h->request_id_index = -1;
+	h->forwarded_for_index = -1;
+	h->error = NULL;
+}
+
+/* "HTTP/1.0" or "HTTP/1.1" at buf[0..8). -1 when it is another valid-looking
+ * version, -2 when it is not a version at all. */
+static int parse_version(const char *v)
+{
+	if (memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9')
+		return -2;
+	if (v[5] == '1' && (v[7] == '0' || v[7] == '1'))
+		return v[7] - '0';
+	return -1;
+}
+
+/* method SP request-target SP HTTP-version, line = buf[p..eol). */
+static enum http_verdict scan_request_line(const char *buf, size_t p, size_t eol, struct http_head *h)
+{
+	size_t i = p;
+	while (i < eol && is_tchar((unsigned char)buf[i]))
+		i++;
+	if (i == p || i == eol || buf[i] != ' ')
+		return fail(h, HTTP_MSG_BAD_REQUEST, "invalid method in request line");
+	size_t t = ++i;
+	/* request-target: visible ASCII only (RFC 9112 3.2); SP, HTAB, controls,
+	 * DEL and non-ASCII bytes are refused. */
+	while (i < eol && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
+		i++;
+	if (i == t || i == eol || buf[i] != ' ')
+		return fail(h, HTTP_MSG_BAD_REQUEST, "invalid request-target");
+	h->target.off = (uint32_t)t;
+	h->target.len = (uint32_t)(i - t);
+	i++;
+	if (eol - i != 8)
+		return fail(h, HTTP_MSG_BAD_REQUEST, "invalid HTTP version");
+	int minor = parse_version(buf + i);
+	if (minor < 0)
+		return fail(h, HTTP_MSG_BAD_REQUEST,
+			    minor == -1 ? "unsupported HTTP version" : "invalid HTTP version");
+	h->version_minor = (uint8_t)minor;
+	return HTTP_MSG_OK;
+}
+
+/* HTTP-version SP 3DIGIT [SP reason-phrase], line = buf[p..eol). The SP after
+ * the code is optional: many servers omit it when the reason is empty. */
+static enum http_verdict scan_status_line(const char *buf, size_t p, size_t eol, struct http_head *h)
+{
+	if (eol - p < 12 || buf[p + 8] != ' ')
+		return fail(h, HTTP_MSG_BAD_RESPONSE, "invalid status line");
+	int minor = parse_version(buf + p);
+	if (minor < 0)
+		return fail(h, HTTP_MSG_BAD_RESPONSE, "unsupported HTTP version");
+	h->version_minor = (uint8_t)minor;
+	const char *s = buf + p + 9;
+	if (s[0] < '1' || s[0] > '5' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
+		return fail(h, HTTP_MSG_BAD_RESPONSE, "invalid status code");
+	h->status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+	size_t i = p + 12;
+	if (i < eol) {
+		if (buf[i] != ' ')
+			return fail(h, HTTP_MSG_BAD_RESPONSE, "invalid status line");
+		i++;
+	}
+	h->reason.off = (uint32_t)i;
+	for (; i < eol; i++)
+		if (!is_field_char((unsigned char)buf[i]))
+			return fail(h, HTTP_MSG_BAD_RESPONSE, "invalid character in reason phrase");
+	h->reason.len = (uint32_t)(eol - h->reason.off);
+	return HTTP_MSG_OK;
+}
+
+/*
+ * Validates the whole head line by line and records its fields. Errors are
+ * reported with `bad` (400 or 502) except too many fields (431 for requests).
+ */
+static enum http_verdict scan_head(const char *buf, size_t len, struct http_head *h)
+{
+	const enum http_verdict bad = h->is_request ? HTTP_MSG_BAD_REQUEST : HTTP_MSG_BAD_RESPONSE;
+	size_t p = 0;
+
+	if (len > UINT32_MAX)
+		return fail(h, h->is_request ? HTTP_MSG_TOO_LARGE : bad, "head too large");
+	for (int n = 0; n < HTTP_MAX_LEADING_EMPTY_LINES && p + 1 < len && buf[p] == '\r' && buf[p + 1] == '\n'; n++)
+		p += 2;
+	h->start = (uint32_t)p;
+
+	const char *lf = p < len ? memchr(buf + p, '\n', len - p) : NULL;
+	if (lf == NULL)
+		return fail(h, bad, "incomplete head");
+	size_t eol = (size_t)(lf - buf);
+	if (eol == p || buf[eol - 1] != '\r')
+		return fail(h, bad, eol == p ? "empty start line" : "bare LF in start line");
+	eol--; /* at the CR */
+	enum http_verdict v = h->is_request ? scan_request_line(buf, p, eol, h) : scan_status_line(buf, p, eol, h);
+	if (v != HTTP_MSG_OK)
+		return v;
+
+	for (p = eol + 2;;) {
+		lf = p < len ? memchr(buf + p, '\n', len - p) : NULL;
+		if (lf == NULL)
+			return fail(h, bad, "incomplete head");
+		eol = (size_t)(lf - buf);
+		if (eol == p || buf[eol - 1] != '\r')
+			return fail(h, bad, "bare LF in header section");
+		eol--;
+		if (eol == p) { /* the empty line */
+			if (eol + 2 != len)
+				return fail(h, bad, "bytes after the end of the head");
+			break;
+		}
+		unsigned char c = (unsigned char)buf[p];
+		if (is_ows(c))
+			return fail(h, bad, "obs-fold (field line starting with whitespace)");
+
+		size_t i = p;
+		while (is_tchar((unsigned char)buf[i])) /* stops at the CR at the latest */
+			i++;
+		if (buf[i] != ':') {
+			if (i == p)
+				return fail(h, bad, "invalid character in field name");
+			return fail(h, bad, is_ows((unsigned char)buf[i]) ? "whitespace between field name and colon"
+									  : "invalid character in field name");
+		}
+		if (i == p)
+			return fail(h, bad, "empty field name");
+		size_t name_end = i++;
+		while (is_ows((unsigned char)buf[i]))
+			i++;
+		size_t value_start = i;
+		while (is_field_char((unsigned char)buf[i]))
+			i++;
+		if (i != eol) /* a control byte: NUL, bare CR, ... */
+			return fail(h, bad, "invalid character in field value");
+		while (i > value_start && is_ows((unsigned char)buf[i - 1]))
+			i--;
+
+		if (h->nheaders == HTTP_MAX_HEADERS)
+			return fail(h, h->is_request ? HTTP_MSG_TOO_LARGE : bad, "too many header fields");
+		struct http_header *f = &h->headers[h->nheaders++];
+		f->name.off = (uint32_t)p;
+		f->name.len = (uint32_t)(name_end - p);
+		f->value.off = (uint32_t)value_start;
+		f->value.len = (uint32_t)(i - value_start);
+		f->id = (uint8_t)classify_header(buf + p, name_end - p);
+		f->flags = 0;
+		p = eol + 2;
+	}
+	h->length = (uint32_t)len;
+	return HTTP_MSG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pass 2: libhttp-parser                                                    */
+
+struct parser_ctx {
+	uint32_t fields;
+	bool headers_complete;
+};
+
+static int count_field(http_parser *parser, const char *at, size_t len)
+{
+	(void)at;
+	(void)len;
+	((struct parser_ctx *)parser->data)->fields++;
+	return 0;
+}
+
+static int note_headers_complete(http_parser *parser)
+{
+	((struct parser_ctx *)parser->data)->headers_complete = true;
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_header_field = count_field,
+	.on_headers_complete = note_headers_complete,
+};
+
+static enum http_verdict run_http_parser(const char *buf, size_t len, struct http_head *h, http_parser *parser)
+{
+	const enum http_verdict bad = h->is_request ? HTTP_MSG_BAD_REQUEST : HTTP_MSG_BAD_RESPONSE;
+	struct parser_ctx ctx = { 0, false };
+
+	http_parser_init(parser, h->is_request ? HTTP_REQUEST : HTTP_RESPONSE);
+	parser->data = &ctx;
+	size_t parsed = http_parser_execute(parser, &parser_settings, buf, len);
+	enum http_errno err = HTTP_PARSER_ERRNO(parser);
+	if (err != HPE_OK) {
+		if (err == HPE_INVALID_METHOD && h->is_request)
+			return fail(h, HTTP_MSG_NOT_IMPLEMENTED, "unknown method");
+		if (err == HPE_HEADER_OVERFLOW)
+			return fail(h, h->is_request ? HTTP_MSG_TOO_LARGE : bad, "head larger than 80 KiB");
+		return fail(h, bad, http_errno_description(err));
+	}
+	/* Pass 1 accepted only what cannot be split two ways, so both passes
+	 * must agree; if they ever do not, refuse rather than guess. */
+	if (parsed != len || !ctx.headers_complete || ctx.fields != h->nheaders)
+		return fail(h, bad, "head rejected by the HTTP parser");
+	return HTTP_MSG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pass 3: semantics                                                         */
+
+/* Calls fn(ctx, element, len) for each element of a comma list, OWS trimmed;
+ * empty elements are passed too (len 0). Stops when fn returns false. */
+static bool for_each_element(const char *v, size_t n, bool (*fn)(void *, const char *, size_t), void *ctx)
+{
+	size_t i = 0;
+	for (;;) {
+		size_t s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (s < e && is_ows((unsigned char)v[s]))
+			s++;
+		while (e > s && is_ows((unsigned char)v[e - 1]))
+			e--;
+		if (!fn(ctx, v + s, e - s))
+			return false;
+		if (i == n)
+			return true;
+		i++;
+	}
+}
+
+static bool is_token(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+struct codings {
+	bool invalid; /* an empty element, or one with parameters or junk */
+	bool last_chunked;
+	unsigned chunked_count;
+	bool unknown; /* a coding other than chunked we do not know */
+};
+
+static bool note_coding(void *ctx, const char *s, size_t n)
+{
+	struct codings *c = ctx;
+	if (!is_token(s, n)) {
+		c->invalid = true;
+		return false;
+	}
+	c->last_chunked = EQ_LIT(s, n, "chunked");
+	if (c->last_chunked) {
+		c->chunked_count++;
+	} else if (!EQ_LIT(s, n, "gzip") && !EQ_LIT(s, n, "x-gzip") && !EQ_LIT(s, n, "deflate") &&
+		   !EQ_LIT(s, n, "compress") && !EQ_LIT(s, n, "x-compress")) {
+		c->unknown = true;
+	}
+	return true;
+}
+
+struct connection_tokens {
+	bool close;
+	bool keep_alive;
+	bool upgrade;
+	bool others; /* tokens naming other fields */
+};
+
+static bool note_connection_token(void *ctx, const char *s, size_t n)
+{
+	struct connection_tokens *t = ctx;
+	if (EQ_LIT(s, n, "close"))
+		t->close = true;
+	else if (EQ_LIT(s, n, "keep-alive"))
+		t->keep_alive = true;
+	else if (EQ_LIT(s, n, "upgrade"))
+		t->upgrade = true;
+	else if (n > 0)
+		t->others = true;
+	return true;
+}
+
+/* Fields a Connection token may not remove: removing them would change the
+ * framing or the routing of what is forwarded. */
+static bool protected_from_connection(uint8_t id)
+{
+	return id == HTTP_HDR_TRANSFER_ENCODING || id == HTTP_HDR_CONTENT_LENGTH || id == HTTP_HDR_HOST;
+}
+
+struct mark_ctx {
+	struct http_head *h;
+	const char *buf;
+};
+
+static bool mark_named_field(void *ctx, const char *s, size_t n)
+{
+	struct mark_ctx *m = ctx;
+	if (n == 0 || EQ_LIT(s, n, "close") || EQ_LIT(s, n, "keep-alive") || EQ_LIT(s, n, "upgrade"))
+		return true;
+	for (uint32_t i = 0; i < m->h->nheaders; i++) {
+		struct http_header *f = &m->h->headers[i];
+		if (f->name.len == n && !protected_from_connection(f->id) && equal_nocase(m->buf + f->name.off, s, n))
+			f->flags |= HTTP_HEADER_HOP_BY_HOP;
+	}
+	return true;
+}
+
+/* 1*DIGIT without overflow. */
+static bool parse_content_length(const char *s, size_t n, uint64_t *out)
+{
+	if (n == 0)
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* RFC 3986 host [":" port] bytes: unreserved, sub-delims, ":", "[", "]", "%". */
+static bool valid_host(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+			continue;
+		if (strchr("-._~!$&'()*+,;=:[]%", c) == NULL || c == '\0')
+			return false;
+	}
+	return true;
+}
+
+/* What the recognised fields say, gathered in one pass. */
+struct field_summary {
+	unsigned content_lengths;
+	uint64_t content_length;
+	bool content_length_invalid;
+	unsigned transfer_encodings;
+	struct codings codings;
+	unsigned hosts;
+	bool host_invalid;
+	struct connection_tokens connection;
+	bool has_upgrade;
+	bool expect_continue;
+};
+
+static void summarise_fields(const char *buf, struct http_head *h, struct field_summary *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (uint32_t i = 0; i < h->nheaders; i++) {
+		struct http_header *f = &h->headers[i];
+		const char *v = buf + f->value.off;
+		size_t n = f->value.len;
+		switch (f->id) {
+		case HTTP_HDR_CONTENT_LENGTH:
+			if (++s->content_lengths == 1 && !parse_content_length(v, n, &s->content_length))
+				s->content_length_invalid = true;
+			break;
+		case HTTP_HDR_TRANSFER_ENCODING:
+			s->transfer_encodings++;
+			if (!s->codings.invalid)
+				for_each_element(v, n, note_coding, &s->codings);
+			break;
+		case HTTP_HDR_HOST:
+			if (++s->hosts == 1) {
+				h->host_index = (int)i;
+				s->host_invalid = !valid_host(v, n);
+			}
+			break;
+		case HTTP_HDR_CONNECTION:
+			f->flags |= HTTP_HEADER_HOP_BY_HOP;
+			for_each_element(v, n, note_connection_token, &s->connection);
+			break;
+		case HTTP_HDR_UPGRADE:
+			f->flags |= HTTP_HEADER_HOP_BY_HOP;
+			if (n > 0)
+				s->has_upgrade = true;
+			break;
+		case HTTP_HDR_PROXY_CONNECTION:
+		case HTTP_HDR_KEEP_ALIVE:
+		case HTTP_HDR_TE:
+		case HTTP_HDR_TRAILER:
+			f->flags |= HTTP_HEADER_HOP_BY_HOP;
+			break;
+		case HTTP_HDR_EXPECT:
+			if (EQ_LIT(v, n, "100-continue"))
+				s->expect_continue = true;
+			break;
+		case HTTP_HDR_X_FORWARDED_FOR:
+			if (h->forwarded_for_index < 0)
+				h->forwarded_for_index = (int)i;
+			break;
+		case HTTP_HDR_X_REQUEST_ID:
+			if (h->request_id_index < 0)
+				h->request_id_index = (int)i;
+			break;
+		default:
+			break;
+		}
+	}
+	if (s->connection.others) {
+		struct mark_ctx m = { h, buf };
+		for (uint32_t i = 0; i < h->nheaders; i++)
+			if (h->headers[i].id == HTTP_HDR_CONNECTION)
+				for_each_element(buf + h->headers[i].value.off, h->headers[i].value.len,
+						 mark_named_field, &m);
+	}
+}
+
+static bool version_keep_alive(const struct http_head *h, const struct field_summary *s)
+{
+	if (s->connection.close)
+		return false;
+	return h->version_minor >= 1 || s->connection.keep_alive;
+}
+
+static enum http_verdict request_semantics(const char *buf, struct http_head *h)
+{
+	struct field_summary s;
+	summarise_fields(buf, h, &s);
+
+	if (h->method == HTTP_CONNECT)
+		return fail(h, HTTP_MSG_NOT_IMPLEMENTED, "CONNECT is not supported");
+	if (s.hosts > 1)
+		return fail(h, HTTP_MSG_BAD_REQUEST, "several Host fields");
+	if (s.hosts == 0 && h->version_minor >= 1)
+		return fail(h, HTTP_MSG_BAD_REQUEST, "HTTP/1.1 request without Host");
+	if (s.host_invalid)
+		return fail(h, HTTP_MSG_BAD_REQUEST, "invalid Host");
+	if (s.content_lengths > 0 && s.transfer_encodings > 0)
+		return fail(h, HTTP_MSG_BAD_REQUEST, "both Content-Length and Transfer-Encoding");
+	if (s.content_lengths > 1)
+		return fail(h, HTTP_MSG_BAD_REQUEST, "several Content-Length fields");
+	if (s.content_length_invalid)
+		return fail(h, HTTP_MSG_BAD_REQUEST, "invalid Content-Length");
+	if (s.transfer_encodings > 0) {
+		if (h->version_minor == 0)
+			return fail(h, HTTP_MSG_BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request");
+		if (s.codings.invalid)
+			return fail(h, HTTP_MSG_BAD_REQUEST, "invalid Transfer-Encoding");
+		if (!s.codings.last_chunked)
+			return fail(h, HTTP_MSG_BAD_REQUEST, "Transfer-Encoding does not end with chunked");
+		if (s.codings.chunked_count > 1)
+			return fail(h, HTTP_MSG_BAD_REQUEST, "chunked applied more than once");
+		if (s.codings.unknown)
+			return fail(h, HTTP_MSG_NOT_IMPLEMENTED, "unknown transfer coding");
+		h->framing = HTTP_FRAMING_CHUNKED;
+	} else if (s.content_lengths == 1 && s.content_length > 0) {
+		h->framing = HTTP_FRAMING_LENGTH;
+		h->content_length = s.content_length;
+	} else {
+		h->framing = HTTP_FRAMING_NONE;
+	}
+
+	h->keep_alive = version_keep_alive(h, &s);
+	/* RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored. */
+	h->upgrade = h->version_minor >= 1 && s.connection.upgrade && s.has_upgrade;
+	/* RFC 9110 10.1.1: likewise for 100-continue. */
+	h->expect_continue = h->version_minor >= 1 && s.expect_continue;
+	return HTTP_MSG_OK;
+}
+
+static enum http_verdict response_semantics(const char *buf, struct http_head *h, enum http_method request_method,
+					    bool request_upgrade)
+{
+	struct field_summary s;
+	summarise_fields(buf, h, &s);
+
+	if (s.content_lengths > 0 && s.transfer_encodings > 0)
+		return fail(h, HTTP_MSG_BAD_RESPONSE, "both Content-Length and Transfer-Encoding");
+	if (s.content_lengths > 1)
+		return fail(h, HTTP_MSG_BAD_RESPONSE, "several Content-Length fields");
+	if (s.content_length_invalid)
+		return fail(h, HTTP_MSG_BAD_RESPONSE, "invalid Content-Length");
+	if (s.transfer_encodings > 0) {
+		if (h->version_minor == 0)
+			return fail(h, HTTP_MSG_BAD_RESPONSE, "Transfer-Encoding in an HTTP/1.0 response");
+		if (s.codings.invalid)
+			return fail(h, HTTP_MSG_BAD_RESPONSE, "invalid Transfer-Encoding");
+		if (s.codings.chunked_count > 1)
+			return fail(h, HTTP_MSG_BAD_RESPONSE, "chunked applied more than once");
+	}
+
+	h->keep_alive = version_keep_alive(h, &s);
+	if (h->status == 101) {
+		if (!request_upgrade || !s.has_upgrade)
+			return fail(h, HTTP_MSG_BAD_RESPONSE, "unexpected 101 Switching Protocols");
+		h->framing = HTTP_FRAMING_TUNNEL;
+		h->keep_alive = false;
+		return HTTP_MSG_OK;
+	}
+	if (h->status < 200) {
+		h->interim = true;
+		h->framing = HTTP_FRAMING_NONE;
+		return HTTP_MSG_OK;
+	}
+	if (request_method == HTTP_HEAD || h->status == 204 || h->status == 304) {
+		h->framing = HTTP_FRAMING_NONE;
+	} else if (s.transfer_encodings > 0) {
+		/* RFC 9112 6.3: chunked not last in a response: read until close. */
+		h->framing = s.codings.last_chunked ? HTTP_FRAMING_CHUNKED : HTTP_FRAMING_UNTIL_CLOSE;
+	} else if (s.content_lengths == 1) {
+		h->framing = s.content_length > 0 ? HTTP_FRAMING_LENGTH : HTTP_FRAMING_NONE;
+		h->content_length = s.content_length;
+	} else {
+		h->framing = HTTP_FRAMING_UNTIL_CLOSE;
+	}
+	if (h->framing == HTTP_FRAMING_UNTIL_CLOSE)
+		h->keep_alive = false;
+	return HTTP_MSG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry points                                                              */
+
+enum http_verdict http_parse_request(const char *buf, size_t len, struct http_head *out)
+{
+	http_parser parser;
+	head_reset(out, true);
+	enum http_verdict v = scan_head(buf, len, out);
+	if (v == HTTP_MSG_OK)
+		v = run_http_parser(buf, len, out, &parser);
+	if (v != HTTP_MSG_OK)
+		return v;
+	out->method = (enum http_method)parser.method;
+	out->method_name = http_method_str(out->method);
+	return request_semantics(buf, out);
+}
+
+enum http_verdict http_parse_response(const char *buf, size_t len, enum http_method request_method,
+				      bool request_upgrade, struct http_head *out)
+{
+	http_parser parser;
+	head_reset(out, false);
+	enum http_verdict v = scan_head(buf, len, out);
+	if (v == HTTP_MSG_OK)
+		v = run_http_parser(buf, len, out, &parser);
+	if (v != HTTP_MSG_OK)
+		return v;
+	return response_semantics(buf, out, request_method, request_upgrade);
+}
+
+int http_verdict_status(enum http_verdict verdict)
+{
+	switch (verdict) {
+	case HTTP_MSG_OK:
+		return 0;
+	case HTTP_MSG_BAD_REQUEST:
+		return 400;
+	case HTTP_MSG_TOO_LARGE:
+		return 431;
+	case HTTP_MSG_NOT_IMPLEMENTED:
+		return 501;
+	case HTTP_MSG_BAD_RESPONSE:
+		return 502;
+	}
+	return 400;
+}
+
+int http_header_find(const char *buf, const struct http_head *h, const char *name, size_t name_len)
+{
+	for (uint32_t i = 0; i < h->nheaders; i++)
+		if (h->headers[i].name.len == name_len && equal_nocase(buf + h->headers[i].name.off, name, name_len))
+			return (int)i;
+	return -1;
+}
+
+bool http_client_keep_alive(const struct http_head *request, const struct http_head *response)
+{
+	if (!request->keep_alive)
+		return false;
+	if (response->framing == HTTP_FRAMING_UNTIL_CLOSE || response->framing == HTTP_FRAMING_TUNNEL)
+		return false;
+	/* An HTTP/1.0 client cannot read chunked framing: only a server
+	 * breaking RFC 9112 6.1 sends it, and then the close delimits. */
+	if (request->version_minor == 0 && response->framing == HTTP_FRAMING_CHUNKED)
+		return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Body framing                                                              */
+
+enum chunk_state {
+	CS_SIZE_FIRST, /* first hex digit of a chunk-size */
+	CS_SIZE, /* further hex digits, or BWS, ';', CR */
+	CS_SIZE_BWS, /* whitespace after the size: only ';' (an extension) may follow */
+	CS_EXT, /* chunk extensions, ignored, until CR */
+	CS_SIZE_LF, /* LF ending the chunk-size line */
+	CS_DATA,
+	CS_DATA_CR,
+	CS_DATA_LF,
+	CS_TRAILER_START, /* a trailer field line, or the CR of the final empty line */
+	CS_TRAILER_NAME,
+	CS_TRAILER_VALUE,
+	CS_TRAILER_LF,
+	CS_FINAL_LF,
+	CS_DONE,
+};
+
+void http_body_init(struct http_body *body, enum http_framing framing, uint64_t content_length)
+{
+	body->framing = framing;
+	body->remaining = 0;
+	body->payload = 0;
+	body->line_len = 0;
+	body->trailer_len = 0;
+	body->state = CS_SIZE_FIRST;
+	if (framing == HTTP_FRAMING_LENGTH)
+		body->remaining = content_length;
+	if (framing == HTTP_FRAMING_NONE || (framing == HTTP_FRAMING_LENGTH && content_length == 0))
+		body->state = CS_DONE;
+}
+
+void http_body_init_head(struct http_body *body, const struct http_head *h)
+{
+	http_body_init(body, h->framing, h->content_length);
+}
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = ascii_lower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static enum http_body_status chunked_feed(struct http_body *b, const char *data, size_t len, size_t *used)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)data[i];
+		int d;
+		switch ((enum chunk_state)b->state) {
+		case CS_SIZE_FIRST:
+			d = hex_value(c);
+			if (d < 0)
+				goto fail;
+			b->remaining = (uint64_t)d;
+			b->line_len = 1;
+			b->state = CS_SIZE;
+			break;
+		case CS_SIZE:
+			if (++b->line_len > HTTP_MAX_CHUNK_LINE)
+				goto fail;
+			d = hex_value(c);
+			if (d >= 0) {
+				if (b->remaining >> 60)
+					goto fail; /* a 65th bit */
+				b->remaining = (b->remaining << 4) | (uint64_t)d;
+			} else if (c == ';') {
+				b->state = CS_EXT;
+			} else if (is_ows(c)) {
+				b->state = CS_SIZE_BWS;
+			} else if (c == '\r') {
+				b->state = CS_SIZE_LF;
+			} else {
+				goto fail;
+			}
+			break;
+		case CS_SIZE_BWS:
+			if (++b->line_len > HTTP_MAX_CHUNK_LINE)
+				goto fail;
+			if (c == ';')
+				b->state = CS_EXT;
+			else if (!is_ows(c))
+				goto fail;
+			break;
+		case CS_EXT:
+			if (++b->line_len > HTTP_MAX_CHUNK_LINE)
+				goto fail;
+			if (c == '\r')
+				b->state = CS_SIZE_LF;
+			else if (!is_field_char(c))
+				goto fail;
+			break;
+		case CS_SIZE_LF:
+			if (c != '\n')
+				goto fail;
+			b->state = b->remaining == 0 ? CS_TRAILER_START : CS_DATA;
+			break;
+		case CS_DATA: {
+			size_t n = len - i;
+			if ((uint64_t)n > b->remaining)
+				n = (size_t)b->remaining;
+			b->remaining -= n;
+			b->payload += n;
+			i += n;
+			if (b->remaining == 0)
+				b->state = CS_DATA_CR;
+			continue;
+		}
+		case CS_DATA_CR:
+			if (c != '\r')
+				goto fail;
+			b->state = CS_DATA_LF;
+			break;
+		case CS_DATA_LF:
+			if (c != '\n')
+				goto fail;
+			b->state = CS_SIZE_FIRST;
+			break;
+		case CS_TRAILER_START:
+			if (++b->trailer_len > HTTP_MAX_TRAILERS)
+				goto fail;
+			if (c == '\r')
+				b->state = CS_FINAL_LF;
+			else if (is_tchar(c))
+				b->state = CS_TRAILER_NAME;
+			else
+				goto fail; /* obs-fold, empty name, junk */
+			break;
+		case CS_TRAILER_NAME:
+			if (++b->trailer_len > HTTP_MAX_TRAILERS)
+				goto fail;
+			if (c == ':')
+				b->state = CS_TRAILER_VALUE;
+			else if (!is_tchar(c))
+				goto fail;
+			break;
+		case CS_TRAILER_VALUE:
+			if (++b->trailer_len > HTTP_MAX_TRAILERS)
+				goto fail;
+			if (c == '\r')
+				b->state = CS_TRAILER_LF;
+			else if (!is_field_char(c))
+				goto fail;
+			break;
+		case CS_TRAILER_LF:
+			if (c != '\n')
+				goto fail;
+			b->state = CS_TRAILER_START;
+			break;
+		case CS_FINAL_LF:
+			if (c != '\n')
+				goto fail;
+			b->state = CS_DONE;
+			*used = i + 1;
+			return HTTP_BODY_DONE;
+		case CS_DONE:
+			*used = i;
+			return HTTP_BODY_DONE;
+		}
+		i++;
+	}
+	*used = len;
+	return b->state == CS_DONE ? HTTP_BODY_DONE : HTTP_BODY_MORE;
+fail:
+	*used = i;
+	return HTTP_BODY_ERROR;
+}
+
+enum http_body_status http_body_feed(struct http_body *body, const char *data, size_t len, size_t *used)
+{
+	if (body->state == CS_DONE) {
+		*used = 0;
+		return HTTP_BODY_DONE;
+	}
+	switch (body->framing) {
+	case HTTP_FRAMING_NONE:
+		*used = 0;
+		return HTTP_BODY_DONE;
+	case HTTP_FRAMING_LENGTH: {
+		size_t n = len;
+		if ((uint64_t)n > body->remaining)
+			n = (size_t)body->remaining;
+		body->remaining -= n;
+		body->payload += n;
+		*used = n;
+		if (body->remaining > 0)
+			return HTTP_BODY_MORE;
+		body->state = CS_DONE;
+		return HTTP_BODY_DONE;
+	}
+	case HTTP_FRAMING_CHUNKED:
+		return chunked_feed(body, data, len, used);
+	case HTTP_FRAMING_UNTIL_CLOSE:
+	case HTTP_FRAMING_TUNNEL:
+		body->payload += len;
+		*used = len;
+		return HTTP_BODY_MORE;
+	}
+	*used = 0;
+	return HTTP_BODY_ERROR;
+}
+
+bool http_body_done(const struct http_body *body)
+{
+	return body->state == CS_DONE;
+}
+
+bool http_body_eof_ok(const struct http_body *body)
+{
+	return body->state == CS_DONE || body->framing == HTTP_FRAMING_UNTIL_CLOSE ||
+	       body->framing == HTTP_FRAMING_TUNNEL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rewriting                                                                 */
+
+struct out_buf {
+	char *p;
+	size_t len;
+	size_t cap;
+	bool overflow;
+};
+
+static void put(struct out_buf *o, const void *s, size_t n)
+{
+	if (o->overflow || n > o->cap - o->len) {
+		o->overflow = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+/* Where field line i ends (its CRLF included): the next line's start, or the
+ * final empty line. */
+static uint32_t line_end(const struct http_head *h, uint32_t i)
+{
+	return i + 1 < h->nheaders ? h->headers[i + 1].name.off : h->length - 2;
+}
+
+/* Copies the start line, then the field lines kept[i], merging runs of
+ * consecutive kept lines into one copy. */
+static void copy_head(struct out_buf *o, const char *buf, const struct http_head *h, bool (*keep)(const struct http_head *, const struct http_header *))
+{
+	uint32_t first = h->nheaders > 0 ? h->headers[0].name.off : h->length - 2;
+	put(o, buf + h->start, first - h->start);
+
+	uint32_t run_start = 0, run_end = 0;
+	bool in_run = false;
+	for (uint32_t i = 0; i < h->nheaders; i++) {
+		if (keep(h, &h->headers[i])) {
+			if (!in_run)
+				run_start = h->headers[i].name.off;
+			in_run = true;
+			run_end = line_end(h, i);
+		} else if (in_run) {
+			put(o, buf + run_start, run_end - run_start);
+			in_run = false;
+		}
+	}
+	if (in_run)
+		put(o, buf + run_start, run_end - run_start);
+}
+
+static bool keep_request_field(const struct http_head *h, const struct http_header *f)
+{
+	if (f->id == HTTP_HDR_X_FORWARDED_FOR || f->id == HTTP_HDR_X_FORWARDED_PROTO)
+		return false; /* re-emitted by lb */
+	if (f->id == HTTP_HDR_UPGRADE && h->upgrade)
+		return true;
+	return !(f->flags & HTTP_HEADER_HOP_BY_HOP);
+}
+
+static bool keep_response_field(const struct http_head *h, const struct http_header *f)
+{
+	if (f->id == HTTP_HDR_UPGRADE && h->framing == HTTP_FRAMING_TUNNEL)
+		return true;
+	return !(f->flags & HTTP_HEADER_HOP_BY_HOP);
+}
+
+size_t http_rewrite_request(const char *buf, const struct http_head *req, const struct http_request_forward *fwd,
+			    char *out, size_t cap)
+{
+	struct out_buf o = { out, 0, cap, false };
+	copy_head(&o, buf, req, keep_request_field);
+
+	if (req->upgrade)
+		PUT_LIT(&o, "Connection: upgrade\r\n");
+	else if (!fwd->server_keep_alive)
+		PUT_LIT(&o, "Connection: close\r\n");
+	else if (req->version_minor == 0)
+		PUT_LIT(&o, "Connection: keep-alive\r\n");
+
+	PUT_LIT(&o, "X-Forwarded-For: ");
+	bool first = true;
+	for (uint32_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *f = &req->headers[i];
+		if (f->id != HTTP_HDR_X_FORWARDED_FOR || (f->flags & HTTP_HEADER_HOP_BY_HOP) || f->value.len == 0)
+			continue;
+		if (!first)
+			PUT_LIT(&o, ", ");
+		put(&o, buf + f->value.off, f->value.len);
+		first = false;
+	}
+	if (fwd->client_addr_len > 0) {
+		if (!first)
+			PUT_LIT(&o, ", ");
+		put(&o, fwd->client_addr, fwd->client_addr_len);
+	}
+	PUT_LIT(&o, "\r\nX-Forwarded-Proto: http\r\n");
+
+	bool has_request_id = false;
+	for (uint32_t i = 0; i < req->nheaders; i++)
+		if (req->headers[i].id == HTTP_HDR_X_REQUEST_ID && !(req->headers[i].flags & HTTP_HEADER_HOP_BY_HOP))
+			has_request_id = true;
+	if (!has_request_id && fwd->request_id_len > 0) {
+		PUT_LIT(&o, "X-Request-Id: ");
+		put(&o, fwd->request_id, fwd->request_id_len);
+		PUT_LIT(&o, "\r\n");
+	}
+	PUT_LIT(&o, "\r\n");
+	return o.overflow ? 0 : o.len;
+}
+
+size_t http_rewrite_response(const char *buf, const struct http_head *resp, const struct http_response_forward *fwd,
+			     char *out, size_t cap)
+{
+	struct out_buf o = { out, 0, cap, false };
+	copy_head(&o, buf, resp, keep_response_field);
+
+	if (resp->framing == HTTP_FRAMING_TUNNEL)
+		PUT_LIT(&o, "Connection: upgrade\r\n");
+	else if (resp->interim)
+		; /* the exchange goes on: nothing to announce yet */
+	else if (fwd->close_client)
+		PUT_LIT(&o, "Connection: close\r\n");
+	else if (fwd->client_http10)
+		PUT_LIT(&o, "Connection: keep-alive\r\n");
+	PUT_LIT(&o, "\r\n");
+	return o.overflow ? 0 : o.len;
+}
+
+size_t http_error_response(int status, bool close, char *out, size_t cap)
+{
+	if (status < 100 || status > 599)
+		return 0;
+	const char *reason = http_status_str((enum http_status)status);
+	if (reason == NULL || reason[0] == '<') /* "<unknown>" */
+		return 0;
+	char body[64];
+	int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+	if (body_len < 0 || (size_t)body_len >= sizeof(body))
+		return 0;
+	int n = snprintf(out, cap,
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: text/plain\r\n"
+			 "Content-Length: %d\r\n"
+			 "%s%s"
+			 "\r\n"
+			 "%s",
+			 status, reason, body_len, status == 503 ? "Retry-After: 1\r\n" : "",
+			 close ? "Connection: close\r\n" : "", body);
+	if (n < 0 || (size_t)n >= cap)
+		return 0;
+	return (size_t)n;
+}
