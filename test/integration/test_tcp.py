@@ -323,9 +323,12 @@ def test_user_drops_privileges_after_binding(replicas, lb):
     r = replicas(1, mode="tcp", args=["-g"])[0]
     port = free_port()
     inst = lb(tcp_config(port, [r.addr], extra_global="  user: nobody"), port)
-    with open("/proc/%d/status" % inst.proc.pid) as f:
-        uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
     import pwd
     nobody = str(pwd.getpwnam("nobody").pw_uid)
-    assert uids == [nobody] * 4
+
+    def uids():
+        with open("/proc/%d/status" % inst.proc.pid) as f:
+            return [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+    # The socket is bound (and accepts) before the drop: wait for the drop.
+    wait_until(lambda: uids() == [nobody] * 4, 5, "uid nobody")
     assert greeting(port) == "r0"
