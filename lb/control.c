@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
+#include "resolve.h"
 #include "worker.h"
 
 struct retiring_gen {
@@ -47,6 +48,7 @@ struct control {
 	bool sockets_closed;
 	struct event *grace_timer;
 	struct admin *admin;
+	struct resolver *resolver;
 };
 
 static int workers_wanted(const struct lb_config *cfg)
@@ -84,10 +86,38 @@ static void retire_generations(struct control *c)
 	c->nretiring = kept;
 }
 
+/* Room for one more retiring generation, so that publishing cannot fail. */
+static int retiring_reserve(struct control *c)
+{
+	struct retiring_gen *grown = realloc(c->retiring, (c->nretiring + 1) * sizeof(*c->retiring));
+	if (grown == NULL)
+		return -1;
+	c->retiring = grown;
+	return 0;
+}
+
+/* Make g the running generation: for the workers, the health checks, the
+ * admin endpoint and the resolver. The previous one retires (see top). */
+static void publish(struct control *c, struct gen *g)
+{
+	char err[512];
+
+	c->retiring[c->nretiring++] = (struct retiring_gen){ .old = c->current, .successor_id = g->id };
+	c->current = g;
+	if (health_sync(c->base, g) < 0)
+		log_error("generation %lu: out of memory starting health checks", g->id);
+	if (admin_update(c->base, &c->admin, g, err, sizeof(err)) < 0)
+		log_error("generation %lu: %s; the admin endpoint stays where it was", g->id, err);
+	resolver_follow(c->resolver, g);
+	for (int i = 0; i < c->nworkers; i++)
+		worker_post_gen(&c->workers[i], g);
+}
+
 static void reload(struct control *c)
 {
 	struct lb_config *cfg = NULL;
 	struct config_errors errs = { 0 };
+	struct resolution res = { 0 };
 	char err[512] = "";
 
 	log_info("reload: reading %s", c->opts->config_path);
@@ -102,39 +132,42 @@ static void reload(struct control *c)
 	config_errors_free(&errs);
 	if (workers_wanted(cfg) != c->nworkers)
 		log_warn("reload: a change of global.workers takes effect at the next restart");
-	enum log_level level = cfg->global.log.level;
-	char *target = strdup(cfg->global.log.target);
-	char *access = strdup(cfg->global.access_log);
-	struct retiring_gen *grown = realloc(c->retiring, (c->nretiring + 1) * sizeof(*c->retiring));
-	if (grown == NULL || target == NULL || access == NULL) {
+	if (retiring_reserve(c) < 0 || resolve_config_now(cfg, &res) < 0) {
 		config_free(cfg);
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	c->retiring = grown;
-	struct gen *g = gen_create(cfg, c->current, err, sizeof(err));
+	struct gen *g = gen_create(cfg, &res, c->current, err, sizeof(err));
+	resolution_free(&res);
 	if (g == NULL)
 		goto fail;
-	if (log_configure(level, target, access) < 0)
+	const struct lb_config *now = g->cfg;
+	if (log_configure(now->global.log.level, now->global.log.target, now->global.access_log) < 0)
 		log_error("reload: cannot open log target: %s; keeping the previous one", strerror(errno));
-	c->retiring[c->nretiring++] = (struct retiring_gen){ .old = c->current, .successor_id = g->id };
-	c->current = g;
-	if (health_sync(c->base, g) < 0)
-		log_error("reload: out of memory starting health checks");
-	if (admin_update(c->base, &c->admin, g, err, sizeof(err)) < 0)
-		log_error("reload: %s; the admin endpoint stays where it was", err);
-	for (int i = 0; i < c->nworkers; i++)
-		worker_post_gen(&c->workers[i], g);
+	publish(c, g);
 	atomic_fetch_add(&lb_counters.reloads_ok, 1);
 	log_info("reload: generation %lu running", g->id);
-	free(target);
-	free(access);
 	return;
 fail:
-	free(target);
-	free(access);
 	log_error("reload failed: %s; still running generation %lu", err, c->current->id);
 	atomic_fetch_add(&lb_counters.reloads_failed, 1);
+}
+
+/* The resolver saw host names resolve to other addresses. */
+static void on_resolution_change(const struct resolution *res, void *arg)
+{
+	struct control *c = arg;
+	char err[512];
+
+	if (c->stopping || retiring_reserve(c) < 0)
+		return;
+	struct gen *g = gen_rebuild(c->current, res, err, sizeof(err));
+	if (g == NULL) {
+		log_error("servers re-resolved, but: %s; still running generation %lu", err, c->current->id);
+		return;
+	}
+	log_info("servers re-resolved: generation %lu running", g->id);
+	publish(c, g);
 }
 
 static void on_grace_expired(evutil_socket_t fd, short what, void *arg)
@@ -264,6 +297,10 @@ int control_run(struct gen *first, const struct control_options *opts)
 		log_error("cannot start: %s", err);
 		goto out;
 	}
+	c.resolver = resolver_start(c.base, on_resolution_change, &c);
+	if (c.resolver == NULL)
+		goto out;
+	resolver_follow(c.resolver, first);
 	log_info("lb running: generation %lu, %d worker(s), %zu listener(s)", first->id, c.nworkers,
 		 first->nlisteners);
 	daemon_ready();
@@ -280,6 +317,7 @@ out:
 		worker_join(&c.workers[i]);
 	health_stop_all();
 	admin_stop(c.admin);
+	resolver_stop(c.resolver);
 	free(c.workers);
 	for (size_t i = 0; i < c.nretiring; i++) {
 		if (!c.sockets_closed)

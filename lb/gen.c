@@ -129,31 +129,22 @@ static void format_sockaddr(const struct sockaddr *sa, char *out, size_t cap)
 	}
 }
 
-/* Resolve addr into a list of addrinfo (numeric hosts need no DNS). */
-static int resolve(const struct cfg_addr *addr, bool passive, struct addrinfo **out)
+/* The listening address of a bind ("*:PORT" is IPv4 any, as nginx's
+ * "listen *:PORT"). Binds are addresses or names resolved at load. */
+static int resolve_bind(const struct cfg_addr *addr, struct addrinfo **out)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
 	char port[8];
 
 	snprintf(port, sizeof(port), "%u", addr->port);
-	if (passive) {
-		hints.ai_flags |= AI_PASSIVE;
-		/* "*:PORT" binds IPv4 any, as nginx's "listen *:PORT" does. */
-		if (addr->host[0] == '\0')
-			hints.ai_family = AF_INET;
-	}
+	if (addr->host[0] == '\0')
+		hints.ai_family = AF_INET;
 	return getaddrinfo(addr->host[0] ? addr->host : NULL, port, &hints, out);
 }
 
-static bool is_ip_literal(const char *host)
-{
-	struct in6_addr buf;
-	return inet_pton(AF_INET, host, &buf) == 1 || inet_pton(AF_INET6, host, &buf) == 1;
-}
-
 /* Append one server; takes or creates its state. */
-static int backend_add_server(struct gen_backend *b, const struct gen *previous, const char *id,
-			      const struct sockaddr *sa, socklen_t salen, int weight)
+static int backend_add_server(struct gen_backend *b, const struct gen *previous, const struct cfg_server *cs,
+			      const char *id, const struct sockaddr_storage *sa)
 {
 	for (size_t i = 0; i < b->nservers; i++)
 		if (strcmp(b->servers[i].state->addr, id) == 0)
@@ -164,52 +155,69 @@ static int backend_add_server(struct gen_backend *b, const struct gen *previous,
 		s->state = server_state_new(b->cfg->name, id);
 	if (s->state == NULL)
 		return -1;
-	memcpy(&s->sockaddr, sa, salen);
-	s->sockaddr_len = salen;
-	s->weight = weight;
+	s->cfg = cs;
+	s->sockaddr = *sa;
+	s->sockaddr_len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	s->weight = cs->weight;
 	b->nservers++;
 	return 0;
 }
 
-static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, const struct gen *previous, char *err,
-			 size_t errlen)
+/* Addresses a host name keeps when it fails to resolve, at most. */
+#define KEPT_MAX 64
+
+/* The servers of previous's backend `name` that came from a configured
+ * server written `text`: the addresses a failed resolution keeps. */
+static size_t previous_addresses(const struct gen *previous, const char *name, const char *text,
+				 const struct gen_server **out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t b = 0; previous != NULL && b < previous->nbackends; b++) {
+		const struct gen_backend *pb = &previous->backends[b];
+		if (strcmp(pb->cfg->name, name) != 0)
+			continue;
+		for (size_t i = 0; i < pb->nservers && n < cap; i++)
+			if (strcmp(pb->servers[i].cfg->addr.text, text) == 0)
+				out[n++] = &pb->servers[i];
+	}
+	return n;
+}
+
+static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, const struct addr_set *sets,
+			 const struct gen *previous, char *err, size_t errlen)
 {
 	size_t cap = 0;
-	struct addrinfo **resolved = calloc(cfg->nservers, sizeof(*resolved));
 
 	b->cfg = cfg;
 	pthread_mutex_init(&b->pick_lock, NULL);
 	b->state = backend_state_get(previous, cfg->name);
-	if (resolved == NULL || b->state == NULL)
+	if (b->state == NULL)
 		goto fail;
-	for (size_t i = 0; i < cfg->nservers; i++) {
-		int rc = resolve(&cfg->servers[i].addr, false, &resolved[i]);
-		if (rc != 0) {
-			/* Not fatal: the backend runs with the servers that resolve,
-			 * as HAProxy does with init-addr last,none. */
-			log_warn("backend %s: server %s does not resolve: %s", cfg->name, cfg->servers[i].addr.text,
-				 gai_strerror(rc));
-			resolved[i] = NULL;
-			continue;
-		}
-		for (struct addrinfo *ai = resolved[i]; ai != NULL; ai = ai->ai_next)
-			cap++;
-	}
+	for (size_t j = 0; j < cfg->nservers; j++)
+		cap += sets[j].failed ? KEPT_MAX : sets[j].count;
 	b->servers = calloc(cap ? cap : 1, sizeof(*b->servers));
 	if (b->servers == NULL)
 		goto fail;
-	for (size_t i = 0; i < cfg->nservers; i++) {
-		const struct cfg_server *cs = &cfg->servers[i];
-		bool literal = is_ip_literal(cs->addr.host);
-		for (struct addrinfo *ai = resolved[i]; ai != NULL; ai = ai->ai_next) {
-			char id[INET6_ADDRSTRLEN + 16];
+	for (size_t j = 0; j < cfg->nservers; j++) {
+		const struct cfg_server *cs = &cfg->servers[j];
+		char id[INET6_ADDRSTRLEN + 16];
+		if (sets[j].failed) {
+			/* A name that failed to resolve keeps what it had. */
+			const struct gen_server *kept[KEPT_MAX];
+			size_t n = previous_addresses(previous, cfg->name, cs->addr.text, kept, KEPT_MAX);
+			for (size_t k = 0; k < n; k++)
+				if (backend_add_server(b, previous, cs, kept[k]->state->addr, &kept[k]->sockaddr) < 0)
+					goto fail;
+			continue;
+		}
+		for (size_t k = 0; k < sets[j].count; k++) {
 			/* An address written as such keeps its text as identity;
 			 * each record of a host name is named by its address. */
-			if (literal)
+			if (sets[j].literal)
 				snprintf(id, sizeof(id), "%s", cs->addr.text);
 			else
-				format_sockaddr(ai->ai_addr, id, sizeof(id));
-			if (backend_add_server(b, previous, id, ai->ai_addr, ai->ai_addrlen, cs->weight) < 0)
+				format_sockaddr((const struct sockaddr *)&sets[j].addrs[k], id, sizeof(id));
+			if (backend_add_server(b, previous, cs, id, &sets[j].addrs[k]) < 0)
 				goto fail;
 		}
 	}
@@ -228,17 +236,9 @@ static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, c
 	free(bs);
 	if (b->balancer == NULL)
 		goto fail;
-	for (size_t i = 0; i < cfg->nservers; i++)
-		if (resolved[i] != NULL)
-			freeaddrinfo(resolved[i]);
-	free(resolved);
 	return 0;
 fail:
 	snprintf(err, errlen, "backend %s: out of memory", cfg->name);
-	for (size_t i = 0; resolved != NULL && i < cfg->nservers; i++)
-		if (resolved[i] != NULL)
-			freeaddrinfo(resolved[i]);
-	free(resolved);
 	return -1;
 }
 
@@ -246,7 +246,7 @@ static int listen_socket(const struct cfg_listener *l, char *err, size_t errlen)
 {
 	struct addrinfo *ai = NULL;
 	int fd = -1, one = 1;
-	int rc = resolve(&l->bind, true, &ai);
+	int rc = resolve_bind(&l->bind, &ai);
 
 	if (rc != 0) {
 		snprintf(err, errlen, "listener %s: cannot resolve %s: %s", l->name, l->bind.text, gai_strerror(rc));
@@ -297,6 +297,14 @@ static bool socket_inherited(const struct gen *previous, int fd)
 	return false;
 }
 
+static void config_ref_release(struct config_ref *ref)
+{
+	if (ref != NULL && atomic_fetch_sub(&ref->refs, 1) == 1) {
+		config_free(ref->cfg);
+		free(ref);
+	}
+}
+
 static void gen_free(struct gen *g)
 {
 	for (size_t b = 0; b < g->nbackends; b++) {
@@ -310,30 +318,34 @@ static void gen_free(struct gen *g)
 	}
 	free(g->backends);
 	free(g->listeners);
-	config_free(g->cfg);
+	config_ref_release(g->cfg_ref);
 	free(g);
 }
 
-struct gen *gen_create(struct lb_config *cfg, const struct gen *previous, char *err, size_t errlen)
+/* Build on ref (one reference taken over, even on failure). */
+static struct gen *gen_build(struct config_ref *ref, const struct resolution *res, const struct gen *previous,
+			     char *err, size_t errlen)
 {
+	const struct lb_config *cfg = ref->cfg;
 	struct gen *g = calloc(1, sizeof(*g));
 	if (g == NULL) {
-		config_free(cfg);
+		config_ref_release(ref);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	atomic_init(&g->refs, 1);
 	g->id = previous ? previous->id + 1 : 1;
+	g->cfg_ref = ref;
 	g->cfg = cfg;
 	g->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*g->backends));
 	g->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*g->listeners));
-	if (g->backends == NULL || g->listeners == NULL) {
+	if (g->backends == NULL || g->listeners == NULL || res->nbackends != cfg->nbackends) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (size_t b = 0; b < cfg->nbackends; b++) {
 		g->nbackends++; /* counted first: gen_free releases a half-built one */
-		if (backend_build(&g->backends[b], &cfg->backends[b], previous, err, errlen) < 0)
+		if (backend_build(&g->backends[b], &cfg->backends[b], res->sets[b], previous, err, errlen) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -355,6 +367,61 @@ fail:
 			close(g->listeners[i].fd);
 	gen_free(g);
 	return NULL;
+}
+
+struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, const struct gen *previous, char *err,
+		       size_t errlen)
+{
+	struct config_ref *ref = calloc(1, sizeof(*ref));
+	if (ref == NULL) {
+		config_free(cfg);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&ref->refs, 1);
+	ref->cfg = cfg;
+	return gen_build(ref, res, previous, err, errlen);
+}
+
+struct gen *gen_rebuild(const struct gen *previous, const struct resolution *res, char *err, size_t errlen)
+{
+	atomic_fetch_add(&previous->cfg_ref->refs, 1);
+	return gen_build(previous->cfg_ref, res, previous, err, errlen);
+}
+
+static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	size_t len = a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	return a->ss_family == b->ss_family && memcmp(a, b, len) == 0;
+}
+
+bool gen_resolution_differs(const struct gen *g, const struct resolution *res)
+{
+	if (res->nbackends != g->nbackends)
+		return true;
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		for (size_t j = 0; j < gb->cfg->nservers; j++) {
+			const struct addr_set *set = &res->sets[b][j];
+			const struct cfg_server *cs = &gb->cfg->servers[j];
+			if (set->failed || set->literal)
+				continue;
+			size_t have = 0;
+			for (size_t i = 0; i < gb->nservers; i++) {
+				if (gb->servers[i].cfg != cs)
+					continue;
+				have++;
+				bool found = false;
+				for (size_t k = 0; k < set->count && !found; k++)
+					found = same_sockaddr(&set->addrs[k], &gb->servers[i].sockaddr);
+				if (!found)
+					return true;
+			}
+			if (have != set->count)
+				return true;
+		}
+	}
+	return false;
 }
 
 struct gen *gen_acquire(struct gen *g)

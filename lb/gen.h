@@ -31,6 +31,7 @@
 
 #include "balance.h"
 #include "config.h"
+#include "resolve.h"
 
 /* Worker threads at most: server_state keeps one idle pool per worker. */
 #define LB_MAX_WORKERS 64
@@ -69,6 +70,7 @@ void server_state_release(struct server_state *s);
 
 struct gen_server {
 	struct server_state *state; /* one reference owned by the generation */
+	const struct cfg_server *cfg; /* the configured server it comes from */
 	struct sockaddr_storage sockaddr;
 	socklen_t sockaddr_len;
 	int weight;
@@ -107,10 +109,18 @@ struct gen_listener {
 	int fd; /* listening socket, non-blocking; see "listening sockets" above */
 };
 
+/* A configuration shared by the generations built from it (a reload makes
+ * a new one; a re-resolution of host names reuses it). */
+struct config_ref {
+	atomic_int refs;
+	struct lb_config *cfg;
+};
+
 struct gen {
 	atomic_int refs;
-	unsigned long id; /* 1 for the first generation, +1 per reload */
-	struct lb_config *cfg; /* owned */
+	unsigned long id; /* 1 for the first generation, +1 per change */
+	struct config_ref *cfg_ref; /* one reference */
+	const struct lb_config *cfg; /* cfg_ref->cfg */
 	struct gen_backend *backends;
 	size_t nbackends;
 	struct gen_listener *listeners;
@@ -118,12 +128,21 @@ struct gen {
 };
 
 /*
- * Build a generation from cfg (taking ownership of cfg, even on failure).
- * `previous` (may be NULL) lends its listening sockets and server states.
- * Binds new listeners; on failure returns NULL, closes what it bound, and
- * writes the reason to err. Resolves host-name servers (blocking).
+ * Build a generation from cfg (taking ownership of cfg, even on failure)
+ * and the addresses of its servers (resolve_config_now). `previous` (may be
+ * NULL) lends its listening sockets and server states, and the addresses of
+ * host names that failed to resolve this time. Binds new listeners; on
+ * failure returns NULL, closes what it bound, and writes the reason to err.
  */
-struct gen *gen_create(struct lb_config *cfg, const struct gen *previous, char *err, size_t errlen);
+struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, const struct gen *previous, char *err,
+		       size_t errlen);
+
+/* The same configuration as `previous`, with new server addresses. */
+struct gen *gen_rebuild(const struct gen *previous, const struct resolution *res, char *err, size_t errlen);
+
+/* Does res give the servers of g other addresses than g has? (Names that
+ * failed to resolve count as unchanged.) */
+bool gen_resolution_differs(const struct gen *g, const struct resolution *res);
 
 struct gen *gen_acquire(struct gen *g);
 void gen_release(struct gen *g);

@@ -539,6 +539,8 @@ static bool start_attempt(struct http_session *s)
 	}
 	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
 	if (s->server == NULL) {
+		if (errno == EMFILE || errno == ENFILE)
+			worker_out_of_descriptors(s->worker, errno);
 		respond_error(s, 503);
 		return true;
 	}

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "gen.h"
 #include "log.h"
+#include "resolve.h"
 #include "version.h"
 
 #define DEFAULT_CONFIG "/etc/lb/lb.yaml"
@@ -95,9 +96,18 @@ int main(int argc, char **argv)
 	const char *pidfile = opts.pidfile ? opts.pidfile : cfg->global.pidfile;
 	char *pidfile_copy = strdup(pidfile);
 
-	/* Bind before detaching, so a failed bind is reported on the terminal. */
+	/* Resolve and bind before detaching, so that failures are reported on
+	 * the terminal. */
 	char err[512];
-	struct gen *first = gen_create(cfg, NULL, err, sizeof(err));
+	struct resolution res;
+	if (resolve_config_now(cfg, &res) < 0) {
+		log_error("cannot start: out of memory");
+		config_free(cfg);
+		free(pidfile_copy);
+		return EXIT_CANNOT_START;
+	}
+	struct gen *first = gen_create(cfg, &res, NULL, err, sizeof(err));
+	resolution_free(&res);
 	if (first == NULL || pidfile_copy == NULL) {
 		log_error("cannot start: %s", first == NULL ? err : "out of memory");
 		free(pidfile_copy);

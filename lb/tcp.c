@@ -148,8 +148,11 @@ static bool connect_next_server(struct tcp_session *s)
 	s->server_index = i;
 	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
 	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
-	if (s->server == NULL)
+	if (s->server == NULL) {
+		if (errno == EMFILE || errno == ENFILE)
+			worker_out_of_descriptors(s->worker, errno);
 		return false;
+	}
 	timer_arm(s, s->backend->cfg->timeouts.connect_ms);
 	return true;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -81,14 +82,19 @@ static void on_accept_resume_timer(evutil_socket_t fd, short what, void *arg)
 
 /* EMFILE and friends: the connection stays in the backlog; pause instead of
  * spinning on a socket that stays readable, and say so once a second. */
-static void accept_failed(struct worker *w, const struct gen_listener *l, int err)
+static void accept_failed(struct worker *w, const char *what, int err)
 {
 	time_t now = time(NULL);
 	if (now != w->last_accept_error_log) {
 		w->last_accept_error_log = now;
-		log_error("listener %s: accept: %s; pausing accepts", l->cfg->name, strerror(err));
+		log_error("%s: %s; pausing accepts", what, strerror(err));
 	}
 	accept_pause(w);
+}
+
+void worker_out_of_descriptors(struct worker *w, int err)
+{
+	accept_failed(w, "cannot open a server connection", err);
 }
 
 static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
@@ -110,7 +116,9 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 				return;
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			accept_failed(w, ap->listener, errno);
+			char what[128];
+			snprintf(what, sizeof(what), "listener %s: accept", ap->listener->cfg->name);
+			accept_failed(w, what, errno);
 			return;
 		}
 		atomic_fetch_add_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);

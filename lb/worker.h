@@ -86,6 +86,10 @@ void worker_post_stop(struct worker *w, bool now);
 /* Control side, after the thread exited: join and free. */
 void worker_join(struct worker *w);
 
+/* Session side, on the worker's thread: no descriptor left for a server
+ * connection (EMFILE, ENFILE): pause accepting as for a failed accept. */
+void worker_out_of_descriptors(struct worker *w, int err);
+
 /* Session side, on the worker's thread. */
 void worker_session_add(struct worker *w, struct session_link *link);
 void worker_session_remove(struct worker *w, struct session_link *link);

@@ -1,0 +1,336 @@
+/* resolve: server addresses, by evdns. See resolve.h. */
+#include "resolve.h"
+
+#include <arpa/inet.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen.h"
+#include "log.h"
+#include "netutil.h"
+
+/* One round of queries for every host-name server of a configuration. */
+struct batch {
+	struct resolution res;
+	const struct lb_config *cfg;
+	size_t pending;
+	bool issuing; /* still sending queries: completion waits for the end */
+	void (*done)(struct batch *b, void *arg);
+	void *arg;
+};
+
+struct query {
+	struct batch *batch;
+	size_t backend, server;
+};
+
+static bool parse_literal(const struct cfg_addr *addr, struct sockaddr_storage *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct sockaddr_in *in = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+	if (inet_pton(AF_INET, addr->host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(addr->port);
+		return true;
+	}
+	if (inet_pton(AF_INET6, addr->host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(addr->port);
+		return true;
+	}
+	return false;
+}
+
+void resolution_free(struct resolution *res)
+{
+	for (size_t b = 0; res->sets != NULL && b < res->nbackends; b++) {
+		for (size_t j = 0; res->sets[b] != NULL && j < res->nservers[b]; j++)
+			free(res->sets[b][j].addrs);
+		free(res->sets[b]);
+	}
+	free(res->sets);
+	free(res->nservers);
+	memset(res, 0, sizeof(*res));
+}
+
+static void batch_finish_if_done(struct batch *b)
+{
+	if (!b->issuing && b->pending == 0)
+		b->done(b, b->arg);
+}
+
+static void on_answer(int result, struct evutil_addrinfo *ai, void *arg)
+{
+	struct query *q = arg;
+	struct batch *b = q->batch;
+	struct addr_set *set = &b->res.sets[q->backend][q->server];
+	const struct cfg_server *cs = &b->cfg->backends[q->backend].servers[q->server];
+
+	if (result != 0) {
+		set->failed = true;
+		log_warn("backend %s: server %s does not resolve: %s", b->cfg->backends[q->backend].name, cs->addr.text,
+			 evutil_gai_strerror(result));
+	} else {
+		size_t n = 0;
+		for (struct evutil_addrinfo *p = ai; p != NULL; p = p->ai_next)
+			n++;
+		set->addrs = calloc(n ? n : 1, sizeof(*set->addrs));
+		for (struct evutil_addrinfo *p = ai; set->addrs != NULL && p != NULL; p = p->ai_next) {
+			if (p->ai_addrlen > sizeof(struct sockaddr_storage))
+				continue;
+			bool seen = false; /* A and AAAA answers may repeat an address */
+			for (size_t i = 0; i < set->count && !seen; i++)
+				seen = memcmp(&set->addrs[i], p->ai_addr, p->ai_addrlen) == 0;
+			if (!seen)
+				memcpy(&set->addrs[set->count++], p->ai_addr, p->ai_addrlen);
+		}
+		set->failed = set->addrs == NULL;
+	}
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+	free(q);
+	b->pending--;
+	batch_finish_if_done(b);
+}
+
+/* Fill b->res for cfg: literals at once, host names by queries. */
+static int batch_start(struct batch *b, struct evdns_base *dns, const struct lb_config *cfg)
+{
+	b->cfg = cfg;
+	b->res.nbackends = cfg->nbackends;
+	b->res.sets = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*b->res.sets));
+	b->res.nservers = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*b->res.nservers));
+	if (b->res.sets == NULL || b->res.nservers == NULL)
+		return -1;
+	b->issuing = true;
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		const struct cfg_backend *cb = &cfg->backends[i];
+		b->res.sets[i] = calloc(cb->nservers ? cb->nservers : 1, sizeof(struct addr_set));
+		if (b->res.sets[i] == NULL)
+			return -1;
+		b->res.nservers[i] = cb->nservers;
+		for (size_t j = 0; j < cb->nservers; j++) {
+			struct addr_set *set = &b->res.sets[i][j];
+			struct sockaddr_storage literal;
+			if (parse_literal(&cb->servers[j].addr, &literal)) {
+				set->literal = true;
+				set->addrs = malloc(sizeof(*set->addrs));
+				if (set->addrs == NULL)
+					return -1;
+				set->addrs[0] = literal;
+				set->count = 1;
+				continue;
+			}
+			struct query *q = calloc(1, sizeof(*q));
+			if (q == NULL)
+				return -1;
+			*q = (struct query){ .batch = b, .backend = i, .server = j };
+			char port[8];
+			snprintf(port, sizeof(port), "%u", cb->servers[j].addr.port);
+			struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+							 .ai_flags = EVUTIL_AI_NUMERICSERV };
+			b->pending++;
+			evdns_getaddrinfo(dns, cb->servers[j].addr.host, port, &hints, on_answer, q);
+		}
+	}
+	b->issuing = false;
+	batch_finish_if_done(b);
+	return 0;
+}
+
+/* An evdns base for cfg: its resolvers, or resolv.conf; /etc/hosts too. */
+static struct evdns_base *dns_for(struct event_base *base, const struct lb_config *cfg)
+{
+	bool custom = cfg->global.nresolvers > 0;
+	struct evdns_base *dns = evdns_base_new(base, custom ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (dns == NULL)
+		return NULL;
+	for (size_t i = 0; i < cfg->global.nresolvers; i++)
+		if (evdns_base_nameserver_ip_add(dns, cfg->global.resolvers[i].text) != 0)
+			log_warn("global.resolvers: cannot use %s", cfg->global.resolvers[i].text);
+	evdns_base_load_hosts(dns, NULL);
+	evdns_base_set_option(dns, "timeout:", "2");
+	evdns_base_set_option(dns, "attempts:", "2");
+	return dns;
+}
+
+/* ---- blocking, at load time ---- */
+
+static void on_batch_done_blocking(struct batch *b, void *arg)
+{
+	(void)b;
+	event_base_loopbreak(arg);
+}
+
+int resolve_config_now(const struct lb_config *cfg, struct resolution *out)
+{
+	struct batch b = { 0 };
+	struct event_base *base = event_base_new();
+	struct evdns_base *dns = base ? dns_for(base, cfg) : NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (dns == NULL)
+		goto out;
+	b.done = on_batch_done_blocking;
+	b.arg = base;
+	if (batch_start(&b, dns, cfg) < 0)
+		goto out;
+	if (b.pending > 0) {
+		struct timeval limit = netutil_timeval_ms(RESOLVE_TIMEOUT_MS);
+		event_base_loopexit(base, &limit);
+		event_base_dispatch(base);
+	}
+	if (b.pending > 0) {
+		log_warn("resolving servers: no answer within %dms", RESOLVE_TIMEOUT_MS);
+		evdns_base_free(dns, 1); /* fails the rest: their callbacks run now */
+		dns = NULL;
+	}
+	*out = b.res;
+	b.res.sets = NULL;
+	rc = 0;
+out:
+	if (dns)
+		evdns_base_free(dns, 1); /* before the sets: it may still answer into them */
+	if (rc != 0)
+		resolution_free(&b.res);
+	if (base)
+		event_base_free(base);
+	return rc;
+}
+
+/* ---- periodic, on the control loop ---- */
+
+struct resolver {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct event *timer;
+	const struct gen *gen; /* followed; the control thread keeps it alive */
+	struct gen *batch_gen; /* the generation the running batch resolves (a reference) */
+	struct batch *running;
+	resolver_change_fn *on_change;
+	void *arg;
+	char nameservers[1024]; /* the resolvers list dns was made for */
+	uint64_t interval_ms; /* 0 = nothing to re-resolve */
+};
+
+static void resolver_arm(struct resolver *r)
+{
+	if (r->interval_ms == 0) {
+		event_del(r->timer);
+		return;
+	}
+	struct timeval tv = netutil_timeval_ms(r->interval_ms);
+	event_add(r->timer, &tv);
+}
+
+static void on_periodic_done(struct batch *b, void *arg)
+{
+	struct resolver *r = arg;
+	/* Only a resolution of what runs now may change it. */
+	if (r->gen != NULL && r->batch_gen == r->gen && gen_resolution_differs(r->gen, &b->res))
+		r->on_change(&b->res, r->arg);
+	resolution_free(&b->res);
+	free(b);
+	r->running = NULL;
+	gen_release(r->batch_gen);
+	r->batch_gen = NULL;
+}
+
+static void on_resolve_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *r = arg;
+	(void)fd;
+	(void)what;
+	resolver_arm(r);
+	if (r->running != NULL || r->gen == NULL || r->dns == NULL)
+		return; /* the previous round is still out: skip this one */
+	struct batch *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return;
+	b->done = on_periodic_done;
+	b->arg = r;
+	r->running = b;
+	r->batch_gen = gen_acquire((struct gen *)r->gen);
+	if (batch_start(b, r->dns, r->gen->cfg) < 0) {
+		/* Queries already out will answer into b: fail them now. */
+		b->issuing = true; /* no report from those answers */
+		evdns_base_free(r->dns, 1);
+		r->dns = dns_for(r->base, r->gen->cfg);
+		resolution_free(&b->res);
+		free(b);
+		r->running = NULL;
+		gen_release(r->batch_gen);
+		r->batch_gen = NULL;
+	}
+}
+
+struct resolver *resolver_start(struct event_base *base, resolver_change_fn *on_change, void *arg)
+{
+	struct resolver *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->base = base;
+	r->on_change = on_change;
+	r->arg = arg;
+	r->timer = evtimer_new(base, on_resolve_timer, r);
+	if (r->timer == NULL) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void nameservers_key(const struct lb_config *cfg, char *out, size_t cap)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < cfg->global.nresolvers && n < cap; i++) {
+		int m = snprintf(out + n, cap - n, "%s,", cfg->global.resolvers[i].text);
+		if (m > 0)
+			n += (size_t)m;
+	}
+}
+
+void resolver_follow(struct resolver *r, const struct gen *g)
+{
+	char key[sizeof(r->nameservers)];
+
+	r->gen = g;
+	nameservers_key(g->cfg, key, sizeof(key));
+	if (r->dns == NULL || strcmp(key, r->nameservers) != 0) {
+		if (r->dns != NULL)
+			evdns_base_free(r->dns, 1); /* a running batch's answers fail: it ends */
+		r->dns = dns_for(r->base, g->cfg);
+		snprintf(r->nameservers, sizeof(r->nameservers), "%s", key);
+	}
+	r->interval_ms = 0;
+	for (size_t b = 0; b < g->cfg->nbackends; b++) {
+		const struct cfg_backend *cb = &g->cfg->backends[b];
+		struct sockaddr_storage literal;
+		for (size_t j = 0; j < cb->nservers; j++) {
+			if (parse_literal(&cb->servers[j].addr, &literal))
+				continue;
+			if (r->interval_ms == 0 || cb->resolve_interval_ms < r->interval_ms)
+				r->interval_ms = cb->resolve_interval_ms;
+		}
+	}
+	resolver_arm(r);
+}
+
+void resolver_stop(struct resolver *r)
+{
+	if (r == NULL)
+		return;
+	r->gen = NULL;
+	if (r->dns != NULL)
+		evdns_base_free(r->dns, 1); /* ends a running batch */
+	event_free(r->timer);
+	free(r);
+}

@@ -1,0 +1,68 @@
+/*
+ * resolve: the addresses of the configured servers (SPEC 4, 11).
+ *
+ * A server written as an address is that address. A server written as a
+ * host name is every A/AAAA record of the name, each one a server of its
+ * own named "ip:port". Names are resolved with libevent's evdns, through
+ * global.resolvers, or the servers of /etc/resolv.conf when that list is
+ * empty (and /etc/hosts either way):
+ *   - when a configuration is loaded (start, SIGHUP): resolve_config_now,
+ *     which blocks the control thread for at most RESOLVE_TIMEOUT_MS;
+ *   - then every resolve_interval on the control loop, asynchronously: a
+ *     resolver started with resolver_start reports a resolution that differs
+ *     from the running generation, and the control thread builds a new
+ *     generation from it (servers that stay keep their state, as on reload).
+ * A name that fails to resolve keeps the addresses it had (a DNS outage
+ * must not empty a backend); at start it has none, and is logged.
+ */
+#ifndef LB_RESOLVE_H
+#define LB_RESOLVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+struct event_base;
+struct gen;
+
+#define RESOLVE_TIMEOUT_MS 5000
+
+/* The addresses of one configured server. */
+struct addr_set {
+	struct sockaddr_storage *addrs;
+	size_t count;
+	bool literal; /* written as an address: its identity is its text */
+	bool failed; /* a host name that did not resolve this time */
+};
+
+/* Addresses of every server of a configuration: sets[b][j] belongs to
+ * cfg->backends[b].servers[j]. */
+struct resolution {
+	size_t nbackends;
+	size_t *nservers; /* per backend */
+	struct addr_set **sets;
+};
+
+/* Resolve every server of cfg now (blocking, bounded). Returns 0, or -1
+ * on allocation failure. Names that fail are logged and left empty. */
+int resolve_config_now(const struct lb_config *cfg, struct resolution *out);
+
+void resolution_free(struct resolution *res);
+
+/* Periodic re-resolution on the control loop. on_change is called with a
+ * resolution of the current generation's configuration whenever it differs
+ * from the generation's servers; the callee may keep nothing of it. */
+struct resolver;
+typedef void resolver_change_fn(const struct resolution *res, void *arg);
+
+struct resolver *resolver_start(struct event_base *base, resolver_change_fn *on_change, void *arg);
+
+/* Follow a new generation (after start, reload or a change): its
+ * resolvers list and intervals. The generation outlives the next call. */
+void resolver_follow(struct resolver *r, const struct gen *g);
+
+void resolver_stop(struct resolver *r);
+
+#endif
