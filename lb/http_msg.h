@@ -64,6 +64,13 @@
  * - Heads above libhttp-parser's built-in 80 KiB limit (HTTP_MAX_HEAD_SIZE,
  *   every byte of the head counted, ignored empty lines included) are 431
  *   (502 for a response, where we check the same limit ourselves).
+ * - Field names are exact tokens (RFC 9110 5.1): libhttp-parser 2.9.4 takes
+ *   any name that merely starts with "Transfer-Encoding" ("Transfer-
+ *   Encodingx", "Transfer-Encoding-Foo") for a Transfer-Encoding in its
+ *   checks, and so refuses such a field together with a Content-Length. A
+ *   request still gets that 400 (it goes through libhttp-parser: erring on
+ *   the strict side there is harmless); a response is now accepted, the
+ *   field being an ordinary unknown one, framing from Content-Length.
  * - Status line (responses, RFC 9112 4): "HTTP/1.0" or "HTTP/1.1" exactly,
  *   one SP, three digits 100..599, then either the end of the line, or one
  *   SP and a reason-phrase of HTAB / SP / VCHAR / obs-text (possibly empty:
