@@ -87,4 +87,10 @@ void conn_abort(struct conn *c);
 /* Bytes waiting to be written. */
 size_t conn_pending_output(const struct conn *c);
 
+/* For listeners with proxy_protocol: take a PROXY v1/v2 header from the
+ * front of the input (proxy_proto.h). Returns 1 when it was there (drained;
+ * *peer is the original client unless the header says LOCAL), 0 while it
+ * is incomplete, -1 when the connection does not start with one. */
+int conn_take_proxy_header(struct conn *c, struct sockaddr_storage *peer);
+
 #endif

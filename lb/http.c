@@ -52,6 +52,7 @@
 #define LOG_TARGET_MAX 256
 
 enum http_state {
+	HTTP_PROXY_HEADER, /* proxy_protocol: waiting for the PROXY header */
 	HTTP_READ_HEAD, /* waiting for a complete request head */
 	HTTP_CONNECTING, /* a new server connection is being made */
 	HTTP_EXCHANGE, /* request going out, response coming back */
@@ -491,6 +492,24 @@ static bool read_request_head(struct http_session *s)
 	return dispatch_request(s, buf, head_len);
 }
 
+/* The PROXY header of a front L4 balancer: the client is the one it names.
+ * A connection without one is closed (it did not come through the front);
+ * the header must arrive within timeouts.header, like a request head. */
+static bool read_proxy_header(struct http_session *s)
+{
+	int rc = conn_take_proxy_header(s->client, &s->peer);
+	if (rc == 0 && !s->timer_fired)
+		return false;
+	if (rc <= 0) {
+		log_debug("listener %s: %s: no valid PROXY header", s->listener->cfg->name, s->peer_ip);
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	netutil_format_ip(&s->peer, s->peer_ip, sizeof(s->peer_ip));
+	s->state = HTTP_READ_HEAD;
+	return true;
+}
+
 /* ---- the server side ---- */
 
 static void send_request(struct http_session *s)
@@ -890,6 +909,9 @@ static void http_drive(struct http_session *s)
 	for (;;) {
 		bool progressed = false;
 		switch (s->state) {
+		case HTTP_PROXY_HEADER:
+			progressed = read_proxy_header(s);
+			break;
 		case HTTP_READ_HEAD:
 			progressed = read_request_head(s);
 			break;
@@ -954,7 +976,7 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 	s->listener = l;
 	s->backend = l->backend;
 	s->server_index = -1;
-	s->state = HTTP_READ_HEAD;
+	s->state = l->cfg->proxy_protocol ? HTTP_PROXY_HEADER : HTTP_READ_HEAD;
 	memcpy(&s->peer, peer, peer_len);
 	netutil_format_ip(&s->peer, s->peer_ip, sizeof(s->peer_ip));
 	worker_session_add(w, &s->link);

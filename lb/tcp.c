@@ -28,6 +28,7 @@
 #define MAX_TRIES 16 /* retries is at most 10: config.c validates it */
 
 enum tcp_state {
+	TCP_PROXY_HEADER, /* proxy_protocol: waiting for the PROXY header */
 	TCP_CONNECTING, /* waiting for a server connect to complete */
 	TCP_RELAYING, /* bytes flow; half-closes are passed on */
 	TCP_CLOSING, /* done: free everything */
@@ -200,6 +201,20 @@ static bool idle_expired(struct tcp_session *s)
 static bool tcp_step(struct tcp_session *s)
 {
 	switch (s->state) {
+	case TCP_PROXY_HEADER: {
+		/* The client is the one the front balancer names; a connection
+		 * without a valid header within timeouts.header is closed. */
+		int rc = conn_take_proxy_header(s->client, &s->peer);
+		if (rc == 0 && !s->timer_fired)
+			return false;
+		s->timer_fired = false;
+		if (rc <= 0 || !connect_next_server(s)) {
+			s->state = TCP_CLOSING;
+			return true;
+		}
+		s->state = TCP_CONNECTING;
+		return true;
+	}
 	case TCP_CONNECTING:
 		if (s->client->error || (s->client->eof && evbuffer_get_length(s->client->in) == 0)) {
 			s->state = TCP_CLOSING; /* gone before we reached a server */
@@ -275,7 +290,10 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 		return 0; /* the count was already dropped by the free */
 	}
 	s->started = now_cached(s);
-	if (!connect_next_server(s)) {
+	if (l->cfg->proxy_protocol) {
+		s->state = TCP_PROXY_HEADER;
+		timer_arm(s, l->cfg->timeouts.header_ms);
+	} else if (!connect_next_server(s)) {
 		log_debug("listener %s: no server for a tcp connection", l->cfg->name);
 		s->state = TCP_CLOSING;
 	}
