@@ -94,14 +94,9 @@ static void json_string(struct evbuffer *out, const char *s)
 
 static const char *const balance_names[] = { "round_robin", "least_conn", "random", "hash" };
 
-static void serve_stats(struct admin *a, struct evhttp_request *req)
+static void write_stats(const struct admin *a, struct evbuffer *out)
 {
-	struct evbuffer *out = evbuffer_new();
 	const struct gen *g = a->gen;
-	if (out == NULL) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
 	evbuffer_add_printf(out,
 			    "{\"version\":\"%s\",\"uptime_s\":%lld,\"generation\":%lu,\"reloads\":%llu,"
 			    "\"reloads_failed\":%llu,\"connections\":%u,\"connections_total\":%llu,\"backends\":[",
@@ -137,8 +132,6 @@ static void serve_stats(struct admin *a, struct evhttp_request *req)
 		evbuffer_add(out, "]}", 2);
 	}
 	evbuffer_add(out, "]}\n", 3);
-	reply(req, 200, "OK", "application/json", out);
-	evbuffer_free(out);
 }
 
 /* A label value with the escapes of the exposition format. */
@@ -201,14 +194,9 @@ static void prom_per_server(struct evbuffer *out, const struct gen *g, const cha
 	}
 }
 
-static void serve_metrics(struct admin *a, struct evhttp_request *req)
+static void write_metrics(const struct admin *a, struct evbuffer *out)
 {
-	struct evbuffer *out = evbuffer_new();
 	const struct gen *g = a->gen;
-	if (out == NULL) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
 	prom_header(out, "lb_connections_active", "gauge", "Client connections open now.");
 	evbuffer_add_printf(out, "lb_connections_active %u\n", atomic_load(&lb_counters.connections_active));
 	prom_header(out, "lb_connections_total", "counter", "Client connections accepted.");
@@ -262,7 +250,19 @@ static void serve_metrics(struct admin *a, struct evhttp_request *req)
 		/* The count is the +Inf bucket: read once, so they always agree. */
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)cumulative);
 	}
-	reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", out);
+}
+
+/* 200 with a body written by `write`. */
+static void serve(const struct admin *a, struct evhttp_request *req, const char *type,
+		  void (*write)(const struct admin *a, struct evbuffer *out))
+{
+	struct evbuffer *out = evbuffer_new();
+	if (out == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	write(a, out);
+	reply(req, 200, "OK", type, out);
 	evbuffer_free(out);
 }
 
@@ -331,9 +331,9 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/healthz") == 0) {
 		reply_text(req, 200, "OK", "ok");
 	} else if (strcmp(path, "/stats") == 0) {
-		serve_stats(a, req);
+		serve(a, req, "application/json", write_stats);
 	} else {
-		serve_metrics(a, req);
+		serve(a, req, "text/plain; version=0.0.4; charset=utf-8", write_metrics);
 	}
 	if (parsed)
 		evhttp_uri_free(parsed);

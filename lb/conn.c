@@ -35,6 +35,19 @@ void conn_sync(struct conn *c)
 	set_registered(c->read_event, &c->reading, want);
 }
 
+/* After a failed read or write: true to try again (EINTR). Anything but
+ * "would block" makes the connection unusable. */
+static bool retry_after_failure(struct conn *c)
+{
+	if (errno == EINTR)
+		return true;
+	if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		c->error = true;
+		c->error_code = errno;
+	}
+	return false;
+}
+
 static void read_some(struct conn *c)
 {
 	for (int i = 0; i < READS_PER_EVENT; i++) {
@@ -50,12 +63,8 @@ static void read_some(struct conn *c)
 		ssize_t n = readv(c->fd, (struct iovec *)vec, nvec);
 		if (n < 0) {
 			evbuffer_commit_space(c->in, vec, 0);
-			if (errno == EINTR)
+			if (retry_after_failure(c))
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				c->error = true;
-				c->error_code = errno;
-			}
 			break;
 		}
 		if (n == 0) {
@@ -82,12 +91,8 @@ static void write_some(struct conn *c)
 	while (evbuffer_get_length(c->out) > 0) {
 		int n = evbuffer_write(c->out, c->fd);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (retry_after_failure(c))
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				c->error = true;
-				c->error_code = errno;
-			}
 			break;
 		}
 		if (n == 0)
