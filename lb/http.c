@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "deadline.h"
 #include "health.h"
 #include "http_msg.h"
 #include "log.h"
@@ -71,7 +72,7 @@ struct http_session {
 	enum http_state state;
 	struct conn *client;
 	struct conn *server;
-	struct event *timer;
+	struct deadline deadline; /* the one timer: see deadline.h */
 	struct sockaddr_storage peer;
 	char peer_ip[64];
 
@@ -114,7 +115,6 @@ struct http_session {
 	bool close_client; /* after this response */
 	struct http_body resp_body;
 	int status; /* sent to the client, 0 = none yet */
-	struct timeval last_activity;
 };
 
 static void http_drive(struct http_session *s);
@@ -130,9 +130,8 @@ static struct timeval now_cached(const struct http_session *s)
 
 static void timer_arm(struct http_session *s, uint64_t ms)
 {
-	struct timeval tv = netutil_timeval_ms(ms);
 	s->timer_fired = false;
-	event_add(s->timer, &tv);
+	deadline_set(&s->deadline, ms);
 }
 
 static struct gen_server *current_server(const struct http_session *s)
@@ -285,11 +284,9 @@ static void on_conn_event(struct conn *c, void *arg)
 	http_drive(arg);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_deadline(void *arg)
 {
 	struct http_session *s = arg;
-	(void)fd;
-	(void)what;
 	s->timer_fired = true;
 	http_drive(s);
 }
@@ -634,8 +631,8 @@ static bool pump_request_body(struct http_session *s)
 		return false;
 	}
 	s->req_bytes += (uint64_t)n;
-	if (n > 0)
-		s->last_activity = now_cached(s);
+	if (n > 0 && s->resp_head_done)
+		timer_arm(s, s->backend->cfg->timeouts.idle_ms); /* before it, the response timeout runs */
 	s->req_done = http_body_done(&s->req_body);
 	relay_backpressure(s->client, s->server);
 	return true;
@@ -652,7 +649,6 @@ static void count_response(struct http_session *s)
 static void start_tunnel(struct http_session *s)
 {
 	s->state = HTTP_TUNNEL;
-	s->last_activity = now_cached(s);
 	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
 	s->client->want_read = true;
 }
@@ -671,6 +667,11 @@ static bool forward_response_head(struct http_session *s)
 		if (n >= RESPONSE_HEAD_MAX || s->server->eof || s->server->error) {
 			note_server_failure(s, "incomplete or oversized response head");
 			respond_error(s, 502);
+			return true;
+		}
+		if (s->timer_fired) { /* part of a head, then nothing */
+			note_server_failure(s, "response timeout");
+			respond_error(s, 504);
 			return true;
 		}
 		return false;
@@ -703,7 +704,6 @@ static bool forward_response_head(struct http_session *s)
 	evbuffer_commit_space(out, &vec, 1);
 	evbuffer_drain(in, head_len);
 	s->resp_bytes += out_len;
-	s->last_activity = now_cached(s);
 	if (s->resp.interim) {
 		s->resp_scan_pos = 0; /* 100 Continue: the final head follows */
 		return true;
@@ -741,19 +741,6 @@ static void finish_exchange(struct http_session *s)
 	s->state = HTTP_READ_HEAD;
 	s->client->want_read = true;
 	timer_arm(s, s->listener->cfg->timeouts.client_ms);
-}
-
-/* Lazy idle check: true when nothing moved for timeouts.idle. */
-static bool idle_expired(struct http_session *s)
-{
-	struct timeval now = now_cached(s);
-	uint64_t idle_ms = s->backend->cfg->timeouts.idle_ms;
-	uint64_t quiet = netutil_elapsed_ms(&s->last_activity, &now);
-	s->timer_fired = false;
-	if (quiet >= idle_ms)
-		return true;
-	timer_arm(s, idle_ms - quiet);
-	return false;
 }
 
 static bool exchange(struct http_session *s)
@@ -797,7 +784,7 @@ static bool exchange(struct http_session *s)
 	}
 	if (n > 0) {
 		s->resp_bytes += (uint64_t)n;
-		s->last_activity = now_cached(s);
+		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
 	}
 	relay_backpressure(s->server, s->client);
 	if (!http_body_done(&s->resp_body) && (s->server->eof || s->server->error)) {
@@ -818,7 +805,7 @@ static bool exchange(struct http_session *s)
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	if (s->timer_fired && idle_expired(s)) {
+	if (s->timer_fired) {
 		note_server_failure(s, "idle timeout in a response");
 		s->state = HTTP_CLOSING;
 		return true;
@@ -837,12 +824,12 @@ static bool tunnel(struct http_session *s)
 	s->req_bytes += up;
 	s->resp_bytes += down;
 	if (up + down > 0)
-		s->last_activity = now_cached(s);
+		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
 	conn_flush(s->server);
 	conn_flush(s->client);
 	bool upstream_done = relay_pass_half_close(s->client, s->server);
 	bool downstream_done = relay_pass_half_close(s->server, s->client);
-	if ((upstream_done && downstream_done) || (s->timer_fired && idle_expired(s))) {
+	if ((upstream_done && downstream_done) || s->timer_fired) {
 		request_complete(s);
 		s->state = HTTP_CLOSING;
 		return true;
@@ -868,8 +855,7 @@ static void http_session_free(struct http_session *s)
 	server_release(s, false);
 	request_reset(s);
 	conn_free(s->client);
-	if (s->timer != NULL)
-		event_free(s->timer);
+	deadline_free(&s->deadline);
 	free(s->req_out);
 	worker_session_remove(s->worker, &s->link);
 	gen_release(s->gen);
@@ -981,8 +967,8 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 	netutil_format_ip(&s->peer, s->peer_ip, sizeof(s->peer_ip));
 	worker_session_add(w, &s->link);
 	s->client = conn_open(w->base, fd, on_conn_event, s);
-	s->timer = evtimer_new(w->base, on_timer, s);
-	if (s->client == NULL || s->timer == NULL) {
+	int timer_ok = deadline_init(&s->deadline, w->base, on_deadline, s);
+	if (s->client == NULL || timer_ok < 0) {
 		if (s->client == NULL)
 			close(fd);
 		http_session_free(s);

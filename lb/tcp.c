@@ -7,8 +7,8 @@
  *
  * Timeouts: timeouts.connect bounds each connect attempt; timeouts.idle (the
  * backend's) closes a connection through which no byte moved either way for
- * that long. One timer per session serves both, re-armed lazily: activity
- * only stamps last_activity, the timer checks it when it fires.
+ * that long: every byte relayed moves the deadline (deadline.h makes that
+ * cheap).
  */
 #include "tcp.h"
 
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "deadline.h"
 #include "health.h"
 #include "log.h"
 #include "netutil.h"
@@ -49,8 +50,8 @@ struct tcp_session {
 	size_t ntried;
 	bool timer_fired;
 
-	struct event *timer;
-	struct timeval started, last_activity;
+	struct deadline deadline; /* the one timer: see deadline.h */
+	struct timeval started;
 	uint64_t bytes_from_client, bytes_from_server;
 	struct sockaddr_storage peer;
 };
@@ -66,9 +67,8 @@ static struct timeval now_cached(const struct tcp_session *s)
 
 static void timer_arm(struct tcp_session *s, uint64_t ms)
 {
-	struct timeval tv = netutil_timeval_ms(ms);
 	s->timer_fired = false;
-	event_add(s->timer, &tv);
+	deadline_set(&s->deadline, ms);
 }
 
 static struct gen_server *current_server(const struct tcp_session *s)
@@ -105,8 +105,7 @@ static void tcp_session_free(struct tcp_session *s)
 	access_log_line(s);
 	release_server(s);
 	conn_free(s->client);
-	if (s->timer != NULL)
-		event_free(s->timer);
+	deadline_free(&s->deadline);
 	worker_session_remove(s->worker, &s->link);
 	gen_release(s->gen);
 	free(s);
@@ -123,11 +122,9 @@ static void on_conn_event(struct conn *c, void *arg)
 	tcp_drive(arg);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_deadline(void *arg)
 {
 	struct tcp_session *s = arg;
-	(void)fd;
-	(void)what;
 	s->timer_fired = true;
 	tcp_drive(s);
 }
@@ -173,7 +170,7 @@ static void relay(struct tcp_session *s, struct conn *src, struct conn *dst, uin
 	if (n > 0) {
 		*counter += n;
 		atomic_fetch_add_explicit(server_counter, n, memory_order_relaxed);
-		s->last_activity = now_cached(s);
+		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
 	}
 }
 
@@ -181,20 +178,7 @@ static void relay_start(struct tcp_session *s)
 {
 	health_note_success(current_server(s)->state);
 	s->state = TCP_RELAYING;
-	s->last_activity = now_cached(s);
 	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
-}
-
-/* The idle timer fired: close if nothing moved for timeouts.idle. */
-static bool idle_expired(struct tcp_session *s)
-{
-	struct timeval now = now_cached(s);
-	uint64_t idle_ms = s->backend->cfg->timeouts.idle_ms;
-	uint64_t quiet = netutil_elapsed_ms(&s->last_activity, &now);
-	if (quiet >= idle_ms)
-		return true;
-	timer_arm(s, idle_ms - quiet);
-	return false;
 }
 
 /* One pass of the state machine; false when it must wait for an event. */
@@ -234,7 +218,7 @@ static bool tcp_step(struct tcp_session *s)
 		relay_start(s);
 		return true;
 	case TCP_RELAYING:
-		if (s->client->error || s->server->error || (s->timer_fired && idle_expired(s))) {
+		if (s->client->error || s->server->error || s->timer_fired) {
 			s->state = TCP_CLOSING;
 			return true;
 		}
@@ -282,8 +266,8 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 	/* The client is read while connecting, to notice if it leaves; its
 	 * bytes wait in its input, bounded by the conn's read limit. */
 	s->client = conn_open(w->base, fd, on_conn_event, s);
-	s->timer = evtimer_new(w->base, on_timer, s);
-	if (s->client == NULL || s->timer == NULL) {
+	int timer_ok = deadline_init(&s->deadline, w->base, on_deadline, s);
+	if (s->client == NULL || timer_ok < 0) {
 		if (s->client == NULL)
 			close(fd);
 		tcp_session_free(s);
