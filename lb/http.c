@@ -724,6 +724,31 @@ static bool forward_response_head(struct http_session *s)
 	return true;
 }
 
+/* Between two requests, a keep-alive connection moves to the worker's
+ * newest generation, so a reload reaches clients that keep their
+ * connections (in-flight requests finish on the generation they started
+ * on, SPEC 3). Returns false when its listener is gone from the new
+ * configuration: the connection then closes after this response. */
+static bool follow_newest_generation(struct http_session *s)
+{
+	struct gen *newest = s->worker->gen;
+	if (s->gen == newest)
+		return true;
+	const struct cfg_listener *old = s->listener->cfg;
+	for (size_t i = 0; i < newest->nlisteners; i++) {
+		const struct gen_listener *l = &newest->listeners[i];
+		if (strcmp(l->cfg->name, old->name) == 0 && l->fd == s->listener->fd && l->cfg->mode == old->mode) {
+			struct gen *previous = s->gen;
+			s->gen = gen_acquire(newest);
+			s->listener = l;
+			s->backend = l->backend;
+			gen_release(previous);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* The response is complete: recycle the server connection, log, move on. */
 static void finish_exchange(struct http_session *s)
 {
@@ -734,7 +759,7 @@ static void finish_exchange(struct http_session *s)
 	server_release(s, reusable);
 	request_reset(s);
 	s->requests_served++;
-	if (s->close_client) {
+	if (s->close_client || !follow_newest_generation(s)) {
 		flush_then_close(s);
 		return;
 	}

@@ -430,3 +430,18 @@ def test_pool_surplus_after_a_burst_is_trimmed_to_keepalive(replicas, lb):
     assert 8 <= stats["connections"] <= 12, stats
     # ...then lb keeps only `keepalive` idle ones (plus our /stats connection).
     wait_until(lambda: replica_stats(rs[0])["active_connections"] <= 3, 5, "surplus trimmed")
+
+
+def test_five_reloads_under_keepalive_load_fail_no_request(replicas, lb):
+    from test_health import KeepAliveLoad
+    rs = replicas(3)
+    port = free_port()
+    configs = [http_config(port, [rs[0].addr, rs[1].addr]), http_config(port, [r.addr for r in rs])]
+    inst = lb(configs[0], port)
+    with KeepAliveLoad(port) as load:
+        for i in range(5):
+            wait_until(lambda n=load.ok: load.ok > n + 50, 10, "traffic between reloads")
+            inst.reload(configs[(i + 1) % 2])
+        wait_until(lambda n=load.ok: load.ok > n + 50, 10, "traffic after the reloads")
+    assert load.failures == []
+    assert set(load.seen) == {"r0", "r1", "r2"}
