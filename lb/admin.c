@@ -24,7 +24,7 @@ struct admin {
 	const struct gen *gen; /* the current one; the control thread holds it */
 	char bind_host[256];
 	unsigned bind_port;
-	char token[256];
+	const char *token; /* gen->cfg's: lives as long as the generation */
 };
 
 static time_t started_at;
@@ -350,7 +350,7 @@ static struct admin *admin_create(struct event_base *base, const struct gen *g, 
 	a->gen = g;
 	snprintf(a->bind_host, sizeof(a->bind_host), "%s", cfg->admin.bind.host[0] ? cfg->admin.bind.host : "0.0.0.0");
 	a->bind_port = cfg->admin.bind.port;
-	snprintf(a->token, sizeof(a->token), "%s", cfg->admin.token);
+	a->token = cfg->admin.token;
 	a->http = evhttp_new(base);
 	if (a->http == NULL || evhttp_bind_socket(a->http, a->bind_host, (ev_uint16_t)a->bind_port) != 0) {
 		snprintf(err, errlen, "admin: cannot listen on %s", cfg->admin.bind.text);
@@ -384,15 +384,17 @@ int admin_update(struct event_base *base, struct admin **admin, const struct gen
 
 	if (a != NULL && cfg->admin.enabled && strcmp(a->bind_host, host) == 0 && a->bind_port == cfg->admin.bind.port) {
 		a->gen = g;
-		snprintf(a->token, sizeof(a->token), "%s", cfg->admin.token);
+		a->token = cfg->admin.token;
 		return 0;
 	}
 	/* Bind changed, or admin switched on or off: a new endpoint, and the
 	 * old one stays when the new one cannot bind. */
 	struct admin *fresh = NULL;
 	if (cfg->admin.enabled && (fresh = admin_create(base, g, err, errlen)) == NULL) {
-		if (a != NULL)
+		if (a != NULL) {
 			a->gen = g;
+			a->token = cfg->admin.token;
+		}
 		return -1;
 	}
 	admin_stop(a);

@@ -1307,7 +1307,7 @@ static bool config_want_scalar(struct config_ctx *ctx, const struct config_node 
 static void config_set_workers(struct config_ctx *ctx, const struct config_node *node, void *base,
 			       const char *path)
 {
-	static const char what[] = "auto or an integer 1..256";
+	static const char what[] = "auto or an integer 1..64";
 	struct lb_config *cfg = base;
 	long long n;
 
@@ -1315,7 +1315,7 @@ static void config_set_workers(struct config_ctx *ctx, const struct config_node 
 		return;
 	if (strcmp(node->text, "auto") == 0)
 		cfg->global.workers = 0;
-	else if (config_parse_integer(node->text, &n) == 0 && n >= 1 && n <= 256)
+	else if (config_parse_integer(node->text, &n) == 0 && n >= 1 && n <= 64)
 		cfg->global.workers = (int)n;
 	else
 		config_error_expected(ctx, node, path, what);

@@ -96,7 +96,7 @@ struct cfg_listener {
 struct lb_config {
 	char *path; /* the file it came from */
 	struct {
-		int workers; /* 0 = auto (one per CPU) */
+		int workers; /* 0 = auto (one per CPU, at most LB_MAX_WORKERS); 1..64 */
 		int max_connections;
 		char *pidfile; /* "" = none */
 		char *user; /* "" = stay */

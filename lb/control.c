@@ -56,6 +56,8 @@ static int workers_wanted(const struct lb_config *cfg)
 	if (cfg->global.workers > 0)
 		return cfg->global.workers;
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n > LB_MAX_WORKERS)
+		n = LB_MAX_WORKERS; /* server_state keeps a pool per worker */
 	return n > 0 ? (int)n : 1;
 }
 

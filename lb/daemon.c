@@ -35,9 +35,10 @@ int daemon_detach(void)
 	}
 	close(pipefd[0]);
 	ready_fd = pipefd[1];
+	/* No chdir("/"): relative paths given at start (-c, -p, log files in
+	 * the configuration) keep their meaning for reloads and SIGUSR1;
+	 * systemd starts services in / anyway. */
 	if (setsid() < 0)
-		return -1;
-	if (chdir("/") != 0)
 		return -1;
 	int null = open("/dev/null", O_RDWR);
 	if (null < 0)

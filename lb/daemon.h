@@ -9,7 +9,8 @@
 
 /* Fork into the background: the parent waits until the child called
  * daemon_ready (then exits 0) or died (then exits 3). In the child:
- * setsid, chdir /, stdio to /dev/null. Returns 0 in the child, -1 on error. */
+ * setsid, stdio to /dev/null (the working directory stays, so relative
+ * paths keep their meaning). Returns 0 in the child, -1 on error. */
 int daemon_detach(void);
 
 /* Tell a waiting parent that startup finished (no-op when not detached). */

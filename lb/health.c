@@ -55,8 +55,10 @@ static void probe_end(struct checker *c, bool ok, const char *why)
 	bool up = atomic_load(&c->state->up);
 	if (ok) {
 		c->failures = 0;
-		c->successes++;
 		bool cooling = monotonic_ms() < atomic_load(&c->state->passive_down_until_ms);
+		/* Successes count towards rise only once the server is down
+		 * and out of its passive cooldown. */
+		c->successes = up || cooling ? 0 : c->successes + 1;
 		if (!up && !cooling && c->successes >= c->cfg.rise) {
 			atomic_store(&c->state->consecutive_failures, 0);
 			atomic_store(&c->state->up, true);

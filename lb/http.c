@@ -80,6 +80,7 @@ struct http_session {
 	bool timer_fired;
 	bool stopping; /* the worker is stopping: close after this response */
 	bool must_linger; /* lb answered itself: linger after the close (flush_close) */
+	bool logged; /* request_complete ran for the current request */
 
 	/* the current request */
 	struct http_head req;
@@ -216,8 +217,9 @@ static void request_complete(struct http_session *s)
 	int64_t elapsed = ((int64_t)now.tv_sec - s->req_started.tv_sec) * 1000000 +
 			  ((int64_t)now.tv_usec - s->req_started.tv_usec);
 	uint64_t us = elapsed > 0 ? (uint64_t)elapsed : 0; /* the wall clock may step back */
-	if (s->method_name == NULL)
-		return; /* nothing of a request arrived */
+	if (s->method_name == NULL || s->logged)
+		return; /* nothing of a request arrived, or already counted */
+	s->logged = true;
 	backend_state_observe(s->backend->state, us);
 	if (!log_access_enabled())
 		return;
@@ -236,6 +238,7 @@ static void request_reset(struct http_session *s)
 		s->req_body_copy = NULL;
 	}
 	s->method_name = NULL;
+	s->logged = false;
 	s->log_target[0] = '\0';
 	s->scan_pos = s->resp_scan_pos = 0;
 	s->head_timer_started = false;
@@ -252,6 +255,7 @@ static void request_reset(struct http_session *s)
 static void flush_then_close(struct http_session *s)
 {
 	s->state = HTTP_FLUSH_CLOSE;
+	timer_arm(s, s->listener->cfg->timeouts.client_ms); /* a client that stops reading */
 }
 
 /* Answer with lb's own status and close after it. */
@@ -521,10 +525,39 @@ static void send_request(struct http_session *s)
 	s->resp_scan_pos = 0;
 	s->request_sent = true;
 	s->state = HTTP_EXCHANGE;
-	timer_arm(s, s->backend->cfg->timeouts.response_ms);
+	/* timeouts.response runs from the end of the request; while a body is
+	 * still coming, each piece of it moves an idle deadline instead. */
+	timer_arm(s, s->req_done ? s->backend->cfg->timeouts.response_ms : s->backend->cfg->timeouts.idle_ms);
 }
 
 /* Pick a server and start sending to it. Answers 503/502 when none is left. */
+/* Send the request to server i: over an idle pooled connection when
+ * use_pool allows and there is one, else over a new connection. */
+static bool attempt_on(struct http_session *s, int i, bool use_pool)
+{
+	struct gen_server *gs = &s->backend->servers[i];
+
+	s->server_index = i;
+	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
+	s->server = use_pool ? upstream_pool_take(s->worker, gs->state) : NULL;
+	s->server_reused = s->server != NULL;
+	if (s->server_reused) {
+		send_request(s);
+		return true;
+	}
+	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
+	if (s->server == NULL) {
+		if (errno == EMFILE || errno == ENFILE)
+			worker_out_of_descriptors(s->worker, errno);
+		respond_error(s, 503);
+		return true;
+	}
+	s->state = HTTP_CONNECTING;
+	timer_arm(s, s->backend->cfg->timeouts.connect_ms);
+	return true;
+}
+
+/* Pick a server not tried yet and send to it. Answers 503/502 when none is left. */
 static bool start_attempt(struct http_session *s)
 {
 	struct gen_backend *b = s->backend;
@@ -541,28 +574,9 @@ static bool start_attempt(struct http_session *s)
 		respond_error(s, exhausted);
 		return true;
 	}
-	struct gen_server *gs = &b->servers[i];
 	s->tried[s->ntried++] = i;
-	s->server_index = i;
-	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&gs->state->requests, 1, memory_order_relaxed);
-
-	s->server = upstream_pool_take(s->worker, gs->state);
-	s->server_reused = s->server != NULL;
-	if (s->server_reused) {
-		send_request(s);
-		return true;
-	}
-	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
-	if (s->server == NULL) {
-		if (errno == EMFILE || errno == ENFILE)
-			worker_out_of_descriptors(s->worker, errno);
-		respond_error(s, 503);
-		return true;
-	}
-	s->state = HTTP_CONNECTING;
-	timer_arm(s, b->cfg->timeouts.connect_ms);
-	return true;
+	atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
+	return attempt_on(s, i, true);
 }
 
 /* Try another server for this request if SPEC 6 allows it. */
@@ -631,9 +645,11 @@ static bool pump_request_body(struct http_session *s)
 		return false;
 	}
 	s->req_bytes += (uint64_t)n;
-	if (n > 0 && s->resp_head_done)
-		timer_arm(s, s->backend->cfg->timeouts.idle_ms); /* before it, the response timeout runs */
 	s->req_done = http_body_done(&s->req_body);
+	if (n > 0) {
+		bool awaiting_response = s->req_done && !s->resp_head_done;
+		timer_arm(s, awaiting_response ? s->backend->cfg->timeouts.response_ms : s->backend->cfg->timeouts.idle_ms);
+	}
 	relay_backpressure(s->client, s->server);
 	return true;
 }
@@ -780,11 +796,23 @@ static bool exchange(struct http_session *s)
 		struct evbuffer *in = s->server->in;
 		if (evbuffer_get_length(in) == 0) {
 			if (s->server->eof || s->server->error) {
-				/* Closed before any response byte: a pooled connection the
-				 * server had just dropped (SPEC 6), or a server that died
-				 * with the request. Either way an idempotent request may
-				 * go elsewhere: it is safe to repeat by definition. */
+				if (s->server_reused && s->retriable) {
+					/* A pooled connection the server had just dropped
+					 * (its keep-alive timeout raced with our reuse):
+					 * not the server's failure, and no try used up;
+					 * the same server again on a new connection, as
+					 * nginx does. */
+					int i = s->server_index;
+					server_release(s, false);
+					return attempt_on(s, i, false);
+				}
+				/* A server that died with the request: an idempotent
+				 * request is safe to repeat elsewhere (SPEC 6). */
 				return retry_or_fail(s, s->retriable, 502, "closed before responding");
+			}
+			if (s->timer_fired && !s->req_done) {
+				respond_error(s, 408); /* the client's body stalled */
+				return true;
 			}
 			if (s->timer_fired) {
 				note_server_failure(s, "response timeout");
@@ -877,6 +905,13 @@ static bool linger(struct http_session *s)
 
 static void http_session_free(struct http_session *s)
 {
+	if (s->method_name != NULL && !s->logged) {
+		/* Cut off in the middle: 499 when the client left (nginx's
+		 * code), 502 when the server failed. Still one log line. */
+		if (s->status == 0)
+			s->status = s->client->error || s->client->eof ? 499 : 502;
+		request_complete(s);
+	}
 	server_release(s, false);
 	request_reset(s);
 	conn_free(s->client);
@@ -896,7 +931,7 @@ static void http_session_free(struct http_session *s)
 static bool flush_close(struct http_session *s)
 {
 	conn_flush(s->client);
-	if (s->client->error) {
+	if (s->client->error || s->timer_fired) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -999,6 +1034,8 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 		http_session_free(s);
 		return 0; /* the free dropped the connection count */
 	}
+	if (l->cfg->max_header_size > s->client->read_limit)
+		s->client->read_limit = l->cfg->max_header_size; /* room for a whole head */
 	/* The first request's head must arrive within timeouts.header of the
 	 * accept (slowloris); later ones within it of their first byte. */
 	s->head_timer_started = true;

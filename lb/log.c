@@ -20,7 +20,7 @@
 enum target_kind { TARGET_OFF, TARGET_STDERR, TARGET_SYSLOG, TARGET_FILE };
 
 struct log_target {
-	enum target_kind kind;
+	_Atomic enum target_kind kind; /* read by every worker */
 	_Atomic int fd;
 	char path[1024];
 };

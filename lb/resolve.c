@@ -189,15 +189,18 @@ int resolve_config_now(const struct lb_config *cfg, struct resolution *out)
 	}
 	if (b.pending > 0) {
 		log_warn("resolving servers: no answer within %dms", RESOLVE_TIMEOUT_MS);
-		evdns_base_free(dns, 1); /* fails the rest: their callbacks run now */
+		evdns_base_free(dns, 1); /* fails the rest... */
 		dns = NULL;
+		event_base_loop(base, EVLOOP_NONBLOCK); /* ...in callbacks that run here */
 	}
 	*out = b.res;
 	b.res.sets = NULL;
 	rc = 0;
 out:
-	if (dns)
+	if (dns) {
 		evdns_base_free(dns, 1); /* before the sets: it may still answer into them */
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
 	if (rc != 0)
 		resolution_free(&b.res);
 	if (base)

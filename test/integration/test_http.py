@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -445,3 +446,113 @@ def test_five_reloads_under_keepalive_load_fail_no_request(replicas, lb):
         wait_until(lambda n=load.ok: load.ok > n + 50, 10, "traffic after the reloads")
     assert load.failures == []
     assert set(load.seen) == {"r0", "r1", "r2"}
+
+
+class DroppingServer:
+    """Answers the first request of each connection (keep-alive), then reads
+    the next one and closes without a word: a keep-alive timeout racing with
+    the proxy's reuse of the connection."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        with conn:
+            conn.settimeout(10)
+            buf = b""
+            try:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    buf += data
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                conn.recv(4096)  # the next request: dropped
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+
+
+def test_pooled_connection_dropped_by_the_server_is_retried_on_a_new_one(lb):
+    server = DroppingServer()
+    try:
+        port = free_port()
+        inst = lb(http_config(port, ["127.0.0.1:%d" % server.port],
+                              extra_backend="    passive:\n      failures: 1\n"), port)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        for _ in range(10):
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.read() == b"ok\n"
+        conn.close()
+        assert server.connections >= 10
+        assert "down" not in inst.log_text()  # not counted as the server's failure
+    finally:
+        server.close()
+
+
+def test_slow_upload_is_not_cut_by_the_response_timeout(three):
+    _, port, _ = three(extra_backend="    timeouts:\n      response: 500ms")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(5):
+            s.sendall(b"4\r\nabcd\r\n")
+            time.sleep(0.25)  # a slow client: the pace is the point of the test
+        s.sendall(b"0\r\n\r\n")
+        status, _, body, _ = read_response(s)
+    assert status == 200 and body == b"20"
+
+
+def test_client_that_stops_reading_its_last_response_is_closed(replicas, lb):
+    rs = replicas(1)
+    port, admin = free_port(), free_port()
+    # While the response is relayed the backend's idle timeout applies; once
+    # lb holds all of it, the client timeout does: both are short here.
+    lb(http_config(port, [rs[0].addr], extra_listener="    timeouts:\n      client: 500ms",
+                   extra_backend="    timeouts:\n      idle: 500ms",
+                   extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /bytes/50000000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")  # and never read
+
+    def open_connections():
+        c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        c.request("GET", "/stats")
+        n = json.loads(c.getresponse().read())["connections"]
+        c.close()
+        return n
+    wait_until(lambda: open_connections() == 0, 10, "lb to give up on the reader")
+    s.close()
+
+
+def test_request_cut_off_by_the_client_is_logged_499(replicas, lb, tmp_path):
+    rs = replicas(1)
+    port = free_port()
+    log = tmp_path / "access.log"
+    lb(http_config(port, [rs[0].addr], extra_global="  access_log: %s" % log), port)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /hang HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_until(lambda: replica_stats(rs[0])["requests"] >= 2, 5, "the request at the server")
+        # A vanished client (reset). A plain FIN is a half-close: lb keeps
+        # waiting for the answer, as HAProxy does without abortonclose.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wait_until(lambda: log.exists() and " 499 " in log.read_text(), 5, "the 499 line")
+    assert "GET /hang 499" in log.read_text()

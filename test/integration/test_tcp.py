@@ -333,3 +333,21 @@ def test_user_drops_privileges_after_binding(replicas, lb):
     # The socket is bound (and accepts) before the drop: wait for the drop.
     wait_until(lambda: uids() == [nobody] * 4, 5, "uid nobody")
     assert greeting(port) == "r0"
+
+
+def test_daemon_with_relative_paths_reloads_and_writes_its_pid_where_asked(replicas, tmp_path):
+    r = replicas(1, mode="tcp")[0]
+    port = free_port()
+    (tmp_path / "lb.yaml").write_text(tcp_config(port, [r.addr]).replace(
+        "    level: info\n", "    level: info\n    target: lb.log\n"))
+    rc = subprocess.run([LB, "-d", "-c", "lb.yaml", "-p", "lb.pid"], cwd=str(tmp_path), timeout=10).returncode
+    assert rc == 0
+    pid = int((tmp_path / "lb.pid").read_text())
+    try:
+        log = tmp_path / "lb.log"
+        os.kill(pid, signal.SIGHUP)
+        wait_until(lambda: log.exists() and "reload: generation 2 running" in log.read_text(), 10, "the reload")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists("/proc/%d" % pid) or
+                   open("/proc/%d/stat" % pid).read().split()[2] == "Z", 10, "daemon exit")

@@ -652,7 +652,7 @@ static void test_several_errors_are_all_reported_in_file_order(void **state)
 	static const char *const expected[] = {
 		"lb.yaml:2:10: global.grace: duration without unit: expected a duration from 0ms "
 		"to 168h with a unit (ms, s, m, h), got \"5\"",
-		"lb.yaml:3:12: global.workers: expected auto or an integer 1..256, got \"many\"",
+		"lb.yaml:3:12: global.workers: expected auto or an integer 1..64, got \"many\"",
 		"lb.yaml:6:11: listeners[0].bind: expected an address HOST:PORT, [IPV6]:PORT or "
 		"*:PORT with a port 1..65535, got \"*:99999\"",
 		"lb.yaml:7:14: listeners[0].backend: no backend named \"nope\"",
