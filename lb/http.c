@@ -27,6 +27,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -83,7 +84,6 @@ struct http_session {
 	bool logged; /* request_complete ran for the current request */
 
 	/* the current request */
-	struct http_head req;
 	size_t scan_pos; /* http_head_length resume point */
 	bool head_timer_started;
 	unsigned requests_served;
@@ -110,12 +110,16 @@ struct http_session {
 	size_t ntried;
 
 	/* the response */
-	struct http_head resp;
 	size_t resp_scan_pos;
 	bool resp_head_done;
 	bool close_client; /* after this response */
 	struct http_body resp_body;
 	int status; /* sent to the client, 0 = none yet */
+
+	/* Last, and not zeroed at allocation (about 4 KiB): the parser fills
+	 * them before anything reads them. */
+	struct http_head req;
+	struct http_head resp;
 };
 
 static void http_drive(struct http_session *s);
@@ -1010,11 +1014,12 @@ static void http_session_stop(struct session_link *link)
 int http_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		       socklen_t peer_len)
 {
-	struct http_session *s = calloc(1, sizeof(*s));
+	struct http_session *s = malloc(sizeof(*s));
 	if (s == NULL) {
 		close(fd);
 		return -1;
 	}
+	memset(s, 0, offsetof(struct http_session, req));
 	s->link.destroy = http_session_destroy;
 	s->link.stop = http_session_stop;
 	s->worker = w;
