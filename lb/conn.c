@@ -86,6 +86,11 @@ static void read_some(struct conn *c)
 	conn_sync(c);
 }
 
+void conn_read_now(struct conn *c)
+{
+	read_some(c);
+}
+
 static void write_some(struct conn *c)
 {
 	while (evbuffer_get_length(c->out) > 0) {

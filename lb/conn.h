@@ -65,6 +65,11 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
 /* Change the owner (a pooled connection handed to a session). */
 void conn_set_callback(struct conn *c, conn_callback *cb, void *arg);
 
+/* Read what the socket holds now, without waiting for the event loop (a
+ * just-accepted HTTP connection usually has its request already: see
+ * TCP_DEFER_ACCEPT in gen.c). The owner is not called back. */
+void conn_read_now(struct conn *c);
+
 /* Write what the output holds now; register for writability if the kernel
  * takes only part of it. A failed write sets error and is reported through
  * the callback. */

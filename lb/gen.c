@@ -242,6 +242,24 @@ fail:
 	return -1;
 }
 
+/* Options that depend on the listener's configuration, set again when a
+ * reload takes the socket over (the mode may have changed). */
+static int tune_listen_socket(int fd, const struct cfg_listener *l)
+{
+	int one = 1;
+	/* Accepted sockets inherit it: no Nagle delay on small answers,
+	 * without a setsockopt per connection. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+		return -1;
+	/* HTTP: wake the accept only once the request has arrived (nginx's
+	 * "deferred"), so that the session reads it at once (http.c); the
+	 * kernel still hands over a silent connection after a few seconds,
+	 * and timeouts.header deals with it. Never in TCP mode, where the
+	 * server may speak first. */
+	int defer_s = l->mode == LISTENER_MODE_HTTP ? 1 : 0;
+	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
+}
+
 static int listen_socket(const struct cfg_listener *l, char *err, size_t errlen)
 {
 	struct addrinfo *ai = NULL;
@@ -257,9 +275,7 @@ static int listen_socket(const struct cfg_listener *l, char *err, size_t errlen)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
 		goto fail;
-	/* Accepted sockets inherit it: no Nagle delay on small answers,
-	 * without a setsockopt per connection. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+	if (tune_listen_socket(fd, l) != 0)
 		goto fail;
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
 		goto fail;
@@ -353,7 +369,9 @@ static struct gen *gen_build(struct config_ref *ref, const struct resolution *re
 		l->cfg = &cfg->listeners[i];
 		l->backend = &g->backends[l->cfg->backend_index];
 		l->fd = inherited_socket(previous, l->cfg);
-		if (l->fd < 0)
+		if (l->fd >= 0)
+			tune_listen_socket(l->fd, l->cfg); /* best effort: it listens already */
+		else
 			l->fd = listen_socket(l->cfg, err, errlen);
 		if (l->fd < 0)
 			goto fail;

@@ -1045,5 +1045,9 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 	 * accept (slowloris); later ones within it of their first byte. */
 	s->head_timer_started = true;
 	timer_arm(s, l->cfg->timeouts.header_ms);
+	/* The request is usually there already (TCP_DEFER_ACCEPT): serve it
+	 * now rather than after another trip through epoll. */
+	conn_read_now(s->client);
+	http_drive(s);
 	return 0;
 }
