@@ -556,3 +556,63 @@ def test_request_cut_off_by_the_client_is_logged_499(replicas, lb, tmp_path):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     wait_until(lambda: log.exists() and " 499 " in log.read_text(), 5, "the 499 line")
     assert "GET /hang 499" in log.read_text()
+
+
+def test_expect_100_continue_is_relayed(three):
+    _, port, _ = three()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        status, _, _, rest = read_response(s)
+        assert status == 100
+        s.sendall(b"hello")
+        status, _, body, _ = read_response(s, rest)
+        assert status == 200 and body == b"5"
+
+
+class HopByHopServer:
+    """Answers every request with hop-by-hop headers that must not reach the client."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                buf = b""
+                try:
+                    while b"\r\n\r\n" not in buf:
+                        data = conn.recv(4096)
+                        if not data:
+                            break
+                        buf += data
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
+                                 b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTrailer: X-T\r\n"
+                                 b"X-End: kept\r\nContent-Length: 2\r\n\r\nok")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_hop_by_hop_response_headers_are_removed(lb):
+    server = HopByHopServer()
+    try:
+        port = free_port()
+        lb(http_config(port, ["127.0.0.1:%d" % server.port]), port)
+        status, headers, body, _ = request(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status == 200 and body == b"ok" and headers["x-end"] == "kept"
+        for hop in ("x-hop", "keep-alive", "proxy-connection", "trailer"):
+            assert hop not in headers, hop
+        assert headers.get("connection", "keep-alive") != "keep-alive, X-Hop"
+    finally:
+        server.close()
