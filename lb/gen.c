@@ -497,9 +497,11 @@ static uint64_t pick_random(void)
 	return state * 2685821657736338717ULL;
 }
 
-int gen_pick_server(struct gen_backend *b, const int *tried, size_t ntried, const void *key, size_t key_len)
+int gen_next_server(struct gen_backend *b, struct server_tries *tries, const void *key, size_t key_len)
 {
-	struct pick_context pc = { .backend = b, .tried = tried, .ntried = ntried };
+	if (tries->count > (size_t)b->cfg->retries || tries->count >= GEN_MAX_TRIES)
+		return -1;
+	struct pick_context pc = { .backend = b, .tried = tries->tried, .ntried = tries->count };
 	struct balance_request req = {
 		.usable = pick_usable,
 		.load = pick_load,
@@ -512,5 +514,7 @@ int gen_pick_server(struct gen_backend *b, const int *tried, size_t ntried, cons
 	pthread_mutex_lock(&b->pick_lock);
 	int i = balance_pick(b->balancer, &req);
 	pthread_mutex_unlock(&b->pick_lock);
+	if (i >= 0)
+		tries->tried[tries->count++] = i;
 	return i;
 }

@@ -159,11 +159,20 @@ static inline bool gen_server_usable(const struct gen_backend *b, size_t i)
 	       !atomic_load_explicit(&s->state->drained, memory_order_relaxed);
 }
 
+/* The servers one request (http) or connection (tcp) has tried: SPEC 6
+ * allows 1 + retries tries, never the same server twice. retries <= 10
+ * (config.c). Zero it for each new request. */
+#define GEN_MAX_TRIES 11
+struct server_tries {
+	int tried[GEN_MAX_TRIES];
+	size_t count;
+};
+
 /*
- * Choose a server of b for one request or connection, skipping the indexes
- * in tried[0..ntried). key/key_len: the hash key (NULL = none).
- * Returns a server index or -1 when there is no candidate.
+ * The server for the next try of a request or connection: a candidate of b
+ * not tried yet, while b's retries allow one more try (the try is recorded).
+ * key/key_len: the hash key (NULL = none). -1 when there is none.
  */
-int gen_pick_server(struct gen_backend *b, const int *tried, size_t ntried, const void *key, size_t key_len);
+int gen_next_server(struct gen_backend *b, struct server_tries *tries, const void *key, size_t key_len);
 
 #endif

@@ -45,7 +45,6 @@
 #include "relay.h"
 #include "upstream.h"
 
-#define MAX_TRIES 16 /* 1 + retries, and retries <= 10 (config.c) */
 #define RESPONSE_HEAD_MAX (64 * 1024)
 #define HEAD_REWRITE_SLACK 1024 /* room for the fields lb adds */
 #define RETRY_BODY_MAX (64 * 1024) /* bodies kept for a retry, at most */
@@ -106,8 +105,7 @@ struct http_session {
 	int server_index; /* -1 when none */
 	bool server_reused; /* came from the pool */
 	bool request_sent; /* some server got (part of) this request */
-	int tried[MAX_TRIES];
-	size_t ntried;
+	struct server_tries tries;
 
 	/* the response */
 	size_t resp_scan_pos;
@@ -248,7 +246,7 @@ static void request_reset(struct http_session *s)
 	s->head_timer_started = false;
 	s->req_done = s->resp_head_done = s->retriable = false;
 	s->has_hash_key = false;
-	s->ntried = 0;
+	s->tries.count = 0;
 	s->request_sent = false;
 	s->status = 0;
 	s->req_bytes = s->resp_bytes = 0;
@@ -566,19 +564,13 @@ static bool start_attempt(struct http_session *s)
 {
 	struct gen_backend *b = s->backend;
 
-	/* Out of servers: 503 when none could even be reached (nothing was
-	 * sent: the client may retry, as HAProxy answers), else 502. */
-	int exhausted = s->request_sent ? 502 : 503;
-	if (s->ntried > (size_t)b->cfg->retries || s->ntried >= MAX_TRIES) {
-		respond_error(s, exhausted);
-		return true;
-	}
-	int i = gen_pick_server(b, s->tried, s->ntried, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
+	/* Out of servers or tries: 503 when none could even be reached
+	 * (nothing was sent: the client may retry, as HAProxy answers), else 502. */
+	int i = gen_next_server(b, &s->tries, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
 	if (i < 0) {
-		respond_error(s, exhausted);
+		respond_error(s, s->request_sent ? 502 : 503);
 		return true;
 	}
-	s->tried[s->ntried++] = i;
 	atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
 	return attempt_on(s, i, true);
 }

@@ -26,7 +26,6 @@
 #include "netutil.h"
 #include "relay.h"
 
-#define MAX_TRIES 16 /* retries is at most 10: config.c validates it */
 
 enum tcp_state {
 	TCP_PROXY_HEADER, /* proxy_protocol: waiting for the PROXY header */
@@ -46,8 +45,7 @@ struct tcp_session {
 	struct conn *client;
 	struct conn *server;
 	int server_index; /* -1 until picked */
-	int tried[MAX_TRIES];
-	size_t ntried;
+	struct server_tries tries;
 	bool timer_fired;
 
 	struct deadline deadline; /* the one timer: see deadline.h */
@@ -136,13 +134,10 @@ static bool connect_next_server(struct tcp_session *s)
 	const void *key = netutil_ip_bytes(&s->peer, &key_len);
 
 	release_server(s);
-	if (s->ntried > (size_t)s->backend->cfg->retries || s->ntried >= MAX_TRIES)
-		return false;
-	int i = gen_pick_server(s->backend, s->tried, s->ntried, key, key_len);
+	int i = gen_next_server(s->backend, &s->tries, key, key_len);
 	if (i < 0)
 		return false;
 	struct gen_server *gs = &s->backend->servers[i];
-	s->tried[s->ntried++] = i;
 	s->server_index = i;
 	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
 	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
