@@ -27,7 +27,7 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(LB_OBJS))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all units test run bench install clean deps
+.PHONY: all units fuzz test run bench install clean deps
 all: $(BUILD)/lb $(BUILD)/replica
 
 $(BUILD)/obj/%.o: lb/%.c | $(BUILD)/obj
@@ -51,12 +51,30 @@ $(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/*.h) | $(BUILD)/un
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 
+# Fuzz targets (libFuzzer), each linked with the pure module it exercises.
+# make test builds them and replays their seed corpora, so that they keep
+# compiling and every seed keeps passing; fuzz for real by hand (each
+# file's header says how).
+FUZZ_DIR    := build-fuzz
+FUZZ_BINS   := $(patsubst test/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard test/fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb -Wall -Wextra -Werror
+$(FUZZ_DIR)/fuzz_http_msg: lb/http_msg.c
+$(FUZZ_DIR)/fuzz_http_response_diff: lb/http_msg.c test/fuzz/http_msg_reference.c
+$(FUZZ_DIR)/fuzz_proxy_proto: lb/proxy_proto.c
+$(FUZZ_DIR)/fuzz_config: lb/config.c
+$(FUZZ_DIR)/fuzz_%: test/fuzz/fuzz_%.c
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter lb/%.c,$^) -lhttp_parser -lyaml
+
+fuzz: $(FUZZ_BINS)
+
 deps:
 	@scripts/deps.sh
 
 test: deps
 	$(MAKE) all units
 	$(MAKE) BUILD=build-asan SANITIZE=1 CC=clang all units
+	$(MAKE) fuzz
 	scripts/run-tests.sh build build-asan
 
 run: deps all
@@ -74,6 +92,6 @@ install: all
 	install -D -m 0644 scripts/lb.service $(DESTDIR)/etc/systemd/system/lb.service
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/unit/*.d)

@@ -9,7 +9,7 @@
 # ports the tests and the demo use.
 set -eu
 
-packages="build-essential pkg-config clang libevent-dev libyaml-dev libcmocka-dev
+packages="build-essential pkg-config clang libclang-rt-14-dev libevent-dev libyaml-dev libcmocka-dev
 libhttp-parser-dev python3 python3-pytest curl prometheus"
 [ "${1:-}" = "--bench" ] && packages="$packages wrk haproxy nginx-light gnuplot-nox"
 

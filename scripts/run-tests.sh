@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every suite against each build directory given (build, build-asan):
 # the cmocka unit tests, then the pytest integration tests with real
-# processes. Ends with one summary line over everything: "N passed, N failed".
+# processes; then the fuzz targets of build-fuzz/ replay their seeds.
+# Ends with one summary line over everything: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,24 @@ for build in "$@"; do
         grep -qE '^(=+ )?[0-9]+ (passed|failed|errors?|skipped).* in [0-9.]+s' "$log" || failed=$((failed + 1))
     fi
     count "$log"
+done
+
+# The fuzz targets replay their seed corpora (a smoke test: each target
+# still builds, and no seed crashes it). One test per target.
+for bin in build-fuzz/fuzz_*; do
+    [ -x "$bin" ] || continue
+    name=${bin##*/fuzz_}
+    corpus=test/fuzz/corpus/$name
+    [ -d "$corpus" ] || corpus=test/fuzz/corpus/${name%_diff}
+    log="build-fuzz/$name.replay.log"
+    if timeout 120 "$bin" "$corpus"/* >"$log" 2>&1; then
+        echo "== $bin: $(ls "$corpus" | wc -l) seeds replayed"
+        passed=$((passed + 1))
+    else
+        echo "== $bin: FAILED on its seeds (see $log)"
+        failed=$((failed + 1))
+        failed_suites+=("$bin")
+    fi
 done
 
 [ ${#failed_suites[@]} -gt 0 ] && echo "failed suites: ${failed_suites[*]}"

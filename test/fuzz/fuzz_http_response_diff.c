@@ -32,7 +32,9 @@
  *   build/fuzz_http_response_diff -max_total_time=180 -dict=test/fuzz/http_response.dict \
  *       test/fuzz/corpus/http_response/
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
