@@ -8,21 +8,24 @@
  *
  * The state machine, driven by http_drive() only (callbacks just record):
  *
- *   READ_HEAD --> CONNECTING --> EXCHANGE --> READ_HEAD (keep-alive)
- *       |             |  ^          |  |
- *       |             +--+ retry    |  +--> TUNNEL (after 101)
- *       v                           v
- *   FLUSH_CLOSE (lb's own answer, or the last response) --> LINGER --> CLOSING
+ *   [PROXY_HEADER] --> READ_HEAD --> CONNECTING --> EXCHANGE --> READ_HEAD
+ *                          |             |  ^          |  |    (keep-alive)
+ *                          |             +--+ retry    |  +--> TUNNEL (101)
+ *                          v                           v
+ *   FLUSH_CLOSE (lb's own answer, or the last response) --> [LINGER] --> CLOSING
  *
  * EXCHANGE streams the request body to the server and the response back,
  * each through an http_body framing tracker (the bytes go verbatim). Both
- * directions are bounded: see relay.h.
+ * directions are bounded: see relay.h. Between two requests a keep-alive
+ * connection moves to the worker's newest generation.
  *
- * Timers (one per session, re-armed on state change):
+ * Timeouts (one deadline per session, deadline.h):
  *   READ_HEAD: timeouts.header from the first byte of a request (and from
  *   accept for the first one: slowloris), timeouts.client while idle between
- *   requests; CONNECTING: timeouts.connect; EXCHANGE: timeouts.response until
- *   the response head, then timeouts.idle of no traffic (checked lazily).
+ *   requests; CONNECTING: timeouts.connect; EXCHANGE: the backend's
+ *   timeouts.idle while the request body moves, timeouts.response from its
+ *   end to the response head, then timeouts.idle again, moved by every byte
+ *   relayed; FLUSH_CLOSE: timeouts.client.
  */
 #include "http.h"
 
@@ -66,7 +69,7 @@ enum http_state {
 struct http_session {
 	struct session_link link; /* first: the worker's list */
 	struct worker *worker;
-	struct gen *gen; /* the generation it started under (a reference) */
+	struct gen *gen; /* the generation of the current request (a reference) */
 	const struct gen_listener *listener;
 	struct gen_backend *backend;
 	enum http_state state;
@@ -215,13 +218,13 @@ static void note_server_failure(struct http_session *s, const char *why)
  * and the access log line. */
 static void request_complete(struct http_session *s)
 {
+	if (s->method_name == NULL || s->logged)
+		return; /* nothing of a request arrived, or already counted */
+	s->logged = true;
 	struct timeval now = now_cached(s);
 	int64_t elapsed = ((int64_t)now.tv_sec - s->req_started.tv_sec) * 1000000 +
 			  ((int64_t)now.tv_usec - s->req_started.tv_usec);
 	uint64_t us = elapsed > 0 ? (uint64_t)elapsed : 0; /* the wall clock may step back */
-	if (s->method_name == NULL || s->logged)
-		return; /* nothing of a request arrived, or already counted */
-	s->logged = true;
 	backend_state_observe(s->backend->state, us);
 	if (!log_access_enabled())
 		return;
@@ -532,7 +535,6 @@ static void send_request(struct http_session *s)
 	timer_arm(s, s->req_done ? s->backend->cfg->timeouts.response_ms : s->backend->cfg->timeouts.idle_ms);
 }
 
-/* Pick a server and start sending to it. Answers 503/502 when none is left. */
 /* Send the request to server i: over an idle pooled connection when
  * use_pool allows and there is one, else over a new connection. */
 static bool attempt_on(struct http_session *s, int i, bool use_pool)
@@ -592,13 +594,15 @@ static bool connecting(struct http_session *s)
 		s->state = HTTP_CLOSING;
 		return true;
 	}
+	/* Nothing was sent, and no byte of the body consumed (it waits in the
+	 * client input, or whole in req_body_copy): any request may go to
+	 * another server. */
 	if (s->timer_fired) {
 		s->timer_fired = false;
-		/* Nothing was sent: any request whose body we still hold may go elsewhere. */
-		return retry_or_fail(s, s->req_done, 502, "connect timeout");
+		return retry_or_fail(s, true, 502, "connect timeout");
 	}
 	if (s->server->error || s->server->eof)
-		return retry_or_fail(s, s->req_done, 502, "connect failed");
+		return retry_or_fail(s, true, 502, "connect failed");
 	if (!s->server->connected)
 		return false;
 	send_request(s);
