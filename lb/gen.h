@@ -60,7 +60,7 @@ struct server_state {
 	atomic_uint_fast64_t failures; /* connect failures, 5xx, resets */
 	atomic_uint_fast64_t bytes_in; /* from the server */
 	atomic_uint_fast64_t bytes_out; /* to the server */
-	atomic_uint_fast64_t responses[6]; /* by status class: [1] 1xx .. [5] 5xx, [0] lb's own */
+	atomic_uint_fast64_t responses[6]; /* relayed, by status class: [1] 1xx .. [5] 5xx ([0] unused) */
 	struct idle_pool pools[LB_MAX_WORKERS]; /* indexed by worker */
 };
 

@@ -351,3 +351,18 @@ def test_daemon_with_relative_paths_reloads_and_writes_its_pid_where_asked(repli
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not os.path.exists("/proc/%d" % pid) or
                    open("/proc/%d/stat" % pid).read().split()[2] == "Z", 10, "daemon exit")
+
+
+def test_reload_binds_new_listeners_and_closes_removed_ones(replicas, lb):
+    r = replicas(1, mode="tcp", args=["-g"])[0]
+    port, extra_port = free_port(), free_port()
+    base = tcp_config(port, [r.addr])
+    second = base.replace("backends:\n", "  - name: second\n    bind: \"127.0.0.1:%d\"\n    mode: tcp\n"
+                          "    backend: app\nbackends:\n" % extra_port)
+    inst = lb(base, port)
+    assert not can_connect(extra_port)
+    inst.reload(second)
+    assert greeting(extra_port) == "r0"
+    inst.reload(base)
+    wait_until(lambda: not can_connect(extra_port), 5, "the removed listener to close")
+    assert greeting(port) == "r0"
