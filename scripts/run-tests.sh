@@ -46,7 +46,7 @@ for build in "$@"; do
     done
     log="$build/logs/integration.log"
     echo "== integration tests ($build)"
-    timeout 900 "$PYTHON" -m pytest -q -p no:cacheprovider test/integration 2>&1 | tee "$log"
+    timeout 900 "$PYTHON" -m pytest -q -rf -p no:cacheprovider test/integration 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     if [ "$rc" -ne 0 ]; then
         failed_suites+=("integration ($build)")
