@@ -90,6 +90,7 @@ install: all
 	install -D -m 0755 scripts/lbctl $(DESTDIR)$(PREFIX)/sbin/lbctl
 	test -e $(DESTDIR)/etc/lb/lb.yaml || install -D -m 0644 conf/lb.yaml $(DESTDIR)/etc/lb/lb.yaml
 	install -D -m 0644 scripts/lb.service $(DESTDIR)/etc/systemd/system/lb.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/lb/README.md
 
 clean:
 	rm -rf build build-asan build-fuzz
