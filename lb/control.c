@@ -276,6 +276,12 @@ int control_run(struct gen *first, const struct control_options *opts)
 	if (wake_event == NULL || event_add(wake_event, NULL) != 0)
 		goto out;
 
+	/* The admin endpoint binds before privileges go, like the listeners. */
+	if (admin_start(c.base, first, &c.admin, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
+	err[0] = '\0';
 	if (daemon_drop_privileges(first->cfg->global.user, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;
@@ -295,10 +301,6 @@ int control_run(struct gen *first, const struct control_options *opts)
 	}
 	if (health_sync(c.base, first) < 0)
 		goto out;
-	if (admin_start(c.base, first, &c.admin, err, sizeof(err)) < 0) {
-		log_error("cannot start: %s", err);
-		goto out;
-	}
 	c.resolver = resolver_start(c.base, on_resolution_change, &c);
 	if (c.resolver == NULL)
 		goto out;
