@@ -77,7 +77,9 @@ test: deps
 	$(MAKE) fuzz
 	scripts/run-tests.sh build build-asan
 
-run: deps all
+run:
+	@scripts/deps.sh --run
+	$(MAKE) all
 	scripts/demo.sh
 
 bench:

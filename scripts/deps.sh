@@ -1,7 +1,8 @@
 #!/bin/sh
-# Installs the Debian packages lb needs to build, test and run its demo,
-# only those that are missing. With --bench, also the benchmark peers
-# (HAProxy, nginx), wrk and gnuplot.
+# Installs the Debian packages lb needs, only those that are missing:
+#   deps.sh           to build and run every test (make test)
+#   deps.sh --run     to build and run the demo only (make run)
+#   deps.sh --bench   to build and benchmark against HAProxy and nginx (make bench)
 #
 # prometheus is here for promtool, which the admin tests use to check the
 # /metrics text. Services that packages would start on installation
@@ -9,9 +10,13 @@
 # ports the tests and the demo use.
 set -eu
 
-packages="build-essential pkg-config clang libclang-rt-14-dev libevent-dev libyaml-dev libcmocka-dev
-libhttp-parser-dev python3 python3-pytest curl prometheus"
-[ "${1:-}" = "--bench" ] && packages="$packages wrk haproxy nginx-light gnuplot-nox"
+# What building and running lb needs (make run); the tests add the rest.
+packages="build-essential pkg-config libevent-dev libyaml-dev libhttp-parser-dev curl"
+case "${1:-}" in
+--run) ;;
+--bench) packages="$packages wrk haproxy nginx-light gnuplot-nox" ;;
+*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest prometheus" ;;
+esac
 
 missing=""
 for p in $packages; do
