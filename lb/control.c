@@ -69,6 +69,21 @@ static bool all_workers_at(const struct control *c, unsigned long gen_id)
 	return true;
 }
 
+/* At the stop: close every listening socket once. A socket may be shared
+ * by several of the generations still around (taken over by each reload):
+ * each is closed by the newest generation that has it. */
+static void close_all_sockets(struct control *c)
+{
+	if (c->sockets_closed)
+		return;
+	for (size_t i = 0; i < c->nretiring; i++) {
+		const struct gen *newer = i + 1 < c->nretiring ? c->retiring[i + 1].old : c->current;
+		gen_close_dropped_sockets(c->retiring[i].old, newer);
+	}
+	gen_close_dropped_sockets(c->current, NULL);
+	c->sockets_closed = true;
+}
+
 /* Drop the generations every worker has moved past. */
 static void retire_generations(struct control *c)
 {
@@ -216,13 +231,8 @@ static void on_workers_answered(evutil_socket_t fd, short what, void *arg)
 					 atomic_load(&c->workers[i].exited);
 		all_exited &= atomic_load(&c->workers[i].exited);
 	}
-	if (all_stopped_accepting && !c->sockets_closed) {
-		/* No worker polls them any more: close every listening socket. */
-		for (size_t i = 0; i < c->nretiring; i++)
-			gen_close_dropped_sockets(c->retiring[i].old, c->current);
-		gen_close_dropped_sockets(c->current, NULL);
-		c->sockets_closed = true;
-	}
+	if (all_stopped_accepting)
+		close_all_sockets(c); /* no worker polls them any more */
 	if (all_exited)
 		event_base_loopbreak(c->base);
 }
@@ -323,14 +333,10 @@ out:
 	admin_stop(c.admin);
 	resolver_stop(c.resolver);
 	free(c.workers);
-	for (size_t i = 0; i < c.nretiring; i++) {
-		if (!c.sockets_closed)
-			gen_close_dropped_sockets(c.retiring[i].old, c.current);
+	close_all_sockets(&c);
+	for (size_t i = 0; i < c.nretiring; i++)
 		gen_release(c.retiring[i].old);
-	}
 	free(c.retiring);
-	if (!c.sockets_closed)
-		gen_close_dropped_sockets(c.current, NULL);
 	gen_release(c.current);
 	if (c.grace_timer)
 		event_free(c.grace_timer);
