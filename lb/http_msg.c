@@ -394,6 +394,7 @@ static enum http_verdict run_http_parser(const char *buf, size_t len, struct htt
 	http_parser_init(parser, h->is_request ? HTTP_REQUEST : HTTP_RESPONSE);
 	parser->data = &ctx;
 	size_t parsed = http_parser_execute(parser, &parser_settings, buf, len);
+	parser->data = NULL; /* ctx ends with this call; the caller reads only parser->method */
 	enum http_errno err = HTTP_PARSER_ERRNO(parser);
 	if (err != HPE_OK) {
 		if (err == HPE_INVALID_METHOD && h->is_request)
