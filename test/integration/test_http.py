@@ -448,19 +448,19 @@ def test_five_reloads_under_keepalive_load_fail_no_request(replicas, lb):
     assert set(load.seen) == {"r0", "r1", "r2"}
 
 
-class DroppingServer:
-    """Answers the first request of each connection (keep-alive), then reads
-    the next one and closes without a word: a keep-alive timeout racing with
-    the proxy's reuse of the connection."""
+class ScriptedServer:
+    """A server on 127.0.0.1 whose answer to each connection is `script`
+    (conn -> None), for the server behaviours the replica does not have.
+    One thread per connection."""
 
-    def __init__(self):
+    def __init__(self, script):
+        self.script = script
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
         while True:
@@ -474,24 +474,37 @@ class DroppingServer:
     def handle(self, conn):
         with conn:
             conn.settimeout(10)
-            buf = b""
             try:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(4096)
-                    if not data:
-                        return
-                    buf += data
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-                conn.recv(4096)  # the next request: dropped
+                self.script(conn)
             except OSError:
-                return
+                pass
 
     def close(self):
         self.sock.close()
 
 
+def read_head(conn):
+    """Read one request head from conn; b"" when the peer closed first."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(4096)
+        if not data:
+            return b""
+        buf += data
+    return buf
+
+
+def answer_once_then_drop(conn):
+    """The first request of the connection is answered (keep-alive); the next
+    one is read and the connection closed without a word: a keep-alive
+    timeout racing with the proxy's reuse of the connection."""
+    if read_head(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        conn.recv(4096)
+
+
 def test_pooled_connection_dropped_by_the_server_is_retried_on_a_new_one(lb):
-    server = DroppingServer()
+    server = ScriptedServer(answer_once_then_drop)
     try:
         port = free_port()
         inst = lb(http_config(port, ["127.0.0.1:%d" % server.port],
@@ -572,43 +585,16 @@ def test_expect_100_continue_is_relayed(three):
         assert status == 200 and body == b"5"
 
 
-class HopByHopServer:
-    """Answers every request with hop-by-hop headers that must not reach the client."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                buf = b""
-                try:
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(4096)
-                        if not data:
-                            break
-                        buf += data
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
-                                 b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTrailer: X-T\r\n"
-                                 b"X-End: kept\r\nContent-Length: 2\r\n\r\nok")
-                except OSError:
-                    pass
-
-    def close(self):
-        self.sock.close()
+def answer_with_hop_by_hop_headers(conn):
+    """Every answer carries hop-by-hop headers that must not reach the client."""
+    if read_head(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
+                     b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTrailer: X-T\r\n"
+                     b"X-End: kept\r\nContent-Length: 2\r\n\r\nok")
 
 
 def test_hop_by_hop_response_headers_are_removed(lb):
-    server = HopByHopServer()
+    server = ScriptedServer(answer_with_hop_by_hop_headers)
     try:
         port = free_port()
         lb(http_config(port, ["127.0.0.1:%d" % server.port]), port)
