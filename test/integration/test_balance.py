@@ -306,3 +306,36 @@ def test_tcp_hash_by_source_ip_sticks_each_address_to_one_server(replicas, lb):
         assert len(got) == 1, (source, got)
         by_source[source] = got.pop()
     assert set(by_source.values()) | set(names) == {"r0", "r1", "r2"}, by_source
+
+
+def test_bounded_load_spreads_one_hot_key_over_several_servers(replicas, lb):
+    """All requests carry the same key; with bounded_load 1.25 the busy server
+    is capped and concurrent requests spill to the next candidates, while
+    plain hashing sends every one of them to the same server."""
+    import threading
+    from conftest import http_config
+    rs = replicas(3)
+
+    def spread(extra):
+        port = free_port()
+        lb(http_config(port, [r.addr for r in rs], balance="hash",
+                       extra_backend="    hash:\n      key: header:X-User\n" + extra), port)
+        seen, lock = [], threading.Lock()
+
+        def one():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/delay/300", headers={"X-User": "hot"})
+            resp = c.getresponse()
+            with lock:
+                seen.append(resp.getheader("X-Replica"))
+            resp.read()
+            c.close()
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert len(seen) == 6
+        return set(seen)
+    assert len(spread("")) == 1
+    assert len(spread("      bounded_load: 1.25\n")) >= 2

@@ -367,3 +367,35 @@ def test_reload_binds_new_listeners_and_closes_removed_ones(replicas, lb):
     inst.reload(base)
     wait_until(lambda: not can_connect(extra_port), 5, "the removed listener to close")
     assert greeting(port) == "r0"
+
+
+def test_version_and_help_exit_0():
+    out = subprocess.run([LB, "-V"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith("lb ")
+    out = subprocess.run([LB, "-h"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and "usage: lb" in out.stdout
+
+
+def test_global_pidfile_is_written_and_removed(replicas, lb, tmp_path):
+    r = replicas(1, mode="tcp")[0]
+    port = free_port()
+    pidfile = tmp_path / "from-config.pid"
+    inst = lb(tcp_config(port, [r.addr], extra_global="  pidfile: %s" % pidfile), port)
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() == str(inst.proc.pid), 5, "pid file")
+    assert inst.stop() == 0
+    assert not pidfile.exists()
+
+
+def test_sigusr1_reopens_the_access_log(replicas, lb, tmp_path):
+    r = replicas(1, mode="tcp", args=["-g"])[0]
+    port = free_port()
+    access = tmp_path / "access.log"
+    inst = lb(tcp_config(port, [r.addr], extra_global="  access_log: %s" % access), port)
+    assert greeting(port) == "r0"
+    # (The harness's own probe for the port was a connection too.)
+    wait_until(lambda: access.exists() and " 0 3 " in access.read_text(), 5, "the greeting's access line")
+    os.rename(access, tmp_path / "access.log.1")
+    inst.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: "log files reopened" in inst.log_text(), 5, "reopen")
+    assert greeting(port) == "r0"
+    wait_until(lambda: access.exists() and "front app" in access.read_text(), 5, "a line in the new file")
