@@ -392,7 +392,6 @@ def test_sigusr1_reopens_the_access_log(replicas, lb, tmp_path):
     access = tmp_path / "access.log"
     inst = lb(tcp_config(port, [r.addr], extra_global="  access_log: %s" % access), port)
     assert greeting(port) == "r0"
-    # (The harness's own probe for the port was a connection too.)
     wait_until(lambda: access.exists() and " 0 3 " in access.read_text(), 5, "the greeting's access line")
     os.rename(access, tmp_path / "access.log.1")
     inst.proc.send_signal(signal.SIGUSR1)
