@@ -605,3 +605,32 @@ def test_hop_by_hop_response_headers_are_removed(lb):
         assert headers.get("connection", "keep-alive") != "keep-alive, X-Hop"
     finally:
         server.close()
+
+
+def test_sigterm_finishes_an_inflight_request_and_closes_idle_keepalive(replicas, lb):
+    import signal as sig
+    rs = replicas(3)
+    port, admin = free_port(), free_port()
+    inst = lb(http_config(port, [r.addr for r in rs], extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    idle.request("GET", "/")
+    assert idle.getresponse().read()  # now idle, kept alive
+    busy = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    busy.request("GET", "/delay/700")
+
+    def in_flight():
+        c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        c.request("GET", "/stats")
+        servers = json.loads(c.getresponse().read())["backends"][0]["servers"]
+        c.close()
+        return sum(v["active"] for v in servers)
+    wait_until(lambda: in_flight() == 1, 5, "the request at a server")
+    started = time.monotonic()
+    inst.proc.send_signal(sig.SIGTERM)
+    resp = busy.getresponse()
+    assert resp.status == 200 and resp.read().strip() in (b"r0", b"r1", b"r2")
+    assert resp.getheader("Connection") == "close"
+    assert inst.proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5  # not the 10 s grace: the idle one did not hold it
+    busy.close()
+    idle.close()
