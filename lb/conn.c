@@ -167,11 +167,6 @@ void conn_shutdown_write(struct conn *c)
 	}
 }
 
-size_t conn_pending_output(const struct conn *c)
-{
-	return evbuffer_get_length(c->out);
-}
-
 void conn_set_callback(struct conn *c, conn_callback *cb, void *arg)
 {
 	c->on_event = cb;

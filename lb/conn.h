@@ -89,9 +89,6 @@ void conn_free(struct conn *c);
  * connection abandoned in the middle of an exchange. */
 void conn_abort(struct conn *c);
 
-/* Bytes waiting to be written. */
-size_t conn_pending_output(const struct conn *c);
-
 /* For listeners with proxy_protocol: take a PROXY v1/v2 header from the
  * front of the input (proxy_proto.h). Returns 1 when it was there (drained;
  * *peer is the original client unless the header says LOCAL), 0 while it

@@ -36,7 +36,7 @@ struct retiring_gen {
 };
 
 struct control {
-	const struct control_options *opts;
+	const char *config_path;
 	struct event_base *base;
 	struct gen *current;
 	struct worker *workers;
@@ -137,8 +137,8 @@ static void reload(struct control *c)
 	struct resolution res = { 0 };
 	char err[512] = "";
 
-	log_info("reload: reading %s", c->opts->config_path);
-	if (config_load_file(c->opts->config_path, &cfg, &errs) < 0) {
+	log_info("reload: reading %s", c->config_path);
+	if (config_load_file(c->config_path, &cfg, &errs) < 0) {
 		for (size_t i = 0; i < errs.count; i++)
 			log_error("%s", errs.lines[i]);
 		log_error("reload failed: %zu error(s); still running generation %lu", errs.count, c->current->id);
@@ -261,11 +261,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-int control_run(struct gen *first, const struct control_options *opts)
+int control_run(struct gen *first, const char *config_path)
 {
 	static const int signals[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
 	struct event *signal_events[sizeof(signals) / sizeof(signals[0])] = { 0 };
-	struct control c = { .opts = opts, .current = first, .wake_fd = -1 };
+	struct control c = { .config_path = config_path, .current = first, .wake_fd = -1 };
 	struct event *wake_event = NULL;
 	char err[256] = "";
 	int status = 3;

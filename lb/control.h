@@ -9,14 +9,9 @@
 
 #include "gen.h"
 
-struct control_options {
-	const char *config_path;
-	const char *pidfile; /* from -p; NULL = global.pidfile */
-	bool daemonize;
-};
-
-/* Run lb on an already loaded first generation until it is stopped.
- * Returns the process exit status (0 clean stop, 3 could not start). */
-int control_run(struct gen *first, const struct control_options *opts);
+/* Run lb on an already loaded first generation until it is stopped;
+ * SIGHUP re-reads config_path. Returns the process exit status (0 clean
+ * stop, 3 could not start). */
+int control_run(struct gen *first, const char *config_path);
 
 #endif

@@ -32,11 +32,6 @@ static struct log_target access_log = { .kind = TARGET_OFF, .fd = -1 };
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const int syslog_priorities[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 
-void log_init_default(void)
-{
-	atomic_store(&log_level, LOG_LEVEL_INFO);
-}
-
 static int open_append(const char *path)
 {
 	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -12,8 +12,7 @@
 
 #include "config.h"
 
-/* Before configuration is known: level info, to stderr. */
-void log_init_default(void);
+/* Before log_configure runs, lines of level info and above go to stderr. */
 
 /* Apply global.log and global.access_log. Returns 0, or -1 with errno when
  * a file cannot be opened (the previous targets stay in place). */

@@ -35,23 +35,24 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	struct control_options opts = { .config_path = DEFAULT_CONFIG };
-	bool check_only = false;
+	const char *config_path = DEFAULT_CONFIG;
+	const char *pidfile_arg = NULL; /* -p overrides global.pidfile */
+	bool check_only = false, daemonize = false;
 	int opt;
 
 	while ((opt = getopt(argc, argv, "c:tdp:Vh")) != -1) {
 		switch (opt) {
 		case 'c':
-			opts.config_path = optarg;
+			config_path = optarg;
 			break;
 		case 't':
 			check_only = true;
 			break;
 		case 'd':
-			opts.daemonize = true;
+			daemonize = true;
 			break;
 		case 'p':
-			opts.pidfile = optarg;
+			pidfile_arg = optarg;
 			break;
 		case 'V':
 			printf("lb %s\n", LB_VERSION);
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
 
 	struct lb_config *cfg = NULL;
 	struct config_errors errs = { 0 };
-	if (config_load_file(opts.config_path, &cfg, &errs) < 0) {
+	if (config_load_file(config_path, &cfg, &errs) < 0) {
 		for (size_t i = 0; i < errs.count; i++)
 			fprintf(stderr, "%s\n", errs.lines[i]);
 		config_errors_free(&errs);
@@ -86,14 +87,13 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	log_init_default();
 	if (log_configure(cfg->global.log.level, cfg->global.log.target, cfg->global.access_log) < 0) {
 		fprintf(stderr, "lb: cannot open log target %s or %s: %m\n", cfg->global.log.target,
 			cfg->global.access_log);
 		config_free(cfg);
 		return EXIT_CANNOT_START;
 	}
-	const char *pidfile = opts.pidfile ? opts.pidfile : cfg->global.pidfile;
+	const char *pidfile = pidfile_arg ? pidfile_arg : cfg->global.pidfile;
 	char *pidfile_copy = strdup(pidfile);
 
 	/* Resolve and bind before detaching, so that failures are reported on
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
 		gen_release(first);
 		return EXIT_CANNOT_START;
 	}
-	if (opts.daemonize && daemon_detach() < 0) {
+	if (daemonize && daemon_detach() < 0) {
 		log_error("cannot detach: %m");
 		return EXIT_CANNOT_START;
 	}
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
 	}
 	free(pidfile_copy);
 
-	int status = control_run(first, &opts);
+	int status = control_run(first, config_path);
 	daemon_remove_pidfile();
 	log_shutdown();
 	return status;
