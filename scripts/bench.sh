@@ -128,32 +128,10 @@ fi
 
 # --- processes ---------------------------------------------------------------
 
-# Every process this script starts is in PID; all are killed on exit.
-cleanup() {
-    local pid
-    for pid in "${PID[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        local alive=0
-        for pid in "${PID[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [[ $alive == 0 ]] && break
-        sleep 0.2
-    done
-    for pid in "${PID[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_port NAME PORT: until PORT accepts, the process NAME dies, or 10 s pass.
-wait_port() {
-    local name=$1 port=$2 deadline=$((SECONDS + 10))
-    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "${PID[$name]}" 2>/dev/null \
-            || die "$name exited during start-up; its log: $RUN/$name.log"$'\n'"$(tail -n 20 "$RUN/$name.log" 2>/dev/null)"
-        ((SECONDS < deadline)) || die "$name does not accept on 127.0.0.1:$port after 10 s; log: $RUN/$name.log"
-        sleep 0.05
-    done
-}
+# Every process this script starts is tracked and stopped on exit; PID
+# names them for the CPU readings.
+# shellcheck source=scripts/proclib.sh
+source "$(dirname "$0")/proclib.sh"
 
 # check_target NAME: GET / answers 200, and a proxy spreads 6 requests over
 # all three replicas (else it is not balancing and the comparison is void).
@@ -304,17 +282,24 @@ for i in 0 1 2; do
     name=replica$((i + 1))
     "${PIN_LOAD[@]}" "$BUILD/replica" -p "${REPLICA_PORTS[$i]}" -n "$name" >"$RUN/$name.log" 2>&1 &
     PID[$name]=$!
+    track_pid $!
 done
-for i in 0 1 2; do wait_port "replica$((i + 1))" "${REPLICA_PORTS[$i]}"; done
+for i in 0 1 2; do
+    name=replica$((i + 1))
+    wait_port "${PID[$name]}" "${REPLICA_PORTS[$i]}" "$RUN/$name.log" 10
+done
 PID[replica]=${PID[replica1]}
 
 "${PIN_PROXY[@]}" "$BUILD/lb" -c "$RUN/lb.yaml" >>"$RUN/lb.log" 2>&1 &
 PID[lb]=$!
+track_pid $!
 "${PIN_PROXY[@]}" haproxy -db -f "$RUN/haproxy.cfg" >>"$RUN/haproxy.log" 2>&1 &
 PID[haproxy]=$!
+track_pid $!
 "${PIN_PROXY[@]}" nginx -p "$RUN_ABS" -e "$RUN_ABS/nginx.log" -c "$RUN_ABS/nginx.conf" -g 'daemon off;' >>"$RUN/nginx.log" 2>&1 &
 PID[nginx]=$!
-for t in lb haproxy nginx; do wait_port "$t" "${PORT[$t]}"; done
+track_pid $!
+for t in lb haproxy nginx; do wait_port "${PID[$t]}" "${PORT[$t]}" "$RUN/$t.log" 10; done
 for t in "${TARGETS[@]}"; do check_target "$t"; done
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)

@@ -46,31 +46,8 @@ for bin in "$BUILD/lb" "$BUILD/replica"; do
     [[ -x $bin ]] || die "$bin not built (run make)"
 done
 
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [[ $alive == 0 ]] && break
-        sleep 0.2
-    done
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_port PID PORT LOG SECONDS: until PORT accepts, PID dies, or time is up.
-wait_port() {
-    local pid=$1 port=$2 log=$3 deadline=$((SECONDS + $4))
-    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || die "process $pid exited during start-up:"$'\n'"$(tail -n 20 "$log")"
-        ((SECONDS < deadline)) || die "nothing accepts on 127.0.0.1:$port after $4 s; log: $log"
-        sleep 0.1
-    done
-}
+# shellcheck source=scripts/proclib.sh
+source "$(dirname "$0")/proclib.sh"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -105,14 +82,14 @@ EOF
 
 for i in 1 2 3; do
     "$BUILD/replica" -p $((PORT_BASE + i)) -n "replica$i" >"$OUT/replica$i.log" 2>&1 &
-    pids+=($!)
+    track_pid $!
     wait_port "$!" $((PORT_BASE + i)) "$OUT/replica$i.log" 10
 done
 
 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
     "$BUILD/lb" -c "$OUT/lb.yaml" >>"$OUT/lb.log" 2>&1 &
 LB_PID=$!
-pids+=("$LB_PID")
+track_pid "$LB_PID"
 wait_port "$LB_PID" "$LB_PORT" "$OUT/lb.log" 60
 
 # client COUNT: COUNT GET / requests to lb; exits non-zero unless all are 200.
@@ -172,7 +149,7 @@ client "$N" || die "measured requests failed"
 callgrind_control -d "$LB_PID" >>"$OUT/control.log" 2>&1 || die "callgrind_control -d failed: $(cat "$OUT/control.log")"
 
 # The dump requested above is the file with a part number (.1); the one
-# written at exit, after the TERM in cleanup, is not read.
+# written at exit, after the TERM of stop_tracked, is not read.
 dumps=("$OUT"/callgrind.out."$LB_PID".*)
 dump=${dumps[0]}
 [[ -f $dump ]] || die "no callgrind dump in $OUT"

@@ -6,12 +6,13 @@ polling a condition with a deadline, never by a bare sleep.
 
 LB_BUILD names the build directory to test (build, build-asan).
 """
+import http.client
 import os
 import signal
 import socket
 import subprocess
-import tempfile
 import textwrap
+import threading
 import time
 
 import pytest
@@ -32,6 +33,74 @@ def wait_until(predicate, timeout=5.0, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(0.01)
+
+
+def run_concurrently(target, count, timeout=60):
+    """Run target() in `count` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "clients still running"
+
+
+class KeepAliveLoad:
+    """Client threads sending GETs on keep-alive connections until stopped."""
+
+    def __init__(self, port, threads=4):
+        self.port = port
+        self.ok = 0
+        self.failures = []
+        self.seen = {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self):
+        conn = None
+        deadline = time.monotonic() + 30
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                body = resp.read()
+                with self.lock:
+                    if resp.status == 200:
+                        self.ok += 1
+                        name = body.decode().strip()
+                        self.seen[name] = self.seen.get(name, 0) + 1
+                    else:
+                        self.failures.append(resp.status)
+                if resp.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as e:
+                with self.lock:
+                    self.failures.append(repr(e))
+                conn = None
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(40)
+
+
+def reload_under_load(inst, load, configs, times=5, progress=20):
+    """SIGHUP `times` times, cycling through configs, while `load` (an
+    object counting successes in .ok) keeps sending; between two reloads and
+    after the last, wait for `progress` more successes."""
+    for i in range(times):
+        wait_until(lambda n=load.ok: load.ok > n + progress, 10, "traffic between reloads")
+        inst.reload(configs[(i + 1) % len(configs)])
+    wait_until(lambda n=load.ok: load.ok > n + progress, 10, "traffic after the reloads")
 
 
 def free_port():

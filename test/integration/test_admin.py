@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, free_port, http_config, recv_all, wait_until
+from conftest import ROOT, free_port, http_config, recv_all, run_concurrently, wait_until
 
 LBCTL = os.path.join(ROOT, "scripts", "lbctl")
 
@@ -219,7 +219,6 @@ def test_lbctl_stats_drain_enable_and_reload(setup, tmp_path):
 
 
 def test_counters_are_exact_under_concurrency(setup):
-    import threading
     _, port, admin, rs, _ = setup()
     errors = []
 
@@ -230,11 +229,7 @@ def test_counters_are_exact_under_concurrency(setup):
                     errors.append(status)
         except OSError as e:
             errors.append(repr(e))
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_concurrently(client, 8)
     assert errors == []
     s = json.loads(call(admin, "GET", "/stats")[1])
     servers = s["backends"][0]["servers"]

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from conftest import Replica, free_port, http_config, recv_line, tcp_config
+from conftest import Replica, free_port, http_config, recv_line, run_concurrently, tcp_config
 
 
 def hash_backend(key, method="maglev"):
@@ -68,12 +68,7 @@ def concurrent_counts(port, total, nthreads, path="/"):
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(nthreads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads), "clients still running"
+    run_concurrently(client, nthreads, timeout=30)
     assert errors == []
     assert sum(counts.values()) == total, counts
     return counts
@@ -312,8 +307,6 @@ def test_bounded_load_spreads_one_hot_key_over_several_servers(replicas, lb):
     """All requests carry the same key; with bounded_load 1.25 the busy server
     is capped and concurrent requests spill to the next candidates, while
     plain hashing sends every one of them to the same server."""
-    import threading
-    from conftest import http_config
     rs = replicas(3)
 
     def spread(extra):
@@ -330,11 +323,7 @@ def test_bounded_load_spreads_one_hot_key_over_several_servers(replicas, lb):
                 seen.append(resp.getheader("X-Replica"))
             resp.read()
             c.close()
-        threads = [threading.Thread(target=one) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(20)
+        run_concurrently(one, 6, timeout=20)
         assert len(seen) == 6
         return set(seen)
     assert len(spread("")) == 1

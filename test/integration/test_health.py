@@ -8,10 +8,9 @@ import http.client
 import re
 import signal
 import socket
-import threading
 import time
 
-from conftest import Replica, free_port, http_config, wait_until
+from conftest import KeepAliveLoad, Replica, free_port, http_config, wait_until
 
 FAST_CHECKS = """\
     health_check:
@@ -48,54 +47,6 @@ def log_time(line):
 
 def log_lines(inst, pattern):
     return [l for l in inst.log_text().splitlines() if re.search(pattern, l)]
-
-
-class KeepAliveLoad:
-    """Client threads sending GETs on keep-alive connections until stopped."""
-
-    def __init__(self, port, threads=4):
-        self.port = port
-        self.ok = 0
-        self.failures = []
-        self.seen = {}
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
-
-    def run(self):
-        conn = None
-        deadline = time.monotonic() + 30
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/")
-                resp = conn.getresponse()
-                body = resp.read()
-                with self.lock:
-                    if resp.status == 200:
-                        self.ok += 1
-                        name = body.decode().strip()
-                        self.seen[name] = self.seen.get(name, 0) + 1
-                    else:
-                        self.failures.append(resp.status)
-                if resp.will_close:
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException) as e:
-                with self.lock:
-                    self.failures.append(repr(e))
-                conn = None
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(40)
 
 
 def test_killed_replica_costs_no_failed_request_and_returns(procs, lb):

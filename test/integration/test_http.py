@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Replica, free_port, http_config, recv_all, wait_until
+from conftest import KeepAliveLoad, Replica, free_port, http_config, recv_all, reload_under_load, run_concurrently, wait_until
 
 
 def pattern(n):
@@ -363,11 +363,7 @@ def test_keepalive_load_with_concurrent_clients_has_no_errors(three):
             conn.close()
         except Exception as e:  # noqa: BLE001 - any failure is a test failure
             errors.append(repr(e))
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_concurrently(client, 8)
     assert errors == []
 
 
@@ -421,11 +417,7 @@ def test_pool_surplus_after_a_burst_is_trimmed_to_keepalive(replicas, lb):
             conn.request("GET", "/delay/200")
             conn.getresponse().read()
         conn.close()
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_concurrently(client, 8, timeout=30)
     stats = replica_stats(rs[0])
     # The burst needed 8 server connections at once, and reused them...
     assert 8 <= stats["connections"] <= 12, stats
@@ -434,16 +426,12 @@ def test_pool_surplus_after_a_burst_is_trimmed_to_keepalive(replicas, lb):
 
 
 def test_five_reloads_under_keepalive_load_fail_no_request(replicas, lb):
-    from test_health import KeepAliveLoad
     rs = replicas(3)
     port = free_port()
     configs = [http_config(port, [rs[0].addr, rs[1].addr]), http_config(port, [r.addr for r in rs])]
     inst = lb(configs[0], port)
     with KeepAliveLoad(port) as load:
-        for i in range(5):
-            wait_until(lambda n=load.ok: load.ok > n + 50, 10, "traffic between reloads")
-            inst.reload(configs[(i + 1) % 2])
-        wait_until(lambda n=load.ok: load.ok > n + 50, 10, "traffic after the reloads")
+        reload_under_load(inst, load, configs, progress=50)
     assert load.failures == []
     assert set(load.seen) == {"r0", "r1", "r2"}
 

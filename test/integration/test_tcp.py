@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from conftest import (LB, ROOT, can_connect, free_port, recv_all, recv_line, tcp_config,
+from conftest import (LB, ROOT, can_connect, free_port, recv_all, recv_line, reload_under_load, tcp_config,
                       wait_until)
 
 
@@ -160,10 +160,7 @@ def test_five_sighups_under_load_lose_no_connection(replicas, lb):
     configs = [tcp_config(port, [rs[0].addr, rs[1].addr]), tcp_config(port, [r.addr for r in rs])]
     inst = lb(configs[0], port)
     with Load(port) as load:
-        for i in range(5):
-            wait_until(lambda n=load.ok: load.ok > n + 20, 10, "traffic between reloads")
-            inst.reload(configs[(i + 1) % 2])
-        wait_until(lambda n=load.ok: load.ok > n + 20, 10, "traffic after the reloads")
+        reload_under_load(inst, load, configs)
     assert load.failed == []
     assert load.ok > 100
 

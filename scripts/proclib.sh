@@ -1,0 +1,36 @@
+# proclib.sh: process handling shared by bench.sh and callgrind.sh (sourced,
+# after the script has defined die). Every process a script starts is handed
+# to track_pid; on exit all of them get TERM, and KILL if they are still
+# there after 10 s.
+
+TRACKED_PIDS=()
+
+track_pid() {
+    TRACKED_PIDS+=("$1")
+}
+
+stop_tracked() {
+    local pid alive
+    for pid in "${TRACKED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        alive=0
+        for pid in "${TRACKED_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [[ $alive == 0 ]] && break
+        sleep 0.2
+    done
+    for pid in "${TRACKED_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap stop_tracked EXIT
+trap 'exit 130' INT TERM
+
+# wait_port PID PORT LOG SECONDS: until PORT accepts on 127.0.0.1, the
+# process PID dies (then die with the end of LOG), or SECONDS pass.
+wait_port() {
+    local pid=$1 port=$2 log=$3 deadline=$((SECONDS + $4))
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || die "process $pid exited during start-up; its log $log:"$'\n'"$(tail -n 20 "$log" 2>/dev/null)"
+        ((SECONDS < deadline)) || die "nothing accepts on 127.0.0.1:$port after $4 s; log: $log"
+        sleep 0.05
+    done
+}
