@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,15 @@
 #define ADMIN_TIMEOUT_S 5
 
 
+/* After accept fails for want of descriptors: pause accepting this long
+ * (libevent's listener would retry at once, forever: a busy loop). */
+#define ADMIN_ACCEPT_PAUSE_MS 250
+
 struct admin {
 	struct evhttp *http;
+	struct evconnlistener *listener; /* evhttp's own */
+	struct event *accept_resume; /* ADMIN_ACCEPT_PAUSE_MS after a failed accept */
+	struct admin *next_live; /* in live_admins */
 	const struct gen *gen; /* the current one; the control thread holds it */
 	char bind_host[256];
 	unsigned bind_port;
@@ -28,6 +36,11 @@ struct admin {
 };
 
 static time_t started_at;
+
+/* Every endpoint open (two for a moment while a reload moves it), so that
+ * a listener's error callback, which libevent gives evhttp's pointer, can
+ * find its endpoint. Control thread only. */
+static struct admin *live_admins;
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type, struct evbuffer *body)
 {
@@ -69,11 +82,27 @@ static bool authorized(const struct admin *a, struct evhttp_request *req)
 	return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, a->token);
 }
 
+/* "drain" (admin), "down" (by its checks, or ejected), else "up". */
 static const char *server_state_name(const struct server_state *s)
 {
 	if (atomic_load(&s->drained))
 		return "drain";
-	return atomic_load(&s->up) ? "up" : "down";
+	return server_state_healthy(s) ? "up" : "down";
+}
+
+/* When a passive ejection ends at the earliest, as Unix time in seconds
+ * (null when the server is not ejected). */
+static void write_ejected_until(struct evbuffer *out, const struct server_state *s)
+{
+	if (!atomic_load(&s->ejected)) {
+		evbuffer_add(out, "null", 4);
+		return;
+	}
+	uint64_t until = atomic_load(&s->ejected_until_ms), now = health_now_ms();
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	double left = until > now ? (double)(until - now) / 1000.0 : 0.0;
+	evbuffer_add_printf(out, "%.3f", (double)wall.tv_sec + (double)wall.tv_nsec / 1e9 + left);
 }
 
 /* JSON string body with the escapes JSON needs. */
@@ -109,7 +138,8 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 		const struct gen_backend *gb = &g->backends[b];
 		evbuffer_add_printf(out, "%s{\"name\":", b ? "," : "");
 		json_string(out, gb->cfg->name);
-		evbuffer_add_printf(out, ",\"balance\":\"%s\",\"servers\":[", balance_names[gb->cfg->balance]);
+		evbuffer_add_printf(out, ",\"balance\":\"%s\",\"panic\":%s,\"servers\":[", balance_names[gb->cfg->balance],
+				    atomic_load(&gb->state->panic) ? "true" : "false");
 		for (size_t i = 0; i < gb->nservers; i++) {
 			const struct gen_server *s = &gb->servers[i];
 			const struct server_state *st = s->state;
@@ -125,7 +155,10 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 			for (int c = 1; c <= 5; c++)
 				evbuffer_add_printf(out, "%s\"%dxx\":%llu", c > 1 ? "," : "", c,
 						    (unsigned long long)atomic_load(&st->responses[c]));
-			evbuffer_add_printf(out, "},\"last_check\":");
+			evbuffer_add_printf(out, "},\"ejected_until\":");
+			write_ejected_until(out, st);
+			evbuffer_add_printf(out, ",\"ejections\":%llu,\"last_check\":",
+					    (unsigned long long)atomic_load(&st->ejections));
 			json_string(out, health_last_check(st));
 			evbuffer_add(out, "}", 1);
 		}
@@ -163,13 +196,25 @@ static void prom_header(struct evbuffer *out, const char *name, const char *type
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-enum server_metric { METRIC_UP, METRIC_ACTIVE, METRIC_FAILURES, METRIC_BYTES_IN, METRIC_BYTES_OUT };
+enum server_metric {
+	METRIC_UP,
+	METRIC_EJECTED,
+	METRIC_EJECTIONS,
+	METRIC_ACTIVE,
+	METRIC_FAILURES,
+	METRIC_BYTES_IN,
+	METRIC_BYTES_OUT
+};
 
 static uint64_t server_metric(const struct server_state *st, enum server_metric m)
 {
 	switch (m) {
 	case METRIC_UP:
-		return atomic_load(&st->up) && !atomic_load(&st->drained);
+		return server_state_healthy(st) && !atomic_load(&st->drained);
+	case METRIC_EJECTED:
+		return atomic_load(&st->ejected);
+	case METRIC_EJECTIONS:
+		return atomic_load(&st->ejections);
 	case METRIC_ACTIVE:
 		return atomic_load(&st->active);
 	case METRIC_FAILURES:
@@ -206,8 +251,23 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	evbuffer_add_printf(out, "lb_reloads_total{result=\"ok\"} %llu\nlb_reloads_total{result=\"failed\"} %llu\n",
 			    (unsigned long long)atomic_load(&lb_counters.reloads_ok),
 			    (unsigned long long)atomic_load(&lb_counters.reloads_failed));
-	prom_header(out, "lb_server_up", "gauge", "1 when the server takes new requests (up and not drained).");
+	prom_header(out, "lb_server_up", "gauge",
+		    "1 when the server takes new requests (checks pass, not ejected, not drained).");
 	prom_per_server(out, g, "lb_server_up", METRIC_UP);
+	prom_header(out, "lb_server_ejected", "gauge", "1 while passive health keeps the server out.");
+	prom_per_server(out, g, "lb_server_ejected", METRIC_EJECTED);
+	prom_header(out, "lb_server_ejections_total", "counter", "Passive ejections of the server.");
+	prom_per_server(out, g, "lb_server_ejections_total", METRIC_EJECTIONS);
+	prom_header(out, "lb_backend_panic", "gauge",
+		    "1 while too few servers are healthy and lb balances across all of them.");
+	for (size_t b = 0; b < g->nbackends; b++) {
+		evbuffer_add(out, "lb_backend_panic{backend=\"", 26);
+		prom_label(out, g->backends[b].cfg->name);
+		evbuffer_add_printf(out, "\"} %d\n", atomic_load(&g->backends[b].state->panic) ? 1 : 0);
+	}
+	prom_header(out, "lb_own_failures_total", "counter",
+		    "Connects and checks lb could not make for want of its own descriptors, memory or ports.");
+	evbuffer_add_printf(out, "lb_own_failures_total %llu\n", (unsigned long long)health_own_failures());
 	prom_header(out, "lb_server_active", "gauge", "Requests (http) or connections (tcp) in progress.");
 	prom_per_server(out, g, "lb_server_active", METRIC_ACTIVE);
 	prom_header(out, "lb_server_requests_total", "counter", "Responses relayed from the server, by status class.");
@@ -339,6 +399,30 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
 		evhttp_uri_free(parsed);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(a->listener);
+}
+
+/* accept() failed (EMFILE and friends; EAGAIN never comes here): lb's own
+ * shortage. Pause, say so (once a second), try again later. */
+static void on_accept_error(struct evconnlistener *listener, void *arg)
+{
+	struct admin *a = live_admins;
+	(void)arg; /* evhttp's */
+	while (a != NULL && a->listener != listener)
+		a = a->next_live;
+	if (a == NULL)
+		return;
+	health_note_own_failure("admin endpoint: accept", EVUTIL_SOCKET_ERROR());
+	evconnlistener_disable(listener);
+	struct timeval tv = { .tv_sec = 0, .tv_usec = ADMIN_ACCEPT_PAUSE_MS * 1000 };
+	event_add(a->accept_resume, &tv);
+}
+
 static struct admin *admin_create(struct event_base *base, const struct gen *g, char *err, size_t errlen)
 {
 	const struct lb_config *cfg = g->cfg;
@@ -352,11 +436,18 @@ static struct admin *admin_create(struct event_base *base, const struct gen *g, 
 	a->bind_port = cfg->admin.bind.port;
 	a->token = cfg->admin.token;
 	a->http = evhttp_new(base);
-	if (a->http == NULL || evhttp_bind_socket(a->http, a->bind_host, (ev_uint16_t)a->bind_port) != 0) {
+	a->accept_resume = evtimer_new(base, on_accept_resume, a);
+	struct evhttp_bound_socket *bound = NULL;
+	if (a->http == NULL || a->accept_resume == NULL ||
+	    (bound = evhttp_bind_socket_with_handle(a->http, a->bind_host, (ev_uint16_t)a->bind_port)) == NULL) {
 		snprintf(err, errlen, "admin: cannot listen on %s", cfg->admin.bind.text);
 		admin_stop(a);
 		return NULL;
 	}
+	a->listener = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(a->listener, on_accept_error);
+	a->next_live = live_admins;
+	live_admins = a;
 	evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEAD);
 	evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
 	evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
@@ -406,7 +497,15 @@ void admin_stop(struct admin *a)
 {
 	if (a == NULL)
 		return;
+	for (struct admin **link = &live_admins; *link != NULL; link = &(*link)->next_live) {
+		if (*link == a) {
+			*link = a->next_live;
+			break;
+		}
+	}
 	if (a->http)
 		evhttp_free(a->http);
+	if (a->accept_resume)
+		event_free(a->accept_resume);
 	free(a);
 }

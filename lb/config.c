@@ -571,6 +571,32 @@ int config_parse_duration(const char *text, uint64_t *ms)
 	return -1;
 }
 
+unsigned long config_descriptors_wanted(const struct lb_config *cfg, int workers)
+{
+	unsigned long wanted = 2 * (unsigned long)cfg->global.max_connections + 64 + 4 * (unsigned long)workers;
+	wanted += cfg->nlisteners;
+	for (size_t b = 0; b < cfg->nbackends; b++) {
+		const struct cfg_backend *be = &cfg->backends[b];
+		wanted += be->nservers * (1 + (unsigned long)be->keepalive * (unsigned long)workers);
+	}
+	return wanted;
+}
+
+int config_parse_percent(const char *text, int *percent)
+{
+	uint64_t v;
+	const char *end;
+
+	if (!text || config_parse_digits(text, &v, &end) < 0 || v > 100)
+		return -1;
+	if (*end == '%')
+		end++;
+	if (*end != '\0')
+		return -1;
+	*percent = (int)v;
+	return 0;
+}
+
 int config_parse_size(const char *text, size_t *bytes)
 {
 	uint64_t v, unit;
@@ -706,6 +732,7 @@ enum config_kind {
 	CONFIG_INT,
 	CONFIG_DURATION,
 	CONFIG_SIZE,
+	CONFIG_PERCENT, /* an int 0..100, written "50%" (or a bare 0..100) */
 	CONFIG_BOOL,
 	CONFIG_STRING,
 	CONFIG_ENUM,
@@ -838,6 +865,7 @@ static const struct config_key config_passive_keys[] = {
 	KEY(struct cfg_backend, "failures", passive.failures, .kind = CONFIG_INT, .min = 0,
 	    .max = 1000000),
 	KEY(struct cfg_backend, "cooldown", passive.cooldown_ms, DURATION(0)),
+	KEY(struct cfg_backend, "max_ejected", passive.max_ejected_percent, .kind = CONFIG_PERCENT),
 	{ 0 },
 };
 
@@ -860,6 +888,7 @@ static const struct config_key config_backend_keys[] = {
 	KEY(struct cfg_backend, "health_check", health, .kind = CONFIG_MAP,
 	    .sub = config_health_keys),
 	KEY(struct cfg_backend, "passive", passive, .kind = CONFIG_MAP, .sub = config_passive_keys),
+	KEY(struct cfg_backend, "panic_threshold", panic_threshold_percent, .kind = CONFIG_PERCENT),
 	/* a request is tried on at most 1 + 10 servers: beyond that the
 	 * backend is down, and more attempts only delay the 502 */
 	KEY(struct cfg_backend, "retries", retries, .kind = CONFIG_INT, .min = 0, .max = 10),
@@ -949,6 +978,9 @@ static void config_describe(const struct config_key *key, char *buf, size_t size
 		config_format_size((uint64_t)key->min, lo, sizeof lo);
 		config_format_size((uint64_t)key->max, hi, sizeof hi);
 		snprintf(buf, size, "a size from %s to %s (bytes, or with k, m, g)", lo, hi);
+		return;
+	case CONFIG_PERCENT:
+		snprintf(buf, size, "a percentage 0%%..100%%, such as 50%%");
 		return;
 	case CONFIG_BOOL:
 		snprintf(buf, size, "true or false");
@@ -1055,6 +1087,8 @@ static int config_set_scalar(struct config_ctx *ctx, const struct config_key *ke
 			return -1;
 		*(size_t *)field = bytes;
 		return 0;
+	case CONFIG_PERCENT:
+		return config_parse_percent(text, (int *)field);
 	case CONFIG_BOOL:
 		if (!strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcasecmp(text, "on"))
 			*(bool *)field = true;
@@ -1278,7 +1312,9 @@ static void config_backend_defaults(struct config_ctx *ctx, struct cfg_backend *
 	b->health.rise = 2;
 	b->health.fall = 3;
 	b->passive.failures = 5;
-	b->passive.cooldown_ms = 30000;
+	b->passive.cooldown_ms = 5000;
+	b->passive.max_ejected_percent = 50;
+	b->panic_threshold_percent = 50;
 	b->retries = 2;
 	b->keepalive = 32;
 	b->timeouts.connect_ms = 2000;

@@ -71,8 +71,10 @@ struct cfg_backend {
 	struct cfg_health health;
 	struct {
 		int failures; /* 0 = off */
-		uint64_t cooldown_ms;
+		uint64_t cooldown_ms; /* the shortest time out; repeated ejections back off */
+		int max_ejected_percent; /* 0..100 of the backend's servers */
 	} passive;
+	int panic_threshold_percent; /* 0 = off; see health_policy.h */
 	int retries;
 	int keepalive;
 	struct {
@@ -138,10 +140,17 @@ int config_load_string(const char *name, const char *text, size_t len, struct lb
 void config_free(struct lb_config *cfg);
 void config_errors_free(struct config_errors *errs);
 
+/* Descriptors lb may need with `workers` event loops: two per proxied
+ * connection (client and server), the idle pools (keepalive per server per
+ * worker), one health probe per server, and a margin for listeners, the
+ * admin endpoint, logs and event loops. */
+unsigned long config_descriptors_wanted(const struct lb_config *cfg, int workers);
+
 /* Value parsers, shared with the rest of lb and unit-tested on their own.
  * Each returns 0 on success, -1 on a malformed value. */
 int config_parse_duration(const char *text, uint64_t *ms); /* "250ms" "2s" "5m" "1h" */
 int config_parse_size(const char *text, size_t *bytes); /* "512" "16k" "1m" "1g" */
+int config_parse_percent(const char *text, int *percent); /* "50%" or "50": 0..100 */
 int config_parse_addr(const char *text, struct cfg_addr *addr); /* fills host and port, and text */
 void config_addr_free(struct cfg_addr *addr);
 

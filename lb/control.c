@@ -41,6 +41,7 @@ struct control {
 	struct gen *current;
 	struct worker *workers;
 	int nworkers;
+	unsigned long descriptor_limit; /* RLIMIT_NOFILE's soft limit, raised at start */
 	int wake_fd; /* workers write here after answering */
 	struct retiring_gen *retiring;
 	size_t nretiring;
@@ -59,6 +60,19 @@ static int workers_wanted(const struct lb_config *cfg)
 	if (n > LB_MAX_WORKERS)
 		n = LB_MAX_WORKERS; /* server_state keeps a pool per worker */
 	return n > 0 ? (int)n : 1;
+}
+
+/* Say when the descriptor limit is below what cfg may need: at the limit,
+ * accepts pause and connects fail as lb's own failures (never the
+ * servers'), but clients wait. */
+static void check_descriptor_limit(const struct lb_config *cfg, int workers, unsigned long limit)
+{
+	unsigned long wanted = config_descriptors_wanted(cfg, workers);
+	if (limit < wanted)
+		log_warn("the open-file limit is %lu, but max_connections %d with %d workers may need %lu "
+			 "descriptors (2 per connection, plus pools, checks, listeners); raise it (ulimit -n, "
+			 "LimitNOFILE=) or lower global.max_connections",
+			 limit, cfg->global.max_connections, workers, wanted);
 }
 
 static bool all_workers_at(const struct control *c, unsigned long gen_id)
@@ -149,6 +163,7 @@ static void reload(struct control *c)
 	config_errors_free(&errs);
 	if (workers_wanted(cfg) != c->nworkers)
 		log_warn("reload: a change of global.workers takes effect at the next restart");
+	check_descriptor_limit(cfg, c->nworkers, c->descriptor_limit);
 	if (retiring_reserve(c) < 0 || resolve_config_now(cfg, &res) < 0) {
 		config_free(cfg);
 		snprintf(err, sizeof(err), "out of memory");
@@ -300,6 +315,8 @@ int control_run(struct gen *first, const char *config_path)
 		log_warn("%s", err);
 
 	c.nworkers = workers_wanted(first->cfg);
+	c.descriptor_limit = daemon_raise_descriptor_limit();
+	check_descriptor_limit(first->cfg, c.nworkers, c.descriptor_limit);
 	c.workers = calloc((size_t)c.nworkers, sizeof(*c.workers));
 	if (c.workers == NULL)
 		goto out;

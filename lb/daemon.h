@@ -20,6 +20,10 @@ void daemon_ready(void);
 int daemon_write_pidfile(const char *path);
 void daemon_remove_pidfile(void);
 
+/* Raise the soft limit on open descriptors to the hard limit. Returns the
+ * soft limit now in force. */
+unsigned long daemon_raise_descriptor_limit(void);
+
 /* Become `user` when running as root. "" = stay. Returns 0 or -1 with a
  * message in err. */
 int daemon_drop_privileges(const char *user, char *err, size_t errlen);

@@ -465,6 +465,7 @@ struct pick_context {
 	struct gen_backend *backend;
 	const int *tried;
 	size_t ntried;
+	bool any_health; /* panic or last resort: health does not matter */
 };
 
 static bool pick_usable(void *ctx, size_t i)
@@ -473,7 +474,7 @@ static bool pick_usable(void *ctx, size_t i)
 	for (size_t t = 0; t < pc->ntried; t++)
 		if (pc->tried[t] == (int)i)
 			return false;
-	return gen_server_usable(pc->backend, i);
+	return pc->any_health ? gen_server_eligible(pc->backend, i) : gen_server_usable(pc->backend, i);
 }
 
 static unsigned pick_load(void *ctx, size_t i)
@@ -511,8 +512,14 @@ int gen_next_server(struct gen_backend *b, struct server_tries *tries, const voi
 		.has_key = key != NULL,
 		.random = b->cfg->balance == BALANCE_RANDOM ? pick_random() : 0,
 	};
+	bool panic = atomic_load_explicit(&b->state->panic, memory_order_relaxed);
+	pc.any_health = panic;
 	pthread_mutex_lock(&b->pick_lock);
 	int i = balance_pick(b->balancer, &req);
+	if (i < 0 && !panic && b->cfg->panic_threshold_percent > 0) {
+		pc.any_health = true; /* the last resort */
+		i = balance_pick(b->balancer, &req);
+	}
 	pthread_mutex_unlock(&b->pick_lock);
 	if (i >= 0)
 		tries->tried[tries->count++] = i;

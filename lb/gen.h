@@ -51,11 +51,18 @@ struct server_state {
 	atomic_int refs; /* one per generation containing the server */
 	char *backend; /* identity: (backend, addr) */
 	char *addr;
-	atomic_bool up; /* health verdict; servers start up */
+	atomic_bool up; /* the active checks' verdict; servers start up */
+	atomic_bool ejected; /* passive ejection in force (health.h) */
 	atomic_bool drained; /* admin drain: no new requests */
 	atomic_uint active; /* requests (http) or connections (tcp) in progress */
 	atomic_uint consecutive_failures; /* passive health */
-	atomic_uint_fast64_t passive_down_until_ms; /* CLOCK_MONOTONIC; see health.h */
+	/* Passive ejection, written under health.c's ejection lock; read
+	 * freely. Times are CLOCK_MONOTONIC milliseconds. */
+	atomic_uint_fast64_t ejected_at_ms;
+	atomic_uint_fast64_t ejected_until_ms; /* the cooldown's end */
+	atomic_uint ejection_multiplier; /* backoff: 1 + recent ejections, capped */
+	atomic_uint_fast64_t ejections; /* in all */
+	uint64_t eject_refused_logged_ms; /* under the ejection lock */
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t failures; /* connect failures, 5xx, resets */
 	atomic_uint_fast64_t bytes_in; /* from the server */
@@ -89,6 +96,7 @@ struct backend_state {
 	atomic_uint_fast64_t duration_buckets[LB_DURATION_BUCKETS + 1]; /* not cumulative */
 	atomic_uint_fast64_t duration_sum_us;
 	atomic_uint_fast64_t duration_count;
+	atomic_bool panic; /* set by the control thread (health.c), read by picks */
 };
 
 /* Count one request of `us` microseconds. Thread-safe. */
@@ -151,12 +159,24 @@ void gen_release(struct gen *g);
  * (current may be NULL: close all). Call only when no worker polls them. */
 void gen_close_dropped_sockets(const struct gen *old, const struct gen *current);
 
-/* Is server i of b a candidate (up, not drained, weight > 0)? */
-static inline bool gen_server_usable(const struct gen_backend *b, size_t i)
+/* May server i of b take requests at all (weight > 0, not drained)? */
+static inline bool gen_server_eligible(const struct gen_backend *b, size_t i)
 {
 	const struct gen_server *s = &b->servers[i];
-	return s->weight > 0 && atomic_load_explicit(&s->state->up, memory_order_relaxed) &&
-	       !atomic_load_explicit(&s->state->drained, memory_order_relaxed);
+	return s->weight > 0 && !atomic_load_explicit(&s->state->drained, memory_order_relaxed);
+}
+
+/* Is the server healthy (its checks pass and it is not ejected)? */
+static inline bool server_state_healthy(const struct server_state *st)
+{
+	return atomic_load_explicit(&st->up, memory_order_relaxed) &&
+	       !atomic_load_explicit(&st->ejected, memory_order_relaxed);
+}
+
+/* Is server i of b a candidate outside panic (eligible and healthy)? */
+static inline bool gen_server_usable(const struct gen_backend *b, size_t i)
+{
+	return gen_server_eligible(b, i) && server_state_healthy(b->servers[i].state);
 }
 
 /* The servers one request (http) or connection (tcp) has tried: SPEC 6
@@ -172,6 +192,11 @@ struct server_tries {
  * The server for the next try of a request or connection: a candidate of b
  * not tried yet, while b's retries allow one more try (the try is recorded).
  * key/key_len: the hash key (NULL = none). -1 when there is none.
+ *
+ * Candidates are the usable servers; in panic (health_policy.h) every
+ * eligible one. Unless panic is off for b (panic_threshold 0), a request
+ * that has tried every usable server goes on to the others while tries
+ * remain: one of them may be back before its checks say so.
  */
 int gen_next_server(struct gen_backend *b, struct server_tries *tries, const void *key, size_t key_len);
 

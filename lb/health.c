@@ -5,15 +5,20 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "health_policy.h"
 #include "log.h"
 #include "netutil.h"
 
 #define STATUS_LINE_MAX 256
+#define EJECT_REFUSED_LOG_MS 10000 /* "not ejected" said once per server per this */
 
 /* One server's checker. Owned by the checker list; control thread only. */
 struct checker {
@@ -25,55 +30,113 @@ struct checker {
 	struct cfg_health cfg; /* copy; path and host point into the strings below */
 	char path[1024];
 	char host[256];
-	uint64_t cooldown_ms;
 	struct event_base *base;
 	struct event *timer; /* next probe, or this probe's timeout */
 	struct bufferevent *probe; /* NULL between probes */
-	int successes, failures; /* in a row */
+	int successes, failures; /* in a row; successes only since the last ejection */
+	uint64_t ejections_seen; /* state->ejections when successes were last counted */
+	uint64_t ejections_at_probe; /* state->ejections when this probe started */
 	char last_check[128];
 	bool seen; /* still in the current generation (during health_sync) */
 };
 
 static struct checker *checkers;
+static const struct gen *current; /* borrowed: see health_sync */
+static struct event *tick; /* HEALTH_TICK_MS: ejections ending, panic */
 
-static uint64_t monotonic_ms(void)
+/* Ejection decisions (which read other servers' states) one at a time. */
+static pthread_mutex_t eject_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static atomic_uint_fast64_t own_failures;
+static atomic_uint_fast64_t own_failure_logged_s;
+
+uint64_t health_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void health_note_own_failure(const char *what, int err)
+{
+	atomic_fetch_add_explicit(&own_failures, 1, memory_order_relaxed);
+	uint64_t now_s = health_now_ms() / 1000;
+	uint64_t last = atomic_load_explicit(&own_failure_logged_s, memory_order_relaxed);
+	if (last != now_s && atomic_compare_exchange_strong(&own_failure_logged_s, &last, now_s))
+		log_error("lb's own failure, not counted against any server: %s: %s", what, strerror(err));
+}
+
+uint64_t health_own_failures(void)
+{
+	return atomic_load_explicit(&own_failures, memory_order_relaxed);
+}
+
 static void checker_schedule(struct checker *c, uint64_t ms);
 
-static void probe_end(struct checker *c, bool ok, const char *why)
+/* End an ejection whose time is up: after the cooldown, once the active
+ * check has passed `rise` times since the ejection (at once without one). */
+static void checker_try_return(struct checker *c)
 {
+	struct server_state *st = c->state;
+	if (!atomic_load(&st->ejected) || health_now_ms() < atomic_load(&st->ejected_until_ms))
+		return;
+	bool checked = c->cfg.type != CHECK_NONE;
+	if (checked && (c->successes < c->cfg.rise || c->ejections_seen != atomic_load(&st->ejections)))
+		return;
+	pthread_mutex_lock(&eject_lock);
+	atomic_store(&st->consecutive_failures, 0);
+	atomic_store(&st->ejected, false);
+	pthread_mutex_unlock(&eject_lock);
+	if (!atomic_load(&st->up))
+		return; /* still down by its checks: "up" is said when they pass */
+	if (checked)
+		log_info("server %s/%s up (%d passed checks)", c->backend, st->addr, c->successes);
+	else
+		log_info("server %s/%s up (passive cooldown over)", c->backend, st->addr);
+}
+
+enum probe_result { PROBE_OK, PROBE_FAILED, PROBE_NOT_RUN };
+
+static void probe_end(struct checker *c, enum probe_result result, const char *why)
+{
+	struct server_state *st = c->state;
 	if (c->probe != NULL) {
 		bufferevent_free(c->probe);
 		c->probe = NULL;
 	}
-	snprintf(c->last_check, sizeof(c->last_check), "%s", ok ? "ok" : why);
-	bool up = atomic_load(&c->state->up);
-	if (ok) {
+	checker_schedule(c, c->cfg.interval_ms);
+	if (result == PROBE_NOT_RUN) { /* lb's own shortage says nothing of the server */
+		snprintf(c->last_check, sizeof(c->last_check), "not run: %s", why);
+		return;
+	}
+	snprintf(c->last_check, sizeof(c->last_check), "%s", result == PROBE_OK ? "ok" : why);
+	/* Successes count towards the end of an ejection only from after it. */
+	uint64_t ejections = atomic_load(&st->ejections);
+	if (ejections != c->ejections_seen) {
+		c->ejections_seen = ejections;
+		c->successes = 0;
+		if (c->ejections_at_probe != ejections)
+			return; /* this probe began before the ejection */
+	}
+	bool up = atomic_load(&st->up);
+	if (result == PROBE_OK) {
 		c->failures = 0;
-		bool cooling = monotonic_ms() < atomic_load(&c->state->passive_down_until_ms);
-		/* Successes count towards rise only once the server is down
-		 * and out of its passive cooldown. */
-		c->successes = up || cooling ? 0 : c->successes + 1;
-		if (!up && !cooling && c->successes >= c->cfg.rise) {
-			atomic_store(&c->state->consecutive_failures, 0);
-			atomic_store(&c->state->up, true);
-			log_info("server %s/%s up (%d passed checks)", c->backend, c->state->addr, c->successes);
+		if (c->successes < INT_MAX)
+			c->successes++;
+		if (!up && c->successes >= c->cfg.rise) {
+			atomic_store(&st->up, true);
+			if (!atomic_load(&st->ejected))
+				log_info("server %s/%s up (%d passed checks)", c->backend, st->addr, c->successes);
 		}
+		checker_try_return(c);
 	} else {
 		c->successes = 0;
 		c->failures++;
 		if (up && c->failures >= c->cfg.fall) {
-			atomic_store(&c->state->up, false);
-			log_warn("server %s/%s down (%d failed checks: %s)", c->backend, c->state->addr, c->failures,
-				 why);
+			atomic_store(&st->up, false);
+			log_warn("server %s/%s down (%d failed checks: %s)", c->backend, st->addr, c->failures, why);
 		}
 	}
-	checker_schedule(c, c->cfg.interval_ms);
 }
 
 /* "HTTP/1.1 200 OK\r\n" at the front of the input: the status, or -1 when
@@ -100,15 +163,15 @@ static void on_probe_read(struct bufferevent *bev, void *arg)
 	if (status < 0)
 		return;
 	if (status == 0) {
-		probe_end(c, false, "invalid response");
+		probe_end(c, PROBE_FAILED, "invalid response");
 		return;
 	}
 	if (status < c->cfg.expect_min || status > c->cfg.expect_max) {
 		snprintf(why, sizeof(why), "status %d", status);
-		probe_end(c, false, why);
+		probe_end(c, PROBE_FAILED, why);
 		return;
 	}
-	probe_end(c, true, NULL);
+	probe_end(c, PROBE_OK, NULL);
 }
 
 static void on_probe_event(struct bufferevent *bev, short what, void *arg)
@@ -116,7 +179,7 @@ static void on_probe_event(struct bufferevent *bev, short what, void *arg)
 	struct checker *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->cfg.type == CHECK_TCP) {
-			probe_end(c, true, NULL);
+			probe_end(c, PROBE_OK, NULL);
 			return;
 		}
 		const char *host = c->host[0] ? c->host : c->state->addr;
@@ -128,24 +191,50 @@ static void on_probe_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	int err = EVUTIL_SOCKET_ERROR();
-	if (what & BEV_EVENT_EOF)
-		probe_end(c, false, "closed without a status line");
-	else
-		probe_end(c, false, err ? evutil_socket_error_to_string(err) : "connection error");
+	if (what & BEV_EVENT_EOF) {
+		probe_end(c, PROBE_FAILED, "closed without a status line");
+	} else if (netutil_errno_is_local(err)) {
+		health_note_own_failure("health check", err);
+		probe_end(c, PROBE_NOT_RUN, strerror(err));
+	} else {
+		probe_end(c, PROBE_FAILED, err ? evutil_socket_error_to_string(err) : "connection error");
+	}
 }
 
 static void probe_start(struct checker *c)
 {
-	c->probe = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->ejections_at_probe = atomic_load(&c->state->ejections);
+	/* The socket is made here, so that its errno is known for sure. */
+	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int err = errno;
+		if (netutil_errno_is_local(err)) {
+			health_note_own_failure("health check", err);
+			probe_end(c, PROBE_NOT_RUN, strerror(err));
+		} else {
+			probe_end(c, PROBE_FAILED, strerror(err));
+		}
+		return;
+	}
+	c->probe = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->probe == NULL) {
-		probe_end(c, false, "out of memory");
+		close(fd);
+		health_note_own_failure("health check", ENOMEM);
+		probe_end(c, PROBE_NOT_RUN, strerror(ENOMEM));
 		return;
 	}
 	bufferevent_setcb(c->probe, on_probe_read, NULL, on_probe_event, c);
 	struct timeval tv = netutil_timeval_ms(c->cfg.timeout_ms);
 	event_add(c->timer, &tv);
-	if (bufferevent_socket_connect(c->probe, (struct sockaddr *)&c->addr, (int)c->addr_len) < 0)
-		probe_end(c, false, strerror(errno));
+	if (bufferevent_socket_connect(c->probe, (struct sockaddr *)&c->addr, (int)c->addr_len) < 0) {
+		int err = errno;
+		if (netutil_errno_is_local(err)) {
+			health_note_own_failure("health check", err);
+			probe_end(c, PROBE_NOT_RUN, strerror(err));
+		} else {
+			probe_end(c, PROBE_FAILED, strerror(err));
+		}
+	}
 }
 
 static void on_checker_timer(evutil_socket_t fd, short what, void *arg)
@@ -154,20 +243,11 @@ static void on_checker_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->probe != NULL) {
-		probe_end(c, false, "timeout");
+		probe_end(c, PROBE_FAILED, "timeout");
 		return;
 	}
-	if (c->cfg.type == CHECK_NONE) {
-		/* Only passive checks: back after the cooldown. */
-		if (!atomic_load(&c->state->up) && monotonic_ms() >= atomic_load(&c->state->passive_down_until_ms)) {
-			atomic_store(&c->state->consecutive_failures, 0);
-			atomic_store(&c->state->up, true);
-			log_info("server %s/%s up (passive cooldown over)", c->backend, c->state->addr);
-		}
-		checker_schedule(c, c->cooldown_ms > 1000 ? 1000 : c->cooldown_ms + 1);
-		return;
-	}
-	probe_start(c);
+	if (c->cfg.type != CHECK_NONE)
+		probe_start(c);
 }
 
 static void checker_schedule(struct checker *c, uint64_t ms)
@@ -184,9 +264,13 @@ static void checker_configure(struct checker *c, const struct gen_backend *b, co
 	snprintf(c->host, sizeof(c->host), "%s", b->cfg->health.host);
 	c->cfg.path = c->path;
 	c->cfg.host = c->host;
-	c->cooldown_ms = b->cfg->passive.cooldown_ms;
 	memcpy(&c->addr, &s->sockaddr, s->sockaddr_len);
 	c->addr_len = s->sockaddr_len;
+	if (c->cfg.type == CHECK_NONE && !atomic_load(&c->state->up)) {
+		/* A reload turned the checks off: nothing would bring it back. */
+		atomic_store(&c->state->up, true);
+		log_info("server %s/%s up (health checks turned off)", c->backend, c->state->addr);
+	}
 }
 
 static void checker_free(struct checker *c)
@@ -207,6 +291,41 @@ static struct checker *checker_find(const struct server_state *state)
 	return NULL;
 }
 
+/* Decide each backend's panic flag; say when it changes. */
+static void backends_update_panic(const struct gen *g)
+{
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		size_t eligible = 0, healthy = 0;
+		for (size_t i = 0; i < gb->nservers; i++) {
+			if (!gen_server_eligible(gb, i))
+				continue;
+			eligible++;
+			healthy += server_state_healthy(gb->servers[i].state);
+		}
+		bool panic = health_panic(healthy, eligible, gb->cfg->panic_threshold_percent);
+		if (atomic_exchange(&gb->state->panic, panic) == panic)
+			continue;
+		if (panic)
+			log_warn("backend %s: panic: %zu of %zu servers healthy (panic_threshold %d%%); balancing "
+				 "across all of them",
+				 gb->cfg->name, healthy, eligible, gb->cfg->panic_threshold_percent);
+		else
+			log_info("backend %s: panic over: %zu of %zu servers healthy", gb->cfg->name, healthy, eligible);
+	}
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (struct checker *c = checkers; c != NULL; c = c->next)
+		checker_try_return(c);
+	if (current != NULL)
+		backends_update_panic(current);
+}
+
 int health_sync(struct event_base *base, const struct gen *g)
 {
 	bool first = checkers == NULL;
@@ -223,6 +342,8 @@ int health_sync(struct event_base *base, const struct gen *g)
 			if (c != NULL) {
 				c->seen = true;
 				checker_configure(c, gb, &gb->servers[i]); /* the new interval etc. */
+				if (c->cfg.type != CHECK_NONE && c->probe == NULL && !evtimer_pending(c->timer, NULL))
+					checker_schedule(c, 0); /* checks turned on by the reload */
 				continue;
 			}
 			c = calloc(1, sizeof(*c));
@@ -242,9 +363,8 @@ int health_sync(struct event_base *base, const struct gen *g)
 			/* At start, spread the first probes over one interval;
 			 * a server added by a reload is probed at once. */
 			uint64_t delay = first && total > 0 ? c->cfg.interval_ms * n / total : 0;
-			if (c->cfg.type == CHECK_NONE)
-				delay = 1000;
-			checker_schedule(c, delay);
+			if (c->cfg.type != CHECK_NONE)
+				checker_schedule(c, delay);
 		}
 	}
 	/* Servers gone from the configuration: their checks stop. */
@@ -258,6 +378,14 @@ int health_sync(struct event_base *base, const struct gen *g)
 			link = &c->next;
 		}
 	}
+	current = g;
+	if (tick == NULL) {
+		tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+		struct timeval tv = netutil_timeval_ms(HEALTH_TICK_MS);
+		if (tick == NULL || event_add(tick, &tv) < 0)
+			return -1;
+	}
+	backends_update_panic(g);
 	return 0;
 }
 
@@ -268,6 +396,11 @@ void health_stop_all(void)
 		checkers = c->next;
 		checker_free(c);
 	}
+	if (tick != NULL) {
+		event_free(tick);
+		tick = NULL;
+	}
+	current = NULL;
 }
 
 const char *health_last_check(const struct server_state *state)
@@ -276,16 +409,75 @@ const char *health_last_check(const struct server_state *state)
 	return c ? c->last_check : "";
 }
 
-void health_note_failure(struct server_state *state, const struct cfg_backend *cfg, const char *why)
+/* Servers of b out of rotation by their health (down or ejected). */
+static size_t servers_out(const struct gen_backend *b)
 {
-	atomic_fetch_add_explicit(&state->failures, 1, memory_order_relaxed);
-	unsigned n = atomic_fetch_add_explicit(&state->consecutive_failures, 1, memory_order_relaxed) + 1;
-	if (cfg->passive.failures <= 0 || n < (unsigned)cfg->passive.failures)
+	size_t out = 0;
+	for (size_t i = 0; i < b->nservers; i++)
+		out += !server_state_healthy(b->servers[i].state);
+	return out;
+}
+
+/* Eject server i of b after its n-th consecutive failure, if max_ejected
+ * allows (health_policy.h). */
+static void eject(struct gen_backend *b, size_t i, unsigned n, const char *why)
+{
+	struct server_state *st = b->servers[i].state;
+	const struct cfg_backend *cfg = b->cfg;
+	uint64_t now = health_now_ms();
+
+	pthread_mutex_lock(&eject_lock);
+	if (atomic_load(&st->ejected)) {
+		pthread_mutex_unlock(&eject_lock);
 		return;
-	atomic_store(&state->passive_down_until_ms, monotonic_ms() + cfg->passive.cooldown_ms);
-	bool was_up = true;
-	if (atomic_compare_exchange_strong(&state->up, &was_up, false))
-		log_warn("server %s/%s down (%u consecutive failures: %s)", cfg->name, state->addr, n, why);
+	}
+	size_t out = servers_out(b);
+	if (!health_eject_allowed(out, b->nservers, cfg->passive.max_ejected_percent)) {
+		bool say = now >= st->eject_refused_logged_ms + EJECT_REFUSED_LOG_MS || st->eject_refused_logged_ms == 0;
+		if (say)
+			st->eject_refused_logged_ms = now;
+		pthread_mutex_unlock(&eject_lock);
+		if (say)
+			log_warn("server %s/%s not ejected after %u consecutive failures (%s): %zu of %zu servers "
+				 "are out already (passive.max_ejected %d%%)",
+				 cfg->name, st->addr, n, why, out, b->nservers, cfg->passive.max_ejected_percent);
+		return;
+	}
+	uint64_t previous_at = atomic_load(&st->ejected_at_ms);
+	unsigned multiplier = health_backoff_multiplier(atomic_load(&st->ejection_multiplier), now - previous_at,
+							cfg->passive.cooldown_ms);
+	uint64_t cooldown = cfg->passive.cooldown_ms * multiplier;
+	atomic_store(&st->ejection_multiplier, multiplier);
+	atomic_store(&st->ejected_at_ms, now);
+	atomic_store(&st->ejected_until_ms, now + cooldown);
+	atomic_fetch_add(&st->ejections, 1);
+	atomic_store(&st->ejected, true);
+	pthread_mutex_unlock(&eject_lock);
+	log_warn("server %s/%s down (%u consecutive failures: %s; ejected for at least %llums)", cfg->name, st->addr,
+		 n, why, (unsigned long long)cooldown);
+}
+
+void health_note_failure(struct gen_backend *b, size_t i, const char *why)
+{
+	struct server_state *st = b->servers[i].state;
+	int threshold = b->cfg->passive.failures;
+	atomic_fetch_add_explicit(&st->failures, 1, memory_order_relaxed);
+	unsigned n = atomic_fetch_add_explicit(&st->consecutive_failures, 1, memory_order_relaxed) + 1;
+	/* Try at the threshold, and again after as many more failures (an
+	 * ejection refused by max_ejected may be allowed by then). */
+	if (threshold > 0 && n >= (unsigned)threshold && (n - (unsigned)threshold) % (unsigned)threshold == 0)
+		eject(b, i, n, why);
+}
+
+void health_note_connect_failure(struct gen_backend *b, size_t i, int err)
+{
+	if (netutil_errno_is_local(err)) {
+		char what[300];
+		snprintf(what, sizeof(what), "connect to %s/%s", b->cfg->name, b->servers[i].state->addr);
+		health_note_own_failure(what, err);
+		return;
+	}
+	health_note_failure(b, i, err ? strerror(err) : "connect timeout");
 }
 
 void health_note_success(struct server_state *state)

@@ -193,7 +193,7 @@ static void server_release(struct http_session *s, bool reusable)
 	if (s->server != NULL) {
 		if (reusable && gs != NULL && s->backend->cfg->keepalive > 0)
 			upstream_pool_put(s->worker, gs->state, s->server, s->backend->cfg->keepalive,
-					  s->backend->cfg->timeouts.idle_ms);
+					  s->backend->cfg->timeouts.idle_ms, s->retriable);
 		else if (reusable)
 			conn_free(s->server);
 		else
@@ -208,7 +208,7 @@ static void note_server_failure(struct http_session *s, const char *why)
 	struct gen_server *gs = current_server(s);
 	if (gs == NULL)
 		return;
-	health_note_failure(gs->state, s->backend->cfg, why);
+	health_note_failure(s->backend, (size_t)s->server_index, why);
 	log_debug("backend %s: server %s: %s", s->backend->cfg->name, gs->state->addr, why);
 }
 
@@ -551,8 +551,11 @@ static bool attempt_on(struct http_session *s, int i, bool use_pool)
 	}
 	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
 	if (s->server == NULL) {
-		if (errno == EMFILE || errno == ENFILE)
-			worker_out_of_descriptors(s->worker, errno);
+		/* No socket: lb's own shortage, never the server's (SPEC 6). */
+		int err = errno;
+		if (err == EMFILE || err == ENFILE)
+			worker_out_of_descriptors(s->worker, err);
+		health_note_own_failure("new server connection", err);
 		respond_error(s, 503);
 		return true;
 	}
@@ -574,13 +577,19 @@ static bool start_attempt(struct http_session *s)
 		return true;
 	}
 	atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
-	return attempt_on(s, i, true);
+	/* A pooled connection may be closed by the server just as the request
+	 * arrives (its keep-alive timeout, a restart, a request limit), and
+	 * then nobody knows whether the request was applied. lb repeats what
+	 * it may repeat (below, in exchange()); a request it could not repeat
+	 * (POST, a body it did not keep) goes on a new connection, as
+	 * HAProxy's "http-reuse safe" reasons. */
+	return attempt_on(s, i, s->retriable);
 }
 
-/* Try another server for this request if SPEC 6 allows it. */
-static bool retry_or_fail(struct http_session *s, bool allowed, int status, const char *why)
+/* After a failure already noted: try another server for this request if
+ * SPEC 6 allows it. */
+static bool retry_or_fail(struct http_session *s, bool allowed, int status)
 {
-	note_server_failure(s, why);
 	server_release(s, false);
 	if (allowed)
 		return start_attempt(s);
@@ -599,10 +608,16 @@ static bool connecting(struct http_session *s)
 	 * another server. */
 	if (s->timer_fired) {
 		s->timer_fired = false;
-		return retry_or_fail(s, true, 502, "connect timeout");
+		note_server_failure(s, "connect timeout");
+		return retry_or_fail(s, true, 502);
 	}
-	if (s->server->error || s->server->eof)
-		return retry_or_fail(s, true, 502, "connect failed");
+	if (s->server->error || s->server->eof) {
+		int err = s->server->error ? s->server->error_code : ECONNRESET;
+		health_note_connect_failure(s->backend, (size_t)s->server_index, err);
+		log_debug("backend %s: connect to %s failed: %s", s->backend->cfg->name, current_server(s)->state->addr,
+			  strerror(err));
+		return retry_or_fail(s, true, 502);
+	}
 	if (!s->server->connected)
 		return false;
 	send_request(s);
@@ -808,7 +823,8 @@ static bool exchange(struct http_session *s)
 				}
 				/* A server that died with the request: an idempotent
 				 * request is safe to repeat elsewhere (SPEC 6). */
-				return retry_or_fail(s, s->retriable, 502, "closed before responding");
+				note_server_failure(s, "closed before responding");
+				return retry_or_fail(s, s->retriable, 502);
 			}
 			if (s->timer_fired && !s->req_done) {
 				respond_error(s, 408); /* the client's body stalled */

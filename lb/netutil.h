@@ -4,6 +4,7 @@
 #ifndef LB_NETUTIL_H
 #define LB_NETUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -17,6 +18,10 @@ const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len);
 
 /* Milliseconds between two timevals (b - a), 0 when negative. */
 uint64_t netutil_elapsed_ms(const struct timeval *a, const struct timeval *b);
+
+/* Is errno `err` of a socket or connect lb's own shortage (descriptors,
+ * memory, buffers, local ports) rather than anything the peer did? */
+bool netutil_errno_is_local(int err);
 
 /* A timeval of `ms` milliseconds. */
 struct timeval netutil_timeval_ms(uint64_t ms);

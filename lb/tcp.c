@@ -142,19 +142,27 @@ static bool connect_next_server(struct tcp_session *s)
 	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
 	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
 	if (s->server == NULL) {
-		if (errno == EMFILE || errno == ENFILE)
-			worker_out_of_descriptors(s->worker, errno);
+		/* No socket: lb's own shortage, never the server's (SPEC 6). */
+		int err = errno;
+		if (err == EMFILE || err == ENFILE)
+			worker_out_of_descriptors(s->worker, err);
+		health_note_own_failure("new server connection", err);
 		return false;
 	}
 	timer_arm(s, s->backend->cfg->timeouts.connect_ms);
 	return true;
 }
 
-static void note_connect_failure(struct tcp_session *s, const char *why)
+/* err: the connect's errno, 0 for a timeout. */
+static void note_connect_failure(struct tcp_session *s, int err)
 {
 	struct gen_server *gs = current_server(s);
-	health_note_failure(gs->state, s->backend->cfg, why);
-	log_debug("backend %s: connect to %s failed: %s", s->backend->cfg->name, gs->state->addr, why);
+	if (err == 0)
+		health_note_failure(s->backend, (size_t)s->server_index, "connect timeout");
+	else
+		health_note_connect_failure(s->backend, (size_t)s->server_index, err);
+	log_debug("backend %s: connect to %s failed: %s", s->backend->cfg->name, gs->state->addr,
+		  err ? strerror(err) : "timeout");
 }
 
 /* Relay src's bytes to dst, counting them for the session and the server. */
@@ -200,7 +208,7 @@ static bool tcp_step(struct tcp_session *s)
 			return true;
 		}
 		if (s->timer_fired || s->server->error) {
-			note_connect_failure(s, s->timer_fired ? "timeout" : strerror(s->server->error_code));
+			note_connect_failure(s, s->timer_fired ? 0 : s->server->error_code);
 			s->timer_fired = false;
 			if (!connect_next_server(s)) {
 				log_debug("listener %s: no server for a tcp connection", s->listener->cfg->name);

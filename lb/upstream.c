@@ -114,12 +114,13 @@ struct conn *upstream_pool_take(struct worker *w, struct server_state *state)
 }
 
 void upstream_pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
-		       uint64_t idle_ms)
+		       uint64_t idle_ms, bool surplus_ok)
 {
 	struct idle_pool *pool = &state->pools[w->index];
 	struct idle_conn *ic = NULL;
 
-	if (keepalive <= 0 || (ic = calloc(1, sizeof(*ic))) == NULL) {
+	bool full = !surplus_ok && pool->count >= (unsigned)keepalive;
+	if (keepalive <= 0 || full || (ic = calloc(1, sizeof(*ic))) == NULL) {
 		conn_free(c);
 		return;
 	}

@@ -14,6 +14,7 @@
 #ifndef LB_UPSTREAM_H
 #define LB_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gen.h"
@@ -25,10 +26,14 @@ struct conn;
 struct conn *upstream_pool_take(struct worker *w, struct server_state *state);
 
 /* Park a connection whose exchange completed (input empty, nothing owed).
- * The pool may exceed `keepalive` during a burst; the surplus is closed
- * once it has been idle a second. keepalive 0 closes it at once. */
+ * With surplus_ok, the pool may exceed `keepalive` during a burst; the
+ * surplus is closed once it has been idle a second. Without it (a
+ * connection opened for a request that could not take a pooled one, see
+ * http.c), a full pool closes the connection at once: such requests
+ * would otherwise pile up idle connections at the rate they arrive.
+ * keepalive 0 closes it at once. */
 void upstream_pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
-		       uint64_t idle_ms);
+		       uint64_t idle_ms, bool surplus_ok);
 
 /* Close every idle connection of the worker (at exit). */
 void upstream_pool_close_all(struct worker *w);

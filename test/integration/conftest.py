@@ -160,12 +160,12 @@ class Lb:
         with open(self.path, "w") as f:
             f.write(textwrap.dedent(config))
 
-    def start(self, wait_port=None, args=()):
+    def start(self, wait_port=None, args=(), preexec_fn=None):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:quarantine_size_mb=8")
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([LB, "-c", self.path] + list(args), stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn)
         self.procs.append(self.proc)
         port = wait_port or self.port
         if port is None:
@@ -229,15 +229,16 @@ def replicas(procs):
 
 @pytest.fixture
 def lb(procs, tmp_path):
-    """lb(config_text, port, start=True) -> Lb, started unless start=False."""
+    """lb(config_text, port, start=True) -> Lb, started unless start=False.
+    preexec_fn runs in the child before lb starts (limits, say)."""
     instances = []
 
-    def make(config, port=None, start=True, args=()):
+    def make(config, port=None, start=True, args=(), preexec_fn=None):
         directory = tmp_path / ("lb%d" % len(instances))
         directory.mkdir()
         inst = Lb(procs, directory, config, port)
         instances.append(inst)
-        return inst.start(args=args) if start else inst
+        return inst.start(args=args, preexec_fn=preexec_fn) if start else inst
     yield make
     # Every lb still running is stopped gracefully: a clean exit status and
     # no sanitizer report prove it neither leaked nor misbehaved.

@@ -5,10 +5,14 @@ the number of failed client requests (run pytest with -s to see them).
 """
 import datetime
 import http.client
+import json
 import re
 import signal
 import socket
 import time
+import urllib.request
+
+import pytest
 
 from conftest import KeepAliveLoad, Replica, free_port, http_config, wait_until
 
@@ -168,3 +172,69 @@ def test_passive_failures_take_a_server_down_at_once(procs, lb):
         assert get(port)[0] == 200
     # Down: it takes no more attempts, so its failure count stays at one.
     assert len(log_lines(inst, r"server app/%s down" % dead)) == 1
+
+
+def admin_json(admin_port, path="/stats"):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (admin_port, path), timeout=5) as resp:
+        body = resp.read().decode()
+    return json.loads(body) if path == "/stats" else body
+
+
+@pytest.mark.parametrize("threshold", ["50%", "0"])
+def test_panic_balances_across_all_servers_when_too_few_are_up(procs, lb, threshold):
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(4)]
+    port, admin = free_port(), free_port()
+    extra = "    panic_threshold: %s\nadmin:\n  bind: 127.0.0.1:%d\n" % (threshold, admin)
+    inst = lb(checked_config(port, [r.addr for r in rs], extra=extra), port)
+    for r in rs[1:]:  # their checks fail, but they still serve
+        get(r.port, "/control/health/fail")
+    wait_until(lambda: len(log_lines(inst, r"server app/.* down \(2 failed checks")) == 3, 5, "three down")
+    if threshold == "0":
+        assert {get(port)[1] for _ in range(12)} == {b"r0\n"}
+        assert "panic" not in inst.log_text()
+        return
+    # 1 of 4 up is below 50%: every server takes requests again.
+    wait_until(lambda: log_lines(inst, r"backend app: panic: 1 of 4 servers healthy"), 2, "panic")
+    assert admin_json(admin)["backends"][0]["panic"] is True
+    assert 'lb_backend_panic{backend="app"} 1' in admin_json(admin, "/metrics")
+    assert {get(port)[1] for _ in range(12)} == {b"r0\n", b"r1\n", b"r2\n", b"r3\n"}
+    for r in rs[1:]:
+        get(r.port, "/control/health/ok")
+    wait_until(lambda: log_lines(inst, r"backend app: panic over: [234] of 4 servers healthy"), 5, "panic over")
+    assert admin_json(admin)["backends"][0]["panic"] is False
+
+
+def test_passive_ejection_never_takes_out_more_than_max_ejected(procs, lb):
+    live = Replica(procs, name="live").start()
+    dead = ["127.0.0.1:%d" % free_port() for _ in range(3)]
+    port, admin = free_port(), free_port()
+    extra = ("    retries: 3\n    passive:\n      failures: 1\n      cooldown: 30s\n      max_ejected: 50%%\n"
+             "admin:\n  bind: 127.0.0.1:%d\n" % admin)
+    inst = lb(http_config(port, dead + [live.addr], extra_backend=extra), port)
+    assert [get(port)[0] for _ in range(20)] == [200] * 20
+    servers = admin_json(admin)["backends"][0]["servers"]
+    ejected = [s["addr"] for s in servers if s["ejected_until"] is not None]
+    assert len(ejected) == 2 and live.addr not in ejected, servers
+    assert all(s["state"] == "down" for s in servers if s["addr"] in ejected)
+    assert all(s["ejected_until"] > time.time() + 20 for s in servers if s["addr"] in ejected)
+    assert log_lines(inst, r"not ejected after 1 consecutive failures .*: 2 of 4 servers are out already")
+    assert 'lb_server_ejected{backend="app",server="%s"} 1' % ejected[0] in admin_json(admin, "/metrics")
+
+
+def test_repeated_ejections_back_off_and_each_ends_after_its_cooldown(procs, lb):
+    live = Replica(procs, name="live").start()
+    dead = "127.0.0.1:%d" % free_port()
+    port = free_port()
+    extra = "    passive:\n      failures: 1\n      cooldown: 200ms\n"
+    inst = lb(http_config(port, [dead, live.addr], extra_backend=extra), port)
+
+    def ejections():
+        get(port)  # traffic finds the dead server each time it is back
+        return len(log_lines(inst, r"server app/%s down" % dead)) >= 3
+    wait_until(ejections, 10, "three ejections")
+    downs = log_lines(inst, r"server app/%s down" % dead)[:3]
+    ups = log_lines(inst, r"server app/%s up \(passive cooldown over\)" % dead)[:2]
+    cooldowns = [int(re.search(r"ejected for at least (\d+)ms", line).group(1)) for line in downs]
+    assert cooldowns == [200, 400, 600]
+    for down, up, cooldown in zip(downs, ups, cooldowns):
+        assert log_time(up) - log_time(down) >= cooldown / 1000.0 - 0.002

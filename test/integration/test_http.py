@@ -509,6 +509,30 @@ def test_pooled_connection_dropped_by_the_server_is_retried_on_a_new_one(lb):
         server.close()
 
 
+def test_post_never_meets_a_pooled_connection_the_server_drops_on_reuse(lb):
+    """A POST cannot be repeated, so it must not go where the server may
+    close under it: onto a pooled connection (SPEC 6, issue 10)."""
+    server = ScriptedServer(answer_once_then_drop)
+    try:
+        port = free_port()
+        inst = lb(http_config(port, ["127.0.0.1:%d" % server.port]), port)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        statuses = []
+        for i in range(20):
+            conn.request("GET", "/")  # leaves a pooled connection behind
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.read() == b"ok\n"
+            conn.request("POST", "/", body=b"x" * 1024)
+            resp = conn.getresponse()
+            resp.read()
+            statuses.append(resp.status)
+        conn.close()
+        assert statuses == [200] * 20, statuses
+        assert "down" not in inst.log_text()
+    finally:
+        server.close()
+
+
 def test_slow_upload_is_not_cut_by_the_response_timeout(three):
     _, port, _ = three(extra_backend="    timeouts:\n      response: 500ms")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:

@@ -163,7 +163,9 @@ static void test_minimal_config_gets_every_default(void **state)
 	assert_int_equal(b->health.rise, 2);
 	assert_int_equal(b->health.fall, 3);
 	assert_int_equal(b->passive.failures, 5);
-	assert_int_equal(b->passive.cooldown_ms, 30000);
+	assert_int_equal(b->passive.cooldown_ms, 5000);
+	assert_int_equal(b->passive.max_ejected_percent, 50);
+	assert_int_equal(b->panic_threshold_percent, 50);
 	assert_int_equal(b->retries, 2);
 	assert_int_equal(b->keepalive, 32);
 	assert_int_equal(b->timeouts.connect_ms, 2000);
@@ -228,6 +230,8 @@ static const char full[] = "global:\n"
 			   "    passive:\n"
 			   "      failures: 0\n"
 			   "      cooldown: 1h\n"
+			   "      max_ejected: 34%\n"
+			   "    panic_threshold: 0\n"
 			   "    retries: 10\n"
 			   "    keepalive: 0\n"
 			   "    timeouts:\n"
@@ -303,6 +307,8 @@ static void test_full_config_sets_every_key(void **state)
 	assert_int_equal(b->health.fall, 7);
 	assert_int_equal(b->passive.failures, 0);
 	assert_int_equal(b->passive.cooldown_ms, 3600000);
+	assert_int_equal(b->passive.max_ejected_percent, 34);
+	assert_int_equal(b->panic_threshold_percent, 0);
 	assert_int_equal(b->retries, 10);
 	assert_int_equal(b->keepalive, 0);
 	assert_int_equal(b->timeouts.connect_ms, 3000);
@@ -478,6 +484,17 @@ static void test_bad_size_is_an_error(void **state)
 	assert_minimal_with_error(4, "    max_header_size: 512\n",
 				  "lb.yaml:5:22: listeners[0].max_header_size: expected a size from "
 				  "1k to 1m (bytes, or with k, m, g), got \"512\"");
+}
+
+static void test_bad_percentage_is_an_error(void **state)
+{
+	(void)state;
+	assert_minimal_with_error(6, "    panic_threshold: 150%\n",
+				  "lb.yaml:7:22: backends[0].panic_threshold: expected a percentage 0%..100%, "
+				  "such as 50%, got \"150%\"");
+	assert_minimal_with_error(6, "    passive:\n      max_ejected: half\n",
+				  "lb.yaml:8:20: backends[0].passive.max_ejected: expected a percentage 0%..100%, "
+				  "such as 50%, got \"half\"");
 }
 
 static void test_bad_address_is_an_error(void **state)
@@ -846,6 +863,32 @@ static void test_parse_size(void **state)
 		assert_int_equal(config_parse_size(bad[i], &bytes), -1);
 }
 
+static void test_parse_percent(void **state)
+{
+	static const struct {
+		const char *text;
+		int percent;
+	} good[] = { { "50%", 50 }, { "0", 0 }, { "0%", 0 }, { "100%", 100 }, { "7", 7 } };
+	static const char *const bad[] = { "", "%", "101%", "50%%", "-1%", "12.5%", " 5%", "5 %", "5x" };
+	int percent;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		assert_int_equal(config_parse_percent(good[i].text, &percent), 0);
+		assert_int_equal(percent, good[i].percent);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(config_parse_percent(bad[i], &percent), -1);
+}
+
+static void test_descriptors_wanted_count_connections_pools_and_checks(void **state)
+{
+	struct lb_config *cfg = load_ok(minimal); /* 10000 connections, one server, keepalive 32 */
+	(void)state;
+	assert_int_equal(config_descriptors_wanted(cfg, 2), 2 * 10000 + 64 + 4 * 2 + 1 + 1 * (1 + 32 * 2));
+	config_free(cfg);
+}
+
 static void test_parse_addr(void **state)
 {
 	static const struct {
@@ -917,6 +960,9 @@ int main(void)
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_addr),
+		cmocka_unit_test(test_parse_percent),
+		cmocka_unit_test(test_bad_percentage_is_an_error),
+		cmocka_unit_test(test_descriptors_wanted_count_connections_pools_and_checks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
