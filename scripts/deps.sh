@@ -15,7 +15,7 @@ packages="build-essential pkg-config libevent-dev libyaml-dev libhttp-parser-dev
 case "${1:-}" in
 --run) ;;
 --bench) packages="$packages wrk haproxy nginx-light gnuplot-nox" ;;
-*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest prometheus" ;;
+*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest prometheus wrk" ;;
 esac
 
 missing=""
