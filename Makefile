@@ -86,6 +86,8 @@ bench:
 	scripts/deps.sh --bench
 	$(MAKE) all
 	scripts/bench.sh
+rolling-restart:
+	scripts/deps.sh --bench && $(MAKE) all && scripts/rolling-restart.sh
 
 install: all
 	install -D -m 0755 $(BUILD)/lb $(DESTDIR)$(PREFIX)/sbin/lb

@@ -485,12 +485,12 @@ static bool read_request_head(struct http_session *s)
 			respond_error(s, 431);
 			return true;
 		}
-		if (s->timer_fired) {
-			respond_error(s, 408);
+		if (s->client->eof || !http_request_prefix_valid(buf, n)) {
+			respond_error(s, 400); /* no request can follow: at once, not at the timeout */
 			return true;
 		}
-		if (s->client->eof) {
-			respond_error(s, 400);
+		if (s->timer_fired) {
+			respond_error(s, 408);
 			return true;
 		}
 		return false;

@@ -214,6 +214,41 @@ static int parse_version(const char *v)
 	return -1;
 }
 
+bool http_request_prefix_valid(const char *buf, size_t len)
+{
+	size_t p = 0;
+	/* Ignored empty lines, as scan_head takes them; a lone CR may be the
+	 * start of one. */
+	for (int n = 0; n < HTTP_MAX_LEADING_EMPTY_LINES && p < len && buf[p] == '\r'; n++) {
+		if (p + 1 == len)
+			return true;
+		if (buf[p + 1] != '\n')
+			return false;
+		p += 2;
+	}
+	size_t i = p;
+	while (i < len && i - p < HTTP_MAX_METHOD_LENGTH && is_tchar((unsigned char)buf[i]))
+		i++;
+	if (i == len)
+		return true;
+	if (i == p || buf[i] != ' ')
+		return false;
+	size_t t = ++i;
+	while (i < len && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
+		i++;
+	if (i == len)
+		return true;
+	if (i == t || buf[i] != ' ')
+		return false;
+	static const char version[] = "HTTP/d.d\r\n"; /* d: a digit */
+	for (size_t v = 0, k = i + 1; k < len && v < sizeof(version) - 1; v++, k++) {
+		unsigned char c = (unsigned char)buf[k];
+		if (version[v] == 'd' ? (c < '0' || c > '9') : c != (unsigned char)version[v])
+			return false;
+	}
+	return true;
+}
+
 /* method SP request-target SP HTTP-version, line = buf[p..eol). */
 static enum http_verdict scan_request_line(const char *buf, size_t p, size_t eol, struct http_head *h)
 {
@@ -274,6 +309,18 @@ static enum http_verdict scan_status_line(const char *buf, size_t p, size_t eol,
  * Validates the whole head line by line and records its fields. Errors are
  * reported with `bad` (400 or 502) except too many fields (431 for requests).
  */
+/* A name with '_' that, read with '-' for '_', is a recognised field (see
+ * http_msg.h). The longest recognised name has 17 bytes. */
+static bool disguised_header(const char *name, size_t len)
+{
+	char folded[17];
+	if (len > sizeof(folded) || memchr(name, '_', len) == NULL)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		folded[i] = name[i] == '_' ? '-' : name[i];
+	return classify_header(folded, len) != HTTP_HDR_OTHER;
+}
+
 static enum http_verdict scan_head(const char *buf, size_t len, struct http_head *h)
 {
 	const enum http_verdict bad = h->is_request ? HTTP_MSG_BAD_REQUEST : HTTP_MSG_BAD_RESPONSE;
@@ -346,6 +393,8 @@ static enum http_verdict scan_head(const char *buf, size_t len, struct http_head
 
 		if (h->nheaders == HTTP_MAX_HEADERS)
 			return fail(h, h->is_request ? HTTP_MSG_TOO_LARGE : bad, "too many header fields");
+		if (h->is_request && disguised_header(buf + p, name_end - p))
+			return fail(h, bad, "underscore in the name of a framing, hop-by-hop or forwarding field");
 		struct http_header *f = &h->headers[h->nheaders++];
 		f->name.off = (uint32_t)p;
 		f->name.len = (uint32_t)(name_end - p);

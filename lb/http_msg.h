@@ -64,6 +64,13 @@
  * - Heads above libhttp-parser's built-in 80 KiB limit (HTTP_MAX_HEAD_SIZE,
  *   every byte of the head counted, ignored empty lines included) are 431
  *   (502 for a response, where we check the same limit ourselves).
+ * - A request field whose name has an underscore and, read with '-' for
+ *   '_', is one this module recognises (Transfer_Encoding, Content_Length,
+ *   Connection's hop-by-hop kin, Host, Expect, X_Forwarded_For, ...) is a
+ *   400: servers that fold '_' into '-' (CGI-style variables) would take it
+ *   for the real one, which lb framed or set differently (smuggling, a
+ *   forged client address). Other underscore names pass unchanged (nginx
+ *   drops them all, HAProxy passes them all).
  * - Field names are exact tokens (RFC 9110 5.1): libhttp-parser 2.9.4 takes
  *   any name that merely starts with "Transfer-Encoding" ("Transfer-
  *   Encodingx", "Transfer-Encoding-Foo") for a Transfer-Encoding in its
@@ -220,6 +227,20 @@ struct http_head {
  * too, and then refused by the parse functions.
  */
 size_t http_head_length(const char *buf, size_t len, size_t *scan_pos);
+
+/*
+ * Can buf[0..len), an incomplete request head, still become a valid one?
+ * Checks the request line as far as it has arrived (method token, SP,
+ * visible target, SP, "HTTP/" DIGIT "." DIGIT, CRLF), so that garbage gets
+ * its 400 after a few bytes instead of after timeouts.header, as HAProxy
+ * and nginx answer. Field lines are left to http_parse_request. Never says
+ * false to the prefix of a head that http_parse_request would accept.
+ */
+bool http_request_prefix_valid(const char *buf, size_t len);
+
+/* Longest method taken for a request line still arriving (the longest one
+ * libhttp-parser knows has 11 letters): a longer token is a 400. */
+#define HTTP_MAX_METHOD_LENGTH 32
 
 /*
  * Parses a complete request head: buf[0..len) is exactly what

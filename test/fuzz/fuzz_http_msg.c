@@ -4,11 +4,13 @@
  * arbitrary bytes. Besides memory safety (ASan/UBSan) it checks invariants:
  * - http_head_length() fed in pieces finds what it finds in one call;
  * - a rewritten head is a valid head again, with the same framing;
- * - the chunked decoder gives the same result whatever the split.
+ * - the chunked decoder gives the same result whatever the split;
+ * - every prefix of a head that parses is a valid prefix (no early 400).
  *
  *   clang -fsanitize=fuzzer,address,undefined -Ilb test/fuzz/fuzz_http_msg.c lb/http_msg.c -lhttp_parser
  *   ./a.out -max_total_time=180 test/fuzz/corpus/http_msg/
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +98,8 @@ static void check_request(const char *data, size_t size, size_t head_len)
 	}
 	CHECK(head.length == head_len);
 	CHECK(head.nheaders <= HTTP_MAX_HEADERS);
+	for (size_t n = 0; n < head_len; n++)
+		CHECK(http_request_prefix_valid(data, n));
 	CHECK(head.framing == HTTP_FRAMING_NONE || head.framing == HTTP_FRAMING_LENGTH ||
 	      head.framing == HTTP_FRAMING_CHUNKED);
 
@@ -162,6 +166,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
 {
 	const char *data = (const char *)bytes;
 	uint8_t selector = size > 0 ? bytes[size - 1] : 0;
+
+	/* Once no request can follow, none can after more bytes either. */
+	bool was_valid = true;
+	for (size_t n = 0; n <= size && n <= 512; n++) {
+		bool valid = http_request_prefix_valid(data, n);
+		CHECK(was_valid || !valid);
+		was_valid = valid;
+	}
 
 	size_t head_len = find_head(data, size, selector);
 	if (head_len > 0) {

@@ -220,6 +220,10 @@ def test_forwarding_headers_added_and_hop_by_hop_removed(three):
     ("NUL in a field", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: o\x00ne\r\n\r\n"),
     ("bare CR in a field", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: o\rne\r\n\r\n"),
     ("bare LF line end", b"GET / HTTP/1.1\r\nHost: t\nX-A: one\r\n\r\n"),
+    # A server folding "_" into "-" would read this body as chunked.
+    ("underscore Transfer_Encoding", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer_Encoding: chunked\r\n"
+                                     b"Content-Length: 5\r\n\r\n0\r\n\r\n"),
+    ("underscore X_Forwarded_For", b"GET / HTTP/1.1\r\nHost: t\r\nX_Forwarded_For: 10.0.0.1\r\n\r\n"),
 ])
 def test_request_smuggling_is_refused_and_never_reaches_a_server(three, name, raw):
     _, port, rs = three()
@@ -249,6 +253,26 @@ def test_invalid_chunk_size_is_refused_before_the_body_is_used(three):
 def test_malformed_request_gets_400(three):
     _, port, _ = three()
     assert request(port, b"THIS IS NOT HTTP\r\n\r\n")[0] == 400
+
+
+def test_other_underscore_field_names_pass_unchanged(three):
+    _, port, _ = three()
+    raw = b"GET /echo HTTP/1.1\r\nHost: t\r\nX_Custom_Name: kept\r\nConnection: close\r\n\r\n"
+    status, headers, _, _ = request(port, raw)
+    assert status == 200 and headers.get("x-echo-x_custom_name") == "kept"
+
+
+def test_binary_garbage_gets_400_at_once_not_at_the_header_timeout(three):
+    _, port, rs = three()
+    garbage = os.urandom(4096).replace(b"\n", b"?").replace(b"\r", b"?")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        began = time.monotonic()
+        s.sendall(garbage)
+        status, headers, _, _ = read_response(s)
+        took = time.monotonic() - began
+    print("\n4 KiB of garbage: %d after %.1f ms" % (status, took * 1000))
+    assert status == 400 and headers.get("connection") == "close"
+    assert took < 0.1
 
 
 def test_unknown_transfer_coding_gets_501(three):

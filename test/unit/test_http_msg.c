@@ -1272,9 +1272,80 @@ static void test_error_response_unknown_status_or_no_room_is_0(void **state)
 	assert_int_equal(http_error_response(400, true, out, n + 1), n);
 }
 
+/* ------------------------------------------------------------------------ */
+/* request lines checked as they arrive; disguised field names               */
+
+static void test_every_prefix_of_a_valid_request_is_a_valid_prefix(void **state)
+{
+	static const char *const valid[] = {
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"\r\n\r\nPOST /x?y=1 HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+		"M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n",
+	};
+	(void)state;
+	for (size_t v = 0; v < sizeof(valid) / sizeof(valid[0]); v++) {
+		size_t len = strlen(valid[v]);
+		assert_int_equal(parse_req(valid[v], len), HTTP_MSG_OK);
+		for (size_t n = 0; n <= len; n++)
+			assert_true(http_request_prefix_valid(valid[v], n));
+	}
+}
+
+static void test_garbage_is_no_request_prefix_after_a_few_bytes(void **state)
+{
+	(void)state;
+	assert_false(http_request_prefix_valid(S("\x16\x03\x01\x02")));                /* TLS */
+	assert_false(http_request_prefix_valid(S("GET\t/")));                            /* HTAB */
+	assert_false(http_request_prefix_valid(S(" GET /")));                             /* leading SP */
+	assert_false(http_request_prefix_valid(S("GET  /")));                             /* two SP */
+	assert_false(http_request_prefix_valid(S("GET /\x01")));                          /* CTL in target */
+	assert_false(http_request_prefix_valid(S("GET / HTTQ")));
+	assert_false(http_request_prefix_valid(S("GET / HTTP/x")));
+	assert_false(http_request_prefix_valid(S("GET / HTTP/1.1\n")));                   /* bare LF */
+	assert_false(http_request_prefix_valid(S("GET / HTTP/1.1 ")));
+	assert_false(http_request_prefix_valid(S("\r\n\r\n\r\nGET")));                   /* 3 empty lines */
+	assert_false(http_request_prefix_valid(S("\rX")));
+	assert_false(http_request_prefix_valid(S("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))); /* 33-byte method */
+	assert_true(http_request_prefix_valid(S("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")));   /* 32: may be one */
+	assert_true(http_request_prefix_valid(S("GET /a HTTP/1.1\r\nX: \x01"))); /* fields: later */
+	assert_true(http_request_prefix_valid(S("")));
+	assert_true(http_request_prefix_valid(S("\r")));
+}
+
+static void test_underscore_names_of_framing_and_forwarding_fields_are_400(void **state)
+{
+	static const char *const refused[] = {
+		"Transfer_Encoding: chunked", "content_length: 5", "Connection_: x", "X_Forwarded_For: 1.2.3.4",
+		"keep_alive: 1", "X-Forwarded_Proto: https", "x_request_id: 1",
+	};
+	char req[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		int n = snprintf(req, sizeof(req), "POST / HTTP/1.1\r\nHost: a\r\n%s\r\nContent-Length: 0\r\n\r\n",
+				 refused[i]);
+		enum http_verdict v = parse_req(req, (size_t)n);
+		/* "Connection_" is no recognised name: it passes. */
+		if (strncmp(refused[i], "Connection_", 11) == 0) {
+			assert_int_equal(v, HTTP_MSG_OK);
+			continue;
+		}
+		assert_int_equal(v, HTTP_MSG_BAD_REQUEST);
+		assert_non_null(strstr(head.error, "underscore"));
+	}
+	/* Other underscore names pass unchanged, and responses are not judged. */
+	assert_int_equal(parse_req(S("GET / HTTP/1.1\r\nHost: a\r\nX_Custom_Thing: 1\r\n\r\n")), HTTP_MSG_OK);
+	assert_string_equal(field("GET / HTTP/1.1\r\nHost: a\r\nX_Custom_Thing: 1\r\n\r\n", "X_Custom_Thing"), "1");
+	assert_int_equal(parse_resp(S("HTTP/1.1 200 OK\r\nContent_Length: 5\r\nContent-Length: 0\r\n\r\n"), HTTP_GET,
+				    false),
+			 HTTP_MSG_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_prefix_of_a_valid_request_is_a_valid_prefix),
+		cmocka_unit_test(test_garbage_is_no_request_prefix_after_a_few_bytes),
+		cmocka_unit_test(test_underscore_names_of_framing_and_forwarding_fields_are_400),
 		cmocka_unit_test(test_head_length_finds_complete_head),
 		cmocka_unit_test(test_head_length_finds_pipelined_heads_one_after_another),
 		cmocka_unit_test(test_head_split_across_many_scans_is_found_once),
