@@ -266,7 +266,7 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 		evbuffer_add_printf(out, "\"} %d\n", atomic_load(&g->backends[b].state->panic) ? 1 : 0);
 	}
 	prom_header(out, "lb_own_failures_total", "counter",
-		    "Connects and checks lb could not make for want of its own descriptors, memory or ports.");
+		    "Connects and checks lb could not make for want of its own descriptors or memory.");
 	evbuffer_add_printf(out, "lb_own_failures_total %llu\n", (unsigned long long)health_own_failures());
 	prom_header(out, "lb_server_active", "gauge", "Requests (http) or connections (tcp) in progress.");
 	prom_per_server(out, g, "lb_server_active", METRIC_ACTIVE);

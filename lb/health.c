@@ -104,6 +104,8 @@ static void probe_end(struct checker *c, enum probe_result result, const char *w
 		bufferevent_free(c->probe);
 		c->probe = NULL;
 	}
+	if (c->cfg.type == CHECK_NONE)
+		return; /* turned off by a reload meanwhile */
 	checker_schedule(c, c->cfg.interval_ms);
 	if (result == PROBE_NOT_RUN) { /* lb's own shortage says nothing of the server */
 		snprintf(c->last_check, sizeof(c->last_check), "not run: %s", why);
@@ -266,10 +268,20 @@ static void checker_configure(struct checker *c, const struct gen_backend *b, co
 	c->cfg.host = c->host;
 	memcpy(&c->addr, &s->sockaddr, s->sockaddr_len);
 	c->addr_len = s->sockaddr_len;
-	if (c->cfg.type == CHECK_NONE && !atomic_load(&c->state->up)) {
-		/* A reload turned the checks off: nothing would bring it back. */
-		atomic_store(&c->state->up, true);
-		log_info("server %s/%s up (health checks turned off)", c->backend, c->state->addr);
+	if (c->cfg.type == CHECK_NONE) {
+		/* Checks off (perhaps by a reload): no probe may still judge the
+		 * server, and nothing would bring a down one back. */
+		if (c->probe != NULL) {
+			bufferevent_free(c->probe);
+			c->probe = NULL;
+		}
+		if (c->timer != NULL)
+			event_del(c->timer);
+		c->successes = c->failures = 0;
+		if (!atomic_load(&c->state->up)) {
+			atomic_store(&c->state->up, true);
+			log_info("server %s/%s up (health checks turned off)", c->backend, c->state->addr);
+		}
 	}
 }
 
@@ -331,6 +343,8 @@ int health_sync(struct event_base *base, const struct gen *g)
 	bool first = checkers == NULL;
 	size_t total = 0, n = 0;
 
+	current = g; /* even if what follows fails: the previous one may go */
+
 	for (struct checker *c = checkers; c != NULL; c = c->next)
 		c->seen = false;
 	for (size_t b = 0; b < g->nbackends; b++)
@@ -378,7 +392,6 @@ int health_sync(struct event_base *base, const struct gen *g)
 			link = &c->next;
 		}
 	}
-	current = g;
 	if (tick == NULL) {
 		tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
 		struct timeval tv = netutil_timeval_ms(HEALTH_TICK_MS);
@@ -409,12 +422,19 @@ const char *health_last_check(const struct server_state *state)
 	return c ? c->last_check : "";
 }
 
-/* Servers of b out of rotation by their health (down or ejected). */
-static size_t servers_out(const struct gen_backend *b)
+/* Of the servers of b that may take requests (weight > 0, not drained):
+ * how many, and how many of those are out by their health (down or
+ * ejected). */
+static size_t servers_out(const struct gen_backend *b, size_t *eligible)
 {
 	size_t out = 0;
-	for (size_t i = 0; i < b->nservers; i++)
+	*eligible = 0;
+	for (size_t i = 0; i < b->nservers; i++) {
+		if (!gen_server_eligible(b, i))
+			continue;
+		(*eligible)++;
 		out += !server_state_healthy(b->servers[i].state);
+	}
 	return out;
 }
 
@@ -427,12 +447,15 @@ static void eject(struct gen_backend *b, size_t i, unsigned n, const char *why)
 	uint64_t now = health_now_ms();
 
 	pthread_mutex_lock(&eject_lock);
-	if (atomic_load(&st->ejected)) {
+	/* Already out, or back meanwhile (its count was reset by the return:
+	 * failures from before it must not eject it again). */
+	if (atomic_load(&st->ejected) || atomic_load(&st->consecutive_failures) < (unsigned)cfg->passive.failures) {
 		pthread_mutex_unlock(&eject_lock);
 		return;
 	}
-	size_t out = servers_out(b);
-	if (!health_eject_allowed(out, b->nservers, cfg->passive.max_ejected_percent)) {
+	size_t eligible;
+	size_t out = servers_out(b, &eligible);
+	if (!health_eject_allowed(out, eligible, cfg->passive.max_ejected_percent)) {
 		bool say = now >= st->eject_refused_logged_ms + EJECT_REFUSED_LOG_MS || st->eject_refused_logged_ms == 0;
 		if (say)
 			st->eject_refused_logged_ms = now;
@@ -440,7 +463,7 @@ static void eject(struct gen_backend *b, size_t i, unsigned n, const char *why)
 		if (say)
 			log_warn("server %s/%s not ejected after %u consecutive failures (%s): %zu of %zu servers "
 				 "are out already (passive.max_ejected %d%%)",
-				 cfg->name, st->addr, n, why, out, b->nservers, cfg->passive.max_ejected_percent);
+				 cfg->name, st->addr, n, why, out, eligible, cfg->passive.max_ejected_percent);
 		return;
 	}
 	uint64_t previous_at = atomic_load(&st->ejected_at_ms);

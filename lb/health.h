@@ -15,8 +15,7 @@
  * ejection once the cooldown is over and the active check has passed `rise`
  * times since the ejection (with `type: none`, at the cooldown's end).
  *
- * lb's own shortages (no descriptor, memory or local port: see
- * netutil_errno_is_local) never count against a server, in a probe or in a
+ * lb's own shortages (no descriptor or memory: see netutil_errno_is_local) never count against a server, in a probe or in a
  * worker's connect; they are logged at most once a second.
  *
  * Every HEALTH_TICK_MS the control thread also decides each backend's panic

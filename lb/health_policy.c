@@ -10,11 +10,7 @@ unsigned health_backoff_multiplier(unsigned previous, uint64_t since_previous_ms
 
 bool health_eject_allowed(size_t out, size_t servers, int max_ejected_percent)
 {
-	if (max_ejected_percent <= 0 || servers == 0)
-		return false;
-	size_t allowed = servers * (size_t)max_ejected_percent / 100;
-	if (allowed == 0)
-		allowed = 1;
+	size_t allowed = max_ejected_percent > 0 ? servers * (size_t)max_ejected_percent / 100 : 0;
 	return out + 1 <= allowed;
 }
 

@@ -7,8 +7,9 @@
  *   `passive.failures` times in a row is out for `passive.cooldown`, longer
  *   when it was ejected recently too (backoff), and then comes back as soon
  *   as its active check passes `rise` times (or at once, with no check).
- * - Passive ejection never takes the backend below what max_ejected leaves:
- *   servers already out (ejected or down) count against it.
+ * - Passive ejection never takes out more than max_ejected of the servers
+ *   that may take requests (weight > 0, not drained): those already out
+ *   (ejected or down) count against it.
  * - Panic: when fewer than panic_threshold of a backend's servers are
  *   healthy, lb balances across all of them, healthy or not, and lets
  *   connect failures and retries find the live ones (Envoy's panic
@@ -31,8 +32,9 @@
  * previous one (which had multiplier `previous`, 0 = none before). */
 unsigned health_backoff_multiplier(unsigned previous, uint64_t since_previous_ms, uint64_t cooldown_ms);
 
-/* May one more server be ejected, with `out` of `servers` already out?
- * At least one server may always be ejected when max_ejected_percent > 0. */
+/* May one more server be ejected, with `out` of `servers` (those that may
+ * take requests) already out? Never beyond floor(servers x percent / 100):
+ * with 50%, one of 2 or 3, none of a backend of one. */
 bool health_eject_allowed(size_t out, size_t servers, int max_ejected_percent);
 
 /* Is a backend with `healthy` of `eligible` servers (weight > 0, not

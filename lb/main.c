@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	log_capture_libevent();
 	if (log_configure(cfg->global.log.level, cfg->global.log.target, cfg->global.access_log) < 0) {
 		fprintf(stderr, "lb: cannot open log target %s or %s: %m\n", cfg->global.log.target,
 			cfg->global.access_log);

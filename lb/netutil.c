@@ -60,5 +60,5 @@ struct timeval netutil_timeval_ms(uint64_t ms)
 
 bool netutil_errno_is_local(int err)
 {
-	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM || err == EADDRNOTAVAIL;
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }

@@ -20,7 +20,9 @@ const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len);
 uint64_t netutil_elapsed_ms(const struct timeval *a, const struct timeval *b);
 
 /* Is errno `err` of a socket or connect lb's own shortage (descriptors,
- * memory, buffers, local ports) rather than anything the peer did? */
+ * memory, buffers) rather than anything the peer did? (EADDRNOTAVAIL is
+ * not: it also means an address that can never work, such as ::1 on a
+ * host without IPv6.) */
 bool netutil_errno_is_local(int err);
 
 /* A timeval of `ms` milliseconds. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gen.h"
 #include "log.h"
@@ -27,7 +28,21 @@ struct batch {
 struct query {
 	struct batch *batch;
 	size_t backend, server;
+	struct timespec sent; /* CLOCK_MONOTONIC */
 };
+
+/* evdns reports a timeout as EAI_FAIL, like a server failure; a query that
+ * failed after the whole timeout (every attempt) was not answered. */
+#define DNS_TIMEOUT "2" /* seconds, per attempt */
+#define DNS_TIMEOUT_S 2
+#define DNS_ATTEMPTS "2"
+
+static double seconds_since(const struct timespec *then)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - then->tv_sec) + (double)(now.tv_nsec - then->tv_nsec) / 1e9;
+}
 
 static bool parse_literal(const struct cfg_addr *addr, struct sockaddr_storage *out)
 {
@@ -74,8 +89,9 @@ static void on_answer(int result, struct evutil_addrinfo *ai, void *arg)
 
 	if (result != 0) {
 		set->failed = true;
+		bool timed_out = result == EVUTIL_EAI_FAIL && seconds_since(&q->sent) >= DNS_TIMEOUT_S * 0.95;
 		log_warn("backend %s: server %s does not resolve: %s", b->cfg->backends[q->backend].name, cs->addr.text,
-			 evutil_gai_strerror(result));
+			 timed_out ? "timeout (no DNS server answered)" : evutil_gai_strerror(result));
 	} else {
 		size_t n = 0;
 		for (struct evutil_addrinfo *p = ai; p != NULL; p = p->ai_next)
@@ -131,6 +147,7 @@ static int batch_start(struct batch *b, struct evdns_base *dns, const struct lb_
 			if (q == NULL)
 				return -1;
 			*q = (struct query){ .batch = b, .backend = i, .server = j };
+			clock_gettime(CLOCK_MONOTONIC, &q->sent);
 			char port[8];
 			snprintf(port, sizeof(port), "%u", cb->servers[j].addr.port);
 			struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -155,8 +172,8 @@ static struct evdns_base *dns_for(struct event_base *base, const struct lb_confi
 		if (evdns_base_nameserver_ip_add(dns, cfg->global.resolvers[i].text) != 0)
 			log_warn("global.resolvers: cannot use %s", cfg->global.resolvers[i].text);
 	evdns_base_load_hosts(dns, NULL);
-	evdns_base_set_option(dns, "timeout:", "2");
-	evdns_base_set_option(dns, "attempts:", "2");
+	evdns_base_set_option(dns, "timeout:", DNS_TIMEOUT);
+	evdns_base_set_option(dns, "attempts:", DNS_ATTEMPTS);
 	return dns;
 }
 

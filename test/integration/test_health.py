@@ -238,3 +238,32 @@ def test_repeated_ejections_back_off_and_each_ends_after_its_cooldown(procs, lb)
     assert cooldowns == [200, 400, 600]
     for down, up, cooldown in zip(downs, ups, cooldowns):
         assert log_time(up) - log_time(down) >= cooldown / 1000.0 - 0.002
+
+
+def test_reload_turning_checks_off_brings_a_down_server_back_for_good(procs, lb):
+    good = Replica(procs, name="good").start()
+    mute = socket.socket()  # accepts, never answers: every check times out
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(64)
+    mute_addr = "127.0.0.1:%d" % mute.getsockname()[1]
+    try:
+        port, admin = free_port(), free_port()
+        # A probe is in flight nearly all the time: 500 ms each, 10 ms apart.
+        slow = ("    health_check:\n      type: http\n      interval: 10ms\n      timeout: 500ms\n      fall: 1\n"
+                "admin:\n  bind: 127.0.0.1:%d\n" % admin)
+        base = http_config(port, [good.addr, mute_addr])  # health_check: type: none
+        config = base.replace("    health_check:\n      type: none\n", "")
+        unchecked = base.replace("      type: none\n", "      type: none\n      fall: 1\n")
+        inst = lb(config.rstrip("\n") + "\n" + slow, port)
+        wait_until(lambda: log_lines(inst, r"server app/%s down" % mute_addr), 5, "down by its checks")
+        inst.reload(unchecked.rstrip("\n") + "\nadmin:\n  bind: 127.0.0.1:%d\n" % admin)  # checks off
+        wait_until(lambda: log_lines(inst, r"server app/%s up \(health checks turned off\)" % mute_addr), 5, "up")
+        # The probe that was in flight must not take it down again: watch
+        # for twice its timeout.
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            servers = admin_json(admin)["backends"][0]["servers"]
+            assert all(s["state"] == "up" for s in servers), servers
+        assert len(log_lines(inst, r"server app/%s down" % mute_addr)) == 1
+    finally:
+        mute.close()

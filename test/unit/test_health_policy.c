@@ -46,12 +46,13 @@ static void test_max_ejected_counts_servers_already_out(void **state)
 	assert_false(health_eject_allowed(3, 3, 100));
 }
 
-static void test_one_server_may_always_be_ejected_unless_off(void **state)
+static void test_max_ejected_rounds_down_and_zero_is_off(void **state)
 {
 	(void)state;
-	assert_true(health_eject_allowed(0, 1, 50));
-	assert_true(health_eject_allowed(0, 3, 10));
-	assert_false(health_eject_allowed(1, 3, 10));
+	assert_false(health_eject_allowed(0, 1, 50)); /* half of one server is none */
+	assert_true(health_eject_allowed(0, 2, 50));
+	assert_false(health_eject_allowed(0, 3, 10));
+	assert_true(health_eject_allowed(0, 10, 10));
 	assert_false(health_eject_allowed(0, 3, 0)); /* 0% = no passive ejection */
 	assert_false(health_eject_allowed(0, 0, 50));
 }
@@ -82,7 +83,7 @@ int main(void)
 		cmocka_unit_test(test_repeated_ejections_back_off_up_to_the_cap),
 		cmocka_unit_test(test_an_ejection_long_after_the_last_starts_afresh),
 		cmocka_unit_test(test_max_ejected_counts_servers_already_out),
-		cmocka_unit_test(test_one_server_may_always_be_ejected_unless_off),
+		cmocka_unit_test(test_max_ejected_rounds_down_and_zero_is_off),
 		cmocka_unit_test(test_panic_below_the_threshold_only),
 		cmocka_unit_test(test_panic_off_at_zero_and_without_servers),
 	};
