@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -52,7 +53,7 @@ struct control {
 	struct resolver *resolver;
 };
 
-static int workers_wanted(const struct lb_config *cfg)
+int control_workers_wanted(const struct lb_config *cfg)
 {
 	if (cfg->global.workers > 0)
 		return cfg->global.workers;
@@ -62,17 +63,27 @@ static int workers_wanted(const struct lb_config *cfg)
 	return n > 0 ? (int)n : 1;
 }
 
-/* Say when the descriptor limit is below what cfg may need: at the limit,
- * accepts pause and connects fail as lb's own failures (never the
- * servers'), but clients wait. */
-static void check_descriptor_limit(const struct lb_config *cfg, int workers, unsigned long limit)
+bool control_descriptor_warning(const struct lb_config *cfg, int workers, unsigned long limit, char *out,
+				size_t cap)
 {
 	unsigned long wanted = config_descriptors_wanted(cfg, workers);
-	if (limit < wanted)
-		log_warn("the open-file limit is %lu, but max_connections %d with %d workers may need %lu "
-			 "descriptors (2 per connection, plus pools, checks, listeners); raise it (ulimit -n, "
-			 "LimitNOFILE=) or lower global.max_connections",
-			 limit, cfg->global.max_connections, workers, wanted);
+	if (limit >= wanted)
+		return false;
+	snprintf(out, cap,
+		 "the open-file limit is %lu, but max_connections %d with %d workers may need %lu descriptors (2 per "
+		 "connection, plus pools, checks, listeners); raise it (ulimit -n, LimitNOFILE=) or lower "
+		 "global.max_connections",
+		 limit, cfg->global.max_connections, workers, wanted);
+	return true;
+}
+
+/* At the limit, accepts pause and connects fail as lb's own failures
+ * (never the servers'), but clients wait: say so at start and reload. */
+static void check_descriptor_limit(const struct lb_config *cfg, int workers, unsigned long limit)
+{
+	char msg[512];
+	if (control_descriptor_warning(cfg, workers, limit, msg, sizeof(msg)))
+		log_warn("%s", msg);
 }
 
 static bool all_workers_at(const struct control *c, unsigned long gen_id)
@@ -161,7 +172,7 @@ static void reload(struct control *c)
 		return;
 	}
 	config_errors_free(&errs);
-	if (workers_wanted(cfg) != c->nworkers)
+	if (control_workers_wanted(cfg) != c->nworkers)
 		log_warn("reload: a change of global.workers takes effect at the next restart");
 	check_descriptor_limit(cfg, c->nworkers, c->descriptor_limit);
 	if (retiring_reserve(c) < 0 || resolve_config_now(cfg, &res) < 0) {
@@ -314,7 +325,7 @@ int control_run(struct gen *first, const char *config_path)
 	if (err[0] != '\0')
 		log_warn("%s", err);
 
-	c.nworkers = workers_wanted(first->cfg);
+	c.nworkers = control_workers_wanted(first->cfg);
 	c.descriptor_limit = daemon_raise_descriptor_limit();
 	check_descriptor_limit(first->cfg, c.nworkers, c.descriptor_limit);
 	c.workers = calloc((size_t)c.nworkers, sizeof(*c.workers));

@@ -14,4 +14,13 @@
  * stop, 3 could not start). */
 int control_run(struct gen *first, const char *config_path);
 
+/* Event loops for cfg: global.workers, or one per CPU (at most
+ * LB_MAX_WORKERS). */
+int control_workers_wanted(const struct lb_config *cfg);
+
+/* When `limit` open files cannot serve cfg with `workers` loops, write
+ * the warning to out and return true. */
+bool control_descriptor_warning(const struct lb_config *cfg, int workers, unsigned long limit, char *out,
+				size_t cap);
+
 #endif

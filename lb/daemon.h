@@ -24,6 +24,9 @@ void daemon_remove_pidfile(void);
  * soft limit now in force. */
 unsigned long daemon_raise_descriptor_limit(void);
 
+/* The hard limit: what daemon_raise_descriptor_limit would give. */
+unsigned long daemon_descriptor_hard_limit(void);
+
 /* Become `user` when running as root. "" = stay. Returns 0 or -1 with a
  * message in err. */
 int daemon_drop_privileges(const char *user, char *err, size_t errlen);

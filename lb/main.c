@@ -81,6 +81,10 @@ int main(int argc, char **argv)
 	}
 	config_errors_free(&errs);
 	if (check_only) {
+		char warning[512];
+		if (control_descriptor_warning(cfg, control_workers_wanted(cfg), daemon_descriptor_hard_limit(), warning,
+					       sizeof(warning)))
+			fprintf(stderr, "%s: warning: %s\n", config_path, warning);
 		printf("configuration OK\n");
 		config_free(cfg);
 		return EXIT_OK;

@@ -6,6 +6,7 @@ The load is wrk, the client the issue measured with. Run pytest with -s to
 see the figures each test measures.
 """
 import json
+import os
 import re
 import resource
 import shutil
@@ -235,3 +236,19 @@ def test_descriptor_exhaustion_marks_no_server_down_and_lb_recovers(procs, lb, t
     assert not re.search(r"server app/\S+ down", inst.log_text()), inst.log_text()[-3000:]
 
 
+
+
+def test_config_check_warns_when_the_descriptor_limit_cannot_serve_max_connections(tmp_path):
+    from conftest import LB, ROOT
+    config = os.path.join(ROOT, "conf/lb.yaml")
+    low = subprocess.run([LB, "-t", "-c", config], capture_output=True, text=True, timeout=10,
+                         preexec_fn=limit_descriptors(256))
+    assert low.returncode == 0 and low.stdout == "configuration OK\n"
+    assert re.search(r"warning: the open-file limit is 256, but max_connections 10000", low.stderr), low.stderr
+    small = tmp_path / "small.yaml"  # 2 x 50 connections, pools of 2: about 170 descriptors
+    small.write_text(http_config(free_port(), ["127.0.0.1:9"], workers=1,
+                                 extra_global="  max_connections: 50",
+                                 extra_backend="    keepalive: 2"))
+    enough = subprocess.run([LB, "-t", "-c", str(small)], capture_output=True, text=True, timeout=10,
+                            preexec_fn=limit_descriptors(256))
+    assert enough.returncode == 0 and enough.stderr == "", enough.stderr
