@@ -212,6 +212,20 @@ static void note_server_failure(struct http_session *s, const char *why)
 	log_debug("backend %s: server %s: %s", s->backend->cfg->name, gs->state->addr, why);
 }
 
+/* The server broke HTTP (lb answers 502, or cuts the response): the
+ * operator must see why, so at warn level, but at most once a second,
+ * whatever the rate of such responses. */
+static void note_invalid_response(struct http_session *s, const char *why)
+{
+	static atomic_uint_fast64_t last_logged_s;
+	struct timeval now = now_cached(s);
+	uint64_t second = (uint64_t)now.tv_sec, last = atomic_load_explicit(&last_logged_s, memory_order_relaxed);
+	if (last != second && atomic_compare_exchange_strong(&last_logged_s, &last, second))
+		log_warn("backend %s: server %s sent an invalid response (%s) to %s %s", s->backend->cfg->name,
+			 current_server(s)->state->addr, why, s->method_name ? s->method_name : "-", s->log_target);
+	note_server_failure(s, why);
+}
+
 /* ---- access log and the end of a request ---- */
 
 /* A request ended (answered by a server or by lb): the duration histogram
@@ -696,7 +710,7 @@ static bool forward_response_head(struct http_session *s)
 
 	if (head_len == 0) {
 		if (n >= RESPONSE_HEAD_MAX || s->server->eof || s->server->error) {
-			note_server_failure(s, "incomplete or oversized response head");
+			note_invalid_response(s, "incomplete or oversized response head");
 			respond_error(s, 502);
 			return true;
 		}
@@ -708,7 +722,7 @@ static bool forward_response_head(struct http_session *s)
 		return false;
 	}
 	if (http_parse_response(buf, head_len, s->req.method, s->req.upgrade, &s->resp) != HTTP_MSG_OK) {
-		note_server_failure(s, s->resp.error ? s->resp.error : "invalid response");
+		note_invalid_response(s, s->resp.error ? s->resp.error : "invalid head");
 		respond_error(s, 502);
 		return true;
 	}
@@ -727,7 +741,7 @@ static bool forward_response_head(struct http_session *s)
 	}
 	size_t out_len = http_rewrite_response(buf, &s->resp, &fwd, vec.iov_base, vec.iov_len);
 	if (out_len == 0) {
-		note_server_failure(s, "response head too large to rewrite");
+		note_invalid_response(s, "response head too large to rewrite");
 		respond_error(s, 502);
 		return true;
 	}
@@ -847,7 +861,7 @@ static bool exchange(struct http_session *s)
 	}
 	ssize_t n = pump_body(&s->resp_body, s->server->in, s->client->out);
 	if (n < 0) {
-		note_server_failure(s, "invalid response body framing");
+		note_invalid_response(s, "invalid body framing");
 		s->state = HTTP_CLOSING; /* the head is out: nothing to say but close */
 		return true;
 	}

@@ -557,6 +557,29 @@ def test_post_never_meets_a_pooled_connection_the_server_drops_on_reuse(lb):
         server.close()
 
 
+def answer_with_a_bad_status_line(conn):
+    if read_head(conn):
+        conn.sendall(b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_invalid_response_is_502_and_its_reason_logged_at_warn_once_a_second(lb):
+    server = ScriptedServer(answer_with_a_bad_status_line)
+    try:
+        port = free_port()
+        inst = lb(http_config(port, ["127.0.0.1:%d" % server.port],
+                              extra_backend="    passive:\n      failures: 0\n"), port)
+        began = time.monotonic()
+        for _ in range(20):
+            assert request(port, b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0] == 502
+        seconds = int(time.monotonic() - began) + 2
+        lines = [l for l in inst.log_text().splitlines() if "sent an invalid response" in l]
+        assert lines and "warn: backend app: server 127.0.0.1:%d sent an invalid response (" % server.port in lines[0]
+        assert "GET /x" in lines[0]
+        assert len(lines) <= seconds  # rate-limited, not one per request
+    finally:
+        server.close()
+
+
 def test_slow_upload_is_not_cut_by_the_response_timeout(three):
     _, port, _ = three(extra_backend="    timeouts:\n      response: 500ms")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
