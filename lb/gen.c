@@ -155,6 +155,7 @@ static int backend_add_server(struct gen_backend *b, const struct gen *previous,
 		s->state = server_state_new(b->cfg->name, id);
 	if (s->state == NULL)
 		return -1;
+	atomic_fetch_add(&s->state->generations, 1);
 	s->cfg = cs;
 	s->sockaddr = *sa;
 	s->sockaddr_len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -325,8 +326,12 @@ static void gen_free(struct gen *g)
 {
 	for (size_t b = 0; b < g->nbackends; b++) {
 		struct gen_backend *gb = &g->backends[b];
-		for (size_t i = 0; i < gb->nservers; i++)
-			server_state_release(gb->servers[i].state);
+		for (size_t i = 0; i < gb->nservers; i++) {
+			struct server_state *st = gb->servers[i].state;
+			if (atomic_fetch_sub(&st->generations, 1) == 1)
+				atomic_store(&st->retired, true); /* upstream.h: its pools close */
+			server_state_release(st);
+		}
 		free(gb->servers);
 		balancer_free(gb->balancer);
 		backend_state_release(gb->state);

@@ -48,7 +48,9 @@ struct idle_pool {
 /* Runtime state of one server, shared across generations and workers.
  * Every field but pools is atomic: workers update counters concurrently. */
 struct server_state {
-	atomic_int refs; /* one per generation containing the server */
+	atomic_int refs; /* one per generation containing the server, checker, idle connection */
+	atomic_int generations; /* generations containing the server */
+	atomic_bool retired; /* no generation has it any more: for good (a re-added server gets a new state) */
 	char *backend; /* identity: (backend, addr) */
 	char *addr;
 	atomic_bool up; /* the active checks' verdict; servers start up */

@@ -87,7 +87,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		struct idle_conn *next = ic->all_next;
 		bool surplus = (int)ic->state->pools[w->index].count > ic->keepalive &&
 			       timercmp(&ic->idle_since, &surplus_before, <=);
-		if (surplus || expired(ic, &now))
+		bool retired = atomic_load_explicit(&ic->state->retired, memory_order_relaxed);
+		if (surplus || retired || expired(ic, &now))
 			conn_free(idle_remove(ic));
 		ic = next;
 	}
@@ -119,7 +120,7 @@ void upstream_pool_put(struct worker *w, struct server_state *state, struct conn
 	struct idle_pool *pool = &state->pools[w->index];
 	struct idle_conn *ic = NULL;
 
-	bool full = !surplus_ok && pool->count >= (unsigned)keepalive;
+	bool full = (!surplus_ok && pool->count >= (unsigned)keepalive) || atomic_load(&state->retired);
 	if (keepalive <= 0 || full || (ic = calloc(1, sizeof(*ic))) == NULL) {
 		conn_free(c);
 		return;

@@ -7,8 +7,10 @@
  * and leaves the pool, so a connection the server closed is not handed out
  * (a close that races with the hand-out is caught by the HTTP session's
  * retry, SPEC 6). A sweep once a second closes connections idle longer
- * than timeouts.idle (they are never handed out either) and, in a pool
- * holding more than `keepalive`, the surplus idle for a second or more.
+ * than timeouts.idle (they are never handed out either), connections to
+ * servers that no generation has any more (a reload removed them), and, in
+ * a pool holding more than `keepalive`, the surplus idle for a second or
+ * more.
  * Each pooled connection holds a reference to its server_state.
  */
 #ifndef LB_UPSTREAM_H

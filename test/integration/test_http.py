@@ -449,6 +449,27 @@ def test_pool_surplus_after_a_burst_is_trimmed_to_keepalive(replicas, lb):
     wait_until(lambda: replica_stats(rs[0])["active_connections"] <= 3, 5, "surplus trimmed")
 
 
+def test_pooled_connections_to_a_server_removed_by_reload_are_closed(replicas, lb):
+    rs = replicas(2)
+    port = free_port()
+    inst = lb(http_config(port, [r.addr for r in rs]), port)
+    barrier = threading.Barrier(6)
+
+    def client():  # six at once: several pooled connections to each server
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        barrier.wait(5)
+        for _ in range(4):
+            conn.request("GET", "/delay/50")
+            conn.getresponse().read()
+        conn.close()
+    run_concurrently(client, 6)
+    assert replica_stats(rs[1])["active_connections"] > 1  # pooled ones, besides our /stats
+    inst.reload(http_config(port, [rs[0].addr]))
+    # Gone with the generation that knew the server, not after timeouts.idle (60 s).
+    wait_until(lambda: replica_stats(rs[1])["active_connections"] <= 1, 5, "pooled connections closed")
+    assert replica_stats(rs[0])["active_connections"] > 1  # the other server's pool stays
+
+
 def test_five_reloads_under_keepalive_load_fail_no_request(replicas, lb):
     rs = replicas(3)
     port = free_port()
