@@ -5,6 +5,7 @@
 #                   AddressSanitizer + UndefinedBehaviorSanitizer build
 #   make run        the demo: three replicas behind lb on :8080
 #   make bench      lb vs HAProxy vs nginx (scripts/bench.sh)
+#   make rolling-restart   requests lost in a rolling restart, lb vs HAProxy vs nginx
 
 CC       ?= cc
 BUILD    ?= build
@@ -27,7 +28,7 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(LB_OBJS))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all units fuzz test run bench install clean deps
+.PHONY: all units fuzz test run bench rolling-restart install clean deps
 all: $(BUILD)/lb $(BUILD)/replica
 
 $(BUILD)/obj/%.o: lb/%.c | $(BUILD)/obj
@@ -87,7 +88,9 @@ bench:
 	$(MAKE) all
 	scripts/bench.sh
 rolling-restart:
-	scripts/deps.sh --bench && $(MAKE) all && scripts/rolling-restart.sh
+	scripts/deps.sh --bench
+	$(MAKE) all
+	scripts/rolling-restart.sh
 
 install: all
 	install -D -m 0755 $(BUILD)/lb $(DESTDIR)$(PREFIX)/sbin/lb

@@ -429,19 +429,26 @@ bool gen_resolution_differs(const struct gen *g, const struct resolution *res)
 			const struct cfg_server *cs = &gb->cfg->servers[j];
 			if (set->failed || set->literal)
 				continue;
-			size_t have = 0;
+			/* Every server this name gave must still be among its
+			 * addresses... */
 			for (size_t i = 0; i < gb->nservers; i++) {
 				if (gb->servers[i].cfg != cs)
 					continue;
-				have++;
 				bool found = false;
 				for (size_t k = 0; k < set->count && !found; k++)
 					found = same_sockaddr(&set->addrs[k], &gb->servers[i].sockaddr);
 				if (!found)
 					return true;
 			}
-			if (have != set->count)
-				return true;
+			/* ...and every address a server of the backend, whichever
+			 * entry gave it (an address listed twice is one server). */
+			for (size_t k = 0; k < set->count; k++) {
+				bool found = false;
+				for (size_t i = 0; i < gb->nservers && !found; i++)
+					found = same_sockaddr(&set->addrs[k], &gb->servers[i].sockaddr);
+				if (!found)
+					return true;
+			}
 		}
 	}
 	return false;

@@ -141,3 +141,20 @@ def test_unknown_host_name_starts_with_no_server_and_503(procs, lb, dns):
     assert conn.getresponse().status == 503
     conn.close()
     assert "does not resolve" in inst.log_text()
+
+
+def test_name_resolving_to_an_address_listed_literally_makes_no_new_generations(procs, lb, dns):
+    server_port = free_port()
+    Replica(procs, port=server_port, name="a").start()
+    dns.records["svc.lb-test"] = ["127.0.0.1"]
+    port = free_port()
+    # The literal first: the name's address is then a server of another entry.
+    name_line = "      - addr: svc.lb-test:%d\n" % server_port
+    text = config(port, dns.port, server_port).replace(
+        name_line, "      - addr: 127.0.0.1:%d\n" % server_port + name_line)
+    inst = lb(text, port)
+    assert names_seen(port) == {"a"}
+    # Several resolve intervals, each resolving the name to the same address.
+    asked = dns.queries
+    wait_until(lambda: dns.queries >= asked + 6, 10, "three more resolutions")
+    assert "servers re-resolved" not in inst.log_text()
