@@ -54,6 +54,7 @@
 #define HASH_KEY_MAX 256
 #define LINGER_MS 1000 /* reading after our close, so the client gets our answer */
 #define LOG_TARGET_MAX 256
+#define PIPELINE_UNSENT_MAX (64 * 1024) /* see output_allows_next_request */
 
 enum http_state {
 	HTTP_PROXY_HEADER, /* proxy_protocol: waiting for the PROXY header */
@@ -88,6 +89,8 @@ struct http_session {
 	/* the current request */
 	size_t scan_pos; /* http_head_length resume point */
 	bool head_timer_started;
+	bool output_wait; /* a pipelined request waits for the client to read */
+	size_t output_wait_unsent; /* what it had not read at the last look */
 	unsigned requests_served;
 	char *req_out; /* rewritten head, kept for retries */
 	size_t req_out_len, req_out_cap;
@@ -469,6 +472,32 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 	return start_attempt(s);
 }
 
+/* A pipelined request waits while the answers before it are unsent, so
+ * that a client sending requests without reading the responses cannot make
+ * lb buffer them (SPEC 7, 10), as HAProxy and nginx stop reading. The
+ * client has timeouts.client to read, counted again whenever it reads some;
+ * then the connection closes. False while the request must wait (or the
+ * session was told to close). */
+static bool output_allows_next_request(struct http_session *s)
+{
+	size_t unsent = evbuffer_get_length(s->client->out);
+	if (unsent < PIPELINE_UNSENT_MAX) {
+		if (s->output_wait) {
+			s->output_wait = false;
+			s->head_timer_started = false; /* the header timer starts now */
+		}
+		return true;
+	}
+	if (!s->output_wait || unsent < s->output_wait_unsent) {
+		s->output_wait = true;
+		timer_arm(s, s->listener->cfg->timeouts.client_ms);
+	} else if (s->timer_fired) {
+		s->state = HTTP_CLOSING; /* it stopped reading */
+	}
+	s->output_wait_unsent = unsent;
+	return false;
+}
+
 static bool read_request_head(struct http_session *s)
 {
 	struct evbuffer *in = s->client->in;
@@ -486,6 +515,8 @@ static bool read_request_head(struct http_session *s)
 		}
 		return false;
 	}
+	if (!output_allows_next_request(s))
+		return s->state != HTTP_READ_HEAD;
 	if (!s->head_timer_started) {
 		s->head_timer_started = true;
 		if (s->requests_served > 0)

@@ -399,6 +399,64 @@ def vm_hwm_kb(pid):
     raise AssertionError("no VmHWM")
 
 
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_client_pipelining_without_reading_cannot_grow_memory(replicas, lb):
+    rs = replicas(1)
+    port, admin = free_port(), free_port()
+    inst = lb(http_config(port, [rs[0].addr], extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
+
+    def forwarded():  # lb's count: the replica's own would count these looks too
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        conn.request("GET", "/stats")
+        data = json.loads(conn.getresponse().read())
+        conn.close()
+        return data["backends"][0]["servers"][0]["requests"]
+    assert request(port, b"GET /bytes/16384 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0] == 200
+    before = vm_rss_kb(inst.proc.pid)
+    served_before = forwarded()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    pipeline = b"GET /bytes/16384 HTTP/1.1\r\nHost: t\r\n\r\n" * 50000
+    sent = 0
+    try:
+        def lb_stopped_taking_requests():
+            nonlocal sent
+            try:
+                sent += s.send(pipeline[sent:])
+            except BlockingIOError:
+                pass
+            first = forwarded()
+            # Stable: lb forwarded nothing more for 0.2 s.
+            return first > served_before + 1 and wait_stable(forwarded, first)
+        wait_until(lb_stopped_taking_requests, 20, "lb to stop taking pipelined requests")
+        grown = vm_rss_kb(inst.proc.pid) - before
+        served = forwarded() - served_before
+        print("\npipelining client that never reads: %d of 50000 requests forwarded, %d bytes sent, RSS +%d KiB"
+              % (served, sent, grown))
+        assert grown < 1024
+        assert served < 2000  # what the kernel's socket buffers hold, not 50000
+    finally:
+        s.close()
+
+
+def wait_stable(read, value, seconds=0.2):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if read() != value:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_one_gigabyte_bodies_stream_with_flat_memory(three):
     inst, port, _ = three()
     size = 1 << 30
