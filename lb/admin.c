@@ -1,34 +1,23 @@
 /* admin: the admin endpoint. See admin.h. */
 #include "admin.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "admin_server.h"
 #include "health.h"
 #include "version.h"
 #include "worker.h"
 
-#define ADMIN_MAX_HEAD 8192
-#define ADMIN_MAX_BODY 4096
-#define ADMIN_TIMEOUT_S 5
-
-
-/* After accept fails for want of descriptors: pause accepting this long
- * (libevent's listener would retry at once, forever: a busy loop). */
-#define ADMIN_ACCEPT_PAUSE_MS 250
-
 struct admin {
-	struct evhttp *http;
-	struct evconnlistener *listener; /* evhttp's own */
-	struct event *accept_resume; /* ADMIN_ACCEPT_PAUSE_MS after a failed accept */
-	struct admin *next_live; /* in live_admins */
+	struct admin_server *server;
 	const struct gen *gen; /* the current one; the control thread holds it */
 	char bind_host[256];
 	unsigned bind_port;
@@ -37,31 +26,12 @@ struct admin {
 
 static time_t started_at;
 
-/* Every endpoint open (two for a moment while a reload moves it), so that
- * a listener's error callback, which libevent gives evhttp's pointer, can
- * find its endpoint. Control thread only. */
-static struct admin *live_admins;
-
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *type, struct evbuffer *body)
+static void reply_text(struct admin_reply *r, int code, const char *reason, const char *text)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", type);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, code, reason, body);
-}
-
-static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
-{
-	struct evbuffer *body = evbuffer_new();
-	if (body == NULL) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	evbuffer_add_printf(body, "%s\n", text);
-	if (code == 401)
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-	reply(req, code, reason, "text/plain; charset=utf-8", body);
-	evbuffer_free(body);
+	r->status = code;
+	r->reason = reason;
+	r->content_type = "text/plain; charset=utf-8";
+	evbuffer_add_printf(r->body, "%s\n", text);
 }
 
 /* Compare without an early exit, so timing says nothing about the token. */
@@ -74,11 +44,11 @@ static bool token_matches(const char *given, const char *token)
 	return diff == 0;
 }
 
-static bool authorized(const struct admin *a, struct evhttp_request *req)
+static bool authorized(const struct admin *a, const struct admin_request *req)
 {
 	if (a->token[0] == '\0')
 		return true;
-	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *auth = req->authorization;
 	return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, a->token);
 }
 
@@ -313,40 +283,37 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 }
 
 /* 200 with a body written by `write`. */
-static void serve(const struct admin *a, struct evhttp_request *req, const char *type,
+static void serve(const struct admin *a, struct admin_reply *r, const char *type,
 		  void (*write)(const struct admin *a, struct evbuffer *out))
 {
-	struct evbuffer *out = evbuffer_new();
-	if (out == NULL) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	write(a, out);
-	reply(req, 200, "OK", type, out);
-	evbuffer_free(out);
+	write(a, r->body);
+	r->status = 200;
+	r->reason = "OK";
+	r->content_type = type;
 }
 
 /* POST /backends/NAME/servers/ADDR/(drain|enable), ADDR URL-encoded or not. */
-static void serve_server_action(struct admin *a, struct evhttp_request *req, const char *path)
+static void serve_server_action(struct admin *a, const struct admin_request *req, struct admin_reply *r,
+				const char *path)
 {
 	char *decoded = evhttp_uridecode(path, 0, NULL);
 	char name[256], addr[256], action[16];
 	int end = 0;
 
 	if (decoded == NULL) {
-		reply_text(req, 400, "Bad Request", "bad path");
+		reply_text(r, 400, "Bad Request", "bad path");
 		return;
 	}
 	if (sscanf(decoded, "/backends/%255[^/]/servers/%255[^/]/%15[a-z]%n", name, addr, action, &end) != 3 ||
 	    decoded[end] != '\0' || (strcmp(action, "drain") != 0 && strcmp(action, "enable") != 0)) {
 		free(decoded);
-		reply_text(req, 404, "Not Found", "not found");
+		reply_text(r, 404, "Not Found", "not found");
 		return;
 	}
 	free(decoded);
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-		reply_text(req, 405, "Method Not Allowed", "use POST");
+	if (req->method != HTTP_POST) {
+		r->allow = "POST";
+		reply_text(r, 405, "Method Not Allowed", "use POST");
 		return;
 	}
 	const struct gen *g = a->gen;
@@ -362,65 +329,40 @@ static void serve_server_action(struct admin *a, struct evhttp_request *req, con
 			atomic_store(&st->drained, drain);
 			char text[600];
 			snprintf(text, sizeof(text), "server %s/%s %s", name, addr, drain ? "drained" : "enabled");
-			reply_text(req, 200, "OK", text);
+			reply_text(r, 200, "OK", text);
 			return;
 		}
 	}
-	reply_text(req, 404, "Not Found", "no such backend or server");
+	reply_text(r, 404, "Not Found", "no such backend or server");
 }
 
-static void on_admin_request(struct evhttp_request *req, void *arg)
+static void on_admin_request(void *arg, const struct admin_request *req, struct admin_reply *r)
 {
 	struct admin *a = arg;
-	const char *uri = evhttp_request_get_uri(req);
-	struct evhttp_uri *parsed = evhttp_uri_parse(uri);
+	struct evhttp_uri *parsed = evhttp_uri_parse(req->target);
 	const char *path = parsed ? evhttp_uri_get_path(parsed) : NULL;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
 	if (path == NULL) {
-		reply_text(req, 400, "Bad Request", "bad request target");
+		reply_text(r, 400, "Bad Request", "bad request target");
 	} else if (!authorized(a, req)) {
-		reply_text(req, 401, "Unauthorized", "missing or wrong bearer token");
+		r->authenticate = "Bearer";
+		reply_text(r, 401, "Unauthorized", "missing or wrong bearer token");
 	} else if (strncmp(path, "/backends/", 10) == 0) {
-		serve_server_action(a, req, path);
+		serve_server_action(a, req, r, path);
 	} else if (strcmp(path, "/healthz") != 0 && strcmp(path, "/stats") != 0 && strcmp(path, "/metrics") != 0) {
-		reply_text(req, 404, "Not Found", "not found");
-	} else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		reply_text(req, 405, "Method Not Allowed", "use GET");
+		reply_text(r, 404, "Not Found", "not found");
+	} else if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+		r->allow = "GET, HEAD";
+		reply_text(r, 405, "Method Not Allowed", "use GET");
 	} else if (strcmp(path, "/healthz") == 0) {
-		reply_text(req, 200, "OK", "ok");
+		reply_text(r, 200, "OK", "ok");
 	} else if (strcmp(path, "/stats") == 0) {
-		serve(a, req, "application/json", write_stats);
+		serve(a, r, "application/json", write_stats);
 	} else {
-		serve(a, req, "text/plain; version=0.0.4; charset=utf-8", write_metrics);
+		serve(a, r, "text/plain; version=0.0.4; charset=utf-8", write_metrics);
 	}
 	if (parsed)
 		evhttp_uri_free(parsed);
-}
-
-static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct admin *a = arg;
-	(void)fd;
-	(void)what;
-	evconnlistener_enable(a->listener);
-}
-
-/* accept() failed (EMFILE and friends; EAGAIN never comes here): lb's own
- * shortage. Pause, say so (once a second), try again later. */
-static void on_accept_error(struct evconnlistener *listener, void *arg)
-{
-	struct admin *a = live_admins;
-	(void)arg; /* evhttp's */
-	while (a != NULL && a->listener != listener)
-		a = a->next_live;
-	if (a == NULL)
-		return;
-	health_note_own_failure("admin endpoint: accept", EVUTIL_SOCKET_ERROR());
-	evconnlistener_disable(listener);
-	struct timeval tv = { .tv_sec = 0, .tv_usec = ADMIN_ACCEPT_PAUSE_MS * 1000 };
-	event_add(a->accept_resume, &tv);
 }
 
 static struct admin *admin_create(struct event_base *base, const struct gen *g, char *err, size_t errlen)
@@ -432,28 +374,16 @@ static struct admin *admin_create(struct event_base *base, const struct gen *g, 
 		return NULL;
 	}
 	a->gen = g;
-	snprintf(a->bind_host, sizeof(a->bind_host), "%s", cfg->admin.bind.host[0] ? cfg->admin.bind.host : "0.0.0.0");
+	snprintf(a->bind_host, sizeof(a->bind_host), "%s", cfg->admin.bind.host);
 	a->bind_port = cfg->admin.bind.port;
 	a->token = cfg->admin.token;
-	a->http = evhttp_new(base);
-	a->accept_resume = evtimer_new(base, on_accept_resume, a);
-	struct evhttp_bound_socket *bound = NULL;
-	if (a->http == NULL || a->accept_resume == NULL ||
-	    (bound = evhttp_bind_socket_with_handle(a->http, a->bind_host, (ev_uint16_t)a->bind_port)) == NULL) {
-		snprintf(err, errlen, "admin: cannot listen on %s", cfg->admin.bind.text);
-		admin_stop(a);
+	a->server = admin_server_start(base, a->bind_host, a->bind_port, (unsigned)cfg->admin.max_connections,
+				       on_admin_request, a);
+	if (a->server == NULL) {
+		snprintf(err, errlen, "admin: cannot listen on %s: %s", cfg->admin.bind.text, strerror(errno));
+		free(a);
 		return NULL;
 	}
-	a->listener = evhttp_bound_socket_get_listener(bound);
-	evconnlistener_set_error_cb(a->listener, on_accept_error);
-	a->next_live = live_admins;
-	live_admins = a;
-	evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEAD);
-	evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
-	evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(a->http, on_admin_request, a);
 	return a;
 }
 
@@ -471,11 +401,12 @@ int admin_update(struct event_base *base, struct admin **admin, const struct gen
 {
 	const struct lb_config *cfg = g->cfg;
 	struct admin *a = *admin;
-	const char *host = cfg->admin.bind.host[0] ? cfg->admin.bind.host : "0.0.0.0";
+	const char *host = cfg->admin.bind.host;
 
 	if (a != NULL && cfg->admin.enabled && strcmp(a->bind_host, host) == 0 && a->bind_port == cfg->admin.bind.port) {
 		a->gen = g;
 		a->token = cfg->admin.token;
+		admin_server_set_max_connections(a->server, (unsigned)cfg->admin.max_connections);
 		return 0;
 	}
 	/* Bind changed, or admin switched on or off: a new endpoint, and the
@@ -497,15 +428,6 @@ void admin_stop(struct admin *a)
 {
 	if (a == NULL)
 		return;
-	for (struct admin **link = &live_admins; *link != NULL; link = &(*link)->next_live) {
-		if (*link == a) {
-			*link = a->next_live;
-			break;
-		}
-	}
-	if (a->http)
-		evhttp_free(a->http);
-	if (a->accept_resume)
-		event_free(a->accept_resume);
+	admin_server_stop(a->server);
 	free(a);
 }

@@ -3,9 +3,10 @@
  * (Prometheus text format 0.0.4), and drain/enable of a server.
  *
  * It runs on the control thread's event loop, never on a proxy worker, and
- * reads the shared counters (atomics) of the current generation. libevent's
- * evhttp serves it, with a bounded head size and a timeout, so garbage,
- * huge heads and slow clients cost the proxy nothing.
+ * reads the shared counters (atomics) of the current generation. Its HTTP
+ * server is admin_server.h (a connection cap, a whole-head timeout, the
+ * proxy's strict parser), so garbage, floods and slow clients cost neither
+ * the proxy nor the health checks on the same thread anything.
  */
 #ifndef LB_ADMIN_H
 #define LB_ADMIN_H

@@ -813,6 +813,8 @@ static const struct config_key config_admin_keys[] = {
 	    .flavour = CONFIG_ADDR_WILDCARD),
 	KEY(struct lb_config, "token", admin.token, .kind = CONFIG_STRING,
 	    .flavour = CONFIG_STRING_NO_SPACE),
+	KEY(struct lb_config, "max_connections", admin.max_connections, .kind = CONFIG_INT, .min = 1,
+	    .max = 10000),
 	{ 0 },
 };
 
@@ -1278,6 +1280,7 @@ static void config_global_defaults(struct config_ctx *ctx, struct lb_config *cfg
 	cfg->admin.enabled = false;
 	config_addr_default(ctx, &cfg->admin.bind, "127.0.0.1:9090");
 	cfg->admin.token = config_strdup(ctx, "");
+	cfg->admin.max_connections = 32;
 }
 
 static void config_listener_defaults(struct config_ctx *ctx, struct cfg_listener *l)

@@ -115,6 +115,7 @@ struct lb_config {
 		bool enabled; /* false when the file has no admin section */
 		struct cfg_addr bind;
 		char *token; /* "" = no token */
+		int max_connections; /* open at once; more are answered 503 */
 	} admin;
 	struct cfg_listener *listeners;
 	size_t nlisteners;

@@ -3,10 +3,12 @@ bad input; and scripts/lbctl on top of it."""
 import http.client
 import json
 import os
+import resource
 import re
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -238,3 +240,100 @@ def test_counters_are_exact_under_concurrency(setup):
     m = parse_metrics(call(admin, "GET", "/metrics")[1].decode())
     assert sum(v for k, v in m.items() if k[0] == "lb_server_requests_total") == 400
     assert m[("lb_request_duration_seconds_count", frozenset({("backend", "app")}))] == 400
+
+
+def read_answer(sock, timeout=5):
+    """The status of the answer on sock, and whether the server then closed."""
+    data = recv_all(sock, timeout)
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else None
+
+
+def test_admin_answers_garbage_with_400_at_once(setup):
+    _, _, admin, _, _ = setup()
+    with socket.create_connection(("127.0.0.1", admin), timeout=5) as s:
+        began = time.monotonic()
+        s.sendall(os.urandom(4096).replace(b"\n", b"?").replace(b"\r", b"?"))
+        status = read_answer(s)
+        took = time.monotonic() - began
+    assert status == 400 and took < 0.1, (status, took)
+
+
+def test_admin_connections_beyond_the_cap_are_refused_with_503(replicas, lb):
+    rs = replicas(1)
+    port, admin = free_port(), free_port()
+    top = admin_section(admin) + "  max_connections: 4\n"
+    lb(http_config(port, [rs[0].addr], extra_top=top), port)
+    wait_until(lambda: call_ok(admin, ""), 5, "admin endpoint")
+    held = [socket.create_connection(("127.0.0.1", admin), timeout=5) for _ in range(4)]
+    try:
+        for s in held:  # the server has them: a byte each, so they are accepted and counted
+            s.sendall(b"G")
+        wait_until(lambda: refused_now(admin), 5, "the fifth connection refused")
+    finally:
+        for s in held:
+            s.close()
+    # Once they are gone, the endpoint answers again.
+    wait_until(lambda: call_ok(admin, ""), 5, "admin endpoint after the held connections left")
+
+
+def refused_now(admin):
+    with socket.create_connection(("127.0.0.1", admin), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        return read_answer(s) == 503
+
+
+def test_admin_head_must_arrive_whole_within_its_timeout(setup):
+    """A client sending one header line every half second gets 408 at the
+    head timeout (5 s), however steadily it sends."""
+    _, _, admin, _, _ = setup()
+    with socket.create_connection(("127.0.0.1", admin), timeout=10) as s:
+        began = time.monotonic()
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        s.settimeout(0.5)
+        data = b""
+        for i in range(20):
+            try:
+                s.sendall(b"X-Slow-%d: 1\r\n" % i)
+            except OSError:
+                break
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                continue
+            break
+        took = time.monotonic() - began
+    assert data.startswith(b"HTTP/1.1 408"), data
+    assert 4.5 < took < 6.5
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_admin_out_of_descriptors_pauses_instead_of_spinning(replicas, lb):
+    rs = replicas(1)
+    port, admin = free_port(), free_port()
+    top = admin_section(admin) + "  max_connections: 500\n"
+    inst = lb(http_config(port, [rs[0].addr], extra_top=top, workers=1), port,
+              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    wait_until(lambda: call_ok(admin, ""), 5, "admin endpoint")
+    held = []
+    try:
+        for _ in range(100):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", admin))
+            held.append(s)
+        wait_until(lambda: "admin endpoint: accept: Too many open files" in inst.log_text(), 5, "accept failing")
+        before, began = cpu_seconds(inst.proc.pid), time.monotonic()
+        wait_until(lambda: time.monotonic() - began > 1.0, 2, "a second")
+        used = cpu_seconds(inst.proc.pid) - before
+    finally:
+        for s in held:
+            s.close()
+    print("\nadmin endpoint out of descriptors: %.2f s of CPU in 1 s" % used)
+    assert used < 0.2
+    assert inst.log_text().count("admin endpoint: accept") <= 5
+    wait_until(lambda: call_ok(admin, ""), 5, "admin endpoint after the connections left")
