@@ -47,6 +47,7 @@ struct control {
 	struct retiring_gen *retiring;
 	size_t nretiring;
 	bool stopping;
+	bool announce_pending; /* "lb running" once the workers serve the current generation */
 	bool sockets_closed;
 	struct event *grace_timer;
 	struct admin *admin;
@@ -175,7 +176,7 @@ static void reload(struct control *c)
 	if (control_workers_wanted(cfg) != c->nworkers)
 		log_warn("reload: a change of global.workers takes effect at the next restart");
 	check_descriptor_limit(cfg, c->nworkers, c->descriptor_limit);
-	if (retiring_reserve(c) < 0 || resolve_config_now(cfg, &res) < 0) {
+	if (retiring_reserve(c) < 0 || resolve_config_literals(cfg, &res) < 0) {
 		config_free(cfg);
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
@@ -190,10 +191,32 @@ static void reload(struct control *c)
 	publish(c, g);
 	atomic_fetch_add(&lb_counters.reloads_ok, 1);
 	log_info("reload: generation %lu running", g->id);
+	/* Its host names kept their addresses (new ones have none yet): now
+	 * ask DNS, without waiting for the answer here. */
+	resolver_resolve_now(c->resolver, NULL, NULL);
 	return;
 fail:
 	log_error("reload failed: %s; still running generation %lu", err, c->current->id);
 	atomic_fetch_add(&lb_counters.reloads_failed, 1);
+}
+
+/* Say "running" (and end -d's wait) once the first resolution is over and
+ * every worker accepts for the generation it gave. */
+static void announce_when_serving(struct control *c)
+{
+	if (!c->announce_pending || !all_workers_at(c, c->current->id))
+		return;
+	c->announce_pending = false;
+	log_info("lb running: generation %lu, %d worker(s), %zu listener(s)", c->current->id, c->nworkers,
+		 c->current->nlisteners);
+	daemon_ready();
+}
+
+static void on_first_resolution(void *arg)
+{
+	struct control *c = arg;
+	c->announce_pending = true;
+	announce_when_serving(c);
 }
 
 /* The resolver saw host names resolve to other addresses. */
@@ -249,6 +272,7 @@ static void on_workers_answered(evutil_socket_t fd, short what, void *arg)
 	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		log_error("control eventfd read: %s", strerror(errno));
 	retire_generations(c);
+	announce_when_serving(c);
 	if (!c->stopping)
 		return;
 	bool all_stopped_accepting = true, all_exited = true;
@@ -343,9 +367,9 @@ int control_run(struct gen *first, const char *config_path)
 	if (c.resolver == NULL)
 		goto out;
 	resolver_follow(c.resolver, first);
-	log_info("lb running: generation %lu, %d worker(s), %zu listener(s)", first->id, c.nworkers,
-		 first->nlisteners);
-	daemon_ready();
+	/* Listening and serving the written addresses already; "running" (and
+	 * the end of -d) once host names had their first answer or gave up. */
+	resolver_resolve_now(c.resolver, on_first_resolution, &c);
 	event_base_dispatch(c.base);
 	status = 0;
 	log_info("stopped");

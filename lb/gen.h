@@ -139,7 +139,7 @@ struct gen {
 
 /*
  * Build a generation from cfg (taking ownership of cfg, even on failure)
- * and the addresses of its servers (resolve_config_now). `previous` (may be
+ * and the addresses of its servers (resolve.h). `previous` (may be
  * NULL) lends its listening sockets and server states, and the addresses of
  * host names that failed to resolve this time. Binds new listeners; on
  * failure returns NULL, closes what it bound, and writes the reason to err.

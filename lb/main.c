@@ -101,11 +101,12 @@ int main(int argc, char **argv)
 	const char *pidfile = pidfile_arg ? pidfile_arg : cfg->global.pidfile;
 	char *pidfile_copy = strdup(pidfile);
 
-	/* Resolve and bind before detaching, so that failures are reported on
-	 * the terminal. */
+	/* Bind before detaching, so that failures are reported on the
+	 * terminal. Host names are resolved once the control loop runs
+	 * (resolve.h): listening never waits on DNS. */
 	char err[512];
 	struct resolution res;
-	if (resolve_config_now(cfg, &res) < 0) {
+	if (resolve_config_literals(cfg, &res) < 0) {
 		log_error("cannot start: out of memory");
 		config_free(cfg);
 		free(pidfile_copy);

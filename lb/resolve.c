@@ -115,7 +115,8 @@ static void on_answer(int result, struct evutil_addrinfo *ai, void *arg)
 	batch_finish_if_done(b);
 }
 
-/* Fill b->res for cfg: literals at once, host names by queries. */
+/* Fill b->res for cfg: literals at once, host names by queries (dns NULL:
+ * no queries, every host name counts as failed: it keeps what it had). */
 static int batch_start(struct batch *b, struct evdns_base *dns, const struct lb_config *cfg)
 {
 	b->cfg = cfg;
@@ -141,6 +142,10 @@ static int batch_start(struct batch *b, struct evdns_base *dns, const struct lb_
 					return -1;
 				set->addrs[0] = literal;
 				set->count = 1;
+				continue;
+			}
+			if (dns == NULL) {
+				set->failed = true;
 				continue;
 			}
 			struct query *q = calloc(1, sizeof(*q));
@@ -177,52 +182,25 @@ static struct evdns_base *dns_for(struct event_base *base, const struct lb_confi
 	return dns;
 }
 
-/* ---- blocking, at load time ---- */
+/* ---- at load time: no waiting ---- */
 
-static void on_batch_done_blocking(struct batch *b, void *arg)
+static void on_literals_done(struct batch *b, void *arg)
 {
 	(void)b;
-	event_base_loopbreak(arg);
+	(void)arg;
 }
 
-int resolve_config_now(const struct lb_config *cfg, struct resolution *out)
+int resolve_config_literals(const struct lb_config *cfg, struct resolution *out)
 {
-	struct batch b = { 0 };
-	struct event_base *base = event_base_new();
-	struct evdns_base *dns = base ? dns_for(base, cfg) : NULL;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	if (dns == NULL)
-		goto out;
-	b.done = on_batch_done_blocking;
-	b.arg = base;
-	if (batch_start(&b, dns, cfg) < 0)
-		goto out;
-	if (b.pending > 0) {
-		struct timeval limit = netutil_timeval_ms(RESOLVE_TIMEOUT_MS);
-		event_base_loopexit(base, &limit);
-		event_base_dispatch(base);
-	}
-	if (b.pending > 0) {
-		log_warn("resolving servers: no answer within %dms", RESOLVE_TIMEOUT_MS);
-		evdns_base_free(dns, 1); /* fails the rest... */
-		dns = NULL;
-		event_base_loop(base, EVLOOP_NONBLOCK); /* ...in callbacks that run here */
+	struct batch b = { .done = on_literals_done };
+	int rc = batch_start(&b, NULL, cfg);
+	if (rc < 0) {
+		resolution_free(&b.res);
+		memset(out, 0, sizeof(*out));
+		return -1;
 	}
 	*out = b.res;
-	b.res.sets = NULL;
-	rc = 0;
-out:
-	if (dns) {
-		evdns_base_free(dns, 1); /* before the sets: it may still answer into them */
-		event_base_loop(base, EVLOOP_NONBLOCK);
-	}
-	if (rc != 0)
-		resolution_free(&b.res);
-	if (base)
-		event_base_free(base);
-	return rc;
+	return 0;
 }
 
 /* ---- periodic, on the control loop ---- */
@@ -234,6 +212,9 @@ struct resolver {
 	const struct gen *gen; /* followed; the control thread keeps it alive */
 	struct gen *batch_gen; /* the generation the running batch resolves (a reference) */
 	struct batch *running;
+	bool again; /* resolve_now asked while a batch for another generation ran */
+	resolver_done_fn *on_done; /* after the batch that resolve_now asked for */
+	void *done_arg;
 	resolver_change_fn *on_change;
 	void *arg;
 	char nameservers[1024]; /* the resolvers list dns was made for */
@@ -250,17 +231,28 @@ static void resolver_arm(struct resolver *r)
 	event_add(r->timer, &tv);
 }
 
+static void batch_run(struct resolver *r);
+
 static void on_periodic_done(struct batch *b, void *arg)
 {
 	struct resolver *r = arg;
+	bool current = r->gen != NULL && r->batch_gen == r->gen;
 	/* Only a resolution of what runs now may change it. */
-	if (r->gen != NULL && r->batch_gen == r->gen && gen_resolution_differs(r->gen, &b->res))
+	if (current && gen_resolution_differs(r->gen, &b->res))
 		r->on_change(&b->res, r->arg);
 	resolution_free(&b->res);
 	free(b);
 	r->running = NULL;
 	gen_release(r->batch_gen);
 	r->batch_gen = NULL;
+	if (r->again) {
+		r->again = false;
+		batch_run(r);
+	} else if (current && r->on_done != NULL) {
+		resolver_done_fn *done = r->on_done;
+		r->on_done = NULL;
+		done(r->done_arg);
+	}
 }
 
 static void on_resolve_timer(evutil_socket_t fd, short what, void *arg)
@@ -269,8 +261,16 @@ static void on_resolve_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	resolver_arm(r);
-	if (r->running != NULL || r->gen == NULL || r->dns == NULL)
+	if (r->running != NULL)
 		return; /* the previous round is still out: skip this one */
+	batch_run(r);
+}
+
+/* Resolve r->gen's servers now; the batch reports through on_periodic_done. */
+static void batch_run(struct resolver *r)
+{
+	if (r->gen == NULL || r->dns == NULL)
+		return;
 	struct batch *b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return;
@@ -342,6 +342,21 @@ void resolver_follow(struct resolver *r, const struct gen *g)
 		}
 	}
 	resolver_arm(r);
+}
+
+void resolver_resolve_now(struct resolver *r, resolver_done_fn *done, void *arg)
+{
+	r->on_done = done;
+	r->done_arg = arg;
+	if (r->running != NULL) {
+		r->again = true; /* its answers are for another generation, or old */
+		return;
+	}
+	batch_run(r);
+	if (r->running == NULL && r->on_done != NULL) { /* nothing to resolve, or no memory */
+		r->on_done = NULL;
+		done(arg);
+	}
 }
 
 void resolver_stop(struct resolver *r)

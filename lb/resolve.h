@@ -6,14 +6,19 @@
  * own named "ip:port". Names are resolved with libevent's evdns, through
  * global.resolvers, or the servers of /etc/resolv.conf when that list is
  * empty (and /etc/hosts either way):
- *   - when a configuration is loaded (start, SIGHUP): resolve_config_now,
- *     which blocks the control thread for at most RESOLVE_TIMEOUT_MS;
- *   - then every resolve_interval on the control loop, asynchronously: a
- *     resolver started with resolver_start reports a resolution that differs
- *     from the running generation, and the control thread builds a new
- *     generation from it (servers that stay keep their state, as on reload).
+ *   - when a configuration is loaded (start, SIGHUP), nothing waits on DNS:
+ *     resolve_config_literals gives the written addresses at once, and every
+ *     host name keeps the addresses it had in the running generation (a new
+ *     name has none yet); the control thread then asks the resolver to
+ *     resolve the new generation at once (resolver_resolve_now), so the
+ *     admin endpoint and health checks, on the same thread, never wait;
+ *   - then every resolve_interval, asynchronously too;
+ *   - either way, a resolution that differs from the running generation is
+ *     reported, and the control thread builds a new generation from it
+ *     (servers that stay keep their state, as on reload).
  * A name that fails to resolve keeps the addresses it had (a DNS outage
- * must not empty a backend); at start it has none, and is logged.
+ * must not empty a backend); at start it has none, and is logged. A query
+ * gives up after 2 attempts of 2 s.
  */
 #ifndef LB_RESOLVE_H
 #define LB_RESOLVE_H
@@ -27,7 +32,6 @@
 struct event_base;
 struct gen;
 
-#define RESOLVE_TIMEOUT_MS 5000
 
 /* The addresses of one configured server. */
 struct addr_set {
@@ -45,9 +49,10 @@ struct resolution {
 	struct addr_set **sets;
 };
 
-/* Resolve every server of cfg now (blocking, bounded). Returns 0, or -1
- * on allocation failure. Names that fail are logged and left empty. */
-int resolve_config_now(const struct lb_config *cfg, struct resolution *out);
+/* The servers of cfg without asking DNS: written addresses, and every
+ * host name marked failed (it keeps what the previous generation had).
+ * Returns 0, or -1 on allocation failure. */
+int resolve_config_literals(const struct lb_config *cfg, struct resolution *out);
 
 void resolution_free(struct resolution *res);
 
@@ -62,6 +67,11 @@ struct resolver *resolver_start(struct event_base *base, resolver_change_fn *on_
 /* Follow a new generation (after start, reload or a change): its
  * resolvers list and intervals. The generation outlives the next call. */
 void resolver_follow(struct resolver *r, const struct gen *g);
+
+/* Resolve the followed generation's host names now (after a load). `done`
+ * (may be NULL) is called once that round is over, reported or not. */
+typedef void resolver_done_fn(void *arg);
+void resolver_resolve_now(struct resolver *r, resolver_done_fn *done, void *arg);
 
 void resolver_stop(struct resolver *r);
 

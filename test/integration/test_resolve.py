@@ -3,13 +3,17 @@ re-resolved every resolve_interval through global.resolvers, and a DNS
 outage keeps the addresses a name had. A tiny DNS server on 127.0.0.1
 answers for the test."""
 import http.client
+import os
+import signal
 import socket
 import struct
+import subprocess
 import threading
+import time
 
 import pytest
 
-from conftest import Replica, free_port, wait_until
+from conftest import LB, Replica, free_port, wait_until
 
 
 class TinyDns:
@@ -19,6 +23,7 @@ class TinyDns:
     def __init__(self):
         self.records = {}
         self.failing = False
+        self.silent = False  # drop every query: a DNS server that does not answer
         self.queries = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -37,7 +42,7 @@ class TinyDns:
             except OSError:
                 return
             answer = self.answer(data)
-            if answer:
+            if answer and not self.silent:
                 self.sock.sendto(answer, peer)
 
     def answer(self, query):
@@ -158,3 +163,70 @@ def test_name_resolving_to_an_address_listed_literally_makes_no_new_generations(
     asked = dns.queries
     wait_until(lambda: dns.queries >= asked + 6, 10, "three more resolutions")
     assert "servers re-resolved" not in inst.log_text()
+
+
+def healthz_ms(admin):
+    began = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+    return (time.monotonic() - began) * 1000
+
+
+def test_reload_while_dns_does_not_answer_never_stalls_the_control_thread(procs, lb, dns):
+    server_port, admin = free_port(), free_port()
+    Replica(procs, port=server_port, name="a").start()
+    dns.records["svc.lb-test"] = ["127.0.0.1"]
+    port = free_port()
+    text = config(port, dns.port, server_port) + "admin:\n  bind: 127.0.0.1:%d\n" % admin
+    inst = lb(text.replace("resolve_interval: 1s", "resolve_interval: 1h"), port)
+    assert names_seen(port) == {"a"}
+    dns.silent = True
+    asked = dns.queries
+    began = time.monotonic()
+    inst.reload(text.replace("resolve_interval: 1s", "resolve_interval: 1h").replace("workers: 2", "workers: 2\n  grace: 3s"))
+    reloaded = time.monotonic() - began
+    wait_until(lambda: dns.queries > asked, 5, "the reload's query")
+    # While that query waits for an answer that never comes (2 x 2 s):
+    # the admin endpoint answers at once, and the name keeps its address.
+    slowest = max(healthz_ms(admin) for _ in range(40))
+    print("\nreload with DNS silent: applied in %.0f ms; slowest /healthz after it %.1f ms" % (reloaded * 1000, slowest))
+    assert reloaded < 1.0
+    assert slowest < 100
+    assert names_seen(port) == {"a"}
+
+
+def test_start_with_dns_down_listens_at_once_and_serves_names_when_they_resolve(procs, tmp_path, dns):
+    server_port, literal_port, admin, port = free_port(), free_port(), free_port(), free_port()
+    Replica(procs, port=server_port, name="named").start()
+    Replica(procs, port=literal_port, name="literal").start()
+    dns.records["svc.lb-test"] = ["127.0.0.1"]
+    dns.silent = True
+    path = tmp_path / "lb.yaml"
+    path.write_text(config(port, dns.port, server_port) + "      - addr: 127.0.0.1:%d\n" % literal_port +
+                    "admin:\n  bind: 127.0.0.1:%d\n" % admin)
+    log = open(tmp_path / "lb.log", "w")
+    started = time.monotonic()
+    proc = subprocess.Popen([LB, "-c", str(path)], stdout=log, stderr=subprocess.STDOUT)
+    procs.append(proc)
+    try:
+        # At once: listening, the admin endpoint up, the written address served.
+        wait_until(lambda: can_get(port), 1.0, "lb serving within a second of its start")
+        assert time.monotonic() - started < 1.0
+        assert names_seen(port) == {"literal"}
+        assert healthz_ms(admin) < 100
+        # DNS comes back: the name joins at the next resolution.
+        dns.silent = False
+        wait_until(lambda: names_seen(port) == {"named", "literal"}, 10, "the name to resolve")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        log.close()
+
+
+def can_get(port):
+    try:
+        return names_seen(port, 1) == {"literal"}
+    except (OSError, AssertionError, http.client.HTTPException):
+        return False
