@@ -43,6 +43,7 @@ struct admin_server {
 /* One head at a time on the control thread: not on any stack, not per
  * connection (about 2 KiB). */
 static struct http_head head;
+static struct http_header head_fields[HTTP_DEFAULT_MAX_HEADERS];
 
 static void admin_conn_close(struct admin_conn *ac)
 {
@@ -120,6 +121,7 @@ static const char *span_string(const char *buf, struct http_span sp, char *out, 
 /* Parse the head and answer. False when the connection was closed. */
 static bool dispatch(struct admin_conn *ac, const char *buf, size_t head_len)
 {
+	http_head_init(&head, head_fields, HTTP_DEFAULT_MAX_HEADERS);
 	enum http_verdict v = http_parse_request(buf, head_len, &head);
 	if (v != HTTP_MSG_OK) {
 		int status = http_verdict_status(v);

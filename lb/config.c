@@ -797,6 +797,8 @@ static const struct config_key config_global_keys[] = {
 	KEY_CUSTOM("workers", config_set_workers),
 	KEY(struct lb_config, "max_connections", global.max_connections, .kind = CONFIG_INT,
 	    .min = 1, .max = 1000000),
+	KEY(struct lb_config, "max_header_fields", global.max_header_fields, .kind = CONFIG_INT,
+	    .min = 8, .max = 10000),
 	KEY(struct lb_config, "pidfile", global.pidfile, .kind = CONFIG_STRING),
 	KEY(struct lb_config, "user", global.user, .kind = CONFIG_STRING,
 	    .flavour = CONFIG_STRING_NO_SPACE),
@@ -1271,6 +1273,7 @@ static void config_global_defaults(struct config_ctx *ctx, struct lb_config *cfg
 {
 	cfg->global.workers = 0;
 	cfg->global.max_connections = 10000;
+	cfg->global.max_header_fields = 100; /* http_msg.h HTTP_DEFAULT_MAX_HEADERS; HAProxy: 101 */
 	cfg->global.pidfile = config_strdup(ctx, "");
 	cfg->global.user = config_strdup(ctx, "");
 	cfg->global.grace_ms = 10000;

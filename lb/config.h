@@ -100,6 +100,7 @@ struct lb_config {
 	struct {
 		int workers; /* 0 = auto (one per CPU, at most LB_MAX_WORKERS); 1..64 */
 		int max_connections;
+		int max_header_fields; /* per request or response head (http_msg.h) */
 		char *pidfile; /* "" = none */
 		char *user; /* "" = stay */
 		uint64_t grace_ms;

@@ -120,8 +120,10 @@ struct http_session {
 	struct http_body resp_body;
 	int status; /* sent to the client, 0 = none yet */
 
-	/* Last, and not zeroed at allocation (about 4 KiB): the parser fills
-	 * them before anything reads them. */
+	/* Last, and not zeroed at allocation: the parser fills them before
+	 * anything reads them. Their fields follow the session's struct in
+	 * its allocation: global.max_header_fields each, fixed for the
+	 * connection's life. */
 	struct http_head req;
 	struct http_head resp;
 };
@@ -1071,12 +1073,17 @@ static void http_session_stop(struct session_link *link)
 int http_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		       socklen_t peer_len)
 {
-	struct http_session *s = malloc(sizeof(*s));
+	/* The heads' fields follow the session in the same allocation. */
+	uint32_t fields = (uint32_t)w->gen->cfg->global.max_header_fields;
+	struct http_session *s = malloc(sizeof(*s) + 2 * fields * sizeof(struct http_header));
 	if (s == NULL) {
 		close(fd);
 		return -1;
 	}
 	memset(s, 0, offsetof(struct http_session, req));
+	struct http_header *field_room = (struct http_header *)(s + 1);
+	http_head_init(&s->req, field_room, fields);
+	http_head_init(&s->resp, field_room + fields, fields);
 	s->link.destroy = http_session_destroy;
 	s->link.stop = http_session_stop;
 	s->worker = w;

@@ -391,7 +391,7 @@ static enum http_verdict scan_head(const char *buf, size_t len, struct http_head
 		while (i > value_start && is_ows((unsigned char)buf[i - 1]))
 			i--;
 
-		if (h->nheaders == HTTP_MAX_HEADERS)
+		if (h->nheaders == h->max_headers)
 			return fail(h, h->is_request ? HTTP_MSG_TOO_LARGE : bad, "too many header fields");
 		if (h->is_request && disguised_header(buf + p, name_end - p))
 			return fail(h, bad, "underscore in the name of a framing, hop-by-hop or forwarding field");

@@ -105,8 +105,9 @@
  * 2^64 - 7; the response side, parsed without it, keeps the same cap. */
 #define HTTP_MAX_CONTENT_LENGTH (UINT64_MAX - 6)
 
-/* More header fields than this in one head: 431 (502 for a response). */
-#define HTTP_MAX_HEADERS 100
+/* More header fields than a head has room for (http_head_init): 431 (502
+ * for a response). The default room: global.max_header_fields. */
+#define HTTP_DEFAULT_MAX_HEADERS 100
 
 /* Empty lines tolerated before a start line (each "\r\n"). */
 #define HTTP_MAX_LEADING_EMPTY_LINES 2
@@ -174,7 +175,8 @@ struct http_header {
  * A parsed head. Every span is an offset into the buffer that was parsed: the
  * struct is only meaningful together with that buffer, which the caller
  * keeps unchanged (it may move it, offsets stay valid) while it uses it.
- * Fixed size (about 2 KiB), no pointers into itself: it may be copied.
+ * Fixed size; its fields live in an array of the caller's (http_head_init),
+ * so that the field limit is a setting (global.max_header_fields).
  */
 struct http_head {
 	bool is_request;
@@ -193,7 +195,8 @@ struct http_head {
 	bool interim; /* 1xx other than 101: forward it, another head follows */
 
 	uint32_t nheaders;
-	struct http_header headers[HTTP_MAX_HEADERS];
+	uint32_t max_headers; /* room in headers[]: set by http_head_init, kept by parsing */
+	struct http_header *headers; /* the caller's array */
 
 	enum http_framing framing;
 	uint64_t content_length; /* HTTP_FRAMING_LENGTH only, else 0 */
@@ -227,6 +230,15 @@ struct http_head {
  * too, and then refused by the parse functions.
  */
 size_t http_head_length(const char *buf, size_t len, size_t *scan_pos);
+
+/* Give h an array of `capacity` fields to parse into. Call once, before
+ * the first parse; the array must live as long as h is used. */
+static inline void http_head_init(struct http_head *h, struct http_header *fields, uint32_t capacity)
+{
+	h->headers = fields;
+	h->max_headers = capacity;
+	h->nheaders = 0;
+}
 
 /*
  * Can buf[0..len), an incomplete request head, still become a valid one?

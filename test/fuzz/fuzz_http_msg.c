@@ -24,6 +24,7 @@
 	} while (0)
 
 static struct http_head head, again;
+static struct http_header head_fields[HTTP_DEFAULT_MAX_HEADERS], again_fields[HTTP_DEFAULT_MAX_HEADERS];
 static char out[1 << 17];
 
 /* http_head_length in pieces of 1..16 bytes must agree with one call. */
@@ -97,7 +98,7 @@ static void check_request(const char *data, size_t size, size_t head_len)
 		return;
 	}
 	CHECK(head.length == head_len);
-	CHECK(head.nheaders <= HTTP_MAX_HEADERS);
+	CHECK(head.nheaders <= HTTP_DEFAULT_MAX_HEADERS);
 	for (size_t n = 0; n < head_len; n++)
 		CHECK(http_request_prefix_valid(data, n));
 	CHECK(head.framing == HTTP_FRAMING_NONE || head.framing == HTTP_FRAMING_LENGTH ||
@@ -166,6 +167,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
 {
 	const char *data = (const char *)bytes;
 	uint8_t selector = size > 0 ? bytes[size - 1] : 0;
+	http_head_init(&head, head_fields, HTTP_DEFAULT_MAX_HEADERS);
+	http_head_init(&again, again_fields, HTTP_DEFAULT_MAX_HEADERS);
 
 	/* Once no request can follow, none can after more bytes either. */
 	bool was_valid = true;

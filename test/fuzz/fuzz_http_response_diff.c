@@ -76,6 +76,7 @@
 #undef http_error_response
 
 static struct http_head mine, ref;
+static struct http_header mine_fields[HTTP_DEFAULT_MAX_HEADERS], ref_fields[HTTP_DEFAULT_MAX_HEADERS];
 static char big[HTTP_MAX_HEAD_SIZE + 4096];
 
 static void mismatch(const char *what, const char *buf, size_t len)
@@ -132,7 +133,7 @@ static void compare_heads(const char *buf, size_t len)
 }
 
 static char renamed[sizeof(big)];
-static bool renamed_field[HTTP_MAX_HEADERS];
+static bool renamed_field[HTTP_DEFAULT_MAX_HEADERS];
 
 /* The decided difference: a copy of buf where each field name longer than
  * "transfer-encoding" and starting with it starts with 'X' instead. False
@@ -211,6 +212,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
 {
 	if (size == 0)
 		return 0;
+	http_head_init(&mine, mine_fields, HTTP_DEFAULT_MAX_HEADERS);
+	http_head_init(&ref, ref_fields, HTTP_DEFAULT_MAX_HEADERS);
 	uint8_t selector = bytes[0];
 	const char *data = (const char *)bytes + 1;
 	size_t len = size - 1;

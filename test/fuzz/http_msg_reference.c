@@ -334,7 +334,7 @@ static enum http_verdict scan_head(const char *buf, size_t len, struct http_head
 		while (i > value_start && is_ows((unsigned char)buf[i - 1]))
 			i--;
 
-		if (h->nheaders == HTTP_MAX_HEADERS)
+		if (h->nheaders == h->max_headers)
 			return fail(h, h->is_request ? HTTP_MSG_TOO_LARGE : bad, "too many header fields");
 		struct http_header *f = &h->headers[h->nheaders++];
 		f->name.off = (uint32_t)p;

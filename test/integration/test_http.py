@@ -442,7 +442,10 @@ def test_client_pipelining_without_reading_cannot_grow_memory(replicas, lb):
         served = forwarded() - served_before
         print("\npipelining client that never reads: %d of 50000 requests forwarded, %d bytes sent, RSS +%d KiB"
               % (served, sent, grown))
-        assert grown < 1024
+        # Under AddressSanitizer, freed memory waits in its quarantine (8 MiB):
+        # the bound there only tells flat from runaway (989 MiB before).
+        sanitized = "asan" in os.environ.get("LB_BUILD", "")
+        assert grown < (16 * 1024 if sanitized else 1024)
         assert served < 2000  # what the kernel's socket buffers hold, not 50000
     finally:
         s.close()
@@ -655,6 +658,32 @@ def test_invalid_response_is_502_and_its_reason_logged_at_warn_once_a_second(lb)
         assert lines and "warn: backend app: server 127.0.0.1:%d sent an invalid response (" % server.port in lines[0]
         assert "GET /x" in lines[0]
         assert len(lines) <= seconds  # rate-limited, not one per request
+    finally:
+        server.close()
+
+
+def answer_with_150_fields(conn):
+    if read_head(conn):
+        fields = b"".join(b"X-F%d: v\r\n" % i for i in range(150))
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 3\r\nConnection: close\r\n\r\nok\n")
+
+
+@pytest.mark.parametrize("limit", [None, 200])
+def test_header_field_count_follows_max_header_fields(lb, limit):
+    server = ScriptedServer(answer_with_150_fields)
+    try:
+        port = free_port()
+        extra = "  max_header_fields: %d" % limit if limit else ""
+        inst = lb(http_config(port, ["127.0.0.1:%d" % server.port], extra_global=extra), port)
+        many = b"".join(b"X-R%d: v\r\n" % i for i in range(150))
+        req = b"GET / HTTP/1.1\r\nHost: t\r\n" + many + b"Connection: close\r\n\r\n"
+        status = request(port, req)[0]
+        if limit is None:  # 100 by default: the request is refused, the response too
+            assert status == 431
+            assert request(port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0] == 502
+            assert "too many header fields" in inst.log_text()
+        else:
+            assert status == 200
     finally:
         server.close()
 

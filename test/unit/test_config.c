@@ -111,6 +111,7 @@ static void test_minimal_config_gets_every_default(void **state)
 	assert_string_equal(cfg->path, NAME);
 	assert_int_equal(cfg->global.workers, 0);
 	assert_int_equal(cfg->global.max_connections, 10000);
+	assert_int_equal(cfg->global.max_header_fields, 100);
 	assert_string_equal(cfg->global.pidfile, "");
 	assert_string_equal(cfg->global.user, "");
 	assert_int_equal(cfg->global.grace_ms, 10000);
@@ -177,6 +178,7 @@ static void test_minimal_config_gets_every_default(void **state)
 static const char full[] = "global:\n"
 			   "  workers: 4\n"
 			   "  max_connections: 500\n"
+			   "  max_header_fields: 250\n"
 			   "  pidfile: /run/lb.pid\n"
 			   "  user: nobody\n"
 			   "  grace: 1m\n"
@@ -248,6 +250,7 @@ static void test_full_config_sets_every_key(void **state)
 	(void)state;
 	assert_int_equal(cfg->global.workers, 4);
 	assert_int_equal(cfg->global.max_connections, 500);
+	assert_int_equal(cfg->global.max_header_fields, 250);
 	assert_string_equal(cfg->global.pidfile, "/run/lb.pid");
 	assert_string_equal(cfg->global.user, "nobody");
 	assert_int_equal(cfg->global.grace_ms, 60000);
@@ -430,7 +433,7 @@ static void test_unknown_key_is_an_error(void **state)
 	(void)state;
 	assert_minimal_with_error(0, "global:\n  foo: 1\n",
 				  "lb.yaml:2:3: global: unknown key \"foo\", expected one of: "
-				  "workers, max_connections, pidfile, user, grace, log, "
+				  "workers, max_connections, max_header_fields, pidfile, user, grace, log, "
 				  "access_log, resolvers");
 	assert_minimal_with_error(0, "colour: blue\n",
 				  "lb.yaml:1:1: unknown key \"colour\", expected one of: "

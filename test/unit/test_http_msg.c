@@ -16,6 +16,7 @@
 /* helpers                                                                   */
 
 static struct http_head head; /* large: not on the stack of every test */
+static struct http_header head_fields[HTTP_DEFAULT_MAX_HEADERS]; /* head's room (main) */
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -329,11 +330,11 @@ static void test_too_many_headers_is_431(void **state)
 	(void)state;
 	char req[8192];
 	size_t n = (size_t)snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\n");
-	for (int i = 1; i < HTTP_MAX_HEADERS; i++)
+	for (int i = 1; i < HTTP_DEFAULT_MAX_HEADERS; i++)
 		n += (size_t)snprintf(req + n, sizeof(req) - n, "X-%d: v\r\n", i);
 	memcpy(req + n, "\r\n", 2);
 	assert_int_equal(parse_req(req, n + 2), HTTP_MSG_OK); /* exactly the maximum */
-	assert_int_equal(head.nheaders, HTTP_MAX_HEADERS);
+	assert_int_equal(head.nheaders, HTTP_DEFAULT_MAX_HEADERS);
 	n += (size_t)snprintf(req + n, sizeof(req) - n, "X-last: v\r\n\r\n");
 	assert_int_equal(parse_req(req, n), HTTP_MSG_TOO_LARGE);
 	assert_int_equal(http_verdict_status(HTTP_MSG_TOO_LARGE), 431);
@@ -794,7 +795,7 @@ static void test_response_many_headers_is_502_not_431(void **state)
 	(void)state;
 	char resp[8192];
 	size_t n = (size_t)snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\n");
-	for (int i = 0; i <= HTTP_MAX_HEADERS; i++)
+	for (int i = 0; i <= HTTP_DEFAULT_MAX_HEADERS; i++)
 		n += (size_t)snprintf(resp + n, sizeof(resp) - n, "X-%d: v\r\n", i);
 	n += (size_t)snprintf(resp + n, sizeof(resp) - n, "\r\n");
 	assert_int_equal(parse_resp(resp, n, HTTP_GET, false), HTTP_MSG_BAD_RESPONSE);
@@ -804,6 +805,9 @@ static void test_client_keep_alive_needs_a_known_end(void **state)
 {
 	(void)state;
 	static struct http_head req, resp;
+	static struct http_header req_fields[8], resp_fields[8];
+	http_head_init(&req, req_fields, 8);
+	http_head_init(&resp, resp_fields, 8);
 	assert_int_equal(http_parse_request(S("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &req), HTTP_MSG_OK);
 	assert_int_equal(http_parse_response(S("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"), HTTP_GET, false, &resp),
 			 HTTP_MSG_OK);
@@ -1152,6 +1156,8 @@ static void test_request_rewrite_output_parses_again(void **state)
 	static const char req[] = "POST /x HTTP/1.1\r\nHost: a\r\nConnection: X-A\r\nX-A: 1\r\nContent-Length: 7\r\n\r\n";
 	size_t len = rewrite_req(S(req), &fwd_default);
 	static struct http_head again;
+	static struct http_header again_fields[HTTP_DEFAULT_MAX_HEADERS];
+	http_head_init(&again, again_fields, HTTP_DEFAULT_MAX_HEADERS);
 	assert_int_equal(http_parse_request(out, len, &again), HTTP_MSG_OK);
 	assert_int_equal(again.framing, HTTP_FRAMING_LENGTH);
 	assert_int_equal(again.content_length, 7);
@@ -1342,6 +1348,7 @@ static void test_underscore_names_of_framing_and_forwarding_fields_are_400(void 
 
 int main(void)
 {
+	http_head_init(&head, head_fields, HTTP_DEFAULT_MAX_HEADERS);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_prefix_of_a_valid_request_is_a_valid_prefix),
 		cmocka_unit_test(test_garbage_is_no_request_prefix_after_a_few_bytes),
