@@ -379,11 +379,11 @@ out:
 		for (int i = 0; i < started; i++)
 			worker_post_stop(&c.workers[i], true);
 	}
+	resolver_stop(c.resolver); /* first: it runs the loop once more */
 	for (int i = 0; i < started; i++)
 		worker_join(&c.workers[i]);
 	health_stop_all();
 	admin_stop(c.admin);
-	resolver_stop(c.resolver);
 	free(c.workers);
 	close_all_sockets(&c);
 	for (size_t i = 0; i < c.nretiring; i++)

@@ -364,8 +364,15 @@ void resolver_stop(struct resolver *r)
 	if (r == NULL)
 		return;
 	r->gen = NULL;
-	if (r->dns != NULL)
-		evdns_base_free(r->dns, 1); /* ends a running batch */
+	r->again = false;
+	r->on_done = NULL;
+	if (r->dns != NULL) {
+		evdns_base_free(r->dns, 1); /* fails the queries still out... */
+		r->dns = NULL;
+		/* ...in callbacks that libevent defers to the loop: run them, so
+		 * that a running batch ends and lets go of its generation. */
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
+	}
 	event_free(r->timer);
 	free(r);
 }
