@@ -208,6 +208,18 @@ static void server_release(struct http_session *s, bool reusable)
 	s->server_index = -1;
 }
 
+/* Bytes sent to and received from the current server (/stats, /metrics). */
+static void count_server_bytes(struct http_session *s, uint64_t to_server, uint64_t from_server)
+{
+	struct gen_server *gs = current_server(s);
+	if (gs == NULL)
+		return;
+	if (to_server > 0)
+		atomic_fetch_add_explicit(&gs->state->bytes_out, to_server, memory_order_relaxed);
+	if (from_server > 0)
+		atomic_fetch_add_explicit(&gs->state->bytes_in, from_server, memory_order_relaxed);
+}
+
 static void note_server_failure(struct http_session *s, const char *why)
 {
 	struct gen_server *gs = current_server(s);
@@ -570,10 +582,12 @@ static void send_request(struct http_session *s)
 	conn_set_callback(s->server, on_conn_event, s);
 	s->server->want_read = true;
 	evbuffer_add(s->server->out, s->req_out, s->req_out_len);
+	size_t body = 0;
 	if (s->req_body_copy != NULL) {
-		size_t n = evbuffer_get_length(s->req_body_copy);
-		evbuffer_add(s->server->out, evbuffer_pullup(s->req_body_copy, -1), n);
+		body = evbuffer_get_length(s->req_body_copy);
+		evbuffer_add(s->server->out, evbuffer_pullup(s->req_body_copy, -1), body);
 	}
+	count_server_bytes(s, s->req_out_len + body, 0);
 	s->resp_scan_pos = 0;
 	s->request_sent = true;
 	s->state = HTTP_EXCHANGE;
@@ -707,6 +721,7 @@ static bool pump_request_body(struct http_session *s)
 		return false;
 	}
 	s->req_bytes += (uint64_t)n;
+	count_server_bytes(s, (uint64_t)n, 0);
 	s->req_done = http_body_done(&s->req_body);
 	if (n > 0) {
 		bool awaiting_response = s->req_done && !s->resp_head_done;
@@ -782,6 +797,7 @@ static bool forward_response_head(struct http_session *s)
 	evbuffer_commit_space(out, &vec, 1);
 	evbuffer_drain(in, head_len);
 	s->resp_bytes += out_len;
+	count_server_bytes(s, 0, head_len);
 	if (s->resp.interim) {
 		s->resp_scan_pos = 0; /* 100 Continue: the final head follows */
 		return true;
@@ -900,6 +916,7 @@ static bool exchange(struct http_session *s)
 	}
 	if (n > 0) {
 		s->resp_bytes += (uint64_t)n;
+		count_server_bytes(s, 0, (uint64_t)n);
 		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
 	}
 	relay_backpressure(s->server, s->client);
@@ -939,6 +956,7 @@ static bool tunnel(struct http_session *s)
 	size_t down = relay_move(s->server, s->client);
 	s->req_bytes += up;
 	s->resp_bytes += down;
+	count_server_bytes(s, up, down);
 	if (up + down > 0)
 		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
 	conn_flush(s->server);

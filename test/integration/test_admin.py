@@ -337,3 +337,23 @@ def test_admin_out_of_descriptors_pauses_instead_of_spinning(replicas, lb):
     assert used < 0.2
     assert inst.log_text().count("admin endpoint: accept") <= 5
     wait_until(lambda: call_ok(admin, ""), 5, "admin endpoint after the connections left")
+
+
+def test_http_mode_counts_server_bytes_both_ways(setup):
+    _, port, admin, rs, _ = setup(n=1)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/count", body=b"u" * 100000)  # above what lb keeps for a retry: streamed
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read().strip() == b"100000"
+    conn.request("GET", "/bytes/50000")
+    resp = conn.getresponse()
+    assert resp.status == 200 and len(resp.read()) == 50000
+    conn.close()
+    server = json.loads(call(admin, "GET", "/stats")[1])["backends"][0]["servers"][0]
+    # Bodies plus two heads each way (a head is well under 500 bytes).
+    assert 100000 < server["bytes_out"] < 100000 + 1000, server
+    assert 50000 < server["bytes_in"] < 50000 + 1000, server
+    metrics = call(admin, "GET", "/metrics")[1].decode()
+    assert 'lb_server_sent_bytes_total{backend="app",server="%s"} %d' % (rs[0].addr, server["bytes_out"]) in metrics
+    assert ('lb_server_received_bytes_total{backend="app",server="%s"} %d' % (rs[0].addr, server["bytes_in"])
+            in metrics)
