@@ -14,10 +14,11 @@
 #include <unistd.h>
 
 #include "health_policy.h"
+#include "http_msg.h"
 #include "log.h"
 #include "netutil.h"
 
-#define STATUS_LINE_MAX 256
+#define PROBE_HEAD_MAX (16 * 1024) /* a check's response head, at most */
 #define EJECT_REFUSED_LOG_MS 10000 /* "not ejected" said once per server per this */
 
 /* One server's checker. Owned by the checker list; control thread only. */
@@ -141,19 +142,23 @@ static void probe_end(struct checker *c, enum probe_result result, const char *w
 	}
 }
 
-/* "HTTP/1.1 200 OK\r\n" at the front of the input: the status, or -1 when
- * not complete yet, or 0 when it is not a status line. */
+/* The response head at the front of the input, parsed by the proxy's own
+ * strict parser: its status, -1 while incomplete, 0 when it is not a valid
+ * response head (a status line like "HTTP/1.1  200" or "HTTP/1.1 2000"
+ * included). */
 static int read_status(struct evbuffer *in)
 {
-	size_t len = evbuffer_get_length(in);
-	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len < STATUS_LINE_MAX ? len : STATUS_LINE_MAX));
-	const char *eol = buf ? memchr(buf, '\n', len < STATUS_LINE_MAX ? len : STATUS_LINE_MAX) : NULL;
-	if (eol == NULL)
-		return len >= STATUS_LINE_MAX ? 0 : -1;
-	int status = 0;
-	if (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' || sscanf(buf + 9, "%3d", &status) != 1)
+	static struct http_head head; /* control thread only */
+	static struct http_header fields[HTTP_DEFAULT_MAX_HEADERS];
+	size_t len = evbuffer_get_length(in), n = len < PROBE_HEAD_MAX ? len : PROBE_HEAD_MAX, scan = 0;
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	size_t head_len = buf ? http_head_length(buf, n, &scan) : 0;
+	if (head_len == 0)
+		return n >= PROBE_HEAD_MAX ? 0 : -1;
+	http_head_init(&head, fields, HTTP_DEFAULT_MAX_HEADERS);
+	if (http_parse_response(buf, head_len, HTTP_GET, false, &head) != HTTP_MSG_OK)
 		return 0;
-	return status;
+	return head.status;
 }
 
 static void on_probe_read(struct bufferevent *bev, void *arg)
@@ -194,7 +199,7 @@ static void on_probe_event(struct bufferevent *bev, short what, void *arg)
 	}
 	int err = EVUTIL_SOCKET_ERROR();
 	if (what & BEV_EVENT_EOF) {
-		probe_end(c, PROBE_FAILED, "closed without a status line");
+		probe_end(c, PROBE_FAILED, "closed before a complete response head");
 	} else if (netutil_errno_is_local(err)) {
 		health_note_own_failure("health check", err);
 		probe_end(c, PROBE_NOT_RUN, strerror(err));
