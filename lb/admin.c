@@ -14,7 +14,7 @@
 #include "admin_server.h"
 #include "health.h"
 #include "version.h"
-#include "worker.h"
+#include "counters.h"
 
 struct admin {
 	struct admin_server *server;

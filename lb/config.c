@@ -571,6 +571,32 @@ int config_parse_duration(const char *text, uint64_t *ms)
 	return -1;
 }
 
+struct config_ref *config_ref_new(struct lb_config *cfg)
+{
+	struct config_ref *ref = calloc(1, sizeof(*ref));
+	if (ref == NULL) {
+		config_free(cfg);
+		return NULL;
+	}
+	atomic_init(&ref->refs, 1);
+	ref->cfg = cfg;
+	return ref;
+}
+
+struct config_ref *config_ref_acquire(struct config_ref *ref)
+{
+	atomic_fetch_add_explicit(&ref->refs, 1, memory_order_relaxed);
+	return ref;
+}
+
+void config_ref_release(struct config_ref *ref)
+{
+	if (ref != NULL && atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1) {
+		config_free(ref->cfg);
+		free(ref);
+	}
+}
+
 unsigned long config_descriptors_wanted(const struct lb_config *cfg, int workers)
 {
 	unsigned long wanted = 2 * (unsigned long)cfg->global.max_connections + 64 + 4 * (unsigned long)workers;

@@ -13,13 +13,14 @@
 #ifndef LB_CONFIG_H
 #define LB_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
-enum listener_mode { LISTENER_MODE_HTTP, LISTENER_MODE_TCP };
+enum listener_mode { LISTENER_MODE_HTTP, LISTENER_MODE_TCP, LISTENER_MODE_COUNT };
 
 enum balance_kind {
 	BALANCE_ROUND_ROBIN,
@@ -123,6 +124,19 @@ struct lb_config {
 	struct cfg_backend *backends;
 	size_t nbackends;
 };
+
+/* A configuration shared by whoever holds a reference: the generations
+ * built from it (gen.h), a resolution in progress (resolve.h). The last
+ * release frees it. Thread-safe. */
+struct config_ref {
+	atomic_int refs;
+	struct lb_config *cfg;
+};
+
+/* Takes cfg (freed on failure: NULL, ENOMEM). One reference. */
+struct config_ref *config_ref_new(struct lb_config *cfg);
+struct config_ref *config_ref_acquire(struct config_ref *ref);
+void config_ref_release(struct config_ref *ref); /* NULL is fine */
 
 /* The error lines of one load, in file order. */
 struct config_errors {

@@ -10,8 +10,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "proxy_proto.h"
-#include "relay.h"
 
 /* Space offered to one readv: a typical request or response fits in one. */
 #define READ_CHUNK (16 * 1024)
@@ -181,7 +179,7 @@ static struct conn *conn_new(struct event_base *base, int fd, conn_callback *cb,
 	c->fd = fd;
 	c->on_event = cb;
 	c->arg = arg;
-	c->read_limit = RELAY_HIGH_WATER;
+	c->read_limit = CONN_DEFAULT_READ_LIMIT;
 	c->want_read = true;
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
@@ -259,24 +257,4 @@ void conn_abort(struct conn *c)
 	if (c->fd >= 0)
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 	conn_free(c);
-}
-
-int conn_take_proxy_header(struct conn *c, struct sockaddr_storage *peer)
-{
-	size_t len = evbuffer_get_length(c->in);
-	if (len > PROXY_MAX_LENGTH)
-		len = PROXY_MAX_LENGTH;
-	struct proxy_header header;
-	switch (proxy_parse(evbuffer_pullup(c->in, (ev_ssize_t)len), len, &header)) {
-	case PROXY_INCOMPLETE:
-		return c->eof || c->error ? -1 : 0;
-	case PROXY_INVALID:
-		return -1;
-	case PROXY_OK:
-		break;
-	}
-	evbuffer_drain(c->in, header.length);
-	if (!header.local)
-		*peer = header.source;
-	return 1;
 }

@@ -24,6 +24,10 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* A conn's input is not read beyond this (the owner may change
+ * read_limit): what bounds memory per direction (relay.h). */
+#define CONN_DEFAULT_READ_LIMIT (256 * 1024)
+
 struct event_base;
 struct event;
 struct evbuffer;
@@ -88,11 +92,5 @@ void conn_free(struct conn *c);
 /* The same with a reset instead of a FIN (SO_LINGER 0): for a server
  * connection abandoned in the middle of an exchange. */
 void conn_abort(struct conn *c);
-
-/* For listeners with proxy_protocol: take a PROXY v1/v2 header from the
- * front of the input (proxy_proto.h). Returns 1 when it was there (drained;
- * *peer is the original client unless the header says LOCAL), 0 while it
- * is incomplete, -1 when the connection does not start with one. */
-int conn_take_proxy_header(struct conn *c, struct sockaddr_storage *peer);
 
 #endif

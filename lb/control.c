@@ -27,8 +27,11 @@
 #include "admin.h"
 #include "daemon.h"
 #include "health.h"
+#include "http.h"
 #include "log.h"
 #include "resolve.h"
+#include "tcp.h"
+#include "upstream.h"
 #include "worker.h"
 
 struct retiring_gen {
@@ -63,6 +66,12 @@ int control_workers_wanted(const struct lb_config *cfg)
 		n = LB_MAX_WORKERS; /* server_state keeps a pool per worker */
 	return n > 0 ? (int)n : 1;
 }
+
+/* What the workers run: the proxies, and the pools they leave behind. */
+static const struct worker_handlers proxies = {
+	.start = { [LISTENER_MODE_HTTP] = http_session_start, [LISTENER_MODE_TCP] = tcp_session_start },
+	.at_exit = upstream_pool_close_all,
+};
 
 bool control_descriptor_warning(const struct lb_config *cfg, int workers, unsigned long limit, char *out,
 				size_t cap)
@@ -151,7 +160,7 @@ static void publish(struct control *c, struct gen *g)
 		log_error("generation %lu: out of memory starting health checks", g->id);
 	if (admin_update(c->base, &c->admin, g, err, sizeof(err)) < 0)
 		log_error("generation %lu: %s; the admin endpoint stays where it was", g->id, err);
-	resolver_follow(c->resolver, g);
+	resolver_follow(c->resolver, g->cfg_ref);
 	for (int i = 0; i < c->nworkers; i++)
 		worker_post_gen(&c->workers[i], g);
 }
@@ -219,13 +228,14 @@ static void on_first_resolution(void *arg)
 	announce_when_serving(c);
 }
 
-/* The resolver saw host names resolve to other addresses. */
-static void on_resolution_change(const struct resolution *res, void *arg)
+/* A resolution of the running configuration: a new generation when host
+ * names resolve to other addresses. */
+static void on_resolution(const struct resolution *res, void *arg)
 {
 	struct control *c = arg;
 	char err[512];
 
-	if (c->stopping || retiring_reserve(c) < 0)
+	if (c->stopping || !gen_resolution_differs(c->current, res) || retiring_reserve(c) < 0)
 		return;
 	struct gen *g = gen_rebuild(c->current, res, err, sizeof(err));
 	if (g == NULL) {
@@ -356,17 +366,17 @@ int control_run(struct gen *first, const char *config_path)
 	if (c.workers == NULL)
 		goto out;
 	for (; started < c.nworkers; started++) {
-		if (worker_start(&c.workers[started], started, first, c.wake_fd) < 0) {
+		if (worker_start(&c.workers[started], started, first, c.wake_fd, &proxies) < 0) {
 			log_error("cannot start worker %d", started);
 			goto out;
 		}
 	}
 	if (health_sync(c.base, first) < 0)
 		goto out;
-	c.resolver = resolver_start(c.base, on_resolution_change, &c);
+	c.resolver = resolver_start(c.base, on_resolution, &c);
 	if (c.resolver == NULL)
 		goto out;
-	resolver_follow(c.resolver, first);
+	resolver_follow(c.resolver, first->cfg_ref);
 	/* Listening and serving the written addresses already; "running" (and
 	 * the end of -d) once host names had their first answer or gave up. */
 	resolver_resolve_now(c.resolver, on_first_resolution, &c);

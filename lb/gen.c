@@ -314,14 +314,6 @@ static bool socket_inherited(const struct gen *previous, int fd)
 	return false;
 }
 
-static void config_ref_release(struct config_ref *ref)
-{
-	if (ref != NULL && atomic_fetch_sub(&ref->refs, 1) == 1) {
-		config_free(ref->cfg);
-		free(ref);
-	}
-}
-
 static void gen_free(struct gen *g)
 {
 	for (size_t b = 0; b < g->nbackends; b++) {
@@ -395,21 +387,17 @@ fail:
 struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, const struct gen *previous, char *err,
 		       size_t errlen)
 {
-	struct config_ref *ref = calloc(1, sizeof(*ref));
+	struct config_ref *ref = config_ref_new(cfg);
 	if (ref == NULL) {
-		config_free(cfg);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	atomic_init(&ref->refs, 1);
-	ref->cfg = cfg;
 	return gen_build(ref, res, previous, err, errlen);
 }
 
 struct gen *gen_rebuild(const struct gen *previous, const struct resolution *res, char *err, size_t errlen)
 {
-	atomic_fetch_add(&previous->cfg_ref->refs, 1);
-	return gen_build(previous->cfg_ref, res, previous, err, errlen);
+	return gen_build(config_ref_acquire(previous->cfg_ref), res, previous, err, errlen);
 }
 
 static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)

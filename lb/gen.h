@@ -119,13 +119,6 @@ struct gen_listener {
 	int fd; /* listening socket, non-blocking; see "listening sockets" above */
 };
 
-/* A configuration shared by the generations built from it (a reload makes
- * a new one; a re-resolution of host names reuses it). */
-struct config_ref {
-	atomic_int refs;
-	struct lb_config *cfg;
-};
-
 struct gen {
 	atomic_int refs;
 	unsigned long id; /* 1 for the first generation, +1 per change */

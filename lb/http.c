@@ -46,6 +46,7 @@
 #include "log.h"
 #include "netutil.h"
 #include "relay.h"
+#include "session.h"
 #include "upstream.h"
 
 #define RESPONSE_HEAD_MAX (64 * 1024)
@@ -562,7 +563,7 @@ static bool read_request_head(struct http_session *s)
  * the header must arrive within timeouts.header, like a request head. */
 static bool read_proxy_header(struct http_session *s)
 {
-	int rc = conn_take_proxy_header(s->client, &s->peer);
+	int rc = session_take_proxy_header(s->client, &s->peer);
 	if (rc == 0 && !s->timer_fired)
 		return false;
 	if (rc <= 0) {

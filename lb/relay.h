@@ -15,9 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct conn;
+#include "conn.h"
 
-#define RELAY_HIGH_WATER (256 * 1024)
+#define RELAY_HIGH_WATER CONN_DEFAULT_READ_LIMIT
 #define RELAY_LOW_WATER (64 * 1024)
 
 /* Move everything src has read into dst's output. Returns the bytes moved. */

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "gen.h"
 #include "log.h"
 #include "netutil.h"
 
@@ -209,13 +208,13 @@ struct resolver {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct event *timer;
-	const struct gen *gen; /* followed; the control thread keeps it alive */
-	struct gen *batch_gen; /* the generation the running batch resolves (a reference) */
+	struct config_ref *cfg; /* followed (a reference) */
+	struct config_ref *batch_cfg; /* what the running batch resolves (a reference) */
 	struct batch *running;
 	bool again; /* resolve_now asked while a batch for another generation ran */
 	resolver_done_fn *on_done; /* after the batch that resolve_now asked for */
 	void *done_arg;
-	resolver_change_fn *on_change;
+	resolver_result_fn *on_result;
 	void *arg;
 	char nameservers[1024]; /* the resolvers list dns was made for */
 	uint64_t interval_ms; /* 0 = nothing to re-resolve */
@@ -236,15 +235,15 @@ static void batch_run(struct resolver *r);
 static void on_periodic_done(struct batch *b, void *arg)
 {
 	struct resolver *r = arg;
-	bool current = r->gen != NULL && r->batch_gen == r->gen;
+	bool current = r->cfg != NULL && r->batch_cfg == r->cfg;
 	/* Only a resolution of what runs now may change it. */
-	if (current && gen_resolution_differs(r->gen, &b->res))
-		r->on_change(&b->res, r->arg);
+	if (current)
+		r->on_result(&b->res, r->arg);
 	resolution_free(&b->res);
 	free(b);
 	r->running = NULL;
-	gen_release(r->batch_gen);
-	r->batch_gen = NULL;
+	config_ref_release(r->batch_cfg);
+	r->batch_cfg = NULL;
 	if (r->again) {
 		r->again = false;
 		batch_run(r);
@@ -269,7 +268,7 @@ static void on_resolve_timer(evutil_socket_t fd, short what, void *arg)
 /* Resolve r->gen's servers now; the batch reports through on_periodic_done. */
 static void batch_run(struct resolver *r)
 {
-	if (r->gen == NULL || r->dns == NULL)
+	if (r->cfg == NULL || r->dns == NULL)
 		return;
 	struct batch *b = calloc(1, sizeof(*b));
 	if (b == NULL)
@@ -277,27 +276,27 @@ static void batch_run(struct resolver *r)
 	b->done = on_periodic_done;
 	b->arg = r;
 	r->running = b;
-	r->batch_gen = gen_acquire((struct gen *)r->gen);
-	if (batch_start(b, r->dns, r->gen->cfg) < 0) {
+	r->batch_cfg = config_ref_acquire(r->cfg);
+	if (batch_start(b, r->dns, r->cfg->cfg) < 0) {
 		/* Queries already out will answer into b: fail them now. */
 		b->issuing = true; /* no report from those answers */
 		evdns_base_free(r->dns, 1);
-		r->dns = dns_for(r->base, r->gen->cfg);
+		r->dns = dns_for(r->base, r->cfg->cfg);
 		resolution_free(&b->res);
 		free(b);
 		r->running = NULL;
-		gen_release(r->batch_gen);
-		r->batch_gen = NULL;
+		config_ref_release(r->batch_cfg);
+		r->batch_cfg = NULL;
 	}
 }
 
-struct resolver *resolver_start(struct event_base *base, resolver_change_fn *on_change, void *arg)
+struct resolver *resolver_start(struct event_base *base, resolver_result_fn *on_result, void *arg)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
 	r->base = base;
-	r->on_change = on_change;
+	r->on_result = on_result;
 	r->arg = arg;
 	r->timer = evtimer_new(base, on_resolve_timer, r);
 	if (r->timer == NULL) {
@@ -318,21 +317,25 @@ static void nameservers_key(const struct lb_config *cfg, char *out, size_t cap)
 	}
 }
 
-void resolver_follow(struct resolver *r, const struct gen *g)
+void resolver_follow(struct resolver *r, struct config_ref *ref)
 {
 	char key[sizeof(r->nameservers)];
+	const struct lb_config *cfg = ref->cfg;
 
-	r->gen = g;
-	nameservers_key(g->cfg, key, sizeof(key));
+	if (r->cfg != ref) {
+		config_ref_release(r->cfg);
+		r->cfg = config_ref_acquire(ref);
+	}
+	nameservers_key(cfg, key, sizeof(key));
 	if (r->dns == NULL || strcmp(key, r->nameservers) != 0) {
 		if (r->dns != NULL)
 			evdns_base_free(r->dns, 1); /* a running batch's answers fail: it ends */
-		r->dns = dns_for(r->base, g->cfg);
+		r->dns = dns_for(r->base, cfg);
 		snprintf(r->nameservers, sizeof(r->nameservers), "%s", key);
 	}
 	r->interval_ms = 0;
-	for (size_t b = 0; b < g->cfg->nbackends; b++) {
-		const struct cfg_backend *cb = &g->cfg->backends[b];
+	for (size_t b = 0; b < cfg->nbackends; b++) {
+		const struct cfg_backend *cb = &cfg->backends[b];
 		struct sockaddr_storage literal;
 		for (size_t j = 0; j < cb->nservers; j++) {
 			if (parse_literal(&cb->servers[j].addr, &literal))
@@ -363,14 +366,15 @@ void resolver_stop(struct resolver *r)
 {
 	if (r == NULL)
 		return;
-	r->gen = NULL;
+	config_ref_release(r->cfg);
+	r->cfg = NULL;
 	r->again = false;
 	r->on_done = NULL;
 	if (r->dns != NULL) {
 		evdns_base_free(r->dns, 1); /* fails the queries still out... */
 		r->dns = NULL;
 		/* ...in callbacks that libevent defers to the loop: run them, so
-		 * that a running batch ends and lets go of its generation. */
+		 * that a running batch ends and lets go of its configuration. */
 		event_base_loop(r->base, EVLOOP_NONBLOCK);
 	}
 	event_free(r->timer);

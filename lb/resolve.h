@@ -30,7 +30,6 @@
 #include "config.h"
 
 struct event_base;
-struct gen;
 
 
 /* The addresses of one configured server. */
@@ -56,17 +55,17 @@ int resolve_config_literals(const struct lb_config *cfg, struct resolution *out)
 
 void resolution_free(struct resolution *res);
 
-/* Periodic re-resolution on the control loop. on_change is called with a
- * resolution of the current generation's configuration whenever it differs
- * from the generation's servers; the callee may keep nothing of it. */
+/* Periodic re-resolution on the control loop. on_result is called with
+ * every resolution of the followed configuration (the callee compares it
+ * with what runs, gen_resolution_differs, and may keep nothing of it). */
 struct resolver;
-typedef void resolver_change_fn(const struct resolution *res, void *arg);
+typedef void resolver_result_fn(const struct resolution *res, void *arg);
 
-struct resolver *resolver_start(struct event_base *base, resolver_change_fn *on_change, void *arg);
+struct resolver *resolver_start(struct event_base *base, resolver_result_fn *on_result, void *arg);
 
-/* Follow a new generation (after start, reload or a change): its
- * resolvers list and intervals. The generation outlives the next call. */
-void resolver_follow(struct resolver *r, const struct gen *g);
+/* Follow a configuration (after start, reload): its resolvers list and
+ * intervals. The resolver keeps a reference. */
+void resolver_follow(struct resolver *r, struct config_ref *cfg);
 
 /* Resolve the followed generation's host names now (after a load). `done`
  * (may be NULL) is called once that round is over, reported or not. */

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "netutil.h"
 #include "relay.h"
+#include "session.h"
 
 
 enum tcp_state {
@@ -191,7 +192,7 @@ static bool tcp_step(struct tcp_session *s)
 	case TCP_PROXY_HEADER: {
 		/* The client is the one the front balancer names; a connection
 		 * without a valid header within timeouts.header is closed. */
-		int rc = conn_take_proxy_header(s->client, &s->peer);
+		int rc = session_take_proxy_header(s->client, &s->peer);
 		if (rc == 0 && !s->timer_fired)
 			return false;
 		s->timer_fired = false;

@@ -11,10 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
 #include "log.h"
-#include "tcp.h"
-#include "upstream.h"
 
 /* Connections accepted per readiness event and listener: enough to drain a
  * burst, small enough that one busy listener cannot starve the others. */
@@ -22,8 +19,6 @@
 /* How soon accepting is retried after EMFILE or at max_connections when no
  * session of this worker ends first (another worker's may). */
 #define ACCEPT_RETRY_MS 50
-
-struct lb_counters lb_counters;
 
 void wake_fd_signal(int fd)
 {
@@ -123,9 +118,7 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 		}
 		atomic_fetch_add_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&lb_counters.connections_total, 1, memory_order_relaxed);
-		int rc = ap->listener->cfg->mode == LISTENER_MODE_TCP
-				 ? tcp_session_start(w, ap->listener, client, &peer, peer_len)
-				 : http_session_start(w, ap->listener, client, &peer, peer_len);
+		int rc = w->handlers->start[ap->listener->cfg->mode](w, ap->listener, client, &peer, peer_len);
 		if (rc < 0) {
 			/* The session closed the socket; keep the count right. */
 			atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
@@ -223,7 +216,8 @@ static void *worker_main(void *arg)
 
 	event_base_dispatch(w->base);
 	sessions_destroy_all(w);
-	upstream_pool_close_all(w);
+	if (w->handlers->at_exit != NULL)
+		w->handlers->at_exit(w);
 	accept_points_free(w);
 	event_free(w->accept_resume_timer);
 	event_free(w->wake_event);
@@ -238,12 +232,13 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int worker_start(struct worker *w, int index, struct gen *gen, int control_fd)
+int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, const struct worker_handlers *handlers)
 {
 	struct event_config *ec = event_config_new();
 
 	memset(w, 0, sizeof(*w));
 	w->index = index;
+	w->handlers = handlers;
 	w->control_fd = control_fd;
 	w->wake_fd = -1;
 	w->sessions.next = w->sessions.prev = &w->sessions;

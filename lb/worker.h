@@ -16,20 +16,23 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "counters.h"
 #include "gen.h"
 
 struct event_base;
 struct event;
 struct worker;
 
-/* Process-wide counters, updated by every worker. */
-struct lb_counters {
-	atomic_uint connections_active; /* client connections open */
-	atomic_uint_fast64_t connections_total;
-	atomic_uint_fast64_t reloads_ok;
-	atomic_uint_fast64_t reloads_failed;
+/* What a worker runs, handed down by the control thread: the worker knows
+ * no proxy (as nginx sets a listener's handler). start[mode] begins a
+ * session on an accepted socket (it owns fd from then on; < 0 when it
+ * could not even start); at_exit runs on the worker's thread as it ends. */
+typedef int worker_session_start_fn(struct worker *w, const struct gen_listener *l, int fd,
+				    const struct sockaddr_storage *peer, socklen_t peer_len);
+struct worker_handlers {
+	worker_session_start_fn *start[LISTENER_MODE_COUNT]; /* by enum listener_mode */
+	void (*at_exit)(struct worker *w);
 };
-extern struct lb_counters lb_counters;
 
 /* Every session (tcp or http) starts with this link, so a worker can count
  * its sessions and free them all when it is stopped before they end. */
@@ -48,6 +51,7 @@ struct accept_point {
 
 struct worker {
 	int index;
+	const struct worker_handlers *handlers;
 	pthread_t thread;
 	struct event_base *base;
 	int wake_fd; /* eventfd the control writes to */
@@ -77,7 +81,7 @@ struct worker {
 
 /* Create the worker's loop (in the calling thread) and start its thread
  * on `gen` (a new reference is taken). Returns 0 or -1. */
-int worker_start(struct worker *w, int index, struct gen *gen, int control_fd);
+int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, const struct worker_handlers *handlers);
 
 /* Control side: hand over a new generation / ask to stop. Thread-safe. */
 void worker_post_gen(struct worker *w, struct gen *gen);

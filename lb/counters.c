@@ -1,0 +1,4 @@
+/* counters: see counters.h. */
+#include "counters.h"
+
+struct lb_counters lb_counters;
