@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "balance.h"
 #include "balance_internal.h"
 
 #define MAGLEV_EMPTY UINT32_MAX
@@ -143,7 +142,7 @@ int ring_build(struct balancer *b)
 		name = grown;
 		for (size_t k = 0; k < points; k++) {
 			int len = snprintf(name, id_len + 24, "%s#%zu", server->id, k);
-			b->ring_points[next].hash = balance_hash64(name, (size_t)len);
+			b->ring_points[next].hash = balance_hash64_seeded(name, (size_t)len, 0);
 			b->ring_points[next].rank = (uint32_t)r;
 			next++;
 		}
@@ -288,7 +287,7 @@ int balance_pick_hash(struct balancer *b, const struct balance_request *req)
 	if (b->params.bounded_load > 0 && !hash_walk_prepare_bounded(&walk))
 		return -1; /* nobody usable */
 
-	key_hash = balance_hash64(req->key, req->key_len);
+	key_hash = balance_hash64_seeded(req->key, req->key_len, 0);
 	if (b->params.method == HASH_METHOD_RING)
 		return ring_walk(&walk, key_hash);
 	return maglev_walk(&walk, key_hash);

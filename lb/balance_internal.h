@@ -22,7 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "balance.h"
+#include "balance_types.h"
+
+/* XXH64 from Debian's libxxhash, inlined (no library to link): the same
+ * value on every machine, compiler and process (the unit test pins it). */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 /* How many distinct usable sets the smooth round-robin remembers a state
  * for (see balance_rr.c): the regular set plus a few one-off sets that a
@@ -80,12 +85,21 @@ struct balancer {
 	unsigned *load_scratch; /* [nservers] loads read for bounded_load */
 };
 
-/* balance.c */
-uint64_t balance_hash64_seeded(const void *data, size_t len, uint64_t seed);
+/* The stable hash of keys and ids: XXH64 with a seed (data may be NULL
+ * when len is 0). balance_hash64 (balance.h) is seed 0. */
+static inline uint64_t balance_hash64_seeded(const void *data, size_t len, uint64_t seed)
+{
+	return (uint64_t)XXH64(len ? data : "", len, seed);
+}
+
 /* True when a is less loaded than b relative to weight: load_a/weight_a <
- * load_b/weight_b, compared by cross-multiplication (exact, no floats).
- * Both weights must be > 0. */
-bool balance_less_loaded(unsigned load_a, int weight_a, unsigned load_b, int weight_b);
+ * load_b/weight_b, compared by cross-multiplication (exact, no floats; load
+ * <= 2^32-1 and weight <= 256, so the products fit in 64 bits). Both
+ * weights must be > 0. */
+static inline bool balance_less_loaded(unsigned load_a, int weight_a, unsigned load_b, int weight_b)
+{
+	return (uint64_t)load_a * (uint64_t)weight_b < (uint64_t)load_b * (uint64_t)weight_a;
+}
 
 /* balance_rr.c */
 int balance_rr_init(struct balancer *b);

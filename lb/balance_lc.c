@@ -7,7 +7,6 @@
  * load_a / weight_a < load_b / weight_b, by cross-multiplication so that no
  * float rounding can make two equal ratios differ.
  */
-#include "balance.h"
 #include "balance_internal.h"
 
 /*

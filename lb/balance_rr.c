@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "balance.h"
 #include "balance_internal.h"
 
 int balance_rr_init(struct balancer *b)
