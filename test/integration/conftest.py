@@ -327,6 +327,12 @@ def recv_all(sock, timeout=10.0):
         chunks.append(data)
 
 
+def greeting(port):
+    """Connect through lb to a greeting replica (-g) and return its name."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        return recv_line(s).decode().strip()
+
+
 def recv_line(sock, timeout=5.0):
     sock.settimeout(timeout)
     data = b""

@@ -2,6 +2,7 @@
 resets and vanishing clients against a running lb, which must keep serving,
 not spin, and exit cleanly (no leak, no sanitizer report: see conftest)."""
 import http.client
+import json
 import os
 import random
 import socket
@@ -19,15 +20,16 @@ def cpu_seconds(pid):
 
 
 def misbehave(port, rng, deadline):
-    """One misbehaving client after another until the deadline."""
+    """One misbehaving client after another until the deadline. Every byte
+    comes from rng (seeded by the caller), so a failure can be replayed."""
     payloads = [
-        lambda: os.urandom(rng.randint(1, 3000)),
-        lambda: b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X: " + os.urandom(50) + b"\r\n\r\n",
+        lambda: rng.randbytes(rng.randint(1, 3000)),
+        lambda: b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X: " + rng.randbytes(50) + b"\r\n\r\n",
         lambda: b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + b"x" * rng.randint(0, 5000),
         lambda: b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
-        lambda: b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" + os.urandom(100),
+        lambda: b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" + rng.randbytes(100),
         lambda: b"GET /bytes/10000000 HTTP/1.1\r\nHost: t\r\n\r\n",  # then vanish without reading
-        lambda: b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(200),  # a TLS ClientHello
+        lambda: b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + rng.randbytes(200),  # a TLS ClientHello
         lambda: b"GET / HTTP/1.1\r\n" * 200,
         lambda: b"",
     ]
@@ -59,9 +61,10 @@ def serves(port):
 
 def test_garbage_stalls_and_resets_do_not_hurt_http_mode(replicas, lb):
     rs = replicas(2)
-    port = free_port()
+    port, admin = free_port(), free_port()
     inst = lb(http_config(port, [r.addr for r in rs],
-                          extra_listener="    timeouts:\n      header: 500ms\n      client: 500ms"), port)
+                          extra_listener="    timeouts:\n      header: 500ms\n      client: 500ms",
+                          extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
     deadline = time.monotonic() + 3
     threads = [threading.Thread(target=misbehave, args=(port, random.Random(seed), deadline)) for seed in range(4)]
     for t in threads:
@@ -71,8 +74,19 @@ def test_garbage_stalls_and_resets_do_not_hurt_http_mode(replicas, lb):
     for t in threads:
         t.join(10)
     assert all(r.proc.poll() is None for r in rs)
-    # Every bad connection is gone within the timeouts, and lb is idle.
-    wait_until(lambda: serves(port) and cpu_idle(inst.proc.pid), 10, "lb idle again")
+    # Every bad connection is gone within the timeouts (lb's own count says
+    # so: an idle leaked session would not show in the CPU), and lb is idle.
+    wait_until(lambda: serves(port) and open_connections(admin) == 0, 10, "every bad connection closed")
+    wait_until(lambda: cpu_idle(inst.proc.pid), 10, "lb idle again")
+
+
+def open_connections(admin):
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    try:
+        conn.request("GET", "/stats")
+        return json.loads(conn.getresponse().read())["connections"]
+    finally:
+        conn.close()
 
 
 def cpu_idle(pid):
@@ -83,8 +97,9 @@ def cpu_idle(pid):
 
 def test_garbage_and_resets_do_not_hurt_tcp_mode(replicas, lb):
     rs = replicas(2, mode="tcp")
-    port = free_port()
-    inst = lb(tcp_config(port, [r.addr for r in rs], extra_backend="    timeouts:\n      idle: 500ms"), port)
+    port, admin = free_port(), free_port()
+    inst = lb(tcp_config(port, [r.addr for r in rs], extra_backend="    timeouts:\n      idle: 500ms\n"
+                         "admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
     deadline = time.monotonic() + 2
     threads = [threading.Thread(target=misbehave, args=(port, random.Random(seed), deadline)) for seed in range(4)]
     for t in threads:
@@ -94,4 +109,5 @@ def test_garbage_and_resets_do_not_hurt_tcp_mode(replicas, lb):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"still here")
         assert s.recv(100) == b"still here"
+    wait_until(lambda: open_connections(admin) == 0, 10, "every bad connection closed")
     wait_until(lambda: cpu_idle(inst.proc.pid), 10, "lb idle again")

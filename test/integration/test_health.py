@@ -156,9 +156,9 @@ def test_server_added_by_reload_is_checked_at_once(procs, lb):
     inst.reload(config([rs[0].addr, rs[1].addr]))
     reloaded = time.monotonic()
     # Only a probe at once can notice before the first interval is over.
-    wait_until(lambda: log_lines(inst, r"server app/%s down \(1 failed checks: status 500\)" % rs[1].addr), 3,
+    wait_until(lambda: log_lines(inst, r"server app/%s down \(1 failed checks: status 500\)" % rs[1].addr), 10,
                "the new server's first check")
-    assert time.monotonic() - reloaded < 3
+    assert time.monotonic() - reloaded < 2.5  # the first interval (5 s) was not waited for
 
 
 def test_passive_failures_take_a_server_down_at_once(procs, lb):

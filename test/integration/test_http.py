@@ -722,8 +722,11 @@ def test_client_that_stops_reading_its_last_response_is_closed(replicas, lb):
             return n
         except OSError:
             return None
-    wait_until(lambda: open_connections() == 0, 10, "lb to give up on the reader")
-    s.close()
+    try:
+        wait_until(lambda: open_connections() == 1, 10, "lb to count the reader")
+        wait_until(lambda: open_connections() == 0, 10, "lb to give up on the reader")
+    finally:
+        s.close()
 
 
 def test_request_cut_off_by_the_client_is_logged_499(replicas, lb, tmp_path):

@@ -3,7 +3,6 @@ re-resolved every resolve_interval through global.resolvers, and a DNS
 outage keeps the addresses a name had. A tiny DNS server on 127.0.0.1
 answers for the test."""
 import http.client
-import os
 import signal
 import socket
 import struct

@@ -137,7 +137,7 @@ def test_rolling_restart_loses_only_posts_in_flight(procs, lb, tmp_path, body_si
 def test_all_replicas_dead_gives_503_at_once_then_serves_within_a_second_of_one_returning(procs, lb):
     rs = [Replica(procs, name="r%d" % i).start() for i in range(3)]
     port, admin = free_port(), free_port()
-    inst = lb(default_config(port, [r.addr for r in rs], admin), port)
+    lb(default_config(port, [r.addr for r in rs], admin), port)
     assert get(port)[0] == 200
     for r in rs:
         r.kill()

@@ -69,7 +69,7 @@ static enum http_body_status feed_all(struct http_body *b, const char *s, size_t
  * the last feed and the total bytes used. */
 static enum http_body_status feed_split(struct http_body *b, const char *s, size_t n, size_t split, size_t *used_total)
 {
-	unsigned seed = 12345;
+	unsigned seed = (unsigned)rand();
 	size_t pos = 0;
 	enum http_body_status st = HTTP_BODY_MORE;
 	*used_total = 0;
@@ -857,15 +857,52 @@ static void test_chunked_decoder_one_byte_at_a_time_gives_same_result(void **sta
 	assert_true(b.payload == CHUNKED_PAYLOAD);
 }
 
+/* Feed s in the pieces that `cuts` (ascending, within 0..n) make. */
+static enum http_body_status feed_cut(struct http_body *b, const char *s, size_t n, const size_t *cuts, size_t ncuts,
+				      size_t *used_total)
+{
+	size_t pos = 0;
+	*used_total = 0;
+	for (size_t c = 0; c <= ncuts; c++) {
+		size_t end = c < ncuts ? cuts[c] : n, used = 0;
+		enum http_body_status st = http_body_feed(b, s + pos, end - pos, &used);
+		*used_total += used;
+		if (st != HTTP_BODY_MORE)
+			return st;
+		assert_int_equal(used, end - pos);
+		pos = end;
+	}
+	return HTTP_BODY_MORE;
+}
+
+static void assert_whole_chunked_body(const size_t *cuts, size_t ncuts)
+{
+	struct http_body b;
+	size_t used;
+	http_body_init(&b, HTTP_FRAMING_CHUNKED, 0);
+	assert_int_equal(feed_cut(&b, S(chunked_body), cuts, ncuts, &used), HTTP_BODY_DONE);
+	assert_int_equal(used, sizeof(chunked_body) - 1);
+	assert_true(b.payload == CHUNKED_PAYLOAD);
+}
+
 static void test_chunked_decoder_random_splits_give_same_result(void **state)
 {
 	(void)state;
-	for (size_t split = 2; split < 40; split += 3) {
+	const size_t n = sizeof(chunked_body) - 1;
+	/* Every way of cutting it in two and in three pieces... */
+	for (size_t i = 0; i <= n; i++) {
+		assert_whole_chunked_body((size_t[]){ i }, 1);
+		for (size_t j = i; j <= n; j++)
+			assert_whole_chunked_body((size_t[]){ i, j }, 2);
+	}
+	/* ...and many pieces, at places a seeded PRNG chooses. */
+	for (unsigned seed = 1; seed <= 200; seed++) {
 		struct http_body b;
 		size_t used;
 		http_body_init(&b, HTTP_FRAMING_CHUNKED, 0);
-		assert_int_equal(feed_split(&b, S(chunked_body), split, &used), HTTP_BODY_DONE);
-		assert_int_equal(used, sizeof(chunked_body) - 1);
+		srand(seed);
+		assert_int_equal(feed_split(&b, S(chunked_body), 1 + (size_t)rand() % 12, &used), HTTP_BODY_DONE);
+		assert_int_equal(used, n);
 		assert_true(b.payload == CHUNKED_PAYLOAD);
 	}
 }
