@@ -364,31 +364,9 @@ static void hash_key_extract(struct http_session *s, const char *buf)
 		}
 		break;
 	}
-	case HASH_KEY_COOKIE: {
-		/* Cookie: a=1; b=2 -- find NAME= at the start or after "; ". */
-		size_t name_len = strlen(cfg->hash.key_name);
-		for (uint32_t h = 0; h < s->req.nheaders && !found; h++) {
-			const struct http_header *hd = &s->req.headers[h];
-			if (hd->name.len != 6 || strncasecmp(buf + hd->name.off, "cookie", 6) != 0)
-				continue;
-			const char *v = buf + hd->value.off, *end = v + hd->value.len;
-			while (v < end && !found) {
-				while (v < end && (*v == ' ' || *v == ';'))
-					v++;
-				const char *item_end = memchr(v, ';', (size_t)(end - v));
-				if (item_end == NULL)
-					item_end = end;
-				if ((size_t)(item_end - v) > name_len && memcmp(v, cfg->hash.key_name, name_len) == 0 &&
-				    v[name_len] == '=') {
-					span.off = (uint32_t)(v + name_len + 1 - buf);
-					span.len = (uint32_t)(item_end - (v + name_len + 1));
-					found = true;
-				}
-				v = item_end;
-			}
-		}
+	case HASH_KEY_COOKIE:
+		found = http_cookie_find(buf, &s->req, cfg->hash.key_name, strlen(cfg->hash.key_name), &span);
 		break;
-	}
 	}
 	if (!found)
 		return; /* no key: balance_pick falls back to round-robin */

@@ -832,6 +832,32 @@ int http_header_find(const char *buf, const struct http_head *h, const char *nam
 	return -1;
 }
 
+bool http_cookie_find(const char *buf, const struct http_head *h, const char *name, size_t name_len,
+		      struct http_span *value)
+{
+	for (uint32_t i = 0; i < h->nheaders; i++) {
+		const struct http_header *f = &h->headers[i];
+		if (!EQ_LIT(buf + f->name.off, f->name.len, "cookie"))
+			continue;
+		/* cookie-pair *( ";" SP cookie-pair ), RFC 6265 4.2.1; lenient on spaces */
+		const char *v = buf + f->value.off, *end = v + f->value.len;
+		while (v < end) {
+			while (v < end && (*v == ' ' || *v == ';'))
+				v++;
+			const char *item_end = memchr(v, ';', (size_t)(end - v));
+			if (item_end == NULL)
+				item_end = end;
+			if ((size_t)(item_end - v) > name_len && memcmp(v, name, name_len) == 0 && v[name_len] == '=') {
+				value->off = (uint32_t)(v + name_len + 1 - buf);
+				value->len = (uint32_t)(item_end - (v + name_len + 1));
+				return true;
+			}
+			v = item_end;
+		}
+	}
+	return false;
+}
+
 bool http_client_keep_alive(const struct http_head *request, const struct http_head *response)
 {
 	if (!request->keep_alive)

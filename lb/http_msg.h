@@ -270,6 +270,11 @@ enum http_verdict http_parse_request(const char *buf, size_t len, struct http_he
 enum http_verdict http_parse_response(const char *buf, size_t len, enum http_method request_method,
 				      bool request_upgrade, struct http_head *out);
 
+/* The value of cookie `name` in a parsed head (the first one, searching
+ * every Cookie field: "a=1; b=2"), as a span of buf. False when absent. */
+bool http_cookie_find(const char *buf, const struct http_head *h, const char *name, size_t name_len,
+		      struct http_span *value);
+
 /* The status code lb answers for a verdict: 400, 431, 501, 502 (0 for OK). */
 int http_verdict_status(enum http_verdict verdict);
 

@@ -1383,10 +1383,39 @@ static void test_underscore_names_of_framing_and_forwarding_fields_are_400(void 
 			 HTTP_MSG_OK);
 }
 
+static const char *cookie(const char *req, const char *name)
+{
+	static char value[256];
+	struct http_span span;
+	assert_int_equal(parse_req(req, strlen(req)), HTTP_MSG_OK);
+	if (!http_cookie_find(req, &head, name, strlen(name), &span))
+		return NULL;
+	snprintf(value, sizeof(value), "%.*s", (int)span.len, req + span.off);
+	return value;
+}
+
+static void test_cookie_is_found_in_any_cookie_field_by_exact_name(void **state)
+{
+	(void)state;
+	static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nCookie: sid=1; user=ann\r\n"
+				  "cookie: theme=dark;lang=en\r\n\r\n";
+	assert_string_equal(cookie(req, "sid"), "1");
+	assert_string_equal(cookie(req, "user"), "ann");
+	assert_string_equal(cookie(req, "theme"), "dark");
+	assert_string_equal(cookie(req, "lang"), "en"); /* no space after ';' */
+	assert_null(cookie(req, "us"));  /* a prefix of a name is not the name */
+	assert_null(cookie(req, "ser")); /* nor a suffix */
+	assert_null(cookie(req, "missing"));
+	assert_null(cookie("GET / HTTP/1.1\r\nHost: a\r\nX-Cookie: sid=1\r\n\r\n", "sid"));
+	assert_string_equal(cookie("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=\r\n\r\n", "a"), ""); /* empty value */
+	assert_string_equal(cookie("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; a=2\r\n\r\n", "a"), "1"); /* the first */
+}
+
 int main(void)
 {
 	http_head_init(&head, head_fields, HTTP_DEFAULT_MAX_HEADERS);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cookie_is_found_in_any_cookie_field_by_exact_name),
 		cmocka_unit_test(test_every_prefix_of_a_valid_request_is_a_valid_prefix),
 		cmocka_unit_test(test_garbage_is_no_request_prefix_after_a_few_bytes),
 		cmocka_unit_test(test_underscore_names_of_framing_and_forwarding_fields_are_400),
