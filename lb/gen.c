@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fastrand.h"
 #include "log.h"
 
 #define LISTEN_BACKLOG 4096
@@ -483,21 +484,6 @@ static unsigned pick_load(void *ctx, size_t i)
 	return atomic_load_explicit(&pc->backend->servers[i].state->active, memory_order_relaxed);
 }
 
-/* xorshift64*, one state per thread: picks need speed, not secrecy. */
-static uint64_t pick_random(void)
-{
-	static _Thread_local uint64_t state;
-	if (state == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		state = (((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&state) | 1;
-	}
-	state ^= state >> 12;
-	state ^= state << 25;
-	state ^= state >> 27;
-	return state * 2685821657736338717ULL;
-}
-
 int gen_next_server(struct gen_backend *b, struct server_tries *tries, const void *key, size_t key_len)
 {
 	if (tries->count > (size_t)b->cfg->retries || tries->count >= GEN_MAX_TRIES)
@@ -510,7 +496,7 @@ int gen_next_server(struct gen_backend *b, struct server_tries *tries, const voi
 		.key = key,
 		.key_len = key_len,
 		.has_key = key != NULL,
-		.random = b->cfg->balance == BALANCE_RANDOM ? pick_random() : 0,
+		.random = b->cfg->balance == BALANCE_RANDOM ? fastrand_next() : 0,
 	};
 	bool panic = atomic_load_explicit(&b->state->panic, memory_order_relaxed);
 	pc.any_health = panic;
