@@ -31,7 +31,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "tcp.h"
-#include "upstream.h"
+#include "pool.h"
 #include "worker.h"
 
 struct retiring_gen {
@@ -70,7 +70,7 @@ int control_workers_wanted(const struct lb_config *cfg)
 /* What the workers run: the proxies, and the pools they leave behind. */
 static const struct worker_handlers proxies = {
 	.start = { [LISTENER_MODE_HTTP] = http_session_start, [LISTENER_MODE_TCP] = tcp_session_start },
-	.at_exit = upstream_pool_close_all,
+	.at_exit = pool_close_all,
 };
 
 bool control_descriptor_warning(const struct lb_config *cfg, int workers, unsigned long limit, char *out,

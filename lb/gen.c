@@ -322,7 +322,7 @@ static void gen_free(struct gen *g)
 		for (size_t i = 0; i < gb->nservers; i++) {
 			struct server_state *st = gb->servers[i].state;
 			if (atomic_fetch_sub(&st->generations, 1) == 1)
-				atomic_store(&st->retired, true); /* upstream.h: its pools close */
+				atomic_store(&st->retired, true); /* pool.h: its pools close */
 			server_state_release(st);
 		}
 		free(gb->servers);

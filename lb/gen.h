@@ -38,7 +38,7 @@
 
 struct idle_conn;
 
-/* Idle keep-alive connections of one worker to one server (upstream.c);
+/* Idle keep-alive connections of one worker to one server (pool.c);
  * only that worker touches it. */
 struct idle_pool {
 	struct idle_conn *head;

@@ -48,7 +48,7 @@
 #include "netutil.h"
 #include "relay.h"
 #include "session.h"
-#include "upstream.h"
+#include "pool.h"
 
 #define RESPONSE_HEAD_MAX (64 * 1024)
 #define HEAD_REWRITE_SLACK 1024 /* room for the fields lb adds */
@@ -188,7 +188,7 @@ static void server_release(struct http_session *s, bool reusable)
 		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
 	if (s->server != NULL) {
 		if (reusable && gs != NULL && s->backend->cfg->keepalive > 0)
-			upstream_pool_put(s->worker, gs->state, s->server, s->backend->cfg->keepalive,
+			pool_put(s->worker, gs->state, s->server, s->backend->cfg->keepalive,
 					  s->backend->cfg->timeouts.idle_ms, s->retriable);
 		else if (reusable)
 			conn_free(s->server);
@@ -573,7 +573,7 @@ static bool attempt_on(struct http_session *s, int i, bool use_pool)
 
 	s->server_index = i;
 	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
-	s->server = use_pool ? upstream_pool_take(s->worker, gs->state) : NULL;
+	s->server = use_pool ? pool_take(s->worker, gs->state) : NULL;
 	s->server_reused = s->server != NULL;
 	if (s->server_reused) {
 		send_request(s);

@@ -22,6 +22,7 @@
 struct event_base;
 struct event;
 struct worker;
+struct worker_pools;
 
 /* What a worker runs, handed down by the control thread: the worker knows
  * no proxy (as nginx sets a listener's handler). start[mode] begins a
@@ -75,6 +76,7 @@ struct worker {
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
 	time_t last_accept_error_log;
+	struct worker_pools *pools; /* idle server connections: pool.c's, NULL until used */
 	struct session_link sessions; /* list head */
 	size_t nsessions;
 };

@@ -1,5 +1,5 @@
-/* upstream: per-worker pools of idle server connections. See upstream.h. */
-#include "upstream.h"
+/* pool: per-worker pools of idle server connections. See pool.h. */
+#include "pool.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -27,10 +27,28 @@ struct idle_conn {
 	struct idle_conn *all_prev, *all_next; /* in the worker's list of all */
 };
 
-/* Per worker thread: every idle connection (for the sweep and the exit),
- * and the sweep timer. Only that thread's pool functions touch them. */
-static _Thread_local struct idle_conn *worker_idle_head;
-static _Thread_local struct event *sweep_timer;
+/* A worker's own: every idle connection of every server (for the sweep
+ * and the exit), and the sweep timer. Made at the worker's first pool_put,
+ * freed by pool_close_all; only that worker's thread touches it. */
+struct worker_pools {
+	struct idle_conn *idle_head;
+	struct event *sweep_timer;
+};
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg);
+
+static struct worker_pools *worker_pools_get(struct worker *w)
+{
+	if (w->pools != NULL)
+		return w->pools;
+	struct worker_pools *wp = calloc(1, sizeof(*wp));
+	if (wp == NULL || (wp->sweep_timer = evtimer_new(w->base, on_sweep, w)) == NULL) {
+		free(wp);
+		return NULL;
+	}
+	w->pools = wp;
+	return wp;
+}
 
 static void idle_unlink(struct idle_conn *ic)
 {
@@ -45,7 +63,7 @@ static void idle_unlink(struct idle_conn *ic)
 	if (ic->all_prev)
 		ic->all_prev->all_next = ic->all_next;
 	else
-		worker_idle_head = ic->all_next;
+		ic->worker->pools->idle_head = ic->all_next;
 	if (ic->all_next)
 		ic->all_next->all_prev = ic->all_prev;
 }
@@ -82,7 +100,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	event_base_gettimeofday_cached(w->base, &now);
 	struct timeval surplus_age = netutil_timeval_ms(SURPLUS_IDLE_MS), surplus_before;
 	timersub(&now, &surplus_age, &surplus_before);
-	struct idle_conn *ic = worker_idle_head;
+	struct worker_pools *wp = w->pools;
+	struct idle_conn *ic = wp->idle_head;
 	while (ic != NULL) {
 		struct idle_conn *next = ic->all_next;
 		bool surplus = (int)ic->state->pools[w->index].count > ic->keepalive &&
@@ -92,13 +111,13 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 			conn_free(idle_remove(ic));
 		ic = next;
 	}
-	if (worker_idle_head != NULL) {
+	if (wp->idle_head != NULL) {
 		struct timeval tv = netutil_timeval_ms(SWEEP_INTERVAL_MS);
-		event_add(sweep_timer, &tv);
+		event_add(wp->sweep_timer, &tv);
 	}
 }
 
-struct conn *upstream_pool_take(struct worker *w, struct server_state *state)
+struct conn *pool_take(struct worker *w, struct server_state *state)
 {
 	struct timeval now;
 	event_base_gettimeofday_cached(w->base, &now);
@@ -114,7 +133,7 @@ struct conn *upstream_pool_take(struct worker *w, struct server_state *state)
 	}
 }
 
-void upstream_pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
+void pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
 		       uint64_t idle_ms, bool surplus_ok)
 {
 	struct idle_pool *pool = &state->pools[w->index];
@@ -125,7 +144,8 @@ void upstream_pool_put(struct worker *w, struct server_state *state, struct conn
 		conn_free(c);
 		return;
 	}
-	if (sweep_timer == NULL && (sweep_timer = evtimer_new(w->base, on_sweep, w)) == NULL) {
+	struct worker_pools *wp = worker_pools_get(w);
+	if (wp == NULL) {
 		free(ic);
 		conn_free(c);
 		return;
@@ -142,26 +162,27 @@ void upstream_pool_put(struct worker *w, struct server_state *state, struct conn
 		pool->head->prev = ic;
 	pool->head = ic;
 	pool->count++;
-	ic->all_next = worker_idle_head;
-	if (worker_idle_head)
-		worker_idle_head->all_prev = ic;
-	worker_idle_head = ic;
-	if (!event_pending(sweep_timer, EV_TIMEOUT, NULL)) {
+	ic->all_next = wp->idle_head;
+	if (wp->idle_head)
+		wp->idle_head->all_prev = ic;
+	wp->idle_head = ic;
+	if (!event_pending(wp->sweep_timer, EV_TIMEOUT, NULL)) {
 		struct timeval tv = netutil_timeval_ms(SWEEP_INTERVAL_MS);
-		event_add(sweep_timer, &tv);
+		event_add(wp->sweep_timer, &tv);
 	}
 	conn_set_callback(c, on_idle_event, ic);
 	c->want_read = true;
 	conn_sync(c);
 }
 
-void upstream_pool_close_all(struct worker *w)
+void pool_close_all(struct worker *w)
 {
-	(void)w;
-	while (worker_idle_head != NULL)
-		conn_free(idle_remove(worker_idle_head));
-	if (sweep_timer != NULL) {
-		event_free(sweep_timer);
-		sweep_timer = NULL;
-	}
+	struct worker_pools *wp = w->pools;
+	if (wp == NULL)
+		return;
+	while (wp->idle_head != NULL)
+		conn_free(idle_remove(wp->idle_head));
+	event_free(wp->sweep_timer);
+	free(wp);
+	w->pools = NULL;
 }

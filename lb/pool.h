@@ -1,6 +1,6 @@
 /*
- * upstream: idle keep-alive connections to servers, pooled per worker and
- * per server (SPEC 4 `keepalive`).
+ * pool: idle keep-alive connections to servers, pooled per worker and per
+ * server (SPEC 4 `keepalive`).
  *
  * Only the owning worker touches its pools. A pooled connection keeps
  * reading: if the server closes it or sends something unasked, it is closed
@@ -13,8 +13,8 @@
  * more.
  * Each pooled connection holds a reference to its server_state.
  */
-#ifndef LB_UPSTREAM_H
-#define LB_UPSTREAM_H
+#ifndef LB_POOL_H
+#define LB_POOL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,7 +25,7 @@
 struct conn;
 
 /* An idle connection to `state`, or NULL. The caller sets its callback. */
-struct conn *upstream_pool_take(struct worker *w, struct server_state *state);
+struct conn *pool_take(struct worker *w, struct server_state *state);
 
 /* Park a connection whose exchange completed (input empty, nothing owed).
  * With surplus_ok, the pool may exceed `keepalive` during a burst; the
@@ -34,10 +34,11 @@ struct conn *upstream_pool_take(struct worker *w, struct server_state *state);
  * http.c), a full pool closes the connection at once: such requests
  * would otherwise pile up idle connections at the rate they arrive.
  * keepalive 0 closes it at once. */
-void upstream_pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
+void pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
 		       uint64_t idle_ms, bool surplus_ok);
 
-/* Close every idle connection of the worker (at exit). */
-void upstream_pool_close_all(struct worker *w);
+/* Close every idle connection of the worker and free its pools (at exit,
+ * on the worker's thread). */
+void pool_close_all(struct worker *w);
 
 #endif
