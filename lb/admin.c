@@ -377,10 +377,9 @@ static struct admin *admin_create(struct event_base *base, const struct gen *g, 
 	snprintf(a->bind_host, sizeof(a->bind_host), "%s", cfg->admin.bind.host);
 	a->bind_port = cfg->admin.bind.port;
 	a->token = cfg->admin.token;
-	a->server = admin_server_start(base, a->bind_host, a->bind_port, (unsigned)cfg->admin.max_connections,
-				       on_admin_request, a);
+	a->server = admin_server_start(base, &cfg->admin.bind, (unsigned)cfg->admin.max_connections, on_admin_request,
+				       a, err, errlen);
 	if (a->server == NULL) {
-		snprintf(err, errlen, "admin: cannot listen on %s: %s", cfg->admin.bind.text, strerror(errno));
 		free(a);
 		return NULL;
 	}

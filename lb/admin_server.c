@@ -4,9 +4,6 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +13,7 @@
 #include "conn.h"
 #include "deadline.h"
 #include "health.h"
+#include "listener.h"
 #include "netutil.h"
 
 #define ACCEPT_BUDGET 16
@@ -285,57 +283,35 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static int listen_on(const char *host, unsigned port)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-	struct addrinfo *ai = NULL;
-	char service[8];
-	snprintf(service, sizeof(service), "%u", port);
-	int rc = getaddrinfo(host[0] ? host : NULL, service, &hints, &ai);
-	if (rc != 0) {
-		errno = rc == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
-		return -1;
-	}
-	int one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	/* TCP_DEFER_ACCEPT: a connection is accepted once its first bytes
-	 * are there (see refuse), as nginx's "deferred". */
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one)) != 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-		int err = errno;
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		errno = err;
-		return -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
-struct admin_server *admin_server_start(struct event_base *base, const char *host, unsigned port,
-					unsigned max_connections, admin_handler *handler, void *arg)
+struct admin_server *admin_server_start(struct event_base *base, const struct cfg_addr *bind,
+					unsigned max_connections, admin_handler *handler, void *arg, char *err,
+					size_t errlen)
 {
 	struct admin_server *s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (s == NULL) {
+		snprintf(err, errlen, "admin: out of memory");
 		return NULL;
+	}
 	s->max_connections = max_connections;
 	s->handler = handler;
 	s->arg = arg;
-	s->fd = listen_on(host, port);
+	s->fd = listener_open(bind, "admin", err, errlen);
 	if (s->fd < 0)
 		goto fail;
+	/* Accepted once the first bytes are there (see refuse). */
+	if (listener_tune(s->fd, true) != 0) {
+		snprintf(err, errlen, "admin: cannot set socket options on %s: %s", bind->text, strerror(errno));
+		goto fail;
+	}
 	s->accept_event = event_new(base, s->fd, EV_READ | EV_PERSIST, on_accept_ready, s);
 	s->accept_resume = evtimer_new(base, on_accept_resume, s);
 	if (s->accept_event == NULL || s->accept_resume == NULL || event_add(s->accept_event, NULL) != 0) {
-		errno = ENOMEM;
+		snprintf(err, errlen, "admin: out of memory");
 		goto fail;
 	}
 	return s;
-fail:;
-	int err = errno;
+fail:
 	admin_server_stop(s);
-	errno = err;
 	return NULL;
 }
 

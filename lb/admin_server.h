@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "http_msg.h"
 
 struct event_base;
@@ -57,10 +58,11 @@ typedef void admin_handler(void *arg, const struct admin_request *req, struct ad
 
 struct admin_server;
 
-/* Listen on host:port ("" = every address). NULL when the socket cannot be
- * made, bound or listened on (errno says why). */
-struct admin_server *admin_server_start(struct event_base *base, const char *host, unsigned port,
-					unsigned max_connections, admin_handler *handler, void *arg);
+/* Listen on bind. NULL when the socket cannot be made, bound or listened
+ * on, with the reason in err. */
+struct admin_server *admin_server_start(struct event_base *base, const struct cfg_addr *bind,
+					unsigned max_connections, admin_handler *handler, void *arg, char *err,
+					size_t errlen);
 
 /* A new connection cap (reload). */
 void admin_server_set_max_connections(struct admin_server *s, unsigned max_connections);

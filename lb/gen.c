@@ -3,51 +3,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "fastrand.h"
+#include "listener.h"
 #include "log.h"
-
-#define LISTEN_BACKLOG 4096
-
-static struct server_state *server_state_new(const char *backend, const char *addr)
-{
-	struct server_state *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return NULL;
-	s->backend = strdup(backend);
-	s->addr = strdup(addr);
-	if (s->backend == NULL || s->addr == NULL) {
-		free(s->backend);
-		free(s->addr);
-		free(s);
-		return NULL;
-	}
-	atomic_init(&s->refs, 1);
-	atomic_init(&s->up, true);
-	return s;
-}
-
-const double lb_duration_bounds[LB_DURATION_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-							  0.1,   0.25,   0.5,   1,    2.5,   10 };
-
-void backend_state_observe(struct backend_state *b, uint64_t us)
-{
-	size_t i = 0;
-	while (i < LB_DURATION_BUCKETS && (double)us > lb_duration_bounds[i] * 1e6)
-		i++;
-	atomic_fetch_add_explicit(&b->duration_buckets[i], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&b->duration_sum_us, us, memory_order_relaxed);
-	atomic_fetch_add_explicit(&b->duration_count, 1, memory_order_relaxed);
-}
 
 /* The state of backend `name` in the previous generation (a new reference),
  * or a fresh one. */
@@ -55,44 +18,10 @@ static struct backend_state *backend_state_get(const struct gen *previous, const
 {
 	for (size_t b = 0; previous != NULL && b < previous->nbackends; b++) {
 		struct backend_state *st = previous->backends[b].state;
-		if (strcmp(st->name, name) == 0) {
-			atomic_fetch_add(&st->refs, 1);
-			return st;
-		}
+		if (strcmp(st->name, name) == 0)
+			return backend_state_acquire(st);
 	}
-	struct backend_state *st = calloc(1, sizeof(*st));
-	if (st == NULL)
-		return NULL;
-	st->name = strdup(name);
-	if (st->name == NULL) {
-		free(st);
-		return NULL;
-	}
-	atomic_init(&st->refs, 1);
-	return st;
-}
-
-static void backend_state_release(struct backend_state *st)
-{
-	if (st == NULL || atomic_fetch_sub(&st->refs, 1) != 1)
-		return;
-	free(st->name);
-	free(st);
-}
-
-struct server_state *server_state_acquire(struct server_state *s)
-{
-	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-	return s;
-}
-
-void server_state_release(struct server_state *s)
-{
-	if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
-		return;
-	free(s->backend);
-	free(s->addr);
-	free(s);
+	return backend_state_new(name);
 }
 
 /* The state of (backend, addr) in the previous generation, with a new reference. */
@@ -106,10 +35,8 @@ static struct server_state *server_state_carry(const struct gen *previous, const
 			continue;
 		for (size_t i = 0; i < pb->nservers; i++) {
 			struct server_state *s = pb->servers[i].state;
-			if (strcmp(s->addr, addr) == 0) {
-				atomic_fetch_add(&s->refs, 1);
-				return s;
-			}
+			if (strcmp(s->addr, addr) == 0)
+				return server_state_acquire(s);
 		}
 	}
 	return NULL;
@@ -128,19 +55,6 @@ static void format_sockaddr(const struct sockaddr *sa, char *out, size_t cap)
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
 		snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
 	}
-}
-
-/* The listening address of a bind ("*:PORT" is IPv4 any, as nginx's
- * "listen *:PORT"). Binds are addresses or names resolved at load. */
-static int resolve_bind(const struct cfg_addr *addr, struct addrinfo **out)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
-	char port[8];
-
-	snprintf(port, sizeof(port), "%u", addr->port);
-	if (addr->host[0] == '\0')
-		hints.ai_family = AF_INET;
-	return getaddrinfo(addr->host[0] ? addr->host : NULL, port, &hints, out);
 }
 
 /* Append one server; takes or creates its state. */
@@ -244,53 +158,26 @@ fail:
 	return -1;
 }
 
-/* Options that depend on the listener's configuration, set again when a
- * reload takes the socket over (the mode may have changed). */
+/* HTTP: wake the accept only once the request has arrived, so that the
+ * session reads it at once (http.c); the kernel still hands over a silent
+ * connection after a few seconds, and timeouts.header deals with it. Never
+ * in TCP mode, where the server may speak first. */
 static int tune_listen_socket(int fd, const struct cfg_listener *l)
 {
-	int one = 1;
-	/* Accepted sockets inherit it: no Nagle delay on small answers,
-	 * without a setsockopt per connection. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
-		return -1;
-	/* HTTP: wake the accept only once the request has arrived (nginx's
-	 * "deferred"), so that the session reads it at once (http.c); the
-	 * kernel still hands over a silent connection after a few seconds,
-	 * and timeouts.header deals with it. Never in TCP mode, where the
-	 * server may speak first. */
-	int defer_s = l->mode == LISTENER_MODE_HTTP ? 1 : 0;
-	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
+	return listener_tune(fd, l->mode == LISTENER_MODE_HTTP);
 }
 
 static int listen_socket(const struct cfg_listener *l, char *err, size_t errlen)
 {
-	struct addrinfo *ai = NULL;
-	int fd = -1, one = 1;
-	int rc = resolve_bind(&l->bind, &ai);
-
-	if (rc != 0) {
-		snprintf(err, errlen, "listener %s: cannot resolve %s: %s", l->name, l->bind.text, gai_strerror(rc));
+	char what[128];
+	snprintf(what, sizeof(what), "listener %s", l->name);
+	int fd = listener_open(&l->bind, what, err, errlen);
+	if (fd >= 0 && tune_listen_socket(fd, l) != 0) {
+		snprintf(err, errlen, "%s: cannot set socket options: %s", what, strerror(errno));
+		close(fd);
 		return -1;
 	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
-		goto fail;
-	if (tune_listen_socket(fd, l) != 0)
-		goto fail;
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
-		goto fail;
-	if (listen(fd, LISTEN_BACKLOG) != 0)
-		goto fail;
-	freeaddrinfo(ai);
 	return fd;
-fail:
-	snprintf(err, errlen, "listener %s: cannot listen on %s: %s", l->name, l->bind.text, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return -1;
 }
 
 static bool same_bind(const struct cfg_addr *a, const struct cfg_addr *b)
@@ -460,54 +347,4 @@ void gen_close_dropped_sockets(const struct gen *old, const struct gen *current)
 	for (size_t i = 0; i < old->nlisteners; i++)
 		if (!socket_inherited(current, old->listeners[i].fd))
 			close(old->listeners[i].fd);
-}
-
-struct pick_context {
-	struct gen_backend *backend;
-	const int *tried;
-	size_t ntried;
-	bool any_health; /* panic or last resort: health does not matter */
-};
-
-static bool pick_usable(void *ctx, size_t i)
-{
-	const struct pick_context *pc = ctx;
-	for (size_t t = 0; t < pc->ntried; t++)
-		if (pc->tried[t] == (int)i)
-			return false;
-	return pc->any_health ? gen_server_eligible(pc->backend, i) : gen_server_usable(pc->backend, i);
-}
-
-static unsigned pick_load(void *ctx, size_t i)
-{
-	const struct pick_context *pc = ctx;
-	return atomic_load_explicit(&pc->backend->servers[i].state->active, memory_order_relaxed);
-}
-
-int gen_next_server(struct gen_backend *b, struct server_tries *tries, const void *key, size_t key_len)
-{
-	if (tries->count > (size_t)b->cfg->retries || tries->count >= GEN_MAX_TRIES)
-		return -1;
-	struct pick_context pc = { .backend = b, .tried = tries->tried, .ntried = tries->count };
-	struct balance_request req = {
-		.usable = pick_usable,
-		.load = pick_load,
-		.ctx = &pc,
-		.key = key,
-		.key_len = key_len,
-		.has_key = key != NULL,
-		.random = b->cfg->balance == BALANCE_RANDOM ? fastrand_next() : 0,
-	};
-	bool panic = atomic_load_explicit(&b->state->panic, memory_order_relaxed);
-	pc.any_health = panic;
-	pthread_mutex_lock(&b->pick_lock);
-	int i = balance_pick(b->balancer, &req);
-	if (i < 0 && !panic && b->cfg->panic_threshold_percent > 0) {
-		pc.any_health = true; /* the last resort */
-		i = balance_pick(b->balancer, &req);
-	}
-	pthread_mutex_unlock(&b->pick_lock);
-	if (i >= 0)
-		tries->tried[tries->count++] = i;
-	return i;
 }

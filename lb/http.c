@@ -46,6 +46,7 @@
 #include "http_msg.h"
 #include "log.h"
 #include "netutil.h"
+#include "pick.h"
 #include "relay.h"
 #include "session.h"
 #include "pool.h"
@@ -601,7 +602,7 @@ static bool start_attempt(struct http_session *s)
 
 	/* Out of servers or tries: 503 when none could even be reached
 	 * (nothing was sent: the client may retry, as HAProxy answers), else 502. */
-	int i = gen_next_server(b, &s->tries, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
+	int i = pick_next_server(b, &s->tries, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
 	if (i < 0) {
 		respond_error(s, s->request_sent ? 502 : 503);
 		return true;

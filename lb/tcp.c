@@ -24,6 +24,7 @@
 #include "health.h"
 #include "log.h"
 #include "netutil.h"
+#include "pick.h"
 #include "relay.h"
 #include "session.h"
 
@@ -135,7 +136,7 @@ static bool connect_next_server(struct tcp_session *s)
 	const void *key = netutil_ip_bytes(&s->peer, &key_len);
 
 	release_server(s);
-	int i = gen_next_server(s->backend, &s->tries, key, key_len);
+	int i = pick_next_server(s->backend, &s->tries, key, key_len);
 	if (i < 0)
 		return false;
 	struct gen_server *gs = &s->backend->servers[i];

@@ -1,0 +1,79 @@
+/* state: runtime state of servers and backends. See state.h. */
+#include "state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct server_state *server_state_new(const char *backend, const char *addr)
+{
+	struct server_state *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->backend = strdup(backend);
+	s->addr = strdup(addr);
+	if (s->backend == NULL || s->addr == NULL) {
+		free(s->backend);
+		free(s->addr);
+		free(s);
+		return NULL;
+	}
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->up, true);
+	return s;
+}
+
+struct server_state *server_state_acquire(struct server_state *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+void server_state_release(struct server_state *s)
+{
+	if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(s->backend);
+	free(s->addr);
+	free(s);
+}
+
+const double lb_duration_bounds[LB_DURATION_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+							  0.1,   0.25,   0.5,   1,    2.5,   10 };
+
+struct backend_state *backend_state_new(const char *name)
+{
+	struct backend_state *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	st->name = strdup(name);
+	if (st->name == NULL) {
+		free(st);
+		return NULL;
+	}
+	atomic_init(&st->refs, 1);
+	return st;
+}
+
+struct backend_state *backend_state_acquire(struct backend_state *st)
+{
+	atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	return st;
+}
+
+void backend_state_release(struct backend_state *st)
+{
+	if (st == NULL || atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(st->name);
+	free(st);
+}
+
+void backend_state_observe(struct backend_state *b, uint64_t us)
+{
+	size_t i = 0;
+	while (i < LB_DURATION_BUCKETS && (double)us > lb_duration_bounds[i] * 1e6)
+		i++;
+	atomic_fetch_add_explicit(&b->duration_buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->duration_sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->duration_count, 1, memory_order_relaxed);
+}

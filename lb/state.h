@@ -1,0 +1,98 @@
+/*
+ * state: the runtime state of servers and backends (health, drain,
+ * counters, idle pools), which outlives configuration generations: every
+ * generation with the same (backend name, server address) shares one
+ * struct server_state, every one with the same backend name one struct
+ * backend_state (gen.c carries them over on reload).
+ *
+ * Ownership: both are reference-counted. A server_state has one reference
+ * per generation containing it, per health checker and per idle pooled
+ * connection; a backend_state one per generation. The last release frees.
+ * Threads: fields are atomics (workers update counters concurrently), but
+ * for the idle pools (each touched only by its worker) and what the
+ * comments say otherwise.
+ */
+#ifndef LB_STATE_H
+#define LB_STATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Worker threads at most: server_state keeps one idle pool per worker. */
+#define LB_MAX_WORKERS 64
+
+struct idle_conn;
+
+/* Idle keep-alive connections of one worker to one server (pool.c);
+ * only that worker touches it. */
+struct idle_pool {
+	struct idle_conn *head;
+	unsigned count;
+};
+
+/* Runtime state of one server, shared across generations and workers.
+ * Every field but pools is atomic: workers update counters concurrently. */
+struct server_state {
+	atomic_int refs; /* one per generation containing the server, checker, idle connection */
+	atomic_int generations; /* generations containing the server */
+	atomic_bool retired; /* no generation has it any more: for good (a re-added server gets a new state) */
+	char *backend; /* identity: (backend, addr) */
+	char *addr;
+	atomic_bool up; /* the active checks' verdict; servers start up */
+	atomic_bool ejected; /* passive ejection in force (health.h) */
+	atomic_bool drained; /* admin drain: no new requests */
+	atomic_uint active; /* requests (http) or connections (tcp) in progress */
+	atomic_uint consecutive_failures; /* passive health */
+	/* Passive ejection, written under health.c's ejection lock; read
+	 * freely. Times are CLOCK_MONOTONIC milliseconds. */
+	atomic_uint_fast64_t ejected_at_ms;
+	atomic_uint_fast64_t ejected_until_ms; /* the cooldown's end */
+	atomic_uint ejection_multiplier; /* backoff: 1 + recent ejections, capped */
+	atomic_uint_fast64_t ejections; /* in all */
+	uint64_t eject_refused_logged_ms; /* under the ejection lock */
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t failures; /* connect failures, 5xx, resets */
+	atomic_uint_fast64_t bytes_in; /* from the server */
+	atomic_uint_fast64_t bytes_out; /* to the server */
+	atomic_uint_fast64_t responses[6]; /* relayed, by status class: [1] 1xx .. [5] 5xx ([0] unused) */
+	struct idle_pool pools[LB_MAX_WORKERS]; /* indexed by worker */
+};
+
+/* A new state for (backend, addr): up, one reference. NULL: ENOMEM. */
+struct server_state *server_state_new(const char *backend, const char *addr);
+struct server_state *server_state_acquire(struct server_state *s);
+void server_state_release(struct server_state *s); /* NULL is fine */
+
+/* Is the server healthy (its checks pass and it is not ejected)? */
+static inline bool server_state_healthy(const struct server_state *st)
+{
+	return atomic_load_explicit(&st->up, memory_order_relaxed) &&
+	       !atomic_load_explicit(&st->ejected, memory_order_relaxed);
+}
+
+/* Request duration histogram buckets (upper bounds, seconds), for
+ * lb_request_duration_seconds; one more bucket counts the rest (+Inf). */
+#define LB_DURATION_BUCKETS 12
+extern const double lb_duration_bounds[LB_DURATION_BUCKETS];
+
+/* Runtime state of one backend, shared across generations by name (like
+ * server_state), so its counters survive a reload. Atomics only. */
+struct backend_state {
+	atomic_int refs; /* one per generation containing the backend */
+	char *name;
+	atomic_uint_fast64_t duration_buckets[LB_DURATION_BUCKETS + 1]; /* not cumulative */
+	atomic_uint_fast64_t duration_sum_us;
+	atomic_uint_fast64_t duration_count;
+	atomic_bool panic; /* set by the control thread (health.c), read by picks */
+};
+
+/* A new state for backend `name`, one reference. NULL: ENOMEM. */
+struct backend_state *backend_state_new(const char *name);
+struct backend_state *backend_state_acquire(struct backend_state *st);
+void backend_state_release(struct backend_state *st); /* NULL is fine */
+
+/* Count one request of `us` microseconds. Thread-safe. */
+void backend_state_observe(struct backend_state *b, uint64_t us);
+
+#endif
