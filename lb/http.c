@@ -40,16 +40,13 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "deadline.h"
 #include "fastrand.h"
 #include "health.h"
 #include "http_msg.h"
 #include "log.h"
 #include "netutil.h"
-#include "pick.h"
 #include "relay.h"
 #include "session.h"
-#include "pool.h"
 
 #define RESPONSE_HEAD_MAX (64 * 1024)
 #define HEAD_REWRITE_SLACK 1024 /* room for the fields lb adds */
@@ -71,20 +68,11 @@ enum http_state {
 };
 
 struct http_session {
-	struct session_link link; /* first: the worker's list */
-	struct worker *worker;
-	struct gen *gen; /* the generation of the current request (a reference) */
-	const struct gen_listener *listener;
-	struct gen_backend *backend;
+	struct session session; /* first: what every session has (session.h) */
 	enum http_state state;
-	struct conn *client;
-	struct conn *server;
-	struct deadline deadline; /* the one timer: see deadline.h */
-	struct sockaddr_storage peer;
-	char peer_ip[64];
+	char peer_ip[64]; /* the client's address, formatted */
 
 	/* what happened, besides the conns' own flags (eof, error, connected) */
-	bool timer_fired;
 	bool stopping; /* the worker is stopping: close after this response */
 	bool must_linger; /* lb answered itself: linger after the close (flush_close) */
 	bool logged; /* request_complete ran for the current request */
@@ -110,11 +98,8 @@ struct http_session {
 	struct timeval req_started;
 	uint64_t req_bytes, resp_bytes;
 
-	/* the server side */
-	int server_index; /* -1 when none */
-	bool server_reused; /* came from the pool */
+	/* the server side: session.server, and */
 	bool request_sent; /* some server got (part of) this request */
-	struct server_tries tries;
 
 	/* the response */
 	size_t resp_scan_pos;
@@ -134,24 +119,6 @@ struct http_session {
 static void http_drive(struct http_session *s);
 
 /* ---- small helpers ---- */
-
-static struct timeval now_cached(const struct http_session *s)
-{
-	struct timeval tv;
-	event_base_gettimeofday_cached(s->worker->base, &tv);
-	return tv;
-}
-
-static void timer_arm(struct http_session *s, uint64_t ms)
-{
-	s->timer_fired = false;
-	deadline_set(&s->deadline, ms);
-}
-
-static struct gen_server *current_server(const struct http_session *s)
-{
-	return s->server_index >= 0 ? &s->backend->servers[s->server_index] : NULL;
-}
 
 static bool method_idempotent(enum http_method m)
 {
@@ -184,41 +151,20 @@ static void copy_span(char *out, size_t cap, const char *buf, struct http_span s
 /* Give up the server connection: back to the pool when `reusable`. */
 static void server_release(struct http_session *s, bool reusable)
 {
-	struct gen_server *gs = current_server(s);
-	if (gs != NULL)
-		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
-	if (s->server != NULL) {
-		if (reusable && gs != NULL && s->backend->cfg->keepalive > 0)
-			pool_put(s->worker, gs->state, s->server, s->backend->cfg->keepalive,
-					  s->backend->cfg->timeouts.idle_ms, s->retriable);
-		else if (reusable)
-			conn_free(s->server);
-		else
-			conn_abort(s->server); /* mid-exchange: the server must not wait for the rest */
-		s->server = NULL;
-	}
-	s->server_index = -1;
-}
-
-/* Bytes sent to and received from the current server (/stats, /metrics). */
-static void count_server_bytes(struct http_session *s, uint64_t to_server, uint64_t from_server)
-{
-	struct gen_server *gs = current_server(s);
-	if (gs == NULL)
-		return;
-	if (to_server > 0)
-		atomic_fetch_add_explicit(&gs->state->bytes_out, to_server, memory_order_relaxed);
-	if (from_server > 0)
-		atomic_fetch_add_explicit(&gs->state->bytes_in, from_server, memory_order_relaxed);
+	/* A connection opened for a request that could not take a pooled one
+	 * adds no surplus to the pool (pool.h). */
+	peer_release(&s->session.server, s->session.backend, s->session.worker, reusable ? PEER_TO_POOL : PEER_ABORT,
+		     s->retriable);
 }
 
 static void note_server_failure(struct http_session *s, const char *why)
 {
-	struct gen_server *gs = current_server(s);
-	if (gs == NULL)
-		return;
-	health_note_failure(s->backend, (size_t)s->server_index, why);
-	log_debug("backend %s: server %s: %s", s->backend->cfg->name, gs->state->addr, why);
+	peer_note_failure(&s->session.server, s->session.backend, why);
+}
+
+static void count_server_bytes(struct http_session *s, uint64_t to_server, uint64_t from_server)
+{
+	peer_count_bytes(&s->session.server, s->session.backend, to_server, from_server);
 }
 
 /* The server broke HTTP (lb answers 502, or cuts the response): the
@@ -227,11 +173,12 @@ static void note_server_failure(struct http_session *s, const char *why)
 static void note_invalid_response(struct http_session *s, const char *why)
 {
 	static atomic_uint_fast64_t last_logged_s;
-	struct timeval now = now_cached(s);
+	struct timeval now = session_now(&s->session);
 	uint64_t second = (uint64_t)now.tv_sec, last = atomic_load_explicit(&last_logged_s, memory_order_relaxed);
 	if (last != second && atomic_compare_exchange_strong(&last_logged_s, &last, second))
-		log_warn("backend %s: server %s sent an invalid response (%s) to %s %s", s->backend->cfg->name,
-			 current_server(s)->state->addr, why, s->method_name ? s->method_name : "-", s->log_target);
+		log_warn("backend %s: server %s sent an invalid response (%s) to %s %s", s->session.backend->cfg->name,
+			 peer_server(&s->session.server, s->session.backend)->state->addr, why,
+			 s->method_name ? s->method_name : "-", s->log_target);
 	note_server_failure(s, why);
 }
 
@@ -244,16 +191,16 @@ static void request_complete(struct http_session *s)
 	if (s->method_name == NULL || s->logged)
 		return; /* nothing of a request arrived, or already counted */
 	s->logged = true;
-	struct timeval now = now_cached(s);
+	struct timeval now = session_now(&s->session);
 	int64_t elapsed = ((int64_t)now.tv_sec - s->req_started.tv_sec) * 1000000 +
 			  ((int64_t)now.tv_usec - s->req_started.tv_usec);
 	uint64_t us = elapsed > 0 ? (uint64_t)elapsed : 0; /* the wall clock may step back */
-	backend_state_observe(s->backend->state, us);
+	backend_state_observe(s->session.backend->state, us);
 	if (!log_access_enabled())
 		return;
-	const struct gen_server *gs = current_server(s);
-	log_access("%s %s %s %s %s %s %d %llu %llu %llums %s", s->peer_ip, s->listener->cfg->name,
-		   s->backend->cfg->name, gs ? gs->state->addr : "-", s->method_name, s->log_target, s->status,
+	const struct gen_server *gs = peer_server(&s->session.server, s->session.backend);
+	log_access("%s %s %s %s %s %s %d %llu %llu %llums %s", s->peer_ip, s->session.listener->cfg->name,
+		   s->session.backend->cfg->name, gs ? gs->state->addr : "-", s->method_name, s->log_target, s->status,
 		   (unsigned long long)s->req_bytes, (unsigned long long)s->resp_bytes,
 		   (unsigned long long)(us / 1000), s->request_id);
 }
@@ -272,7 +219,7 @@ static void request_reset(struct http_session *s)
 	s->head_timer_started = false;
 	s->req_done = s->resp_head_done = s->retriable = false;
 	s->has_hash_key = false;
-	s->tries.count = 0;
+	s->session.server.tries.count = 0;
 	s->request_sent = false;
 	s->status = 0;
 	s->req_bytes = s->resp_bytes = 0;
@@ -283,7 +230,7 @@ static void request_reset(struct http_session *s)
 static void flush_then_close(struct http_session *s)
 {
 	s->state = HTTP_FLUSH_CLOSE;
-	timer_arm(s, s->listener->cfg->timeouts.client_ms); /* a client that stops reading */
+	session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms); /* a client that stops reading */
 }
 
 /* Answer with lb's own status and close after it. */
@@ -293,7 +240,7 @@ static void respond_error(struct http_session *s, int status)
 	size_t n = http_error_response(status, true, buf, sizeof(buf));
 
 	if (s->status == 0 && n > 0) {
-		evbuffer_add(s->client->out, buf, n);
+		evbuffer_add(s->session.client->out, buf, n);
 		s->status = status;
 		s->resp_bytes += n;
 		if (s->method_name == NULL)
@@ -304,23 +251,8 @@ static void respond_error(struct http_session *s, int status)
 	}
 	server_release(s, false);
 	s->must_linger = true;
-	s->client->want_read = false; /* nothing more is read until the answer is out */
+	s->session.client->want_read = false; /* nothing more is read until the answer is out */
 	flush_then_close(s);
-}
-
-/* ---- callbacks: record, then drive ---- */
-
-static void on_conn_event(struct conn *c, void *arg)
-{
-	(void)c;
-	http_drive(arg);
-}
-
-static void on_deadline(void *arg)
-{
-	struct http_session *s = arg;
-	s->timer_fired = true;
-	http_drive(s);
 }
 
 /* ---- reading a request ---- */
@@ -328,7 +260,7 @@ static void on_deadline(void *arg)
 /* The hash key of the request per backend hash.key, copied. */
 static void hash_key_extract(struct http_session *s, const char *buf)
 {
-	const struct cfg_backend *cfg = s->backend->cfg;
+	const struct cfg_backend *cfg = s->session.backend->cfg;
 	struct http_span span = { 0, 0 };
 	bool found = false;
 
@@ -337,7 +269,7 @@ static void hash_key_extract(struct http_session *s, const char *buf)
 	switch (cfg->hash.key) {
 	case HASH_KEY_SOURCE_IP: {
 		size_t len;
-		const void *ip = netutil_ip_bytes(&s->peer, &len);
+		const void *ip = netutil_ip_bytes(&s->session.client_addr, &len);
 		memcpy(s->hash_key, ip, len);
 		s->hash_key_len = len;
 		s->has_hash_key = true;
@@ -378,7 +310,7 @@ static bool chunked_prefix_valid(const struct http_session *s)
 		return true;
 	struct http_body probe = s->req_body;
 	struct evbuffer_iovec vec[8];
-	int n = evbuffer_peek(s->client->in, RELAY_HIGH_WATER, NULL, vec, 8);
+	int n = evbuffer_peek(s->session.client->in, RELAY_HIGH_WATER, NULL, vec, 8);
 	enum http_body_status st = HTTP_BODY_MORE;
 	for (int i = 0; i < n && i < 8 && st == HTTP_BODY_MORE; i++) {
 		size_t used;
@@ -390,12 +322,12 @@ static bool chunked_prefix_valid(const struct http_session *s)
 /* A complete head of head_len bytes is at the front of the client input. */
 static bool dispatch_request(struct http_session *s, const char *buf, size_t head_len)
 {
-	struct evbuffer *in = s->client->in;
+	struct evbuffer *in = s->session.client->in;
 	enum http_verdict verdict = http_parse_request(buf, head_len, &s->req);
 
-	s->req_started = now_cached(s);
+	s->req_started = session_now(&s->session);
 	if (verdict != HTTP_MSG_OK) {
-		log_debug("listener %s: %s: %s", s->listener->cfg->name, s->peer_ip, s->req.error);
+		log_debug("listener %s: %s: %s", s->session.listener->cfg->name, s->peer_ip, s->req.error);
 		respond_error(s, http_verdict_status(verdict));
 		return true;
 	}
@@ -422,7 +354,7 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 		.client_addr_len = strlen(s->peer_ip),
 		.request_id = s->request_id,
 		.request_id_len = strlen(s->request_id),
-		.server_keep_alive = s->backend->cfg->keepalive > 0,
+		.server_keep_alive = s->session.backend->cfg->keepalive > 0,
 	};
 	s->req_out_len = http_rewrite_request(buf, &s->req, &fwd, s->req_out, s->req_out_cap);
 	if (s->req_out_len == 0) {
@@ -464,7 +396,7 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
  * session was told to close). */
 static bool output_allows_next_request(struct http_session *s)
 {
-	size_t unsent = evbuffer_get_length(s->client->out);
+	size_t unsent = evbuffer_get_length(s->session.client->out);
 	if (unsent < PIPELINE_UNSENT_MAX) {
 		if (s->output_wait) {
 			s->output_wait = false;
@@ -474,8 +406,8 @@ static bool output_allows_next_request(struct http_session *s)
 	}
 	if (!s->output_wait || unsent < s->output_wait_unsent) {
 		s->output_wait = true;
-		timer_arm(s, s->listener->cfg->timeouts.client_ms);
-	} else if (s->timer_fired) {
+		session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms);
+	} else if (s->session.timer_fired) {
 		s->state = HTTP_CLOSING; /* it stopped reading */
 	}
 	s->output_wait_unsent = unsent;
@@ -484,16 +416,16 @@ static bool output_allows_next_request(struct http_session *s)
 
 static bool read_request_head(struct http_session *s)
 {
-	struct evbuffer *in = s->client->in;
+	struct evbuffer *in = s->session.client->in;
 	size_t len = evbuffer_get_length(in);
-	const struct cfg_listener *lc = s->listener->cfg;
+	const struct cfg_listener *lc = s->session.listener->cfg;
 
-	if (s->client->error) {
+	if (s->session.client->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
 	if (len == 0) {
-		if (s->client->eof || s->stopping || s->timer_fired) {
+		if (s->session.client->eof || s->stopping || s->session.timer_fired) {
 			s->state = HTTP_CLOSING; /* idle: close without a word */
 			return true;
 		}
@@ -504,7 +436,7 @@ static bool read_request_head(struct http_session *s)
 	if (!s->head_timer_started) {
 		s->head_timer_started = true;
 		if (s->requests_served > 0)
-			timer_arm(s, lc->timeouts.header_ms);
+			session_timer_arm(&s->session, lc->timeouts.header_ms);
 	}
 	size_t n = len < lc->max_header_size ? len : lc->max_header_size;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
@@ -514,11 +446,11 @@ static bool read_request_head(struct http_session *s)
 			respond_error(s, 431);
 			return true;
 		}
-		if (s->client->eof || !http_request_prefix_valid(buf, n)) {
+		if (s->session.client->eof || !http_request_prefix_valid(buf, n)) {
 			respond_error(s, 400); /* no request can follow: at once, not at the timeout */
 			return true;
 		}
-		if (s->timer_fired) {
+		if (s->session.timer_fired) {
 			respond_error(s, 408);
 			return true;
 		}
@@ -532,15 +464,15 @@ static bool read_request_head(struct http_session *s)
  * the header must arrive within timeouts.header, like a request head. */
 static bool read_proxy_header(struct http_session *s)
 {
-	int rc = session_take_proxy_header(s->client, &s->peer);
-	if (rc == 0 && !s->timer_fired)
+	int rc = session_take_proxy_header(&s->session);
+	if (rc == 0 && !s->session.timer_fired)
 		return false;
 	if (rc <= 0) {
-		log_debug("listener %s: %s: no valid PROXY header", s->listener->cfg->name, s->peer_ip);
+		log_debug("listener %s: %s: no valid PROXY header", s->session.listener->cfg->name, s->peer_ip);
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	netutil_format_ip(&s->peer, s->peer_ip, sizeof(s->peer_ip));
+	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
 	s->state = HTTP_READ_HEAD;
 	return true;
 }
@@ -549,13 +481,12 @@ static bool read_proxy_header(struct http_session *s)
 
 static void send_request(struct http_session *s)
 {
-	conn_set_callback(s->server, on_conn_event, s);
-	s->server->want_read = true;
-	evbuffer_add(s->server->out, s->req_out, s->req_out_len);
+	s->session.server.conn->want_read = true;
+	evbuffer_add(s->session.server.conn->out, s->req_out, s->req_out_len);
 	size_t body = 0;
 	if (s->req_body_copy != NULL) {
 		body = evbuffer_get_length(s->req_body_copy);
-		evbuffer_add(s->server->out, evbuffer_pullup(s->req_body_copy, -1), body);
+		evbuffer_add(s->session.server.conn->out, evbuffer_pullup(s->req_body_copy, -1), body);
 	}
 	count_server_bytes(s, s->req_out_len + body, 0);
 	s->resp_scan_pos = 0;
@@ -563,51 +494,42 @@ static void send_request(struct http_session *s)
 	s->state = HTTP_EXCHANGE;
 	/* timeouts.response runs from the end of the request; while a body is
 	 * still coming, each piece of it moves an idle deadline instead. */
-	timer_arm(s, s->req_done ? s->backend->cfg->timeouts.response_ms : s->backend->cfg->timeouts.idle_ms);
+	const struct cfg_backend *cfg = s->session.backend->cfg;
+	session_timer_arm(&s->session, s->req_done ? cfg->timeouts.response_ms : cfg->timeouts.idle_ms);
 }
 
 /* Send the request to server i: over an idle pooled connection when
  * use_pool allows and there is one, else over a new connection. */
 static bool attempt_on(struct http_session *s, int i, bool use_pool)
 {
-	struct gen_server *gs = &s->backend->servers[i];
-
-	s->server_index = i;
-	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
-	s->server = use_pool ? pool_take(s->worker, gs->state) : NULL;
-	s->server_reused = s->server != NULL;
-	if (s->server_reused) {
+	switch (peer_attach(&s->session.server, s->session.backend, s->session.worker, i, use_pool, session_on_event,
+			    &s->session)) {
+	case PEER_READY:
 		send_request(s);
 		return true;
-	}
-	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
-	if (s->server == NULL) {
-		/* No socket: lb's own shortage, never the server's (SPEC 6). */
-		int err = errno;
-		if (err == EMFILE || err == ENFILE)
-			worker_out_of_descriptors(s->worker, err);
-		health_note_own_failure("new server connection", err);
-		respond_error(s, 503);
+	case PEER_CONNECTING:
+		s->state = HTTP_CONNECTING;
+		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.connect_ms);
 		return true;
+	case PEER_NO_SOCKET:
+		break;
 	}
-	s->state = HTTP_CONNECTING;
-	timer_arm(s, s->backend->cfg->timeouts.connect_ms);
+	respond_error(s, 503);
 	return true;
 }
 
 /* Pick a server not tried yet and send to it. Answers 503/502 when none is left. */
 static bool start_attempt(struct http_session *s)
 {
-	struct gen_backend *b = s->backend;
+	struct gen_backend *b = s->session.backend;
 
 	/* Out of servers or tries: 503 when none could even be reached
 	 * (nothing was sent: the client may retry, as HAProxy answers), else 502. */
-	int i = pick_next_server(b, &s->tries, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
+	int i = peer_pick(&s->session.server, b, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
 	if (i < 0) {
 		respond_error(s, s->request_sent ? 502 : 503);
 		return true;
 	}
-	atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
 	/* A pooled connection may be closed by the server just as the request
 	 * arrives (its keep-alive timeout, a restart, a request limit), and
 	 * then nobody knows whether the request was applied. lb repeats what
@@ -630,26 +552,27 @@ static bool retry_or_fail(struct http_session *s, bool allowed, int status)
 
 static bool connecting(struct http_session *s)
 {
-	if (s->client->error) {
+	if (s->session.client->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
 	/* Nothing was sent, and no byte of the body consumed (it waits in the
 	 * client input, or whole in req_body_copy): any request may go to
 	 * another server. */
-	if (s->timer_fired) {
-		s->timer_fired = false;
+	if (s->session.timer_fired) {
+		s->session.timer_fired = false;
 		note_server_failure(s, "connect timeout");
 		return retry_or_fail(s, true, 502);
 	}
-	if (s->server->error || s->server->eof) {
-		int err = s->server->error ? s->server->error_code : ECONNRESET;
-		health_note_connect_failure(s->backend, (size_t)s->server_index, err);
-		log_debug("backend %s: connect to %s failed: %s", s->backend->cfg->name, current_server(s)->state->addr,
+	if (s->session.server.conn->error || s->session.server.conn->eof) {
+		int err = s->session.server.conn->error ? s->session.server.conn->error_code : ECONNRESET;
+		peer_note_connect_failure(&s->session.server, s->session.backend, err);
+		log_debug("backend %s: connect to %s failed: %s", s->session.backend->cfg->name,
+			  peer_server(&s->session.server, s->session.backend)->state->addr,
 			  strerror(err));
 		return retry_or_fail(s, true, 502);
 	}
-	if (!s->server->connected)
+	if (!s->session.server.conn->connected)
 		return false;
 	send_request(s);
 	return true;
@@ -685,7 +608,7 @@ static bool pump_request_body(struct http_session *s)
 {
 	if (s->req_done)
 		return true;
-	ssize_t n = pump_body(&s->req_body, s->client->in, s->server->out);
+	ssize_t n = pump_body(&s->req_body, s->session.client->in, s->session.server.conn->out);
 	if (n < 0) {
 		respond_error(s, 400);
 		return false;
@@ -695,15 +618,16 @@ static bool pump_request_body(struct http_session *s)
 	s->req_done = http_body_done(&s->req_body);
 	if (n > 0) {
 		bool awaiting_response = s->req_done && !s->resp_head_done;
-		timer_arm(s, awaiting_response ? s->backend->cfg->timeouts.response_ms : s->backend->cfg->timeouts.idle_ms);
+		const struct cfg_backend *cfg = s->session.backend->cfg;
+		session_timer_arm(&s->session, awaiting_response ? cfg->timeouts.response_ms : cfg->timeouts.idle_ms);
 	}
-	relay_backpressure(s->client, s->server);
+	relay_backpressure(s->session.client, s->session.server.conn);
 	return true;
 }
 
 static void count_response(struct http_session *s)
 {
-	struct gen_server *gs = current_server(s);
+	struct gen_server *gs = peer_server(&s->session.server, s->session.backend);
 	int class = s->resp.status / 100;
 	if (gs != NULL && class >= 1 && class <= 5)
 		atomic_fetch_add_explicit(&gs->state->responses[class], 1, memory_order_relaxed);
@@ -712,27 +636,27 @@ static void count_response(struct http_session *s)
 static void start_tunnel(struct http_session *s)
 {
 	s->state = HTTP_TUNNEL;
-	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
-	s->client->want_read = true;
+	session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
+	s->session.client->want_read = true;
 }
 
 /* Forward a response head from the front of the server input. Returns
  * false while incomplete; may answer 502 itself. */
 static bool forward_response_head(struct http_session *s)
 {
-	struct evbuffer *in = s->server->in;
+	struct evbuffer *in = s->session.server.conn->in;
 	size_t len = evbuffer_get_length(in);
 	size_t n = len < RESPONSE_HEAD_MAX ? len : RESPONSE_HEAD_MAX;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
 	size_t head_len = http_head_length(buf, n, &s->resp_scan_pos);
 
 	if (head_len == 0) {
-		if (n >= RESPONSE_HEAD_MAX || s->server->eof || s->server->error) {
+		if (n >= RESPONSE_HEAD_MAX || s->session.server.conn->eof || s->session.server.conn->error) {
 			note_invalid_response(s, "incomplete or oversized response head");
 			respond_error(s, 502);
 			return true;
 		}
-		if (s->timer_fired) { /* part of a head, then nothing */
+		if (s->session.timer_fired) { /* part of a head, then nothing */
 			note_server_failure(s, "response timeout");
 			respond_error(s, 504);
 			return true;
@@ -746,12 +670,12 @@ static bool forward_response_head(struct http_session *s)
 	}
 	bool tunnel = s->resp.framing == HTTP_FRAMING_TUNNEL;
 	if (!s->resp.interim) {
-		s->close_client = s->close_client || s->stopping || s->client->eof || !s->req_done ||
+		s->close_client = s->close_client || s->stopping || s->session.client->eof || !s->req_done ||
 				  !http_client_keep_alive(&s->req, &s->resp);
 	}
 	struct http_response_forward fwd = { .close_client = s->close_client && !tunnel,
 					     .client_http10 = s->req.version_minor == 0 };
-	struct evbuffer *out = s->client->out;
+	struct evbuffer *out = s->session.client->out;
 	struct evbuffer_iovec vec;
 	if (evbuffer_reserve_space(out, (ev_ssize_t)(head_len + HEAD_REWRITE_SLACK), &vec, 1) < 1) {
 		respond_error(s, 502);
@@ -778,13 +702,13 @@ static bool forward_response_head(struct http_session *s)
 	if (s->resp.status >= 500)
 		note_server_failure(s, "5xx response");
 	else
-		health_note_success(current_server(s)->state);
+		peer_note_success(&s->session.server, s->session.backend);
 	if (tunnel) {
 		start_tunnel(s);
 		return true;
 	}
 	http_body_init_head(&s->resp_body, &s->resp);
-	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
+	session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
 	return true;
 }
 
@@ -795,17 +719,17 @@ static bool forward_response_head(struct http_session *s)
  * configuration: the connection then closes after this response. */
 static bool follow_newest_generation(struct http_session *s)
 {
-	struct gen *newest = s->worker->gen;
-	if (s->gen == newest)
+	struct gen *newest = s->session.worker->gen;
+	if (s->session.gen == newest)
 		return true;
-	const struct cfg_listener *old = s->listener->cfg;
+	const struct cfg_listener *old = s->session.listener->cfg;
 	for (size_t i = 0; i < newest->nlisteners; i++) {
 		const struct gen_listener *l = &newest->listeners[i];
-		if (strcmp(l->cfg->name, old->name) == 0 && l->fd == s->listener->fd && l->cfg->mode == old->mode) {
-			struct gen *previous = s->gen;
-			s->gen = gen_acquire(newest);
-			s->listener = l;
-			s->backend = l->backend;
+		if (strcmp(l->cfg->name, old->name) == 0 && l->fd == s->session.listener->fd && l->cfg->mode == old->mode) {
+			struct gen *previous = s->session.gen;
+			s->session.gen = gen_acquire(newest);
+			s->session.listener = l;
+			s->session.backend = l->backend;
 			gen_release(previous);
 			return true;
 		}
@@ -816,9 +740,9 @@ static bool follow_newest_generation(struct http_session *s)
 /* The response is complete: recycle the server connection, log, move on. */
 static void finish_exchange(struct http_session *s)
 {
-	bool reusable = s->resp.keep_alive && s->req_done && !s->server->eof && !s->server->error &&
-			evbuffer_get_length(s->server->in) == 0 &&
-			evbuffer_get_length(s->server->out) == 0;
+	bool reusable = s->resp.keep_alive && s->req_done && !s->session.server.conn->eof && !s->session.server.conn->error &&
+			evbuffer_get_length(s->session.server.conn->in) == 0 &&
+			evbuffer_get_length(s->session.server.conn->out) == 0;
 	request_complete(s);
 	server_release(s, reusable);
 	request_reset(s);
@@ -828,29 +752,29 @@ static void finish_exchange(struct http_session *s)
 		return;
 	}
 	s->state = HTTP_READ_HEAD;
-	s->client->want_read = true;
-	timer_arm(s, s->listener->cfg->timeouts.client_ms);
+	s->session.client->want_read = true;
+	session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms);
 }
 
 static bool exchange(struct http_session *s)
 {
-	if (s->client->error) {
+	if (s->session.client->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
 	if (!pump_request_body(s))
 		return true;
 	if (!s->resp_head_done) {
-		struct evbuffer *in = s->server->in;
+		struct evbuffer *in = s->session.server.conn->in;
 		if (evbuffer_get_length(in) == 0) {
-			if (s->server->eof || s->server->error) {
-				if (s->server_reused && s->retriable) {
+			if (s->session.server.conn->eof || s->session.server.conn->error) {
+				if (s->session.server.reused && s->retriable) {
 					/* A pooled connection the server had just dropped
 					 * (its keep-alive timeout raced with our reuse):
 					 * not the server's failure, and no try used up;
 					 * the same server again on a new connection, as
 					 * nginx does. */
-					int i = s->server_index;
+					int i = s->session.server.index;
 					server_release(s, false);
 					return attempt_on(s, i, false);
 				}
@@ -859,16 +783,16 @@ static bool exchange(struct http_session *s)
 				note_server_failure(s, "closed before responding");
 				return retry_or_fail(s, s->retriable, 502);
 			}
-			if (s->timer_fired && !s->req_done) {
+			if (s->session.timer_fired && !s->req_done) {
 				respond_error(s, 408); /* the client's body stalled */
 				return true;
 			}
-			if (s->timer_fired) {
+			if (s->session.timer_fired) {
 				note_server_failure(s, "response timeout");
 				respond_error(s, 504);
 				return true;
 			}
-			if (s->client->eof && !s->req_done) {
+			if (s->session.client->eof && !s->req_done) {
 				s->state = HTTP_CLOSING; /* the client gave up mid-request */
 				return true;
 			}
@@ -878,7 +802,7 @@ static bool exchange(struct http_session *s)
 			return false;
 		return true; /* state may have changed, or an interim head was sent */
 	}
-	ssize_t n = pump_body(&s->resp_body, s->server->in, s->client->out);
+	ssize_t n = pump_body(&s->resp_body, s->session.server.conn->in, s->session.client->out);
 	if (n < 0) {
 		note_invalid_response(s, "invalid body framing");
 		s->state = HTTP_CLOSING; /* the head is out: nothing to say but close */
@@ -887,11 +811,11 @@ static bool exchange(struct http_session *s)
 	if (n > 0) {
 		s->resp_bytes += (uint64_t)n;
 		count_server_bytes(s, 0, (uint64_t)n);
-		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
+		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
 	}
-	relay_backpressure(s->server, s->client);
-	if (!http_body_done(&s->resp_body) && (s->server->eof || s->server->error)) {
-		if (!http_body_eof_ok(&s->resp_body) || s->server->error) {
+	relay_backpressure(s->session.server.conn, s->session.client);
+	if (!http_body_done(&s->resp_body) && (s->session.server.conn->eof || s->session.server.conn->error)) {
+		if (!http_body_eof_ok(&s->resp_body) || s->session.server.conn->error) {
 			note_server_failure(s, "closed in the middle of a response");
 			s->state = HTTP_CLOSING;
 			return true;
@@ -904,11 +828,11 @@ static bool exchange(struct http_session *s)
 		finish_exchange(s);
 		return true;
 	}
-	if (s->client->eof && !s->req_done) {
+	if (s->session.client->eof && !s->req_done) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	if (s->timer_fired) {
+	if (s->session.timer_fired) {
 		note_server_failure(s, "idle timeout in a response");
 		s->state = HTTP_CLOSING;
 		return true;
@@ -918,22 +842,22 @@ static bool exchange(struct http_session *s)
 
 static bool tunnel(struct http_session *s)
 {
-	if (s->client->error || s->server->error) {
+	if (s->session.client->error || s->session.server.conn->error) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	size_t up = relay_move(s->client, s->server);
-	size_t down = relay_move(s->server, s->client);
+	size_t up = relay_move(s->session.client, s->session.server.conn);
+	size_t down = relay_move(s->session.server.conn, s->session.client);
 	s->req_bytes += up;
 	s->resp_bytes += down;
 	count_server_bytes(s, up, down);
 	if (up + down > 0)
-		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
-	conn_flush(s->server);
-	conn_flush(s->client);
-	bool upstream_done = relay_pass_half_close(s->client, s->server);
-	bool downstream_done = relay_pass_half_close(s->server, s->client);
-	if ((upstream_done && downstream_done) || s->timer_fired) {
+		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
+	conn_flush(s->session.server.conn);
+	conn_flush(s->session.client);
+	bool upstream_done = relay_pass_half_close(s->session.client, s->session.server.conn);
+	bool downstream_done = relay_pass_half_close(s->session.server.conn, s->session.client);
+	if ((upstream_done && downstream_done) || s->session.timer_fired) {
 		request_complete(s);
 		s->state = HTTP_CLOSING;
 		return true;
@@ -945,9 +869,9 @@ static bool tunnel(struct http_session *s)
  * the kernel does not reset the connection under our answer), then close. */
 static bool linger(struct http_session *s)
 {
-	struct evbuffer *in = s->client->in;
+	struct evbuffer *in = s->session.client->in;
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if (s->client->eof || s->client->error || s->timer_fired) {
+	if (s->session.client->eof || s->session.client->error || s->session.timer_fired) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -960,16 +884,13 @@ static void http_session_free(struct http_session *s)
 		/* Cut off in the middle: 499 when the client left (nginx's
 		 * code), 502 when the server failed. Still one log line. */
 		if (s->status == 0)
-			s->status = s->client->error || s->client->eof ? 499 : 502;
+			s->status = s->session.client->error || s->session.client->eof ? 499 : 502;
 		request_complete(s);
 	}
 	server_release(s, false);
 	request_reset(s);
-	conn_free(s->client);
-	deadline_free(&s->deadline);
 	free(s->req_out);
-	worker_session_remove(s->worker, &s->link);
-	gen_release(s->gen);
+	session_close(&s->session);
 	free(s);
 }
 
@@ -981,21 +902,21 @@ static void http_session_free(struct http_session *s)
  * and a read per connection. */
 static bool flush_close(struct http_session *s)
 {
-	conn_flush(s->client);
-	if (s->client->error || s->timer_fired) {
+	conn_flush(s->session.client);
+	if (s->session.client->error || s->session.timer_fired) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	if (evbuffer_get_length(s->client->out) > 0)
+	if (evbuffer_get_length(s->session.client->out) > 0)
 		return false;
-	if (!s->must_linger && evbuffer_get_length(s->client->in) == 0) {
+	if (!s->must_linger && evbuffer_get_length(s->session.client->in) == 0) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	conn_shutdown_write(s->client);
-	s->client->want_read = true;
+	conn_shutdown_write(s->session.client);
+	s->session.client->want_read = true;
 	s->state = HTTP_LINGER;
-	timer_arm(s, LINGER_MS);
+	session_timer_arm(&s->session, LINGER_MS);
 	return true;
 }
 
@@ -1034,12 +955,17 @@ static void http_drive(struct http_session *s)
 		if (!progressed)
 			break;
 	}
-	if (s->server != NULL && s->state != HTTP_CONNECTING) {
-		conn_flush(s->server);
-		conn_sync(s->server);
+	if (s->session.server.conn != NULL && s->state != HTTP_CONNECTING) {
+		conn_flush(s->session.server.conn);
+		conn_sync(s->session.server.conn);
 	}
-	conn_flush(s->client);
-	conn_sync(s->client);
+	conn_flush(s->session.client);
+	conn_sync(s->session.client);
+}
+
+static void http_drive_session(struct session *session)
+{
+	http_drive((struct http_session *)session);
 }
 
 static void http_session_destroy(struct session_link *link)
@@ -1072,34 +998,22 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 	struct http_header *field_room = (struct http_header *)(s + 1);
 	http_head_init(&s->req, field_room, fields);
 	http_head_init(&s->resp, field_room + fields, fields);
-	s->link.destroy = http_session_destroy;
-	s->link.stop = http_session_stop;
-	s->worker = w;
-	s->gen = gen_acquire(w->gen);
-	s->listener = l;
-	s->backend = l->backend;
-	s->server_index = -1;
 	s->state = l->cfg->proxy_protocol ? HTTP_PROXY_HEADER : HTTP_READ_HEAD;
-	memcpy(&s->peer, peer, peer_len);
-	netutil_format_ip(&s->peer, s->peer_ip, sizeof(s->peer_ip));
-	worker_session_add(w, &s->link);
-	s->client = conn_open(w->base, fd, on_conn_event, s);
-	int timer_ok = deadline_init(&s->deadline, w->base, on_deadline, s);
-	if (s->client == NULL || timer_ok < 0) {
-		if (s->client == NULL)
-			close(fd);
+	if (session_open(&s->session, w, l, fd, peer, peer_len, http_drive_session, http_session_destroy,
+			 http_session_stop) < 0) {
 		http_session_free(s);
 		return 0; /* the free dropped the connection count */
 	}
-	if (l->cfg->max_header_size > s->client->read_limit)
-		s->client->read_limit = l->cfg->max_header_size; /* room for a whole head */
+	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
+	if (l->cfg->max_header_size > s->session.client->read_limit)
+		s->session.client->read_limit = l->cfg->max_header_size; /* room for a whole head */
 	/* The first request's head must arrive within timeouts.header of the
 	 * accept (slowloris); later ones within it of their first byte. */
 	s->head_timer_started = true;
-	timer_arm(s, l->cfg->timeouts.header_ms);
+	session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
 	/* The request is usually there already (TCP_DEFER_ACCEPT): serve it
 	 * now rather than after another trip through epoll. */
-	conn_read_now(s->client);
+	conn_read_now(s->session.client);
 	http_drive(s);
 	return 0;
 }

@@ -1,13 +1,61 @@
-/* session: what the HTTP and TCP sessions share. See session.h. */
+/* session: what every proxied client connection has. See session.h. */
 #include "session.h"
 
 #include <event2/buffer.h>
+#include <string.h>
+#include <unistd.h>
 
-#include "conn.h"
 #include "proxy_proto.h"
 
-int session_take_proxy_header(struct conn *c, struct sockaddr_storage *peer)
+void session_on_event(struct conn *c, void *arg)
 {
+	struct session *s = arg;
+	(void)c;
+	s->drive(s);
+}
+
+static void on_deadline(void *arg)
+{
+	struct session *s = arg;
+	s->timer_fired = true;
+	s->drive(s);
+}
+
+int session_open(struct session *s, struct worker *w, const struct gen_listener *l, int fd,
+		 const struct sockaddr_storage *client_addr, socklen_t client_addr_len, void (*drive)(struct session *s),
+		 void (*destroy)(struct session_link *link), void (*stop)(struct session_link *link))
+{
+	s->link.destroy = destroy;
+	s->link.stop = stop;
+	s->worker = w;
+	s->gen = gen_acquire(w->gen);
+	s->listener = l;
+	s->backend = l->backend;
+	s->drive = drive;
+	peer_init(&s->server);
+	memcpy(&s->client_addr, client_addr, client_addr_len);
+	worker_session_add(w, &s->link);
+	s->client = conn_open(w->base, fd, session_on_event, s);
+	if (s->client == NULL) {
+		close(fd);
+		return -1;
+	}
+	return deadline_init(&s->deadline, w->base, on_deadline, s);
+}
+
+void session_close(struct session *s)
+{
+	if (s->server.conn != NULL || s->server.index >= 0)
+		peer_release(&s->server, s->backend, s->worker, PEER_ABORT, false);
+	conn_free(s->client);
+	deadline_free(&s->deadline);
+	worker_session_remove(s->worker, &s->link);
+	gen_release(s->gen);
+}
+
+int session_take_proxy_header(struct session *s)
+{
+	struct conn *c = s->client;
 	size_t len = evbuffer_get_length(c->in);
 	if (len > PROXY_MAX_LENGTH)
 		len = PROXY_MAX_LENGTH;
@@ -22,6 +70,6 @@ int session_take_proxy_header(struct conn *c, struct sockaddr_storage *peer)
 	}
 	evbuffer_drain(c->in, header.length);
 	if (!header.local)
-		*peer = header.source;
+		s->client_addr = header.source;
 	return 1;
 }

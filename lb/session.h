@@ -1,19 +1,81 @@
 /*
- * session: what the HTTP and TCP sessions (http.c, tcp.c) share above the
- * connection layer. The seed of one session layer: for now, the PROXY
- * protocol step of a listener with proxy_protocol.
+ * session: what every proxied client connection has, whatever its
+ * protocol: the worker and the generation it runs under, the client
+ * connection and its address, the server side (peer.h), one deadline, and
+ * the PROXY protocol step. http.c and tcp.c embed a struct session first in
+ * their own and keep only their state machines; each has one driver
+ * function, which every event of the session (client, server, deadline)
+ * calls.
+ *
+ * Single-threaded: a session belongs to its worker's event loop.
  */
 #ifndef LB_SESSION_H
 #define LB_SESSION_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
-struct conn;
+#include <event2/event.h>
 
-/* Take a PROXY v1/v2 header from the front of c's input (proxy_proto.h).
- * Returns 1 when it was there (drained; *peer is the original client
- * unless the header says LOCAL), 0 while it is incomplete, -1 when the
- * connection does not start with one. */
-int session_take_proxy_header(struct conn *c, struct sockaddr_storage *peer);
+#include "deadline.h"
+#include "peer.h"
+#include "worker.h"
+
+struct session {
+	struct session_link link; /* first: the worker's list */
+	struct worker *worker;
+	struct gen *gen; /* the generation of what it serves now (a reference) */
+	const struct gen_listener *listener;
+	struct gen_backend *backend;
+	struct conn *client;
+	struct sockaddr_storage client_addr; /* the one a PROXY header names, if any */
+	struct peer server;
+	struct deadline deadline; /* the one timer: see deadline.h */
+	bool timer_fired; /* the deadline passed; cleared by session_timer_arm */
+	void (*drive)(struct session *s); /* the session type's driver */
+};
+
+/*
+ * Start s (zeroed by the caller) on the accepted socket fd of listener l:
+ * join the worker's list, hold the worker's generation, open the client
+ * connection and the deadline, all of whose events call drive(s). On -1 the
+ * caller still frees s through its own free function (which calls
+ * session_close); fd is closed either way.
+ */
+int session_open(struct session *s, struct worker *w, const struct gen_listener *l, int fd,
+		 const struct sockaddr_storage *client_addr, socklen_t client_addr_len, void (*drive)(struct session *s),
+		 void (*destroy)(struct session_link *link), void (*stop)(struct session_link *link));
+
+/* The connection callback of a session (arg: the session): it calls the
+ * driver. Give it to the server side's connections (peer_attach). */
+void session_on_event(struct conn *c, void *arg);
+
+/* Undo session_open (what of it was done): the server side is reset if
+ * still there, the client connection closed, s leaves the worker's list
+ * and lets go of its generation. s itself is the caller's to free. */
+void session_close(struct session *s);
+
+/* The worker loop's cached clock (one reading per loop iteration). */
+static inline struct timeval session_now(const struct session *s)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(s->worker->base, &tv);
+	return tv;
+}
+
+/* The deadline is `ms` from now (deadline.h). */
+static inline void session_timer_arm(struct session *s, uint64_t ms)
+{
+	s->timer_fired = false;
+	deadline_set(&s->deadline, ms);
+}
+
+/* Take a PROXY v1/v2 header from the front of the client's input
+ * (proxy_proto.h). Returns 1 when it was there (drained; client_addr is
+ * the original client unless the header says LOCAL), 0 while it is
+ * incomplete, -1 when the connection does not start with one. */
+int session_take_proxy_header(struct session *s);
 
 #endif

@@ -20,11 +20,8 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "deadline.h"
-#include "health.h"
 #include "log.h"
 #include "netutil.h"
-#include "pick.h"
 #include "relay.h"
 #include "session.h"
 
@@ -37,64 +34,24 @@ enum tcp_state {
 };
 
 struct tcp_session {
-	struct session_link link; /* first: the worker's list */
-	struct worker *worker;
-	struct gen *gen; /* the generation it started under (a reference) */
-	const struct gen_listener *listener;
-	struct gen_backend *backend;
+	struct session session; /* first: what every session has (session.h) */
 	enum tcp_state state;
-
-	struct conn *client;
-	struct conn *server;
-	int server_index; /* -1 until picked */
-	struct server_tries tries;
-	bool timer_fired;
-
-	struct deadline deadline; /* the one timer: see deadline.h */
 	struct timeval started;
 	uint64_t bytes_from_client, bytes_from_server;
-	struct sockaddr_storage peer;
 };
 
-static void tcp_drive(struct tcp_session *s);
-
-static struct timeval now_cached(const struct tcp_session *s)
-{
-	struct timeval tv;
-	event_base_gettimeofday_cached(s->worker->base, &tv);
-	return tv;
-}
-
-static void timer_arm(struct tcp_session *s, uint64_t ms)
-{
-	s->timer_fired = false;
-	deadline_set(&s->deadline, ms);
-}
-
-static struct gen_server *current_server(const struct tcp_session *s)
-{
-	return s->server_index >= 0 ? &s->backend->servers[s->server_index] : NULL;
-}
-
-static void release_server(struct tcp_session *s)
-{
-	struct gen_server *gs = current_server(s);
-	if (gs != NULL)
-		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
-	conn_free(s->server);
-	s->server = NULL;
-	s->server_index = -1;
-}
+static void tcp_drive(struct session *session);
 
 static void access_log_line(const struct tcp_session *s)
 {
 	if (!log_access_enabled())
 		return;
+	const struct session *ss = &s->session;
 	char ip[64];
-	struct timeval now = now_cached(s);
-	const struct gen_server *gs = current_server(s);
-	netutil_format_ip(&s->peer, ip, sizeof(ip));
-	log_access("%s %s %s %s tcp - - - %llu %llu %llums", ip, s->listener->cfg->name, s->backend->cfg->name,
+	struct timeval now = session_now(ss);
+	const struct gen_server *gs = peer_server(&ss->server, ss->backend);
+	netutil_format_ip(&ss->client_addr, ip, sizeof(ip));
+	log_access("%s %s %s %s tcp - - - %llu %llu %llums", ip, ss->listener->cfg->name, ss->backend->cfg->name,
 		   gs ? gs->state->addr : "-", (unsigned long long)s->bytes_from_client,
 		   (unsigned long long)s->bytes_from_server,
 		   (unsigned long long)netutil_elapsed_ms(&s->started, &now));
@@ -103,11 +60,8 @@ static void access_log_line(const struct tcp_session *s)
 static void tcp_session_free(struct tcp_session *s)
 {
 	access_log_line(s);
-	release_server(s);
-	conn_free(s->client);
-	deadline_free(&s->deadline);
-	worker_session_remove(s->worker, &s->link);
-	gen_release(s->gen);
+	peer_release(&s->session.server, s->session.backend, s->session.worker, PEER_CLOSE, false);
+	session_close(&s->session);
 	free(s);
 }
 
@@ -116,87 +70,65 @@ static void tcp_session_destroy(struct session_link *link)
 	tcp_session_free((struct tcp_session *)link);
 }
 
-static void on_conn_event(struct conn *c, void *arg)
-{
-	(void)c;
-	tcp_drive(arg);
-}
-
-static void on_deadline(void *arg)
-{
-	struct tcp_session *s = arg;
-	s->timer_fired = true;
-	tcp_drive(s);
-}
-
 /* Pick a server not tried yet and start connecting. false: no candidate. */
 static bool connect_next_server(struct tcp_session *s)
 {
+	struct session *ss = &s->session;
 	size_t key_len;
-	const void *key = netutil_ip_bytes(&s->peer, &key_len);
+	const void *key = netutil_ip_bytes(&ss->client_addr, &key_len);
 
-	release_server(s);
-	int i = pick_next_server(s->backend, &s->tries, key, key_len);
+	peer_release(&ss->server, ss->backend, ss->worker, PEER_CLOSE, false);
+	int i = peer_pick(&ss->server, ss->backend, key, key_len);
 	if (i < 0)
 		return false;
-	struct gen_server *gs = &s->backend->servers[i];
-	s->server_index = i;
-	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
-	s->server = conn_connect(s->worker->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, on_conn_event, s);
-	if (s->server == NULL) {
-		/* No socket: lb's own shortage, never the server's (SPEC 6). */
-		int err = errno;
-		if (err == EMFILE || err == ENFILE)
-			worker_out_of_descriptors(s->worker, err);
-		health_note_own_failure("new server connection", err);
+	if (peer_attach(&ss->server, ss->backend, ss->worker, i, false, session_on_event, ss) == PEER_NO_SOCKET)
 		return false;
-	}
-	timer_arm(s, s->backend->cfg->timeouts.connect_ms);
+	session_timer_arm(ss, ss->backend->cfg->timeouts.connect_ms);
 	return true;
 }
 
 /* err: the connect's errno, 0 for a timeout. */
 static void note_connect_failure(struct tcp_session *s, int err)
 {
-	struct gen_server *gs = current_server(s);
-	if (err == 0)
-		health_note_failure(s->backend, (size_t)s->server_index, "connect timeout");
-	else
-		health_note_connect_failure(s->backend, (size_t)s->server_index, err);
-	log_debug("backend %s: connect to %s failed: %s", s->backend->cfg->name, gs->state->addr,
-		  err ? strerror(err) : "timeout");
+	struct session *ss = &s->session;
+	peer_note_connect_failure(&ss->server, ss->backend, err);
+	log_debug("backend %s: connect to %s failed: %s", ss->backend->cfg->name,
+		  peer_server(&ss->server, ss->backend)->state->addr, err ? strerror(err) : "timeout");
 }
 
 /* Relay src's bytes to dst, counting them for the session and the server. */
-static void relay(struct tcp_session *s, struct conn *src, struct conn *dst, uint64_t *counter,
-		  atomic_uint_fast64_t *server_counter)
+static void relay(struct tcp_session *s, struct conn *src, struct conn *dst, uint64_t *counter, bool to_server)
 {
+	struct session *ss = &s->session;
 	size_t n = relay_move(src, dst);
 	if (n > 0) {
 		*counter += n;
-		atomic_fetch_add_explicit(server_counter, n, memory_order_relaxed);
-		timer_arm(s, s->backend->cfg->timeouts.idle_ms);
+		peer_count_bytes(&ss->server, ss->backend, to_server ? n : 0, to_server ? 0 : n);
+		session_timer_arm(ss, ss->backend->cfg->timeouts.idle_ms);
 	}
 }
 
 static void relay_start(struct tcp_session *s)
 {
-	health_note_success(current_server(s)->state);
+	peer_note_success(&s->session.server, s->session.backend);
 	s->state = TCP_RELAYING;
-	timer_arm(s, s->backend->cfg->timeouts.idle_ms);
+	session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
 }
 
 /* One pass of the state machine; false when it must wait for an event. */
 static bool tcp_step(struct tcp_session *s)
 {
+	struct session *ss = &s->session;
+	struct conn *client = ss->client, *server = ss->server.conn;
+
 	switch (s->state) {
 	case TCP_PROXY_HEADER: {
 		/* The client is the one the front balancer names; a connection
 		 * without a valid header within timeouts.header is closed. */
-		int rc = session_take_proxy_header(s->client, &s->peer);
-		if (rc == 0 && !s->timer_fired)
+		int rc = session_take_proxy_header(ss);
+		if (rc == 0 && !ss->timer_fired)
 			return false;
-		s->timer_fired = false;
+		ss->timer_fired = false;
 		if (rc <= 0 || !connect_next_server(s)) {
 			s->state = TCP_CLOSING;
 			return true;
@@ -205,34 +137,34 @@ static bool tcp_step(struct tcp_session *s)
 		return true;
 	}
 	case TCP_CONNECTING:
-		if (s->client->error || (s->client->eof && evbuffer_get_length(s->client->in) == 0)) {
+		if (client->error || (client->eof && evbuffer_get_length(client->in) == 0)) {
 			s->state = TCP_CLOSING; /* gone before we reached a server */
 			return true;
 		}
-		if (s->timer_fired || s->server->error) {
-			note_connect_failure(s, s->timer_fired ? 0 : s->server->error_code);
-			s->timer_fired = false;
+		if (ss->timer_fired || server->error) {
+			note_connect_failure(s, ss->timer_fired ? 0 : server->error_code);
+			ss->timer_fired = false;
 			if (!connect_next_server(s)) {
-				log_debug("listener %s: no server for a tcp connection", s->listener->cfg->name);
+				log_debug("listener %s: no server for a tcp connection", ss->listener->cfg->name);
 				s->state = TCP_CLOSING;
 			}
 			return true;
 		}
-		if (!s->server->connected)
+		if (!server->connected)
 			return false;
 		relay_start(s);
 		return true;
 	case TCP_RELAYING:
-		if (s->client->error || s->server->error || s->timer_fired) {
+		if (client->error || server->error || ss->timer_fired) {
 			s->state = TCP_CLOSING;
 			return true;
 		}
-		relay(s, s->client, s->server, &s->bytes_from_client, &current_server(s)->state->bytes_out);
-		relay(s, s->server, s->client, &s->bytes_from_server, &current_server(s)->state->bytes_in);
-		conn_flush(s->server);
-		conn_flush(s->client);
-		bool upstream_done = relay_pass_half_close(s->client, s->server);
-		bool downstream_done = relay_pass_half_close(s->server, s->client);
+		relay(s, client, server, &s->bytes_from_client, true);
+		relay(s, server, client, &s->bytes_from_server, false);
+		conn_flush(server);
+		conn_flush(client);
+		bool upstream_done = relay_pass_half_close(client, server);
+		bool downstream_done = relay_pass_half_close(server, client);
 		if (upstream_done && downstream_done) {
 			s->state = TCP_CLOSING;
 			return true;
@@ -245,8 +177,9 @@ static bool tcp_step(struct tcp_session *s)
 	return false;
 }
 
-static void tcp_drive(struct tcp_session *s)
+static void tcp_drive(struct session *session)
 {
+	struct tcp_session *s = (struct tcp_session *)session;
 	while (tcp_step(s))
 		;
 }
@@ -259,33 +192,21 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 		close(fd);
 		return -1;
 	}
-	s->link.destroy = tcp_session_destroy;
-	s->worker = w;
-	s->gen = gen_acquire(w->gen);
-	s->listener = l;
-	s->backend = l->backend;
-	s->server_index = -1;
 	s->state = TCP_CONNECTING;
-	memcpy(&s->peer, peer, peer_len);
-	worker_session_add(w, &s->link);
 	/* The client is read while connecting, to notice if it leaves; its
 	 * bytes wait in its input, bounded by the conn's read limit. */
-	s->client = conn_open(w->base, fd, on_conn_event, s);
-	int timer_ok = deadline_init(&s->deadline, w->base, on_deadline, s);
-	if (s->client == NULL || timer_ok < 0) {
-		if (s->client == NULL)
-			close(fd);
+	if (session_open(&s->session, w, l, fd, peer, peer_len, tcp_drive, tcp_session_destroy, NULL) < 0) {
 		tcp_session_free(s);
 		return 0; /* the count was already dropped by the free */
 	}
-	s->started = now_cached(s);
+	s->started = session_now(&s->session);
 	if (l->cfg->proxy_protocol) {
 		s->state = TCP_PROXY_HEADER;
-		timer_arm(s, l->cfg->timeouts.header_ms);
+		session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
 	} else if (!connect_next_server(s)) {
 		log_debug("listener %s: no server for a tcp connection", l->cfg->name);
 		s->state = TCP_CLOSING;
 	}
-	tcp_drive(s);
+	tcp_drive(&s->session);
 	return 0;
 }

@@ -1,0 +1,102 @@
+/* peer: a session's server side. See peer.h. */
+#include "peer.h"
+
+#include <errno.h>
+
+#include "health.h"
+#include "log.h"
+#include "pool.h"
+#include "worker.h"
+
+void peer_init(struct peer *p)
+{
+	p->conn = NULL;
+	p->index = -1;
+	p->reused = false;
+	p->tries.count = 0;
+}
+
+int peer_pick(struct peer *p, struct gen_backend *b, const void *key, size_t key_len)
+{
+	int i = pick_next_server(b, &p->tries, key, key_len);
+	if (i >= 0)
+		atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
+	return i;
+}
+
+enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worker *w, int i, bool use_pool,
+			     conn_callback *cb, void *arg)
+{
+	struct gen_server *gs = &b->servers[i];
+	p->index = i;
+	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
+	p->conn = use_pool ? pool_take(w, gs->state) : NULL;
+	p->reused = p->conn != NULL;
+	if (p->reused) {
+		conn_set_callback(p->conn, cb, arg);
+		return PEER_READY;
+	}
+	p->conn = conn_connect(w->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, cb, arg);
+	if (p->conn != NULL)
+		return PEER_CONNECTING;
+	/* No socket: lb's own shortage, never the server's (SPEC 6). */
+	int err = errno;
+	if (err == EMFILE || err == ENFILE)
+		worker_out_of_descriptors(w, err);
+	health_note_own_failure("new server connection", err);
+	return PEER_NO_SOCKET;
+}
+
+void peer_release(struct peer *p, struct gen_backend *b, struct worker *w, enum peer_release how, bool surplus_ok)
+{
+	struct gen_server *gs = peer_server(p, b);
+	if (gs != NULL)
+		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
+	if (p->conn != NULL) {
+		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0)
+			pool_put(w, gs->state, p->conn, b->cfg->keepalive, b->cfg->timeouts.idle_ms, surplus_ok);
+		else if (how == PEER_ABORT)
+			conn_abort(p->conn);
+		else
+			conn_free(p->conn);
+		p->conn = NULL;
+	}
+	p->index = -1;
+}
+
+void peer_note_failure(const struct peer *p, struct gen_backend *b, const char *why)
+{
+	struct gen_server *gs = peer_server(p, b);
+	if (gs == NULL)
+		return;
+	health_note_failure(b, (size_t)p->index, why);
+	log_debug("backend %s: server %s: %s", b->cfg->name, gs->state->addr, why);
+}
+
+void peer_note_connect_failure(const struct peer *p, struct gen_backend *b, int err)
+{
+	if (p->index < 0)
+		return;
+	if (err == 0)
+		health_note_failure(b, (size_t)p->index, "connect timeout");
+	else
+		health_note_connect_failure(b, (size_t)p->index, err);
+}
+
+void peer_note_success(const struct peer *p, const struct gen_backend *b)
+{
+	struct gen_server *gs = peer_server(p, b);
+	if (gs != NULL)
+		health_note_success(gs->state);
+}
+
+void peer_count_bytes(const struct peer *p, const struct gen_backend *b, uint64_t to_server, uint64_t from_server)
+{
+	struct gen_server *gs = peer_server(p, b);
+	if (gs == NULL)
+		return;
+	if (to_server > 0)
+		atomic_fetch_add_explicit(&gs->state->bytes_out, to_server, memory_order_relaxed);
+	if (from_server > 0)
+		atomic_fetch_add_explicit(&gs->state->bytes_in, from_server, memory_order_relaxed);
+}
