@@ -59,7 +59,7 @@ int session_take_proxy_header(struct session *s)
 	size_t len = evbuffer_get_length(c->in);
 	if (len > PROXY_MAX_LENGTH)
 		len = PROXY_MAX_LENGTH;
-	struct proxy_header header;
+	struct proxy_header header = { 0 };
 	switch (proxy_parse(evbuffer_pullup(c->in, (ev_ssize_t)len), len, &header)) {
 	case PROXY_INCOMPLETE:
 		return c->eof || c->error ? -1 : 0;
