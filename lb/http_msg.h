@@ -16,13 +16,16 @@
  *      many of them belong to this message (they are forwarded verbatim,
  *      chunked framing included) and where the next pipelined message starts.
  *
- * Grammar: libhttp-parser (the packaged, fuzzed parser, project decision)
- * parses every request head, and our own pre-scan rejects what it tolerates.
- * Response heads are parsed by that strict scan alone (status line included):
- * scripts/callgrind.sh showed libhttp-parser costing a quarter of lb's
- * instructions per request on them, and a differential fuzz target
- * (test/fuzz/fuzz_http_response_diff.c) checks that the verdicts and every
- * parsed field stay those of the previous scan + libhttp-parser path. Testing
+ * Grammar: one strict scan of our own parses request and response heads
+ * (start line included). libhttp-parser (the packaged, fuzzed parser) used
+ * to run after it on requests; scripts/callgrind.sh showed it costing a
+ * tenth of lb's instructions per request, and a differential fuzz target
+ * (test/fuzz/fuzz_http_response_diff.c) now checks that every request lb
+ * accepts, libhttp-parser accepts too with the same method, fields and
+ * framing, and that responses keep the verdicts and parsed fields of the
+ * previous scan + libhttp-parser path. lb only uses libhttp-parser's method
+ * names and enum. Request-targets must be origin-, absolute- or
+ * asterisk-form (RFC 9112 3.2), as libhttp-parser wanted. Testing
  * libhttp-parser 2.9.4 showed that it accepts, and so we reject here:
  * obs-fold, whitespace between field name and colon, bare LF line endings,
  * HTAB in the request-target, several spaces between request-line parts,
@@ -74,10 +77,10 @@
  * - Field names are exact tokens (RFC 9110 5.1): libhttp-parser 2.9.4 takes
  *   any name that merely starts with "Transfer-Encoding" ("Transfer-
  *   Encodingx", "Transfer-Encoding-Foo") for a Transfer-Encoding in its
- *   checks, and so refuses such a field together with a Content-Length. A
- *   request still gets that 400 (it goes through libhttp-parser: erring on
- *   the strict side there is harmless); a response is now accepted, the
- *   field being an ordinary unknown one, framing from Content-Length.
+ *   checks (with Content-Length: refused; after a real Transfer-Encoding:
+ *   its value counts as the last coding). A request with such a field is a
+ *   400 (a server with the same habit would frame it differently); a
+ *   response is accepted, the field being an ordinary unknown one.
  * - Status line (responses, RFC 9112 4): "HTTP/1.0" or "HTTP/1.1" exactly,
  *   one SP, three digits 100..599, then either the end of the line, or one
  *   SP and a reason-phrase of HTAB / SP / VCHAR / obs-text (possibly empty:

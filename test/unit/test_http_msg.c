@@ -1411,10 +1411,37 @@ static void test_cookie_is_found_in_any_cookie_field_by_exact_name(void **state)
 	assert_string_equal(cookie("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; a=2\r\n\r\n", "a"), "1"); /* the first */
 }
 
+static void test_request_target_forms_without_libhttp_parser(void **state)
+{
+	(void)state;
+	assert_int_equal(parse_req(S("GET http://h.example/x?y HTTP/1.1\r\nHost: h.example\r\n\r\n")), HTTP_MSG_OK);
+	assert_int_equal(parse_req(S("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")), HTTP_MSG_OK);
+	assert_int_equal(parse_req(S("GET /x HTTP/1.1\r\nHost: a\r\n\r\n")), HTTP_MSG_OK);
+	assert_int_equal(parse_req(S("GET http:/x HTTP/1.1\r\nHost: a\r\n\r\n")), HTTP_MSG_BAD_REQUEST);
+	assert_int_equal(parse_req(S("GET 1http://h/ HTTP/1.1\r\nHost: a\r\n\r\n")), HTTP_MSG_BAD_REQUEST);
+	assert_int_equal(parse_req(S("GET ** HTTP/1.1\r\nHost: a\r\n\r\n")), HTTP_MSG_BAD_REQUEST);
+	assert_int_equal(parse_req(S("M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n")), HTTP_MSG_OK);
+	assert_int_equal(head.method, HTTP_MSEARCH);
+}
+
+static void test_field_named_like_transfer_encoding_is_400_in_requests(void **state)
+{
+	(void)state;
+	assert_int_equal(parse_req(S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+				     "Transfer-Encodingx: gzip\r\n\r\n")),
+			 HTTP_MSG_BAD_REQUEST);
+	assert_int_equal(parse_req(S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding-Foo: x\r\n\r\n")),
+			 HTTP_MSG_BAD_REQUEST);
+	assert_int_equal(parse_req(S("POST / HTTP/1.1\r\nHost: a\r\nX-Transfer-Encoding: x\r\n\r\n")),
+			 HTTP_MSG_OK);
+}
+
 int main(void)
 {
 	http_head_init(&head, head_fields, HTTP_DEFAULT_MAX_HEADERS);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_target_forms_without_libhttp_parser),
+		cmocka_unit_test(test_field_named_like_transfer_encoding_is_400_in_requests),
 		cmocka_unit_test(test_cookie_is_found_in_any_cookie_field_by_exact_name),
 		cmocka_unit_test(test_every_prefix_of_a_valid_request_is_a_valid_prefix),
 		cmocka_unit_test(test_garbage_is_no_request_prefix_after_a_few_bytes),
