@@ -264,15 +264,15 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 	struct admin_server *s = arg;
 	(void)what;
 	for (int n = 0; n < ACCEPT_BUDGET; n++) {
-		int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t peer_len;
+		int client = listener_accept(fd, &peer, &peer_len);
 		if (client >= 0) {
 			admin_conn_open(s, client);
 			continue;
 		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if (errno == EAGAIN)
 			return;
-		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-			continue;
 		/* Out of descriptors or memory: the connection stays queued;
 		 * pause instead of spinning on a socket that stays readable. */
 		health_note_own_failure("admin endpoint: accept", errno);

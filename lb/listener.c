@@ -63,3 +63,17 @@ int listener_tune(int fd, bool defer_accept)
 	int defer_s = defer_accept ? 1 : 0;
 	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
 }
+
+int listener_accept(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)
+{
+	for (;;) {
+		*peer_len = sizeof(*peer);
+		int client = accept4(fd, (struct sockaddr *)peer, peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (client >= 0)
+			return client;
+		if (errno == EWOULDBLOCK)
+			errno = EAGAIN;
+		if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO)
+			return -1;
+	}
+}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "config.h"
 
@@ -22,5 +23,14 @@ int listener_open(const struct cfg_addr *addr, const char *what, char *err, size
  * defer_accept, a connection is handed over once its first bytes arrived
  * (nginx's "deferred"). Returns 0 or -1 (errno). */
 int listener_tune(int fd, bool defer_accept);
+
+/* Accept one connection from a non-blocking listening socket: the new
+ * socket (non-blocking, close-on-exec), its peer in *peer. Connections
+ * that died in the queue are skipped. -1 with errno EAGAIN when none is
+ * waiting; -1 with another errno (EMFILE, ENFILE, ENOBUFS, ENOMEM) when lb
+ * itself cannot take one now: the connection stays queued and the socket
+ * stays readable, so the caller must pause accepting rather than retry at
+ * once. One accept path for every listener, proxy or admin. */
+int listener_accept(int fd, struct sockaddr_storage *peer, socklen_t *peer_len);
 
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "listener.h"
 #include "log.h"
 
 /* Connections accepted per readiness event and listener: enough to drain a
@@ -104,13 +105,11 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		struct sockaddr_storage peer;
-		socklen_t peer_len = sizeof(peer);
-		int client = accept4(fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		socklen_t peer_len;
+		int client = listener_accept(fd, &peer, &peer_len);
 		if (client < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN)
 				return;
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-				continue;
 			char what[128];
 			snprintf(what, sizeof(what), "listener %s: accept", ap->listener->cfg->name);
 			accept_failed(w, what, errno);
