@@ -482,11 +482,16 @@ static bool read_proxy_header(struct http_session *s)
 static void send_request(struct http_session *s)
 {
 	s->session.server.conn->want_read = true;
-	evbuffer_add(s->session.server.conn->out, s->req_out, s->req_out_len);
+	/* By reference, not copied: req_out and req_body_copy stay unchanged
+	 * until this server connection is done with them (pooled with an empty
+	 * output, or freed) and are kept for a retry; libevent refcounts the
+	 * body's chains, so freeing req_body_copy first is safe too. */
+	struct evbuffer *out = s->session.server.conn->out;
+	evbuffer_add_reference(out, s->req_out, s->req_out_len, NULL, NULL);
 	size_t body = 0;
 	if (s->req_body_copy != NULL) {
 		body = evbuffer_get_length(s->req_body_copy);
-		evbuffer_add(s->session.server.conn->out, evbuffer_pullup(s->req_body_copy, -1), body);
+		evbuffer_add_buffer_reference(out, s->req_body_copy);
 	}
 	count_server_bytes(s, s->req_out_len + body, 0);
 	s->resp_scan_pos = 0;
