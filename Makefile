@@ -59,8 +59,9 @@ $(BUILD)/obj $(BUILD)/unit:
 FUZZ_DIR    := build-fuzz
 FUZZ_BINS   := $(patsubst test/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard test/fuzz/fuzz_*.c))
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb -Wall -Wextra -Werror
-$(FUZZ_DIR)/fuzz_http_msg: lb/http_msg.c
-$(FUZZ_DIR)/fuzz_http_response_diff: lb/http_msg.c test/fuzz/http_msg_reference.c
+HTTP_PURE := lb/http_msg.c lb/http_body.c lb/http_rewrite.c
+$(FUZZ_DIR)/fuzz_http_msg: $(HTTP_PURE)
+$(FUZZ_DIR)/fuzz_http_response_diff: $(HTTP_PURE) test/fuzz/http_msg_reference.c
 $(FUZZ_DIR)/fuzz_proxy_proto: lb/proxy_proto.c
 $(FUZZ_DIR)/fuzz_config: lb/config.c
 $(FUZZ_DIR)/fuzz_%: test/fuzz/fuzz_%.c

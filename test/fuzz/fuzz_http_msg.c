@@ -7,7 +7,7 @@
  * - the chunked decoder gives the same result whatever the split;
  * - every prefix of a head that parses is a valid prefix (no early 400).
  *
- *   clang -fsanitize=fuzzer,address,undefined -Ilb test/fuzz/fuzz_http_msg.c lb/http_msg.c -lhttp_parser
+ *   clang -fsanitize=fuzzer,address,undefined -Ilb test/fuzz/fuzz_http_msg.c lb/http_msg.c lb/http_body.c lb/http_rewrite.c -lhttp_parser
  *   ./a.out -max_total_time=180 test/fuzz/corpus/http_msg/
  */
 #include <stdbool.h>

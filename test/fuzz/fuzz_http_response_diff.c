@@ -29,7 +29,7 @@
  * field value, a name, the reason phrase...).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ilb -o build/fuzz_http_response_diff \
- *       test/fuzz/fuzz_http_response_diff.c lb/http_msg.c -lhttp_parser
+ *       test/fuzz/fuzz_http_response_diff.c lb/http_msg.c lb/http_body.c lb/http_rewrite.c -lhttp_parser
  *   build/fuzz_http_response_diff -max_total_time=180 -dict=test/fuzz/http_response.dict \
  *       test/fuzz/corpus/http_response/
  */
