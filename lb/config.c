@@ -2,12 +2,13 @@
  * config: the YAML file turned into a struct lb_config. See config.h.
  *
  * Two passes. First libyaml's event stream becomes a small tree of nodes
- * (scalars, mappings, sequences), each with its 1-based line and column, so
- * that a message can point at any node and so that checks spanning the file
- * (duplicate names, a listener's backend) can run once everything is read.
- * Then the tree is walked against tables of keys, one per section; an entry
- * names the key, its type, its bounds and the field it sets. Every error is
- * recorded and the walk goes on, so one run reports them all.
+ * (config_tree.c), each with its 1-based line and column, so that a message
+ * can point at any node and so that checks spanning the file (duplicate
+ * names, a listener's backend) can run once everything is read. Then the
+ * tree is walked against tables of keys, one per section (here); an entry
+ * names the key, its type (config_value.c parses the values), its bounds
+ * and the field it sets. Every error is recorded and the walk goes on, so
+ * one run reports them all.
  *
  * Limits, chosen so that no input can make the loader crash, spin or eat
  * memory out of proportion to the file (they are also in conf/lb.yaml):
@@ -20,6 +21,8 @@
  *   - cross-section checks sort (n log n), never compare every pair.
  */
 #include "config.h"
+#include "config_tree.h"
+#include "config_value.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -35,13 +38,10 @@
 #include <yaml.h>
 
 #define CONFIG_FILE_MAX (16u << 20)
-#define CONFIG_DEPTH_MAX 64
-#define CONFIG_ERRORS_MAX 100
 #define CONFIG_KEYS_MAX 16 /* keys in the largest section table, rounded up */
 #define CONFIG_PATH_MAX 192
 #define CONFIG_SHOW_MAX 60 /* bytes of a bad value quoted in a message */
 #define CONFIG_NAME_MAX 64
-#define CONFIG_MSG_MAX 640
 #define CONFIG_DURATION_MAX (168ull * 3600 * 1000) /* 7 days */
 
 /* Enums are stored through an int pointer by the table-driven setter. */
@@ -51,93 +51,8 @@ _Static_assert(sizeof(enum balance_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum hash_method) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum check_type) == sizeof(int), "enum size");
 
-/* ---- the node tree ---------------------------------------------------- */
-
-enum config_node_kind {
-	CONFIG_NODE_SCALAR,
-	CONFIG_NODE_MAPPING,
-	CONFIG_NODE_SEQUENCE,
-	CONFIG_NODE_BAD, /* already reported (alias, NUL byte): skipped silently */
-};
-
-struct config_node {
-	enum config_node_kind kind;
-	unsigned line, col; /* 1-based */
-	bool plain; /* an unquoted scalar: only those can mean null */
-	char *text; /* scalar value, NUL-terminated, no NUL inside */
-	struct config_node **items; /* mapping: key, value, key, value... */
-	size_t count, cap;
-};
-
-struct config_pos {
-	unsigned line, col; /* line 0 = not seen */
-};
-
-struct config_error_line {
-	unsigned line, col;
-	size_t seq; /* keeps errors at one position in the order found */
-	char *text;
-};
-
-struct config_ctx {
-	const char *name; /* the file, as the caller calls it */
-	const char *text;
-	size_t len;
-	struct lb_config *cfg;
-	struct config_error_line *errors;
-	size_t nerrors, errors_cap;
-	bool too_many, oom;
-	bool listeners_malformed; /* already reported: no "no listeners" on top */
-	/* value positions of each listener's / backend's keys, CONFIG_KEYS_MAX
-	 * per item, for the cross-section checks */
-	struct config_pos *listener_marks, *backend_marks;
-};
-
 /* ---- errors ------------------------------------------------------------ */
 
-static void config_error(struct config_ctx *ctx, unsigned line, unsigned col, const char *path,
-			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/* One error line at LINE:COL (line 0: about the whole file); path may be "". */
-static void config_error(struct config_ctx *ctx, unsigned line, unsigned col, const char *path,
-			 const char *fmt, ...)
-{
-	char msg[CONFIG_MSG_MAX];
-	va_list ap;
-	char *text;
-	int n;
-
-	if (ctx->nerrors >= CONFIG_ERRORS_MAX) {
-		ctx->too_many = true;
-		return;
-	}
-	if (ctx->nerrors == ctx->errors_cap) {
-		size_t cap = ctx->errors_cap ? ctx->errors_cap * 2 : 8;
-		struct config_error_line *grown = realloc(ctx->errors, cap * sizeof *grown);
-
-		if (!grown) {
-			ctx->oom = true;
-			return;
-		}
-		ctx->errors = grown;
-		ctx->errors_cap = cap;
-	}
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (line == 0)
-		n = asprintf(&text, "%s: %s", ctx->name, msg);
-	else if (path && *path)
-		n = asprintf(&text, "%s:%u:%u: %s: %s", ctx->name, line, col, path, msg);
-	else
-		n = asprintf(&text, "%s:%u:%u: %s", ctx->name, line, col, msg);
-	if (n < 0) {
-		ctx->oom = true;
-		return;
-	}
-	ctx->errors[ctx->nerrors] = (struct config_error_line){ line, col, ctx->nerrors, text };
-	ctx->nerrors++;
-}
 
 static int config_error_cmp(const void *a, const void *b)
 {
@@ -277,479 +192,6 @@ static void config_set_string(struct config_ctx *ctx, char **field, const char *
 		return;
 	free(*field);
 	*field = copy;
-}
-
-/* ---- reading the YAML into a tree --------------------------------------- */
-
-static void config_node_free(struct config_node *node)
-{
-	if (!node)
-		return;
-	/* depth is bounded by CONFIG_DEPTH_MAX, so the recursion is too */
-	for (size_t i = 0; i < node->count; i++)
-		config_node_free(node->items[i]);
-	free(node->items);
-	free(node->text);
-	free(node);
-}
-
-static struct config_node *config_node_new(struct config_ctx *ctx, enum config_node_kind kind,
-					   const yaml_mark_t *mark)
-{
-	struct config_node *node = calloc(1, sizeof *node);
-
-	if (!node) {
-		ctx->oom = true;
-		return NULL;
-	}
-	node->kind = kind;
-	node->line = (unsigned)mark->line + 1;
-	node->col = (unsigned)mark->column + 1;
-	return node;
-}
-
-static struct config_node *config_node_scalar(struct config_ctx *ctx, const yaml_event_t *event)
-{
-	const char *value = (const char *)event->data.scalar.value;
-	size_t len = event->data.scalar.length;
-	struct config_node *node = config_node_new(ctx, CONFIG_NODE_SCALAR, &event->start_mark);
-
-	if (!node)
-		return NULL;
-	node->plain = event->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-	/* "\0" in a double-quoted scalar would silently cut a C string short */
-	if (memchr(value, '\0', len)) {
-		config_error(ctx, node->line, node->col, NULL, "a value must not contain a NUL byte");
-		node->kind = CONFIG_NODE_BAD;
-		len = 0;
-	}
-	node->text = malloc(len + 1);
-	if (!node->text) {
-		ctx->oom = true;
-		free(node);
-		return NULL;
-	}
-	memcpy(node->text, value, len);
-	node->text[len] = '\0';
-	return node;
-}
-
-static int config_node_append(struct config_ctx *ctx, struct config_node *parent,
-			      struct config_node *child)
-{
-	if (parent->count == parent->cap) {
-		size_t cap = parent->cap ? parent->cap * 2 : 4;
-		struct config_node **grown = realloc(parent->items, cap * sizeof *grown);
-
-		if (!grown) {
-			ctx->oom = true;
-			return -1;
-		}
-		parent->items = grown;
-		parent->cap = cap;
-	}
-	parent->items[parent->count++] = child;
-	return 0;
-}
-
-/* Reader errors carry a byte offset, not a mark: count lines up to it. */
-static void config_offset_to_pos(const struct config_ctx *ctx, size_t offset, unsigned *line,
-				 unsigned *col)
-{
-	size_t start = 0;
-
-	*line = 1;
-	if (offset > ctx->len)
-		offset = ctx->len;
-	for (size_t i = 0; i < offset; i++) {
-		if (ctx->text[i] == '\n') {
-			(*line)++;
-			start = i + 1;
-		}
-	}
-	*col = (unsigned)(offset - start) + 1;
-}
-
-static void config_error_yaml(struct config_ctx *ctx, const yaml_parser_t *parser)
-{
-	const char *problem = parser->problem ? parser->problem : "malformed YAML";
-	unsigned line, col;
-
-	switch (parser->error) {
-	case YAML_MEMORY_ERROR:
-		ctx->oom = true;
-		return;
-	case YAML_READER_ERROR:
-		config_offset_to_pos(ctx, parser->problem_offset, &line, &col);
-		if (parser->problem_value != -1)
-			config_error(ctx, line, col, NULL, "YAML syntax error: %s (byte 0x%02x)", problem,
-				     (unsigned)parser->problem_value & 0xffu);
-		else
-			config_error(ctx, line, col, NULL, "YAML syntax error: %s", problem);
-		return;
-	default:
-		line = (unsigned)parser->problem_mark.line + 1;
-		col = (unsigned)parser->problem_mark.column + 1;
-		if (parser->context)
-			config_error(ctx, line, col, NULL, "YAML syntax error: %s (%s at %zu:%zu)%s",
-				     problem, parser->context, parser->context_mark.line + 1,
-				     parser->context_mark.column + 1,
-				     /* an unquoted *:PORT is read as an alias */
-				     strstr(parser->context, "alias")
-					     ? "; quote values starting with *, e.g. \"*:8080\""
-					     : "");
-		else
-			config_error(ctx, line, col, NULL, "YAML syntax error: %s", problem);
-		return;
-	}
-}
-
-/*
- * One event: becomes a node attached to the open collection on top of the
- * stack (or the root), or closes that collection. Returns -1 to stop.
- */
-static int config_tree_event(struct config_ctx *ctx, const yaml_event_t *event,
-			     struct config_node **stack, size_t *depth, struct config_node **root,
-			     unsigned *documents)
-{
-	struct config_node *node = NULL;
-	const yaml_mark_t *mark = &event->start_mark;
-
-	switch (event->type) {
-	case YAML_DOCUMENT_START_EVENT:
-		if (++*documents > 1) {
-			config_error(ctx, (unsigned)mark->line + 1, (unsigned)mark->column + 1, NULL,
-				     "expected one YAML document, found a second one");
-			return -1;
-		}
-		return 0;
-	case YAML_MAPPING_END_EVENT:
-	case YAML_SEQUENCE_END_EVENT:
-		if (*depth > 0)
-			(*depth)--;
-		return 0;
-	case YAML_SCALAR_EVENT:
-		node = config_node_scalar(ctx, event);
-		break;
-	case YAML_ALIAS_EVENT:
-		node = config_node_new(ctx, CONFIG_NODE_BAD, mark);
-		if (node)
-			config_error(ctx, node->line, node->col, NULL,
-				     "aliases (*name) are not supported, write the value out");
-		break;
-	case YAML_MAPPING_START_EVENT:
-		node = config_node_new(ctx, CONFIG_NODE_MAPPING, mark);
-		break;
-	case YAML_SEQUENCE_START_EVENT:
-		node = config_node_new(ctx, CONFIG_NODE_SEQUENCE, mark);
-		break;
-	default:
-		return 0;
-	}
-	if (!node)
-		return -1;
-	if (*depth == 0) {
-		*root = node;
-	} else if (config_node_append(ctx, stack[*depth - 1], node) < 0) {
-		config_node_free(node);
-		return -1;
-	}
-	if (node->kind == CONFIG_NODE_MAPPING || node->kind == CONFIG_NODE_SEQUENCE) {
-		if (*depth == CONFIG_DEPTH_MAX) {
-			config_error(ctx, node->line, node->col, NULL,
-				     "expected at most %d nested levels, got more", CONFIG_DEPTH_MAX);
-			return -1;
-		}
-		stack[(*depth)++] = node;
-	}
-	return 0;
-}
-
-/* Returns 0 and the root (NULL for an empty stream), or -1 after reporting. */
-static int config_tree_read(struct config_ctx *ctx, struct config_node **out)
-{
-	struct config_node *stack[CONFIG_DEPTH_MAX];
-	struct config_node *root = NULL;
-	size_t depth = 0;
-	unsigned documents = 0;
-	yaml_parser_t parser;
-	yaml_event_t event;
-	bool done = false;
-
-	*out = NULL;
-	if (!yaml_parser_initialize(&parser)) {
-		ctx->oom = true;
-		return -1;
-	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)ctx->text, ctx->len);
-	while (!done) {
-		int rc;
-
-		if (!yaml_parser_parse(&parser, &event)) {
-			config_error_yaml(ctx, &parser);
-			goto fail;
-		}
-		done = event.type == YAML_STREAM_END_EVENT;
-		rc = config_tree_event(ctx, &event, stack, &depth, &root, &documents);
-		yaml_event_delete(&event);
-		if (rc < 0)
-			goto fail;
-	}
-	yaml_parser_delete(&parser);
-	*out = root;
-	return 0;
-fail:
-	yaml_parser_delete(&parser);
-	config_node_free(root);
-	return -1;
-}
-
-/* An unquoted empty value, "~" or "null": a section written but left empty. */
-static bool config_node_is_null(const struct config_node *node)
-{
-	return node->kind == CONFIG_NODE_SCALAR && node->plain &&
-	       (node->text[0] == '\0' || strcmp(node->text, "~") == 0 ||
-		strcmp(node->text, "null") == 0 || strcmp(node->text, "Null") == 0 ||
-		strcmp(node->text, "NULL") == 0);
-}
-
-/* ---- value parsers ------------------------------------------------------ */
-
-/* Leading decimal digits (at least one) into *value; -1 on none or overflow. */
-static int config_parse_digits(const char *text, uint64_t *value, const char **end)
-{
-	uint64_t v = 0;
-	const char *p = text;
-
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	for (; isdigit((unsigned char)*p); p++) {
-		unsigned digit = (unsigned)(*p - '0');
-
-		if (v > (UINT64_MAX - digit) / 10)
-			return -1;
-		v = v * 10 + digit;
-	}
-	*value = v;
-	*end = p;
-	return 0;
-}
-
-static int config_parse_integer(const char *text, long long *value)
-{
-	bool negative = text[0] == '-';
-	uint64_t v;
-	const char *end;
-
-	if (config_parse_digits(text + negative, &v, &end) < 0 || *end != '\0')
-		return -1;
-	if (v > (uint64_t)LLONG_MAX)
-		return -1;
-	*value = negative ? -(long long)v : (long long)v;
-	return 0;
-}
-
-int config_parse_duration(const char *text, uint64_t *ms)
-{
-	static const struct {
-		const char *suffix;
-		uint64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
-	uint64_t v;
-	const char *end;
-
-	if (!text || config_parse_digits(text, &v, &end) < 0)
-		return -1;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(end, units[i].suffix) != 0)
-			continue;
-		if (v > UINT64_MAX / units[i].ms)
-			return -1;
-		*ms = v * units[i].ms;
-		return 0;
-	}
-	return -1;
-}
-
-struct config_ref *config_ref_new(struct lb_config *cfg)
-{
-	struct config_ref *ref = calloc(1, sizeof(*ref));
-	if (ref == NULL) {
-		config_free(cfg);
-		return NULL;
-	}
-	atomic_init(&ref->refs, 1);
-	ref->cfg = cfg;
-	return ref;
-}
-
-struct config_ref *config_ref_acquire(struct config_ref *ref)
-{
-	atomic_fetch_add_explicit(&ref->refs, 1, memory_order_relaxed);
-	return ref;
-}
-
-void config_ref_release(struct config_ref *ref)
-{
-	if (ref != NULL && atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1) {
-		config_free(ref->cfg);
-		free(ref);
-	}
-}
-
-unsigned long config_descriptors_wanted(const struct lb_config *cfg, int workers)
-{
-	unsigned long wanted = 2 * (unsigned long)cfg->global.max_connections + 64 + 4 * (unsigned long)workers;
-	wanted += cfg->nlisteners;
-	for (size_t b = 0; b < cfg->nbackends; b++) {
-		const struct cfg_backend *be = &cfg->backends[b];
-		wanted += be->nservers * (1 + (unsigned long)be->keepalive * (unsigned long)workers);
-	}
-	return wanted;
-}
-
-int config_parse_percent(const char *text, int *percent)
-{
-	uint64_t v;
-	const char *end;
-
-	if (!text || config_parse_digits(text, &v, &end) < 0 || v > 100)
-		return -1;
-	if (*end == '%')
-		end++;
-	if (*end != '\0')
-		return -1;
-	*percent = (int)v;
-	return 0;
-}
-
-int config_parse_size(const char *text, size_t *bytes)
-{
-	uint64_t v, unit;
-	const char *end;
-
-	if (!text || config_parse_digits(text, &v, &end) < 0)
-		return -1;
-	switch (tolower((unsigned char)*end)) {
-	case '\0':
-		unit = 1;
-		break;
-	case 'k':
-		unit = 1024;
-		break;
-	case 'm':
-		unit = 1024 * 1024;
-		break;
-	case 'g':
-		unit = 1024 * 1024 * 1024;
-		break;
-	default:
-		return -1;
-	}
-	if (*end != '\0' && end[1] != '\0')
-		return -1;
-	if (v > SIZE_MAX / unit)
-		return -1;
-	*bytes = (size_t)(v * unit);
-	return 0;
-}
-
-/* A DNS name or dotted IPv4: letters, digits, '-', '.', '_'. */
-static bool config_host_valid(const char *host, size_t len)
-{
-	bool only_ipv4_chars = true;
-	char copy[INET_ADDRSTRLEN];
-	struct in_addr in4;
-
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)host[i];
-
-		if (!isalnum(c) && c != '-' && c != '.' && c != '_')
-			return false;
-		if (!isdigit(c) && c != '.')
-			only_ipv4_chars = false;
-	}
-	if (!only_ipv4_chars)
-		return true;
-	/* all digits and dots: it must be a real IPv4 address, not 1.2.3.999 */
-	if (len >= sizeof copy)
-		return false;
-	memcpy(copy, host, len);
-	copy[len] = '\0';
-	return inet_pton(AF_INET, copy, &in4) == 1;
-}
-
-/* 0 ok, -1 malformed, -2 out of memory. addr is untouched unless 0. */
-static int config_addr_parse(const char *text, struct cfg_addr *addr)
-{
-	const char *host, *port_text, *end;
-	size_t host_len;
-	uint64_t port;
-	char *text_copy, *host_copy;
-
-	if (!text)
-		return -1;
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-		char copy[INET6_ADDRSTRLEN];
-		struct in6_addr in6;
-
-		if (!close || close[1] != ':')
-			return -1;
-		host = text + 1;
-		host_len = (size_t)(close - host);
-		if (host_len == 0 || host_len >= sizeof copy)
-			return -1;
-		memcpy(copy, host, host_len);
-		copy[host_len] = '\0';
-		if (inet_pton(AF_INET6, copy, &in6) != 1)
-			return -1;
-		port_text = close + 2;
-	} else {
-		const char *colon = strrchr(text, ':');
-
-		if (!colon)
-			return -1;
-		host = text;
-		host_len = (size_t)(colon - text);
-		port_text = colon + 1;
-		if (host_len == 1 && host[0] == '*')
-			host_len = 0;
-		else if (!config_host_valid(host, host_len)) /* also refuses unbracketed IPv6 */
-			return -1;
-	}
-	if (config_parse_digits(port_text, &port, &end) < 0 || *end != '\0' || end - port_text > 5 ||
-	    port < 1 || port > 65535)
-		return -1;
-	text_copy = strdup(text);
-	host_copy = strndup(host, host_len);
-	if (!text_copy || !host_copy) {
-		free(text_copy);
-		free(host_copy);
-		return -2;
-	}
-	addr->text = text_copy;
-	addr->host = host_copy;
-	addr->port = (uint16_t)port;
-	return 0;
-}
-
-int config_parse_addr(const char *text, struct cfg_addr *addr)
-{
-	return config_addr_parse(text, addr) == 0 ? 0 : -1;
-}
-
-void config_addr_free(struct cfg_addr *addr)
-{
-	if (!addr)
-		return;
-	free(addr->text);
-	free(addr->host);
-	addr->text = NULL;
-	addr->host = NULL;
-	addr->port = 0;
 }
 
 /* ---- key tables ---------------------------------------------------------- */
@@ -1846,6 +1288,45 @@ static void config_check(struct config_ctx *ctx, const struct config_pos *top_ma
 		free(names);
 	}
 	config_check_backend_refs(ctx);
+}
+
+/* ---- shared configurations and what they need -------------------------------- */
+
+struct config_ref *config_ref_new(struct lb_config *cfg)
+{
+	struct config_ref *ref = calloc(1, sizeof(*ref));
+	if (ref == NULL) {
+		config_free(cfg);
+		return NULL;
+	}
+	atomic_init(&ref->refs, 1);
+	ref->cfg = cfg;
+	return ref;
+}
+
+struct config_ref *config_ref_acquire(struct config_ref *ref)
+{
+	atomic_fetch_add_explicit(&ref->refs, 1, memory_order_relaxed);
+	return ref;
+}
+
+void config_ref_release(struct config_ref *ref)
+{
+	if (ref != NULL && atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1) {
+		config_free(ref->cfg);
+		free(ref);
+	}
+}
+
+unsigned long config_descriptors_wanted(const struct lb_config *cfg, int workers)
+{
+	unsigned long wanted = 2 * (unsigned long)cfg->global.max_connections + 64 + 4 * (unsigned long)workers;
+	wanted += cfg->nlisteners;
+	for (size_t b = 0; b < cfg->nbackends; b++) {
+		const struct cfg_backend *be = &cfg->backends[b];
+		wanted += be->nservers * (1 + (unsigned long)be->keepalive * (unsigned long)workers);
+	}
+	return wanted;
 }
 
 /* ---- loading ------------------------------------------------------------------- */

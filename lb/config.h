@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_value.h" /* the value syntax: struct cfg_addr, config_parse_* */
+
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 enum listener_mode { LISTENER_MODE_HTTP, LISTENER_MODE_TCP, LISTENER_MODE_COUNT };
@@ -34,13 +36,6 @@ enum hash_key_kind { HASH_KEY_SOURCE_IP, HASH_KEY_URI, HASH_KEY_HEADER, HASH_KEY
 enum hash_method { HASH_METHOD_MAGLEV, HASH_METHOD_RING };
 
 enum check_type { CHECK_NONE, CHECK_TCP, CHECK_HTTP };
-
-/* "HOST:PORT", "[IPV6]:PORT" or "*:PORT". host is "" for "*". */
-struct cfg_addr {
-	char *text; /* as written in the file: the server's identity */
-	char *host; /* without brackets; "" = any address */
-	uint16_t port;
-};
 
 struct cfg_server {
 	struct cfg_addr addr;
@@ -161,13 +156,5 @@ void config_errors_free(struct config_errors *errs);
  * worker), one health probe per server, and a margin for listeners, the
  * admin endpoint, logs and event loops. */
 unsigned long config_descriptors_wanted(const struct lb_config *cfg, int workers);
-
-/* Value parsers, shared with the rest of lb and unit-tested on their own.
- * Each returns 0 on success, -1 on a malformed value. */
-int config_parse_duration(const char *text, uint64_t *ms); /* "250ms" "2s" "5m" "1h" */
-int config_parse_size(const char *text, size_t *bytes); /* "512" "16k" "1m" "1g" */
-int config_parse_percent(const char *text, int *percent); /* "50%" or "50": 0..100 */
-int config_parse_addr(const char *text, struct cfg_addr *addr); /* fills host and port, and text */
-void config_addr_free(struct cfg_addr *addr);
 
 #endif

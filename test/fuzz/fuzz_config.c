@@ -5,7 +5,7 @@
  * successful one reports no error.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb \
- *       test/fuzz/fuzz_config.c lb/config.c -lyaml -o /tmp/fuzz_config
+ *       test/fuzz/fuzz_config.c lb/config.c lb/config_tree.c lb/config_value.c -lyaml -o /tmp/fuzz_config
  *   mkdir -p /tmp/corpus && /tmp/fuzz_config -max_total_time=120 /tmp/corpus test/fuzz/corpus/config
  */
 #include <stdint.h>
