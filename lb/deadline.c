@@ -2,16 +2,9 @@
 #include "deadline.h"
 
 #include <event2/event.h>
-#include <time.h>
 
+#include "clock.h"
 #include "netutil.h"
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void arm(struct deadline *d, uint64_t now, uint64_t ms)
 {
@@ -27,7 +20,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	d->pending = false;
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms();
 	if (now < d->due_ms) {
 		arm(d, now, d->due_ms - now); /* moved later meanwhile */
 		return;
@@ -46,7 +39,7 @@ int deadline_init(struct deadline *d, struct event_base *base, void (*expired)(v
 
 void deadline_set(struct deadline *d, uint64_t ms)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms();
 	d->due_ms = now + ms;
 	if (d->pending && d->armed_ms <= d->due_ms)
 		return; /* the event fires first and will look again */

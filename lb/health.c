@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "health_policy.h"
 #include "http_msg.h"
 #include "log.h"
@@ -53,9 +54,7 @@ static atomic_uint_fast64_t own_failure_logged_s;
 
 uint64_t health_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_ms();
 }
 
 void health_note_own_failure(const char *what, int err)

@@ -135,17 +135,33 @@ static void write_line(int fd, const char *line, size_t len)
 	}
 }
 
-/* "2026-11-25T21:04:05.123Z" */
+/* "2026-11-25T21:04:05.123Z". The second is formatted once per second per
+ * thread (strftime is costly), the milliseconds by hand. */
 static size_t format_time(char *buf, size_t cap)
 {
+	static _Thread_local time_t cached_second = -1;
+	static _Thread_local char cached[32];
+	static _Thread_local size_t cached_len;
 	struct timeval tv;
-	struct tm tm;
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	int m = snprintf(buf + n, cap - n, ".%03dZ", (int)(tv.tv_usec / 1000));
-	return n + (m > 0 ? (size_t)m : 0);
+	if (tv.tv_sec != cached_second) {
+		struct tm tm;
+		gmtime_r(&tv.tv_sec, &tm);
+		cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_second = tv.tv_sec;
+	}
+	if (cap < cached_len + 6)
+		return 0;
+	memcpy(buf, cached, cached_len);
+	unsigned ms = (unsigned)(tv.tv_usec / 1000);
+	char *p = buf + cached_len;
+	*p++ = '.';
+	*p++ = (char)('0' + ms / 100);
+	*p++ = (char)('0' + ms / 10 % 10);
+	*p++ = (char)('0' + ms % 10);
+	*p++ = 'Z';
+	return cached_len + 5;
 }
 
 /* Format prefix + message + '\n' into line; returns the length. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "netutil.h"
 
@@ -27,7 +28,7 @@ struct batch {
 struct query {
 	struct batch *batch;
 	size_t backend, server;
-	struct timespec sent; /* CLOCK_MONOTONIC */
+	uint64_t sent_ms; /* clock_ms() */
 };
 
 /* evdns reports a timeout as EAI_FAIL, like a server failure; a query that
@@ -35,13 +36,6 @@ struct query {
 #define DNS_TIMEOUT "2" /* seconds, per attempt */
 #define DNS_TIMEOUT_S 2
 #define DNS_ATTEMPTS "2"
-
-static double seconds_since(const struct timespec *then)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - then->tv_sec) + (double)(now.tv_nsec - then->tv_nsec) / 1e9;
-}
 
 static bool parse_literal(const struct cfg_addr *addr, struct sockaddr_storage *out)
 {
@@ -88,7 +82,7 @@ static void on_answer(int result, struct evutil_addrinfo *ai, void *arg)
 
 	if (result != 0) {
 		set->failed = true;
-		bool timed_out = result == EVUTIL_EAI_FAIL && seconds_since(&q->sent) >= DNS_TIMEOUT_S * 0.95;
+		bool timed_out = result == EVUTIL_EAI_FAIL && clock_ms() - q->sent_ms >= DNS_TIMEOUT_S * 950;
 		log_warn("backend %s: server %s does not resolve: %s", b->cfg->backends[q->backend].name, cs->addr.text,
 			 timed_out ? "timeout (no DNS server answered)" : evutil_gai_strerror(result));
 	} else {
@@ -151,7 +145,7 @@ static int batch_start(struct batch *b, struct evdns_base *dns, const struct lb_
 			if (q == NULL)
 				return -1;
 			*q = (struct query){ .batch = b, .backend = i, .server = j };
-			clock_gettime(CLOCK_MONOTONIC, &q->sent);
+			q->sent_ms = clock_ms();
 			char port[8];
 			snprintf(port, sizeof(port), "%u", cb->servers[j].addr.port);
 			struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,

@@ -45,7 +45,7 @@ struct server_state {
 	atomic_uint active; /* requests (http) or connections (tcp) in progress */
 	atomic_uint consecutive_failures; /* passive health */
 	/* Passive ejection, written under health.c's ejection lock; read
-	 * freely. Times are CLOCK_MONOTONIC milliseconds. */
+	 * freely. Times are clock_ms() (clock.h). */
 	atomic_uint_fast64_t ejected_at_ms;
 	atomic_uint_fast64_t ejected_until_ms; /* the cooldown's end */
 	atomic_uint ejection_multiplier; /* backoff: 1 + recent ejections, capped */

@@ -238,7 +238,7 @@ def test_repeated_ejections_back_off_and_each_ends_after_its_cooldown(procs, lb)
     cooldowns = [int(re.search(r"ejected for at least (\d+)ms", line).group(1)) for line in downs]
     assert cooldowns == [200, 400, 600]
     for down, up, cooldown in zip(downs, ups, cooldowns):
-        assert log_time(up) - log_time(down) >= cooldown / 1000.0 - 0.002
+        assert log_time(up) - log_time(down) >= cooldown / 1000.0 - 0.01  # the coarse clock: a tick
 
 
 def test_reload_turning_checks_off_brings_a_down_server_back_for_good(procs, lb):
