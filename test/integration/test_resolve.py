@@ -3,6 +3,7 @@ re-resolved every resolve_interval through global.resolvers, and a DNS
 outage keeps the addresses a name had. A tiny DNS server on 127.0.0.1
 answers for the test."""
 import http.client
+import re
 import signal
 import socket
 import struct
@@ -229,3 +230,18 @@ def can_get(port):
         return names_seen(port, 1) == {"literal"}
     except (OSError, AssertionError, http.client.HTTPException):
         return False
+
+
+def test_dns_timeouts_and_libevents_own_messages_go_through_lbs_log(procs, lb, dns):
+    dns.records["svc.lb-test"] = ["127.0.0.1"]
+    dns.silent = True  # for the whole test: every query times out
+    port = free_port()
+    inst = lb(config(port, dns.port, free_port()), port)
+    wait_until(lambda: "does not resolve: timeout (no DNS server answered)" in inst.log_text(), 10,
+               "the query's timeout, said as such")
+    wait_until(lambda: "libevent: Nameserver 127.0.0.1:%d" % dns.port in inst.log_text(), 10,
+               "evdns's own message about the silent nameserver")
+    lines = inst.log_text().splitlines()
+    # Every line is lb's: timestamp, "lb[PID]:", level; none is libevent's raw "[warn] ...".
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z lb\[\d+\]: \w+: ", l) for l in lines), lines
+    assert any(re.search(r" (warn|info|error): libevent: Nameserver", l) for l in lines)
