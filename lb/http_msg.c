@@ -14,9 +14,8 @@
  *
  * libhttp-parser used to run between them; it cost a tenth (requests) to a
  * quarter (responses) of lb's instructions per proxied request
- * (scripts/callgrind.sh). test/fuzz/fuzz_http_response_diff.c holds the
- * result to libhttp-parser's (requests) and to the previous code's
- * (responses, test/fuzz/http_msg_reference.c).
+ * (scripts/callgrind.sh). test/fuzz/fuzz_http_response_diff.c holds what
+ * this accepts to libhttp-parser's verdicts, both directions.
  */
 #include "http_msg.h"
 
