@@ -19,6 +19,7 @@
 struct batch {
 	struct resolution res;
 	const struct lb_config *cfg;
+	struct config_ref *cfg_ref; /* keeps cfg alive while answers may come (NULL at load) */
 	size_t pending;
 	bool issuing; /* still sending queries: completion waits for the end */
 	void (*done)(struct batch *b, void *arg);
@@ -80,7 +81,9 @@ static void on_answer(int result, struct evutil_addrinfo *ai, void *arg)
 	struct addr_set *set = &b->res.sets[q->backend][q->server];
 	const struct cfg_server *cs = &b->cfg->backends[q->backend].servers[q->server];
 
-	if (result != 0) {
+	if (result == EVUTIL_EAI_CANCEL) {
+		set->failed = true; /* cancelled (reload, stop): nothing to say */
+	} else if (result != 0) {
 		set->failed = true;
 		bool timed_out = result == EVUTIL_EAI_FAIL && clock_ms() - q->sent_ms >= DNS_TIMEOUT_S * 950;
 		log_warn("backend %s: server %s does not resolve: %s", b->cfg->backends[q->backend].name, cs->addr.text,
@@ -203,7 +206,6 @@ struct resolver {
 	struct evdns_base *dns;
 	struct event *timer;
 	struct config_ref *cfg; /* followed (a reference) */
-	struct config_ref *batch_cfg; /* what the running batch resolves (a reference) */
 	struct batch *running;
 	bool again; /* resolve_now asked while a batch for another generation ran */
 	resolver_done_fn *on_done; /* after the batch that resolve_now asked for */
@@ -226,18 +228,30 @@ static void resolver_arm(struct resolver *r)
 
 static void batch_run(struct resolver *r);
 
+static void batch_free(struct batch *b)
+{
+	resolution_free(&b->res);
+	config_ref_release(b->cfg_ref);
+	free(b);
+}
+
+/* A batch given up (out of memory while starting it): its cancelled
+ * queries still answer into it, from the loop; the last one frees it. */
+static void on_abandoned_done(struct batch *b, void *arg)
+{
+	(void)arg;
+	batch_free(b);
+}
+
 static void on_periodic_done(struct batch *b, void *arg)
 {
 	struct resolver *r = arg;
-	bool current = r->cfg != NULL && r->batch_cfg == r->cfg;
+	bool current = r->cfg != NULL && b->cfg_ref == r->cfg;
 	/* Only a resolution of what runs now may change it. */
 	if (current)
 		r->on_result(&b->res, r->arg);
-	resolution_free(&b->res);
-	free(b);
+	batch_free(b);
 	r->running = NULL;
-	config_ref_release(r->batch_cfg);
-	r->batch_cfg = NULL;
 	if (r->again) {
 		r->again = false;
 		batch_run(r);
@@ -269,18 +283,18 @@ static void batch_run(struct resolver *r)
 		return;
 	b->done = on_periodic_done;
 	b->arg = r;
+	b->cfg_ref = config_ref_acquire(r->cfg);
 	r->running = b;
-	r->batch_cfg = config_ref_acquire(r->cfg);
 	if (batch_start(b, r->dns, r->cfg->cfg) < 0) {
-		/* Queries already out will answer into b: fail them now. */
-		b->issuing = true; /* no report from those answers */
+		/* Queries already out are cancelled; libevent reports them from
+		 * the loop, into b, which the last of them frees. */
+		r->running = NULL;
+		b->done = on_abandoned_done;
+		b->issuing = false;
 		evdns_base_free(r->dns, 1);
 		r->dns = dns_for(r->base, r->cfg->cfg);
-		resolution_free(&b->res);
-		free(b);
-		r->running = NULL;
-		config_ref_release(r->batch_cfg);
-		r->batch_cfg = NULL;
+		if (b->pending == 0)
+			batch_free(b);
 	}
 }
 
@@ -343,16 +357,21 @@ void resolver_follow(struct resolver *r, struct config_ref *ref)
 
 void resolver_resolve_now(struct resolver *r, resolver_done_fn *done, void *arg)
 {
-	r->on_done = done;
-	r->done_arg = arg;
+	/* A pending `done` (start's announcement) stays until a round of the
+	 * configuration followed then is over, whatever reloads ask meanwhile. */
+	if (done != NULL) {
+		r->on_done = done;
+		r->done_arg = arg;
+	}
 	if (r->running != NULL) {
 		r->again = true; /* its answers are for another generation, or old */
 		return;
 	}
 	batch_run(r);
 	if (r->running == NULL && r->on_done != NULL) { /* nothing to resolve, or no memory */
+		resolver_done_fn *pending = r->on_done;
 		r->on_done = NULL;
-		done(arg);
+		pending(r->done_arg);
 	}
 }
 

@@ -193,13 +193,13 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 		return -1;
 	}
 	s->state = TCP_CONNECTING;
+	event_base_gettimeofday_cached(w->base, &s->started); /* the access log's, even on failure */
 	/* The client is read while connecting, to notice if it leaves; its
 	 * bytes wait in its input, bounded by the conn's read limit. */
 	if (session_open(&s->session, w, l, fd, peer, peer_len, tcp_drive, tcp_session_destroy, NULL) < 0) {
 		tcp_session_free(s);
 		return 0; /* the count was already dropped by the free */
 	}
-	s->started = session_now(&s->session);
 	if (l->cfg->proxy_protocol) {
 		s->state = TCP_PROXY_HEADER;
 		session_timer_arm(&s->session, l->cfg->timeouts.header_ms);

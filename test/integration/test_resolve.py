@@ -245,3 +245,23 @@ def test_dns_timeouts_and_libevents_own_messages_go_through_lbs_log(procs, lb, d
     # Every line is lb's: timestamp, "lb[PID]:", level; none is libevent's raw "[warn] ...".
     assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z lb\[\d+\]: \w+: ", l) for l in lines), lines
     assert any(re.search(r" (warn|info|error): libevent: Nameserver", l) for l in lines)
+
+
+def test_reload_during_the_first_resolution_still_announces_running(procs, lb, dns):
+    dns.records["svc.lb-test"] = ["127.0.0.1"]
+    dns.silent = True  # the first round waits for its timeout
+    port, admin = free_port(), free_port()
+    text = config(port, dns.port, free_port()) + "admin:\n  bind: 127.0.0.1:%d\n" % admin
+    inst = lb(text, start=False)
+    inst.start()  # no port: do not wait for "lb running"
+    wait_until(lambda: healthz_or_none(admin), 5, "the admin endpoint (signals are handled by then)")
+    assert "lb running" not in inst.log_text()
+    inst.reload()
+    wait_until(lambda: "lb running" in inst.log_text(), 10, "lb running, after the first round")
+
+
+def healthz_or_none(admin):
+    try:
+        return healthz_ms(admin) is not None
+    except OSError:
+        return None
