@@ -154,12 +154,24 @@ static void drive(struct admin_conn *ac, bool timed_out)
 		return;
 	}
 	if (ac->answered) {
+		/* The client has ADMIN_HEAD_TIMEOUT_MS to read the answer (it
+		 * may have half-closed meanwhile: it still gets all of it); then
+		 * LINGER_MS to close after our FIN. */
 		evbuffer_drain(c->in, evbuffer_get_length(c->in));
 		conn_flush(c);
-		conn_shutdown_write(c);
-		if (c->eof || c->error || timed_out) {
+		if (timed_out || c->error) {
 			admin_conn_close(ac);
 			return;
+		}
+		if (evbuffer_get_length(c->out) == 0) {
+			if (!c->write_shut) {
+				conn_shutdown_write(c);
+				deadline_set(&ac->deadline, LINGER_MS);
+			}
+			if (c->eof) {
+				admin_conn_close(ac);
+				return;
+			}
 		}
 		conn_sync(c);
 		return;

@@ -357,3 +357,4 @@ def test_http_mode_counts_server_bytes_both_ways(setup):
     assert 'lb_server_sent_bytes_total{backend="app",server="%s"} %d' % (rs[0].addr, server["bytes_out"]) in metrics
     assert ('lb_server_received_bytes_total{backend="app",server="%s"} %d' % (rs[0].addr, server["bytes_in"])
             in metrics)
+
