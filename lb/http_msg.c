@@ -399,6 +399,7 @@ struct codings {
 	bool invalid; /* an empty element, or one with parameters or junk */
 	bool last_chunked;
 	unsigned chunked_count;
+	unsigned count; /* elements in all */
 	bool unknown; /* a coding other than chunked we do not know */
 };
 
@@ -409,6 +410,7 @@ static bool note_coding(void *ctx, const char *s, size_t n)
 		c->invalid = true;
 		return false;
 	}
+	c->count++;
 	c->last_chunked = EQ_LIT(s, n, "chunked");
 	if (c->last_chunked) {
 		c->chunked_count++;
@@ -625,6 +627,13 @@ static enum http_verdict request_semantics(const char *buf, struct http_head *h)
 			return fail(h, HTTP_MSG_BAD_REQUEST, "chunked applied more than once");
 		if (s.codings.unknown)
 			return fail(h, HTTP_MSG_NOT_IMPLEMENTED, "unknown transfer coding");
+		/* Only "Transfer-Encoding: chunked", as nginx: a server that
+		 * honours only that exact form would read any other as no body,
+		 * and the chunks as the next request. */
+		if (s.transfer_encodings > 1)
+			return fail(h, HTTP_MSG_BAD_REQUEST, "several Transfer-Encoding fields");
+		if (s.codings.count > 1)
+			return fail(h, HTTP_MSG_NOT_IMPLEMENTED, "a transfer coding before chunked");
 		h->framing = HTTP_FRAMING_CHUNKED;
 	} else if (s.content_lengths == 1 && s.content_length > 0) {
 		h->framing = HTTP_FRAMING_LENGTH;
@@ -720,7 +729,9 @@ static bool method_lookup(const char *token, size_t len, enum http_method *out)
 /* RFC 9112 3.2: origin-form ("/path?query"), absolute-form
  * ("scheme://authority/path"), or asterisk-form ("*"); authority-form is
  * CONNECT's, which lb refuses anyway. Its bytes were checked to be visible
- * ASCII already. */
+ * ASCII already. Absolute-form as libhttp-parser takes it, minus userinfo
+ * (RFC 9110 4.2.4: an error): a scheme of letters, "://", an authority of
+ * host and port characters, then the end, a path or a query. */
 static bool target_form_valid(const char *t, size_t len)
 {
 	if (len > 0 && t[0] == '/')
@@ -728,11 +739,15 @@ static bool target_form_valid(const char *t, size_t len)
 	if (len == 1 && t[0] == '*')
 		return true;
 	size_t i = 0;
-	if (len == 0 || !((t[0] >= 'a' && t[0] <= 'z') || (t[0] >= 'A' && t[0] <= 'Z')))
-		return false;
-	while (i < len && (isalnum((unsigned char)t[i]) || t[i] == '+' || t[i] == '-' || t[i] == '.'))
+	while (i < len && isalpha((unsigned char)t[i]))
 		i++;
-	return len - i > 3 && memcmp(t + i, "://", 3) == 0;
+	if (i == 0 || len - i < 4 || memcmp(t + i, "://", 3) != 0)
+		return false;
+	size_t authority = i += 3;
+	static const char host_chars[] = "-._~!$&'()*+,;=:%[]";
+	while (i < len && (isalnum((unsigned char)t[i]) || strchr(host_chars, t[i]) != NULL))
+		i++;
+	return i > authority && (i == len || t[i] == '/' || t[i] == '?');
 }
 
 /* One strict parser for both directions (no libhttp-parser on the hot

@@ -50,11 +50,12 @@
  *   last coding not "chunked" -> 400; "chunked" twice -> 400; with
  *   Content-Length -> 400; in HTTP/1.0 -> 400 (RFC 9112 6.1); a coding before
  *   "chunked" that is not gzip, x-gzip, deflate, compress, x-compress -> 501
- *   (SPEC: "unknown transfer coding"). Known codings before chunked are
- *   accepted: the proxy relays the chunked framing and never decodes the
- *   coding inside it. Responses: same, except that a last coding other than
- *   chunked means "until close" (RFC 9112 6.3) and unknown codings are the
- *   client's business.
+ *   (SPEC: "unknown transfer coding"); and then, as nginx, any coding before
+ *   chunked -> 501 and several Transfer-Encoding lines -> 400: a request is
+ *   framed chunked only by one "Transfer-Encoding: chunked" (any case), so
+ *   that no server can read its framing otherwise. Responses: a comma list
+ *   over all lines, a last coding other than chunked means "until close"
+ *   (RFC 9112 6.3), and codings are the client's business.
  * - Several Host headers, or none in HTTP/1.1, -> 400 (RFC 9112 3.2).
  * - A method libhttp-parser does not know (it knows the 34 of enum
  *   http_method; methods are case-sensitive, so "get" is unknown) -> 501.
