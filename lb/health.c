@@ -207,40 +207,38 @@ static void on_probe_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* A probe that could not even start, with errno err: lb's own shortage
+ * says nothing of the server. */
+static void probe_not_started(struct checker *c, int err)
+{
+	if (netutil_errno_is_local(err)) {
+		health_note_own_failure("health check", err);
+		probe_end(c, PROBE_NOT_RUN, strerror(err));
+	} else {
+		probe_end(c, PROBE_FAILED, strerror(err));
+	}
+}
+
 static void probe_start(struct checker *c)
 {
 	c->ejections_at_probe = atomic_load(&c->state->ejections);
 	/* The socket is made here, so that its errno is known for sure. */
 	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		int err = errno;
-		if (netutil_errno_is_local(err)) {
-			health_note_own_failure("health check", err);
-			probe_end(c, PROBE_NOT_RUN, strerror(err));
-		} else {
-			probe_end(c, PROBE_FAILED, strerror(err));
-		}
+		probe_not_started(c, errno);
 		return;
 	}
 	c->probe = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->probe == NULL) {
 		close(fd);
-		health_note_own_failure("health check", ENOMEM);
-		probe_end(c, PROBE_NOT_RUN, strerror(ENOMEM));
+		probe_not_started(c, ENOMEM);
 		return;
 	}
 	bufferevent_setcb(c->probe, on_probe_read, NULL, on_probe_event, c);
 	struct timeval tv = netutil_timeval_ms(c->cfg.timeout_ms);
 	event_add(c->timer, &tv);
-	if (bufferevent_socket_connect(c->probe, (struct sockaddr *)&c->addr, (int)c->addr_len) < 0) {
-		int err = errno;
-		if (netutil_errno_is_local(err)) {
-			health_note_own_failure("health check", err);
-			probe_end(c, PROBE_NOT_RUN, strerror(err));
-		} else {
-			probe_end(c, PROBE_FAILED, strerror(err));
-		}
-	}
+	if (bufferevent_socket_connect(c->probe, (struct sockaddr *)&c->addr, (int)c->addr_len) < 0)
+		probe_not_started(c, errno);
 }
 
 static void on_checker_timer(evutil_socket_t fd, short what, void *arg)
