@@ -148,6 +148,17 @@ void balancer_free(struct balancer *b)
 	free(b);
 }
 
+bool balance_pick_mutates(const struct balancer *b, bool has_key)
+{
+	return b->params.kind == BALANCE_ROUND_ROBIN || b->params.kind == BALANCE_LEAST_CONN ||
+	       (b->params.kind == BALANCE_HASH && !has_key);
+}
+
+size_t balance_size(const struct balancer *b)
+{
+	return b->nservers;
+}
+
 int balance_pick(struct balancer *b, const struct balance_request *req)
 {
 	if (b->nservers == 0)

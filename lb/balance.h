@@ -8,10 +8,12 @@
  * the caller answers it through the callbacks of struct balance_request, so
  * a health change never needs a rebuild.
  *
- * Thread safety: balance_pick mutates the balancer (round-robin weights,
- * ring cursors); the caller serialises picks on one balancer (gen.c holds a
- * per-backend lock around it). balancer_create/free are not concurrent with
- * picks.
+ * Thread safety: round-robin and least_conn picks mutate the balancer
+ * (weights, cursor), and every pick writes scratch arrays; the caller
+ * serialises picks on one balancer (pick.c's per-backend lock), except
+ * those that balance_pick_mutates says leave it alone and that bring their
+ * own scratch (random, hash with a key: lock-free). balancer_create/free
+ * are not concurrent with picks.
  */
 #ifndef LB_BALANCE_H
 #define LB_BALANCE_H
@@ -33,6 +35,14 @@ void balancer_free(struct balancer *b);
 
 /* Index into the servers[] given at creation, or -1 when no server is usable. */
 int balance_pick(struct balancer *b, const struct balance_request *req);
+
+/* Does a pick change the balancer itself (round-robin weights and the
+ * least_conn cursor; hash without a key falls back to round-robin)? When
+ * not, picks with their own scratch may run concurrently, unlocked. */
+bool balance_pick_mutates(const struct balancer *b, bool has_key);
+
+/* Servers of the balancer: what a struct balance_scratch must hold. */
+size_t balance_size(const struct balancer *b);
 
 /* The stable 64-bit hash used for keys and ids (exposed for tests). */
 uint64_t balance_hash64(const void *data, size_t len);

@@ -157,6 +157,8 @@ int ring_build(struct balancer *b)
 struct hash_walk {
 	struct balancer *b;
 	const struct balance_request *req;
+	uint8_t *verdict; /* [nservers]: the request's scratch or the balancer's */
+	unsigned *load; /* [nservers] */
 	size_t rejected; /* distinct servers met that cannot take the key */
 	int first_usable; /* first usable server met, the fallback */
 };
@@ -173,26 +175,26 @@ static bool hash_walk_prepare_bounded(struct hash_walk *walk)
 	for (size_t i = 0; i < b->nservers; i++) {
 		int weight = b->servers[i].weight;
 		if (weight == 0 || !walk->req->usable(walk->req->ctx, i)) {
-			b->verdict[i] = BALANCE_VERDICT_UNUSABLE;
+			walk->verdict[i] = BALANCE_VERDICT_UNUSABLE;
 			continue;
 		}
-		b->load_scratch[i] = walk->req->load(walk->req->ctx, i);
-		total_load += b->load_scratch[i];
+		walk->load[i] = walk->req->load(walk->req->ctx, i);
+		total_load += walk->load[i];
 		total_weight += (uint64_t)weight;
 	}
 	if (total_weight == 0)
 		return false;
 	for (size_t i = 0; i < b->nservers; i++) {
 		double cap;
-		if (b->verdict[i] == BALANCE_VERDICT_UNUSABLE)
+		if (walk->verdict[i] == BALANCE_VERDICT_UNUSABLE)
 			continue;
 		/* c * ((T + 1) * w_i) / W in this order: with a factor such as
 		 * 1.25 the product is exact and the division correctly rounded,
 		 * so a cap that is an integer in theory is one here too. */
 		cap = ceil(b->params.bounded_load * (double)((total_load + 1) * (uint64_t)b->servers[i].weight) /
 			   (double)total_weight);
-		b->verdict[i] = (double)b->load_scratch[i] + 1.0 <= cap ? BALANCE_VERDICT_ACCEPTABLE
-									 : BALANCE_VERDICT_OVER_CAP;
+		walk->verdict[i] = (double)walk->load[i] + 1.0 <= cap ? BALANCE_VERDICT_ACCEPTABLE
+								       : BALANCE_VERDICT_OVER_CAP;
 	}
 	return true;
 }
@@ -203,19 +205,18 @@ enum hash_walk_step { HASH_WALK_CONTINUE, HASH_WALK_FOUND, HASH_WALK_EXHAUSTED }
  * EXHAUSTED when every server in the table has now been rejected. */
 static enum hash_walk_step hash_walk_meet(struct hash_walk *walk, size_t i)
 {
-	struct balancer *b = walk->b;
-	uint8_t verdict = b->verdict[i];
+	uint8_t verdict = walk->verdict[i];
 
 	if (verdict == BALANCE_VERDICT_UNKNOWN) {
 		/* Without bounded loads, usable() is asked lazily, once. */
 		verdict = walk->req->usable(walk->req->ctx, i) ? BALANCE_VERDICT_ACCEPTABLE
 							       : BALANCE_VERDICT_UNUSABLE;
-		b->verdict[i] = verdict;
+		walk->verdict[i] = verdict;
 	}
 	if (verdict == BALANCE_VERDICT_ACCEPTABLE)
 		return HASH_WALK_FOUND;
 	if (!(verdict & HASH_WALK_MET)) {
-		b->verdict[i] |= HASH_WALK_MET;
+		walk->verdict[i] |= HASH_WALK_MET;
 		walk->rejected++;
 		if (verdict == BALANCE_VERDICT_OVER_CAP && walk->first_usable < 0)
 			walk->first_usable = (int)i;
@@ -283,7 +284,9 @@ int balance_pick_hash(struct balancer *b, const struct balance_request *req)
 
 	if (b->nweighted == 0)
 		return -1;
-	memset(b->verdict, BALANCE_VERDICT_UNKNOWN, b->nservers * sizeof(*b->verdict));
+	walk.verdict = req->scratch ? req->scratch->verdict : b->verdict;
+	walk.load = req->scratch ? req->scratch->load : b->load_scratch;
+	memset(walk.verdict, BALANCE_VERDICT_UNKNOWN, b->nservers * sizeof(*walk.verdict));
 	if (b->params.bounded_load > 0 && !hash_walk_prepare_bounded(&walk))
 		return -1; /* nobody usable */
 

@@ -55,7 +55,7 @@ static size_t balance_random_below(uint32_t random, size_t n)
  */
 int balance_pick_random(struct balancer *b, const struct balance_request *req)
 {
-	size_t *usable = b->usable_scratch;
+	size_t *usable = req->scratch ? req->scratch->usable : b->usable_scratch;
 	size_t nusable = 0;
 	size_t first, second;
 	unsigned first_load, second_load;

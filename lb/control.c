@@ -29,6 +29,7 @@
 #include "health.h"
 #include "http.h"
 #include "log.h"
+#include "pick.h"
 #include "resolve.h"
 #include "tcp.h"
 #include "pool.h"
@@ -67,10 +68,17 @@ int control_workers_wanted(const struct lb_config *cfg)
 	return n > 0 ? (int)n : 1;
 }
 
-/* What the workers run: the proxies, and the pools they leave behind. */
+/* A worker's end: its idle pools and its pick scratch. */
+static void worker_at_exit(struct worker *w)
+{
+	pool_close_all(w);
+	pick_thread_exit();
+}
+
+/* What the workers run: the proxies, and what they leave behind. */
 static const struct worker_handlers proxies = {
 	.start = { [LISTENER_MODE_HTTP] = http_session_start, [LISTENER_MODE_TCP] = tcp_session_start },
-	.at_exit = pool_close_all,
+	.at_exit = worker_at_exit,
 };
 
 bool control_descriptor_warning(const struct lb_config *cfg, int workers, unsigned long limit, char *out,

@@ -2,8 +2,9 @@
  * pick: which server takes the next try of a request (http) or connection
  * (tcp) of a generation's backend (SPEC 5, 6): the balancer's choice among
  * the candidates health allows, with the retry rules. Called by workers;
- * the balancer is shared, so picks on one backend are serialised (the
- * backend's pick_lock).
+ * the balancer is shared: picks that change it (round-robin, least_conn)
+ * are serialised by the backend's pick_lock, the others (random, hash with
+ * a key) run unlocked on per-thread scratch.
  */
 #ifndef LB_PICK_H
 #define LB_PICK_H
@@ -32,5 +33,8 @@ struct server_tries {
  * remain: one of them may be back before its checks say so.
  */
 int pick_next_server(struct gen_backend *b, struct server_tries *tries, const void *key, size_t key_len);
+
+/* A worker thread ends: free its scratch. */
+void pick_thread_exit(void);
 
 #endif

@@ -1024,9 +1024,73 @@ static void test_hash_without_key_falls_back_to_smooth_round_robin(void **state)
 	}
 }
 
+/* ------------------------------------------- caller scratch, lock-free picks */
+
+static void test_picks_with_caller_scratch_match_the_balancers_own(void **state)
+{
+	struct balance_server servers[9];
+	int weights[9] = { 1, 2, 1, 3, 1, 1, 2, 1, 1 };
+	size_t usable[9];
+	uint8_t verdict[9];
+	unsigned load[9];
+	struct balance_scratch scratch = { usable, verdict, load, 9 };
+	struct pool pool = { 0 };
+	uint64_t rnd = 7;
+	(void)state;
+	make_servers(servers, 9, weights);
+	pool.down[4] = true;
+	for (size_t i = 0; i < 9; i++)
+		pool.load[i] = (unsigned)(i * 3 % 7);
+	const struct {
+		enum balance_kind kind;
+		enum hash_method method;
+		double bounded;
+	} cases[] = { { BALANCE_HASH, HASH_METHOD_MAGLEV, 0 }, { BALANCE_HASH, HASH_METHOD_RING, 0 },
+		      { BALANCE_HASH, HASH_METHOD_MAGLEV, 1.25 }, { BALANCE_HASH, HASH_METHOD_RING, 1.25 },
+		      { BALANCE_RANDOM, HASH_METHOD_MAGLEV, 0 } };
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct balancer *b = make_balancer(cases[c].kind, cases[c].method, cases[c].bounded, servers, 9);
+		assert_false(balance_pick_mutates(b, true));
+		assert_int_equal(balance_size(b), 9);
+		for (size_t k = 0; k < 2000; k++) {
+			struct balance_request req = request_for(&pool);
+			req.key = test_keys[k];
+			req.key_len = strlen(test_keys[k]);
+			req.has_key = true;
+			req.random = test_random(&rnd);
+			int own = balance_pick(b, &req);
+			memset(usable, 0xa5, sizeof(usable)); /* no help from earlier picks */
+			memset(verdict, 0xa5, sizeof(verdict));
+			req.scratch = &scratch;
+			assert_int_equal(balance_pick(b, &req), own);
+			assert_true(own >= 0 && own != 4);
+		}
+		balancer_free(b);
+	}
+}
+
+static void test_round_robin_least_conn_and_keyless_hash_mutate(void **state)
+{
+	struct balance_server servers[3];
+	(void)state;
+	make_servers(servers, 3, NULL);
+	struct balancer *rr = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, 3);
+	struct balancer *lc = make_balancer(BALANCE_LEAST_CONN, HASH_METHOD_MAGLEV, 0, servers, 3);
+	struct balancer *hash = make_balancer(BALANCE_HASH, HASH_METHOD_MAGLEV, 0, servers, 3);
+	assert_true(balance_pick_mutates(rr, false) && balance_pick_mutates(rr, true));
+	assert_true(balance_pick_mutates(lc, false));
+	assert_true(balance_pick_mutates(hash, false)); /* no key: round-robin */
+	assert_false(balance_pick_mutates(hash, true));
+	balancer_free(rr);
+	balancer_free(lc);
+	balancer_free(hash);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_picks_with_caller_scratch_match_the_balancers_own),
+		cmocka_unit_test(test_round_robin_least_conn_and_keyless_hash_mutate),
 		cmocka_unit_test(test_hash64_is_xxh64_with_seed_0),
 		cmocka_unit_test(test_round_robin_weights_5_1_1_give_a_a_b_a_c_a_a),
 		cmocka_unit_test(test_round_robin_shares_are_exact_over_every_window),
