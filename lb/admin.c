@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "admin_server.h"
+#include "clock.h"
 #include "health.h"
 #include "version.h"
 #include "counters.h"
@@ -68,7 +69,7 @@ static void write_ejected_until(struct evbuffer *out, const struct server_state 
 		evbuffer_add(out, "null", 4);
 		return;
 	}
-	uint64_t until = atomic_load(&s->ejected_until_ms), now = health_now_ms();
+	uint64_t until = atomic_load(&s->ejected_until_ms), now = clock_ms();
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	double left = until > now ? (double)(until - now) / 1000.0 : 0.0;

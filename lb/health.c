@@ -52,15 +52,10 @@ static pthread_mutex_t eject_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_fast64_t own_failures;
 static atomic_uint_fast64_t own_failure_logged_s;
 
-uint64_t health_now_ms(void)
-{
-	return clock_ms();
-}
-
 void health_note_own_failure(const char *what, int err)
 {
 	atomic_fetch_add_explicit(&own_failures, 1, memory_order_relaxed);
-	uint64_t now_s = health_now_ms() / 1000;
+	uint64_t now_s = clock_ms() / 1000;
 	uint64_t last = atomic_load_explicit(&own_failure_logged_s, memory_order_relaxed);
 	if (last != now_s && atomic_compare_exchange_strong(&own_failure_logged_s, &last, now_s))
 		log_error("lb's own failure, not counted against any server: %s: %s", what, strerror(err));
@@ -78,7 +73,7 @@ static void checker_schedule(struct checker *c, uint64_t ms);
 static void checker_try_return(struct checker *c)
 {
 	struct server_state *st = c->state;
-	if (!atomic_load(&st->ejected) || health_now_ms() < atomic_load(&st->ejected_until_ms))
+	if (!atomic_load(&st->ejected) || clock_ms() < atomic_load(&st->ejected_until_ms))
 		return;
 	bool checked = c->cfg.type != CHECK_NONE;
 	if (checked && (c->successes < c->cfg.rise || c->ejections_seen != atomic_load(&st->ejections)))
@@ -446,7 +441,7 @@ static void eject(struct gen_backend *b, size_t i, unsigned n, const char *why)
 {
 	struct server_state *st = b->servers[i].state;
 	const struct cfg_backend *cfg = b->cfg;
-	uint64_t now = health_now_ms();
+	uint64_t now = clock_ms();
 
 	pthread_mutex_lock(&eject_lock);
 	/* Already out, or back meanwhile (its count was reset by the return:

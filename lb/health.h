@@ -62,7 +62,4 @@ void health_note_own_failure(const char *what, int err);
 /* How many times that happened since start. Thread-safe. */
 uint64_t health_own_failures(void);
 
-/* clock_ms() (clock.h), the clock of server_state's times. */
-uint64_t health_now_ms(void);
-
 #endif

@@ -41,7 +41,6 @@
 
 #include "conn.h"
 #include "fastrand.h"
-#include "health.h"
 #include "http_msg.h"
 #include "log.h"
 #include "netutil.h"

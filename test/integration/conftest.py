@@ -8,6 +8,7 @@ LB_BUILD names the build directory to test (build, build-asan).
 """
 import http.client
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -314,6 +315,38 @@ backends:
 %s
 %s
 """ % (workers, extra_global, port, extra_listener, balance, lines, extra_backend, extra_top)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid, field):
+    """A "kB" line of /proc/PID/status (VmRSS, VmHWM...)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no " + field)
+
+
+def limit_descriptors(n):
+    """A preexec_fn: the child may open n descriptors at most."""
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
+def open_pending_connections(port, n):
+    """n non-blocking connects to port, nothing sent: lb must queue them."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        socks.append(s)
+    return socks
 
 
 def recv_all(sock, timeout=10.0):

@@ -3,7 +3,6 @@ bad input; and scripts/lbctl on top of it."""
 import http.client
 import json
 import os
-import resource
 import re
 import shutil
 import socket
@@ -12,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port, http_config, recv_all, run_concurrently, wait_until
+from conftest import (ROOT, cpu_seconds, free_port, http_config, limit_descriptors, open_pending_connections, recv_all,
+                      run_concurrently, wait_until)
 
 LBCTL = os.path.join(ROOT, "scripts", "lbctl")
 
@@ -306,10 +306,6 @@ def test_admin_head_must_arrive_whole_within_its_timeout(setup):
     assert 4.5 < took < 6.5
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_admin_out_of_descriptors_pauses_instead_of_spinning(replicas, lb):
@@ -317,15 +313,10 @@ def test_admin_out_of_descriptors_pauses_instead_of_spinning(replicas, lb):
     port, admin = free_port(), free_port()
     top = admin_section(admin) + "  max_connections: 500\n"
     inst = lb(http_config(port, [rs[0].addr], extra_top=top, workers=1), port,
-              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+              preexec_fn=limit_descriptors(64))
     wait_until(lambda: call_ok(admin, ""), 5, "admin endpoint")
-    held = []
+    held = open_pending_connections(admin, 100)
     try:
-        for _ in range(100):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(("127.0.0.1", admin))
-            held.append(s)
         wait_until(lambda: "admin endpoint: accept: Too many open files" in inst.log_text(), 5, "accept failing")
         before, began = cpu_seconds(inst.proc.pid), time.monotonic()
         wait_until(lambda: time.monotonic() - began > 1.0, 2, "a second")

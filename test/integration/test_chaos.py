@@ -3,20 +3,15 @@ resets and vanishing clients against a running lb, which must keep serving,
 not spin, and exit cleanly (no leak, no sanitizer report: see conftest)."""
 import http.client
 import json
-import os
 import random
 import socket
 import struct
 import threading
 import time
 
-from conftest import free_port, http_config, tcp_config, wait_until
+from conftest import cpu_seconds, free_port, http_config, tcp_config, wait_until
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def misbehave(port, rng, deadline):

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import KeepAliveLoad, Replica, free_port, http_config, recv_all, reload_under_load, run_concurrently, wait_until
+from conftest import (KeepAliveLoad, Replica, free_port, http_config, proc_status_kb, recv_all, reload_under_load,
+                      run_concurrently, wait_until)
 
 
 def pattern(n):
@@ -391,20 +392,8 @@ def test_keepalive_load_with_concurrent_clients_has_no_errors(three):
     assert errors == []
 
 
-def vm_hwm_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
-def vm_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_client_pipelining_without_reading_cannot_grow_memory(replicas, lb):
@@ -419,7 +408,7 @@ def test_client_pipelining_without_reading_cannot_grow_memory(replicas, lb):
         conn.close()
         return data["backends"][0]["servers"][0]["requests"]
     assert request(port, b"GET /bytes/16384 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0] == 200
-    before = vm_rss_kb(inst.proc.pid)
+    before = proc_status_kb(inst.proc.pid, "VmRSS")
     served_before = forwarded()
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -438,7 +427,7 @@ def test_client_pipelining_without_reading_cannot_grow_memory(replicas, lb):
             # Stable: lb forwarded nothing more for 0.2 s.
             return first > served_before + 1 and wait_stable(forwarded, first)
         wait_until(lb_stopped_taking_requests, 20, "lb to stop taking pipelined requests")
-        grown = vm_rss_kb(inst.proc.pid) - before
+        grown = proc_status_kb(inst.proc.pid, "VmRSS") - before
         served = forwarded() - served_before
         print("\npipelining client that never reads: %d of 50000 requests forwarded, %d bytes sent, RSS +%d KiB"
               % (served, sent, grown))
@@ -463,7 +452,7 @@ def wait_stable(read, value, seconds=0.2):
 def test_one_gigabyte_bodies_stream_with_flat_memory(three):
     inst, port, _ = three()
     size = 1 << 30
-    before = vm_hwm_kb(inst.proc.pid)
+    before = proc_status_kb(inst.proc.pid, "VmHWM")
     block = b"\xab" * (1 << 20)
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
         s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
@@ -484,7 +473,7 @@ def test_one_gigabyte_bodies_stream_with_flat_memory(three):
             assert chunk
             received += len(chunk)
         assert received == size
-    grown_mb = (vm_hwm_kb(inst.proc.pid) - before) / 1024
+    grown_mb = (proc_status_kb(inst.proc.pid, "VmHWM") - before) / 1024
     print("\n1 GiB each way: lb peak memory grew by %.1f MiB" % grown_mb)
     assert grown_mb < 32
 

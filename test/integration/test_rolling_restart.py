@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Replica, free_port, http_config, wait_until
+from conftest import Replica, free_port, http_config, limit_descriptors, open_pending_connections, wait_until
 from test_health import log_time
 
 WRK = shutil.which("wrk")
@@ -192,8 +192,6 @@ def test_two_instances_agree_on_every_hash_key_after_a_replica_restarts(procs, l
     assert "consecutive failures" in a.log_text() and "consecutive failures" not in b.log_text()
 
 
-def limit_descriptors(n):
-    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
 def test_descriptor_exhaustion_marks_no_server_down_and_lb_recovers(procs, lb, tmp_path):
@@ -207,13 +205,8 @@ def test_descriptor_exhaustion_marks_no_server_down_and_lb_recovers(procs, lb, t
                      inst.log_text())
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
-    clients = []
+    clients = open_pending_connections(port, 1000)
     try:
-        for _ in range(1000):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(("127.0.0.1", port))
-            clients.append(s)
         for s in clients:
             try:
                 s.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # then held open: keep-alive
