@@ -219,7 +219,11 @@ def test_passive_ejection_never_takes_out_more_than_max_ejected(procs, lb):
     assert all(s["state"] == "down" for s in servers if s["addr"] in ejected)
     assert all(s["ejected_until"] > time.time() + 20 for s in servers if s["addr"] in ejected)
     assert log_lines(inst, r"not ejected after 1 consecutive failures .*: 2 of 4 servers are out already")
-    assert 'lb_server_ejected{backend="app",server="%s"} 1' % ejected[0] in admin_json(admin, "/metrics")
+    metrics = admin_json(admin, "/metrics")
+    assert 'lb_server_ejected{backend="app",server="%s"} 1' % ejected[0] in metrics
+    assert 'lb_server_ejections_total{backend="app",server="%s"} 1' % ejected[0] in metrics
+    assert 'lb_server_ejected{backend="app",server="%s"} 0' % live.addr in metrics
+    assert "\nlb_own_failures_total 0\n" in metrics  # refused connects are the servers' failures
 
 
 def test_repeated_ejections_back_off_and_each_ends_after_its_cooldown(procs, lb):
