@@ -13,7 +13,7 @@ PREFIX   ?= /usr/local
 SANITIZE ?= 0
 
 PKGS     := libevent libevent_pthreads yaml-0.1
-CPPFLAGS += -D_GNU_SOURCE -Ilb -MMD -MP
+CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 CFLAGS   += -std=c11 -O2 -g -Wall -Wextra -Werror -pthread
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lyaml) -lhttp_parser -lm
 
@@ -22,7 +22,20 @@ CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LB_SRCS   := $(wildcard lb/*.c)
+# The sources by layer, bottom up (README "Layout"). A layer's include path
+# holds its own headers and those of the layers below, so an upward include
+# does not compile; core/ also finds every libevent header replaced by an
+# #error (NO_LIBEVENT), which proves it pure of the event loop.
+LAYERS      := core event runtime proxy admin
+NO_LIBEVENT := $(BUILD)/no-libevent
+inc_core     = -I$(NO_LIBEVENT) -Ilb/core
+inc_event    = -Ilb/core -Ilb/event
+inc_runtime  = $(inc_event) -Ilb/runtime
+inc_proxy    = $(inc_runtime) -Ilb/proxy
+inc_admin    = $(inc_runtime) -Ilb/admin
+inc_top      = $(inc_proxy) -Ilb/admin -Ilb
+
+LB_SRCS   := $(wildcard lb/*.c $(LAYERS:%=lb/%/*.c))
 LB_OBJS   := $(LB_SRCS:lb/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(LB_OBJS))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
@@ -31,8 +44,21 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/unit/%)
 .PHONY: all units fuzz test run bench rolling-restart install clean deps
 all: $(BUILD)/lb $(BUILD)/replica
 
+define layer_objects
+$$(BUILD)/obj/$(1)/%.o: lb/$(1)/%.c | $$(NO_LIBEVENT)/event2
+	@mkdir -p $$(@D)
+	$$(CC) $$(CPPFLAGS) $$(inc_$(1)) $$(CFLAGS) -c -o $$@ $$<
+endef
+$(foreach layer,$(LAYERS),$(eval $(call layer_objects,$(layer))))
+
 $(BUILD)/obj/%.o: lb/%.c | $(BUILD)/obj
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(inc_top) $(CFLAGS) -c -o $@ $<
+
+$(NO_LIBEVENT)/event2:
+	mkdir -p $@.tmp
+	for h in /usr/include/event2/*.h; do \
+		echo '#error "lb/core is below the event loop: no libevent here"' > $@.tmp/$${h##*/}; done
+	mv $@.tmp $@
 
 $(BUILD)/liblb.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -45,9 +71,10 @@ $(BUILD)/replica: test/replica/replica.c | $(BUILD)/obj
 
 units: $(UNIT_BINS)
 # Compiled and linked in one step (so no -MMD: clang refuses it with -o
-# and several inputs); rebuilt whenever any header changes.
-$(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/*.h) | $(BUILD)/unit
-	$(CC) -D_GNU_SOURCE -Ilb $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblb.a $(LDLIBS) -lcmocka
+# and several inputs); rebuilt whenever a header of core/, the only layer
+# they test, changes.
+$(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/core/*.h) | $(BUILD)/unit $(NO_LIBEVENT)/event2
+	$(CC) -D_GNU_SOURCE $(inc_core) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblb.a $(LDLIBS) -lcmocka
 
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
@@ -58,12 +85,12 @@ $(BUILD)/obj $(BUILD)/unit:
 # file's header says how).
 FUZZ_DIR    := build-fuzz
 FUZZ_BINS   := $(patsubst test/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard test/fuzz/fuzz_*.c))
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb -Wall -Wextra -Werror
-HTTP_PURE := lb/http_msg.c lb/http_body.c lb/http_rewrite.c
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb/core -Wall -Wextra -Werror
+HTTP_PURE := lb/core/http_msg.c lb/core/http_body.c lb/core/http_rewrite.c
 $(FUZZ_DIR)/fuzz_http_msg: $(HTTP_PURE)
 $(FUZZ_DIR)/fuzz_http_response_diff: $(HTTP_PURE)
-$(FUZZ_DIR)/fuzz_proxy_proto: lb/proxy_proto.c
-$(FUZZ_DIR)/fuzz_config: lb/config.c lb/config_tree.c lb/config_value.c
+$(FUZZ_DIR)/fuzz_proxy_proto: lb/core/proxy_proto.c
+$(FUZZ_DIR)/fuzz_config: lb/core/config.c lb/core/config_tree.c lb/core/config_value.c
 $(FUZZ_DIR)/fuzz_%: test/fuzz/fuzz_%.c
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(filter lb/%.c,$^) -lhttp_parser -lyaml
@@ -103,4 +130,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/unit/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/*/*.d $(BUILD)/unit/*.d)

@@ -29,7 +29,6 @@
 #include "health.h"
 #include "http.h"
 #include "log.h"
-#include "pick.h"
 #include "resolve.h"
 #include "tcp.h"
 #include "pool.h"
@@ -68,11 +67,10 @@ int control_workers_wanted(const struct lb_config *cfg)
 	return n > 0 ? (int)n : 1;
 }
 
-/* A worker's end: its idle pools and its pick scratch. */
+/* A worker's end: its idle pools. */
 static void worker_at_exit(struct worker *w)
 {
 	pool_close_all(w);
-	pick_thread_exit();
 }
 
 /* What the workers run: the proxies, and what they leave behind. */

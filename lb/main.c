@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "control.h"
 #include "daemon.h"
 #include "gen.h"
@@ -31,6 +33,18 @@ static void usage(FILE *out)
 		     "  -p PIDFILE  write the process id here (overrides global.pidfile)\n"
 		     "  -V          print the version\n"
 		     "  -h          this help\n");
+}
+
+/* libevent's own messages (evdns's "Nameserver ... has failed", accept
+ * warnings) go through log_msg, with lb's level, target and timestamp,
+ * instead of to raw stderr. */
+static void on_libevent_message(int severity, const char *msg)
+{
+	enum log_level level = severity >= EVENT_LOG_ERR    ? LOG_LEVEL_ERROR
+			       : severity == EVENT_LOG_WARN ? LOG_LEVEL_WARN
+			       : severity == EVENT_LOG_MSG  ? LOG_LEVEL_INFO
+							    : LOG_LEVEL_DEBUG;
+	log_msg(level, "libevent: %s", msg);
 }
 
 int main(int argc, char **argv)
@@ -91,7 +105,7 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	log_capture_libevent();
+	event_set_log_callback(on_libevent_message);
 	if (log_configure(cfg->global.log.level, cfg->global.log.target, cfg->global.access_log) < 0) {
 		fprintf(stderr, "lb: cannot open log target %s or %s: %m\n", cfg->global.log.target,
 			cfg->global.access_log);

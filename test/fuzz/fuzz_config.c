@@ -4,8 +4,8 @@
  * least one error line "NAME:..." and returns no configuration, and that a
  * successful one reports no error.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb \
- *       test/fuzz/fuzz_config.c lb/config.c lb/config_tree.c lb/config_value.c -lyaml -o /tmp/fuzz_config
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb/core \
+ *       test/fuzz/fuzz_config.c lb/core/config.c lb/core/config_tree.c lb/core/config_value.c -lyaml -o /tmp/fuzz_config
  *   mkdir -p /tmp/corpus && /tmp/fuzz_config -max_total_time=120 /tmp/corpus test/fuzz/corpus/config
  */
 #include <stdint.h>

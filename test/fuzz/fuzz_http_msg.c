@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for lb/http_msg.c: finding heads (resumably), parsing
+ * libFuzzer target for lb/core/http_msg.c: finding heads (resumably), parsing
  * requests and responses, rewriting them, and the body decoders, over
  * arbitrary bytes. Besides memory safety (ASan/UBSan) it checks invariants:
  * - http_head_length() fed in pieces finds what it finds in one call;
@@ -7,7 +7,7 @@
  * - the chunked decoder gives the same result whatever the split;
  * - every prefix of a head that parses is a valid prefix (no early 400).
  *
- *   clang -fsanitize=fuzzer,address,undefined -Ilb test/fuzz/fuzz_http_msg.c lb/http_msg.c lb/http_body.c lb/http_rewrite.c -lhttp_parser
+ *   clang -fsanitize=fuzzer,address,undefined -Ilb/core test/fuzz/fuzz_http_msg.c lb/core/http_msg.c lb/core/http_body.c lb/core/http_rewrite.c -lhttp_parser
  *   ./a.out -max_total_time=180 test/fuzz/corpus/http_msg/
  */
 #include <stdbool.h>

@@ -1,8 +1,8 @@
 /*
- * Differential libFuzzer target: lb's own head parser (lb/http_msg.c: no
+ * Differential libFuzzer target: lb's own head parser (lb/core/http_msg.c: no
  * libhttp-parser in the proxy any more) against libhttp-parser, the
  * packaged, fuzzed parser it replaced. lb is stricter on purpose (the list
- * in lb/http_msg.h), so the rule is one-way: whatever lb accepts,
+ * in lb/core/http_msg.h), so the rule is one-way: whatever lb accepts,
  * libhttp-parser must accept too, with the same method (requests) or
  * status (responses), the same number of fields, and the same framing
  * (chunked, or the same Content-Length). One difference is decided
@@ -18,8 +18,8 @@
  * the input to HTTP_MAX_HEAD_SIZE + d - 128 bytes, so that the 80 KiB limit
  * is crossed in every position (a field value, a name, the reason phrase...).
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb -o build/fuzz_http_response_diff \
- *       test/fuzz/fuzz_http_response_diff.c lb/http_msg.c lb/http_body.c lb/http_rewrite.c -lhttp_parser
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilb/core -o build/fuzz_http_response_diff \
+ *       test/fuzz/fuzz_http_response_diff.c lb/core/http_msg.c lb/core/http_body.c lb/core/http_rewrite.c -lhttp_parser
  *   build/fuzz_http_response_diff -max_total_time=180 -dict=test/fuzz/http_response.dict \
  *       test/fuzz/corpus/http_response/
  */

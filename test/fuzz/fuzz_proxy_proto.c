@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for lb/proxy_proto.c: the PROXY protocol header over
+ * libFuzzer target for lb/core/proxy_proto.c: the PROXY protocol header over
  * arbitrary bytes. Besides memory safety (ASan/UBSan) it checks the contract
  * of proxy_parse() (proxy_proto.h):
  * - every prefix gives INCOMPLETE or the verdict of the whole, and the same
@@ -12,7 +12,7 @@
  *   inet_ntop() gives the same bytes; a TCP6 one written back parses to the
  *   same addresses and ports.
  *
- *   clang -fsanitize=fuzzer,address,undefined -Ilb test/fuzz/fuzz_proxy_proto.c lb/proxy_proto.c
+ *   clang -fsanitize=fuzzer,address,undefined -Ilb/core test/fuzz/fuzz_proxy_proto.c lb/core/proxy_proto.c
  *   ./a.out -max_total_time=120 test/fuzz/corpus/proxy_proto/
  */
 #include <arpa/inet.h>

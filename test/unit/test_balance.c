@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,41 @@ static void make_servers(struct balance_server *servers, size_t n, const int *we
 	}
 }
 
+/* The tests pick from each balancer with one cursor, made at its first
+ * pick (pick) and freed with the balancer (drop_balancer). */
+static struct {
+	struct balancer *balancer;
+	struct balance_cursor *cursor;
+} test_cursors[16];
+
+static int pick(struct balancer *b, const struct balance_request *req)
+{
+	size_t slot = sizeof(test_cursors) / sizeof(test_cursors[0]);
+	for (size_t i = 0; i < sizeof(test_cursors) / sizeof(test_cursors[0]); i++) {
+		if (test_cursors[i].balancer == b)
+			return balance_pick(b, test_cursors[i].cursor, req);
+		if (test_cursors[i].balancer == NULL && i < slot)
+			slot = i;
+	}
+	assert_true(slot < sizeof(test_cursors) / sizeof(test_cursors[0]));
+	test_cursors[slot].balancer = b;
+	test_cursors[slot].cursor = balance_cursor_create(b);
+	assert_non_null(test_cursors[slot].cursor);
+	return balance_pick(b, test_cursors[slot].cursor, req);
+}
+
+static void drop_balancer(struct balancer *b)
+{
+	for (size_t i = 0; i < sizeof(test_cursors) / sizeof(test_cursors[0]); i++) {
+		if (test_cursors[i].balancer == b) {
+			balance_cursor_free(test_cursors[i].cursor);
+			test_cursors[i].balancer = NULL;
+			test_cursors[i].cursor = NULL;
+		}
+	}
+	balancer_free(b);
+}
+
 static struct balancer *make_balancer(enum balance_kind kind, enum hash_method method, double bounded_load,
 				      const struct balance_server *servers, size_t n)
 {
@@ -112,7 +148,7 @@ static int pick_key(struct balancer *b, struct pool *pool, const char *key)
 	req.key = key;
 	req.key_len = strlen(key);
 	req.has_key = true;
-	return balance_pick(b, &req);
+	return pick(b, &req);
 }
 
 /* Fills owner[k] with the server of key k. */
@@ -173,8 +209,8 @@ static void round_robin_sequence(const int *weights, size_t n, int *sequence, si
 	make_servers(servers, n, weights);
 	b = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, n);
 	for (size_t p = 0; p < picks; p++)
-		sequence[p] = balance_pick(b, &req);
-	balancer_free(b);
+		sequence[p] = pick(b, &req);
+	drop_balancer(b);
 }
 
 static void test_round_robin_weights_5_1_1_give_a_a_b_a_c_a_a(void **state)
@@ -263,18 +299,18 @@ static void test_round_robin_skips_unusable_server_and_keeps_exact_shares(void *
 	make_servers(servers, 4, weights);
 	b = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, 4);
 	for (int p = 0; p < 6; p++) /* stop mid-cycle */
-		balance_pick(b, &req);
+		pick(b, &req);
 
 	pool.down[1] = true;
 	for (size_t p = 0; p < 80; p++)
-		sequence[p] = balance_pick(b, &req);
+		sequence[p] = pick(b, &req);
 	assert_exact_windows(sequence, 80, weights, 4, absent);
 
 	pool.down[1] = false;
 	for (size_t p = 0; p < 80; p++)
-		sequence[p] = balance_pick(b, &req);
+		sequence[p] = pick(b, &req);
 	assert_exact_windows(sequence, 80, weights, 4, NULL);
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 /* A retry excludes the server that failed for that one request only; the
@@ -293,16 +329,16 @@ static void test_round_robin_retry_exclusion_does_not_disturb_the_sequence(void 
 	make_servers(servers, 3, weights);
 	b = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, 3);
 	for (size_t p = 0; p < 70; p++) {
-		regular[p] = balance_pick(b, &req);
+		regular[p] = pick(b, &req);
 		if (p % 3 == 0) {
 			/* a retry of this request, without the server just tried */
 			pool.excluded[regular[p]] = true;
-			assert_int_not_equal(balance_pick(b, &req), regular[p]);
+			assert_int_not_equal(pick(b, &req), regular[p]);
 			pool.excluded[regular[p]] = false;
 		}
 	}
 	assert_memory_equal(regular, undisturbed, sizeof(regular));
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 /* ------------------------------------------------------------ least_conn */
@@ -319,8 +355,8 @@ static void test_least_conn_ties_rotate_over_all_servers(void **state)
 	make_servers(servers, 5, weights);
 	b = make_balancer(BALANCE_LEAST_CONN, HASH_METHOD_MAGLEV, 0, servers, 5);
 	for (int p = 0; p < 15; p++)
-		assert_int_equal(balance_pick(b, &req), p % 5); /* loads stay 0 */
-	balancer_free(b);
+		assert_int_equal(pick(b, &req), p % 5); /* loads stay 0 */
+	drop_balancer(b);
 }
 
 /* Requests arrive and complete over time; at every pick the winner has the
@@ -358,7 +394,7 @@ static void test_least_conn_keeps_load_per_weight_within_one_of_ideal(void **sta
 			}
 		}
 		for (int r = 0; r < arrivals && nactive < MAX_ACTIVE; r++) {
-			int chosen = balance_pick(b, &req);
+			int chosen = pick(b, &req);
 			double lowest = INFINITY, highest = 0;
 			assert_true(chosen >= 0);
 			for (size_t i = 0; i < SERVERS; i++) {
@@ -388,7 +424,7 @@ static void test_least_conn_keeps_load_per_weight_within_one_of_ideal(void **sta
 		      worst_after_pick, worst_spread_without_completions);
 	assert_true(worst_after_pick <= 1.0);
 	assert_true(worst_spread_without_completions <= 1.0);
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 /* ------------------------------------------------------ random (P2C) */
@@ -435,7 +471,7 @@ static double simulate_random_choice(struct balancer *b, bool two_choices, doubl
 			}
 		}
 		req.random = test_random(&seed);
-		chosen = two_choices ? balance_pick(b, &req) : (int)(req.random % SERVERS);
+		chosen = two_choices ? pick(b, &req) : (int)(req.random % SERVERS);
 		assert_true(chosen >= 0 && chosen < SERVERS);
 		assert_true(nactive < MAX_ACTIVE); /* at most MAX_DURATION are active */
 		pool.load[chosen]++;
@@ -474,7 +510,7 @@ static void test_random_two_choices_keeps_max_load_near_mean(void **state)
 	assert_true(p2c_worst < 1.6);
 	assert_true(p2c_average < 1.3);
 	assert_true(p2c_worst < one_worst);
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 static void test_random_candidates_are_distinct_usable_servers(void **state)
@@ -496,12 +532,12 @@ static void test_random_candidates_are_distinct_usable_servers(void **state)
 		int count[4] = { 0 };
 		for (int p = 0; p < 30000; p++) {
 			req.random = test_random(&seed);
-			count[balance_pick(b, &req)]++;
+			count[pick(b, &req)]++;
 		}
 		assert_int_equal(count[2], 0);
 		assert_true(count[0] > 19000 && count[0] < 21000);
 	}
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 /* ---------------------------------------------------------------- Maglev */
@@ -539,7 +575,7 @@ static void check_shares(enum hash_method method, double worst_bound, double rms
 				      name, n, weighted ? "unequal" : "equal", 100 * deviation, 100 * rms, nkeys);
 			assert_true(deviation < worst_bound);
 			assert_true(rms < rms_bound);
-			balancer_free(b);
+			drop_balancer(b);
 		}
 	}
 	free(owner);
@@ -582,10 +618,10 @@ static void check_removal(enum hash_method method, const char *name, double coll
 
 		b = make_balancer(BALANCE_HASH, method, 0, servers, n);
 		map_keys(b, &pool, before, nkeys);
-		balancer_free(b);
+		drop_balancer(b);
 		b = make_balancer(BALANCE_HASH, method, 0, rest, n - 1);
 		map_keys(b, &pool, after, nkeys);
-		balancer_free(b);
+		drop_balancer(b);
 
 		for (size_t k = 0; k < nkeys; k++) {
 			/* translate the index in rest[] back to servers[] */
@@ -638,7 +674,7 @@ static void check_unusable_moves_only_its_keys(enum hash_method method, const ch
 		map_keys(b, &pool, during, nkeys);
 		pool.down[down] = false;
 		map_keys(b, &pool, after, nkeys);
-		balancer_free(b);
+		drop_balancer(b);
 
 		for (size_t k = 0; k < nkeys; k++) {
 			assert_int_not_equal(during[k], (int)down);
@@ -674,7 +710,7 @@ static void test_maglev_weight_0_server_is_out_of_the_table(void **state)
 	b = make_balancer(BALANCE_HASH, HASH_METHOD_MAGLEV, 0, servers, 4);
 	for (size_t k = 0; k < 100000; k++)
 		assert_int_not_equal(pick_key(b, &pool, test_keys[k]), 1);
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 static void test_maglev_size_must_be_prime(void **state)
@@ -692,7 +728,7 @@ static void test_maglev_size_must_be_prime(void **state)
 	assert_non_null(b);
 	for (size_t k = 0; k < 1000; k++)
 		assert_true(pick_key(b, &pool, test_keys[k]) >= 0);
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 /* A fixed servers/keys mapping, for both tables: if this changes, two lb
@@ -713,7 +749,7 @@ static void test_hash_mapping_is_pinned_across_versions(void **state)
 		struct balancer *b = make_balancer(BALANCE_HASH, method, 0, servers, 5);
 		for (size_t k = 0; k < 10; k++)
 			assert_int_equal(pick_key(b, &pool, test_keys[k]), expected[method][k]);
-		balancer_free(b);
+		drop_balancer(b);
 	}
 }
 
@@ -777,9 +813,9 @@ static void test_hash_mapping_ignores_server_order(void **state)
 				int c = pick_key(b, &pool, test_keys[k]);
 				assert_string_equal(servers[a].id, shuffled[c].id);
 			}
-			balancer_free(b);
+			drop_balancer(b);
 		}
-		balancer_free(reference);
+		drop_balancer(reference);
 	}
 }
 
@@ -850,7 +886,7 @@ static void simulate_bounded(enum hash_method method, double factor, double *cho
 			nactive++;
 		}
 	}
-	balancer_free(b);
+	drop_balancer(b);
 }
 
 static void test_bounded_load_keeps_every_pick_under_1_25_times_mean(void **state)
@@ -896,7 +932,7 @@ static void test_bounded_load_spills_to_the_next_candidate(void **state)
 			assert_int_not_equal(spilled, (home + 1) % 8);
 			assert_int_equal(spilled, next);
 		}
-		balancer_free(b);
+		drop_balancer(b);
 	}
 }
 
@@ -920,8 +956,8 @@ static void test_bounded_load_takes_the_first_usable_candidate_when_none_qualifi
 			assert_int_equal(pick_key(bounded, &pool, test_keys[k]), pick_key(plain, &pool, test_keys[k]));
 			pool.down[k % 4] = false;
 		}
-		balancer_free(bounded);
-		balancer_free(plain);
+		drop_balancer(bounded);
+		drop_balancer(plain);
 	}
 }
 
@@ -956,7 +992,7 @@ static int pick_of_kind(struct balancer *b, const struct kind_case *kind, struct
 		req.key_len = strlen(test_keys[k]);
 		req.has_key = true;
 	}
-	return balance_pick(b, &req);
+	return pick(b, &req);
 }
 
 static void test_no_usable_server_gives_minus_1_for_every_kind(void **state)
@@ -978,8 +1014,8 @@ static void test_no_usable_server_gives_minus_1_for_every_kind(void **state)
 			assert_int_equal(pick_of_kind(b, kind, &pool, &seed, k), -1);
 			assert_int_equal(pick_of_kind(empty, kind, &pool, &seed, k), -1);
 		}
-		balancer_free(b);
-		balancer_free(empty);
+		drop_balancer(b);
+		drop_balancer(empty);
 	}
 }
 
@@ -1002,7 +1038,7 @@ static void test_weight_0_is_never_picked_by_any_kind(void **state)
 			count[chosen]++;
 		}
 		assert_true(count[1] > 0 && count[3] > 0);
-		balancer_free(b);
+		drop_balancer(b);
 	}
 }
 
@@ -1019,78 +1055,168 @@ static void test_hash_without_key_falls_back_to_smooth_round_robin(void **state)
 	for (int method = HASH_METHOD_MAGLEV; method <= HASH_METHOD_RING; method++) {
 		struct balancer *b = make_balancer(BALANCE_HASH, method, 0, servers, 3);
 		for (size_t p = 0; p < 7; p++)
-			assert_int_equal(balance_pick(b, &req), expected[p]);
-		balancer_free(b);
+			assert_int_equal(pick(b, &req), expected[p]);
+		drop_balancer(b);
 	}
 }
 
-/* ------------------------------------------- caller scratch, lock-free picks */
+/* ----------------------------------------- pickers sharing one balancer */
 
-static void test_picks_with_caller_scratch_match_the_balancers_own(void **state)
+/* Weights 5:1:1: a a b a c a a. */
+static const int rr_5_1_1[7] = { 0, 0, 1, 0, 2, 0, 0 };
+
+/* lb's workers pick with a cursor each; the sequence is the process's. */
+static void test_pickers_share_one_round_robin_and_least_conn_rotation(void **state)
 {
-	struct balance_server servers[9];
-	int weights[9] = { 1, 2, 1, 3, 1, 1, 2, 1, 1 };
-	size_t usable[9];
-	uint8_t verdict[9];
-	unsigned load[9];
-	struct balance_scratch scratch = { usable, verdict, load, 9 };
+	struct balance_server servers[3];
+	int weights[3] = { 5, 1, 1 };
 	struct pool pool = { 0 };
-	uint64_t rnd = 7;
+	struct balance_request req = request_for(&pool);
 	(void)state;
-	make_servers(servers, 9, weights);
-	pool.down[4] = true;
-	for (size_t i = 0; i < 9; i++)
-		pool.load[i] = (unsigned)(i * 3 % 7);
-	const struct {
-		enum balance_kind kind;
-		enum hash_method method;
-		double bounded;
-	} cases[] = { { BALANCE_HASH, HASH_METHOD_MAGLEV, 0 }, { BALANCE_HASH, HASH_METHOD_RING, 0 },
-		      { BALANCE_HASH, HASH_METHOD_MAGLEV, 1.25 }, { BALANCE_HASH, HASH_METHOD_RING, 1.25 },
-		      { BALANCE_RANDOM, HASH_METHOD_MAGLEV, 0 } };
-	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct balancer *b = make_balancer(cases[c].kind, cases[c].method, cases[c].bounded, servers, 9);
-		assert_false(balance_pick_mutates(b, true));
-		assert_int_equal(balance_size(b), 9);
+	make_servers(servers, 3, weights);
+	struct balancer *rr = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, 3);
+	struct balance_cursor *first = balance_cursor_create(rr), *second = balance_cursor_create(rr);
+	assert_non_null(first);
+	assert_non_null(second);
+	for (size_t p = 0; p < 70; p++) /* interleaved unevenly */
+		assert_int_equal(balance_pick(rr, p % 3 == 2 ? second : first, &req), rr_5_1_1[p % 7]);
+	/* The same with a server down (the locked path): 5:1 as a a a b a a. */
+	pool.down[2] = true;
+	static const int without_c[6] = { 0, 0, 0, 1, 0, 0 };
+	for (size_t p = 0; p < 60; p++)
+		assert_int_equal(balance_pick(rr, p % 2 ? second : first, &req), without_c[p % 6]);
+	pool.down[2] = false;
+	balance_cursor_free(first);
+	balance_cursor_free(second);
+
+	/* least_conn: ties rotate over every server whichever cursor picks. */
+	struct balancer *lc = make_balancer(BALANCE_LEAST_CONN, HASH_METHOD_MAGLEV, 0, servers, 3);
+	first = balance_cursor_create(lc);
+	second = balance_cursor_create(lc);
+	pool.load[0] = 5; /* 5/5 = 1/1 = 1/1: a three-way tie */
+	pool.load[1] = pool.load[2] = 1;
+	for (size_t p = 0; p < 12; p++)
+		assert_int_equal(balance_pick(lc, p % 2 ? second : first, &req), (int)(p % 3));
+	balance_cursor_free(first);
+	balance_cursor_free(second);
+	drop_balancer(rr);
+	drop_balancer(lc);
+}
+
+/* A cursor belongs to one balancer: another's (other server count) picks nothing. */
+static void test_a_cursor_of_another_balancer_picks_nothing(void **state)
+{
+	struct balance_server servers[4];
+	struct pool pool = { 0 };
+	struct balance_request req = request_for(&pool);
+	(void)state;
+	make_servers(servers, 4, NULL);
+	struct balancer *three = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, 3);
+	struct balancer *four = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, 4);
+	struct balance_cursor *c = balance_cursor_create(three);
+	assert_non_null(c);
+	assert_int_equal(balance_pick(four, c, &req), -1);
+	assert_int_equal(balance_pick(three, c, &req), 0);
+	balance_cursor_free(c);
+	drop_balancer(three);
+	drop_balancer(four);
+}
+
+#define PICKER_THREADS 4
+#define PICKS_PER_THREAD 42000 /* a multiple of 7 and of 6 */
+
+struct picker {
+	struct balancer *rr, *ring;
+	size_t all_up[3]; /* picks with every server up (the ticket) */
+	size_t c_down[3]; /* picks with server 2 down (the locked slots) */
+	int ring_owner[2000];
+	bool failed;
+};
+
+static void *picker_run(void *arg)
+{
+	struct picker *p = arg;
+	struct pool pool = { 0 };
+	struct balance_cursor *rc = balance_cursor_create(p->rr), *hc = balance_cursor_create(p->ring);
+	if (rc == NULL || hc == NULL) {
+		p->failed = true;
+	} else {
+		struct balance_request req = request_for(&pool);
+		for (size_t n = 0; n < PICKS_PER_THREAD; n++) {
+			int i = balance_pick(p->rr, rc, &req);
+			if (i < 0 || i > 2)
+				p->failed = true;
+			else
+				p->all_up[i]++;
+		}
+		pool.down[2] = true;
+		for (size_t n = 0; n < PICKS_PER_THREAD; n++) {
+			int i = balance_pick(p->rr, rc, &req);
+			if (i < 0 || i > 1)
+				p->failed = true;
+			else
+				p->c_down[i]++;
+		}
+		pool.down[2] = false;
 		for (size_t k = 0; k < 2000; k++) {
-			struct balance_request req = request_for(&pool);
 			req.key = test_keys[k];
 			req.key_len = strlen(test_keys[k]);
 			req.has_key = true;
-			req.random = test_random(&rnd);
-			int own = balance_pick(b, &req);
-			memset(usable, 0xa5, sizeof(usable)); /* no help from earlier picks */
-			memset(verdict, 0xa5, sizeof(verdict));
-			req.scratch = &scratch;
-			assert_int_equal(balance_pick(b, &req), own);
-			assert_true(own >= 0 && own != 4);
+			p->ring_owner[k] = balance_pick(p->ring, hc, &req);
 		}
-		balancer_free(b);
 	}
+	balance_cursor_free(rc);
+	balance_cursor_free(hc);
+	return NULL;
 }
 
-static void test_round_robin_least_conn_and_keyless_hash_mutate(void **state)
+/* Threads pick from one balancer at once: the process's shares stay exact
+ * (each period is handed out whole, whoever takes its picks), and keys map
+ * as they do alone. Run it under ThreadSanitizer (make tsan) to see that
+ * nothing is shared but atomics, reads and the slots' lock. */
+static void test_threads_pick_at_once_and_shares_stay_exact(void **state)
 {
 	struct balance_server servers[3];
+	int weights[3] = { 5, 1, 1 };
+	struct picker pickers[PICKER_THREADS];
+	pthread_t threads[PICKER_THREADS];
 	(void)state;
-	make_servers(servers, 3, NULL);
+	make_servers(servers, 3, weights);
 	struct balancer *rr = make_balancer(BALANCE_ROUND_ROBIN, HASH_METHOD_MAGLEV, 0, servers, 3);
-	struct balancer *lc = make_balancer(BALANCE_LEAST_CONN, HASH_METHOD_MAGLEV, 0, servers, 3);
-	struct balancer *hash = make_balancer(BALANCE_HASH, HASH_METHOD_MAGLEV, 0, servers, 3);
-	assert_true(balance_pick_mutates(rr, false) && balance_pick_mutates(rr, true));
-	assert_true(balance_pick_mutates(lc, false));
-	assert_true(balance_pick_mutates(hash, false)); /* no key: round-robin */
-	assert_false(balance_pick_mutates(hash, true));
-	balancer_free(rr);
-	balancer_free(lc);
-	balancer_free(hash);
+	struct balancer *ring = make_balancer(BALANCE_HASH, HASH_METHOD_RING, 0, servers, 3);
+	for (size_t t = 0; t < PICKER_THREADS; t++) {
+		pickers[t] = (struct picker){ .rr = rr, .ring = ring };
+		assert_int_equal(pthread_create(&threads[t], NULL, picker_run, &pickers[t]), 0);
+	}
+	for (size_t t = 0; t < PICKER_THREADS; t++)
+		assert_int_equal(pthread_join(threads[t], NULL), 0);
+	size_t all_up[3] = { 0 }, c_down[3] = { 0 };
+	struct pool pool = { 0 };
+	for (size_t t = 0; t < PICKER_THREADS; t++) {
+		assert_false(pickers[t].failed);
+		for (size_t i = 0; i < 3; i++) {
+			all_up[i] += pickers[t].all_up[i];
+			c_down[i] += pickers[t].c_down[i];
+		}
+		for (size_t k = 0; k < 2000; k++)
+			assert_int_equal(pickers[t].ring_owner[k], pick_key(ring, &pool, test_keys[k]));
+	}
+	const size_t total = PICKER_THREADS * PICKS_PER_THREAD;
+	assert_int_equal(all_up[0], total / 7 * 5);
+	assert_int_equal(all_up[1], total / 7);
+	assert_int_equal(all_up[2], total / 7);
+	assert_int_equal(c_down[0], total / 6 * 5);
+	assert_int_equal(c_down[1], total / 6);
+	drop_balancer(rr);
+	drop_balancer(ring);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_picks_with_caller_scratch_match_the_balancers_own),
-		cmocka_unit_test(test_round_robin_least_conn_and_keyless_hash_mutate),
+		cmocka_unit_test(test_pickers_share_one_round_robin_and_least_conn_rotation),
+		cmocka_unit_test(test_a_cursor_of_another_balancer_picks_nothing),
+		cmocka_unit_test(test_threads_pick_at_once_and_shares_stay_exact),
 		cmocka_unit_test(test_hash64_is_xxh64_with_seed_0),
 		cmocka_unit_test(test_round_robin_weights_5_1_1_give_a_a_b_a_c_a_a),
 		cmocka_unit_test(test_round_robin_shares_are_exact_over_every_window),

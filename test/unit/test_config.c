@@ -1,5 +1,5 @@
 /*
- * Unit tests of lb/config.c: one test per promised behaviour (SPEC 2 and 4).
+ * Unit tests of lb/core/config.c: one test per promised behaviour (SPEC 2 and 4).
  * Run from the repository root: the reference configs are read as
  * conf/lb.yaml and conf/demo.yaml.
  */

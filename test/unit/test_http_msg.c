@@ -1,4 +1,4 @@
-/* Unit tests for lb/http_msg.c: finding, parsing and rewriting HTTP/1.x
+/* Unit tests for lb/core/http_msg.c: finding, parsing and rewriting HTTP/1.x
  * heads, body framing and chunked decoding, SPEC section 7. */
 #include <stdarg.h>
 #include <stddef.h>

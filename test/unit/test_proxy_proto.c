@@ -1,4 +1,4 @@
-/* Unit tests for lb/proxy_proto.c: the PROXY protocol header, versions 1
+/* Unit tests for lb/core/proxy_proto.c: the PROXY protocol header, versions 1
  * and 2, that listeners with proxy_protocol: true expect (SPEC 11). */
 #include <stdarg.h>
 #include <stddef.h>

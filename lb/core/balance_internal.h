@@ -2,9 +2,11 @@
  * balance_internal: what the balance_*.c files share and nobody else sees.
  *
  * struct balancer is one allocation family owned by balancer_create and
- * released by balancer_free; every array below is sized at creation so that
- * balance_pick never allocates. Picks on one balancer are serialised by the
- * caller (see balance.h), which is what makes the scratch arrays safe.
+ * released by balancer_free. Picks share it across threads: its tables are
+ * read-only, what a pick changes is atomic (the round-robin ticket, the
+ * least_conn scan start) or, on round-robin's rare path, under rr.lock;
+ * what a pick writes for itself is the picker's struct balance_cursor.
+ * Every array is sized at creation, so balance_pick never allocates.
  *
  * Two index spaces appear here and must not be mixed up:
  *   - the caller's index i: position in the servers[] given to
@@ -18,6 +20,8 @@
 #ifndef LB_BALANCE_INTERNAL_H
 #define LB_BALANCE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,21 +62,26 @@ struct ring_point {
 	uint32_t rank;
 };
 
+/* Smooth round-robin, shared by every picker (balance_rr.c). */
+struct balance_rr {
+	/* Every server of weight > 0 takes part (the usual case): the
+	 * period of picks precomputed, walked by an atomic ticket. */
+	uint32_t *sequence; /* [period] caller indices; NULL: too long, use slots */
+	size_t period; /* sum of the weights */
+	atomic_uint_fast64_t ticket;
+	/* Any other set of participants: a state per set, under the lock. */
+	pthread_mutex_t lock;
+	struct balance_rr_slot slots[BALANCE_RR_SLOTS];
+	uint64_t picks; /* counts slot picks, drives the slots' LRU */
+};
+
 struct balancer {
 	struct balance_params params;
 	struct balance_server *servers; /* copy; ids owned (strdup) */
 	size_t nservers;
 
-	/* Smooth weighted round-robin, also the fallback of hash without key. */
-	struct balance_rr_slot rr_slots[BALANCE_RR_SLOTS];
-	uint64_t rr_picks; /* counts picks, drives the slots' LRU */
-	bool *rr_scratch_member; /* [nservers]: who takes part in this pick */
-
-	/* least_conn: where the next scan starts, so ties rotate. */
-	size_t least_conn_start;
-
-	/* random (power of two choices): the usable servers of this pick. */
-	size_t *usable_scratch; /* [nservers] caller indices */
+	struct balance_rr rr; /* also the fallback of hash without key */
+	atomic_size_t least_conn_start; /* where the next scan starts, so ties rotate */
 
 	/* Hashing (BALANCE_HASH). */
 	size_t *rank_to_index; /* [nservers] */
@@ -81,8 +90,15 @@ struct balancer {
 	size_t maglev_size;
 	struct ring_point *ring_points; /* sorted by (hash, rank) */
 	size_t ring_npoints;
-	uint8_t *verdict; /* [nservers] enum balance_verdict, per pick */
-	unsigned *load_scratch; /* [nservers] loads read for bounded_load */
+};
+
+/* One picker's room (balance.h), every array [nservers]. */
+struct balance_cursor {
+	size_t nservers;
+	bool *member; /* round-robin: who takes part in this pick */
+	size_t *usable; /* random: the usable servers of this pick */
+	uint8_t *verdict; /* hash: enum balance_verdict, per pick */
+	unsigned *load; /* hash: loads read for bounded_load */
 };
 
 /* The stable hash of keys and ids: XXH64 with a seed (data may be NULL
@@ -104,15 +120,15 @@ static inline bool balance_less_loaded(unsigned load_a, int weight_a, unsigned l
 /* balance_rr.c */
 int balance_rr_init(struct balancer *b);
 void balance_rr_free(struct balancer *b);
-int balance_pick_round_robin(struct balancer *b, const struct balance_request *req);
+int balance_pick_round_robin(struct balancer *b, struct balance_cursor *c, const struct balance_request *req);
 
-/* balance_lc.c */
-int balance_pick_least_conn(struct balancer *b, const struct balance_request *req);
-int balance_pick_random(struct balancer *b, const struct balance_request *req);
+/* balance_load.c */
+int balance_pick_least_conn(struct balancer *b, struct balance_cursor *c, const struct balance_request *req);
+int balance_pick_random(struct balancer *b, struct balance_cursor *c, const struct balance_request *req);
 
 /* balance_hash.c: tables built once, from servers sorted by id. */
 int maglev_build(struct balancer *b);
 int ring_build(struct balancer *b);
-int balance_pick_hash(struct balancer *b, const struct balance_request *req);
+int balance_pick_hash(struct balancer *b, struct balance_cursor *c, const struct balance_request *req);
 
 #endif

@@ -27,18 +27,6 @@ struct balance_params {
 	size_t maglev_size; /* 0 = default 65537; must be prime */
 };
 
-/* Room a pick may write into (the hash walk's verdicts and loads, random's
- * candidates), each array of at least the balancer's server count. A
- * caller that brings its own in the request may pick concurrently with
- * others on the same balancer wherever balance_pick_mutates says no; NULL
- * means the balancer's own, and then every pick must be serialised. */
-struct balance_scratch {
-	size_t *usable;
-	uint8_t *verdict;
-	unsigned *load;
-	size_t capacity;
-};
-
 struct balance_request {
 	/* May server i take this request? (up, not drained, not already tried) */
 	bool (*usable)(void *ctx, size_t i);
@@ -52,7 +40,6 @@ struct balance_request {
 	/* Two random numbers for BALANCE_RANDOM, supplied by the caller so that
 	 * the module stays deterministic under test. */
 	uint64_t random;
-	struct balance_scratch *scratch; /* NULL: the balancer's own (see above) */
 };
 
 #endif

@@ -3,7 +3,7 @@
  * family (the stable hash they share is XXH64, balance_internal.h).
  *
  *   balance_rr.c    smooth weighted round-robin (also hash without key)
- *   balance_lc.c    least_conn and random (power of two choices)
+ *   balance_load.c  least_conn and random (power of two choices)
  *   balance_hash.c  Maglev and the consistent-hash ring, bounded loads
  */
 #include <errno.h>
@@ -96,11 +96,8 @@ struct balancer *balancer_create(const struct balance_params *params, const stru
 	b->maglev_size = params->maglev_size ? params->maglev_size : 65537;
 
 	b->servers = calloc(n_alloc, sizeof(*b->servers));
-	b->usable_scratch = calloc(n_alloc, sizeof(*b->usable_scratch));
 	b->rank_to_index = calloc(n_alloc, sizeof(*b->rank_to_index));
-	b->verdict = calloc(n_alloc, sizeof(*b->verdict));
-	b->load_scratch = calloc(n_alloc, sizeof(*b->load_scratch));
-	if (!b->servers || !b->usable_scratch || !b->rank_to_index || !b->verdict || !b->load_scratch)
+	if (!b->servers || !b->rank_to_index)
 		goto fail;
 	for (size_t i = 0; i < nservers; i++) {
 		b->servers[i].weight = servers[i].weight;
@@ -139,41 +136,57 @@ void balancer_free(struct balancer *b)
 		free(b->servers);
 	}
 	balance_rr_free(b);
-	free(b->usable_scratch);
 	free(b->rank_to_index);
 	free(b->maglev_table);
 	free(b->ring_points);
-	free(b->verdict);
-	free(b->load_scratch);
 	free(b);
 }
 
-bool balance_pick_mutates(const struct balancer *b, bool has_key)
+struct balance_cursor *balance_cursor_create(const struct balancer *b)
 {
-	return b->params.kind == BALANCE_ROUND_ROBIN || b->params.kind == BALANCE_LEAST_CONN ||
-	       (b->params.kind == BALANCE_HASH && !has_key);
+	size_t n_alloc = b->nservers ? b->nservers : 1;
+	struct balance_cursor *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->nservers = b->nservers;
+	c->member = calloc(n_alloc, sizeof(*c->member));
+	c->usable = calloc(n_alloc, sizeof(*c->usable));
+	c->verdict = calloc(n_alloc, sizeof(*c->verdict));
+	c->load = calloc(n_alloc, sizeof(*c->load));
+	if (!c->member || !c->usable || !c->verdict || !c->load) {
+		balance_cursor_free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return c;
 }
 
-size_t balance_size(const struct balancer *b)
+void balance_cursor_free(struct balance_cursor *c)
 {
-	return b->nservers;
+	if (!c)
+		return;
+	free(c->member);
+	free(c->usable);
+	free(c->verdict);
+	free(c->load);
+	free(c);
 }
 
-int balance_pick(struct balancer *b, const struct balance_request *req)
+int balance_pick(struct balancer *b, struct balance_cursor *c, const struct balance_request *req)
 {
-	if (b->nservers == 0)
+	if (b->nservers == 0 || c->nservers != b->nservers)
 		return -1;
 	switch (b->params.kind) {
 	case BALANCE_ROUND_ROBIN:
-		return balance_pick_round_robin(b, req);
+		return balance_pick_round_robin(b, c, req);
 	case BALANCE_LEAST_CONN:
-		return balance_pick_least_conn(b, req);
+		return balance_pick_least_conn(b, c, req);
 	case BALANCE_RANDOM:
-		return balance_pick_random(b, req);
+		return balance_pick_random(b, c, req);
 	case BALANCE_HASH:
 		if (!req->has_key)
-			return balance_pick_round_robin(b, req);
-		return balance_pick_hash(b, req);
+			return balance_pick_round_robin(b, c, req);
+		return balance_pick_hash(b, c, req);
 	}
 	return -1;
 }

@@ -155,10 +155,10 @@ int ring_build(struct balancer *b)
 
 /* The state of one lookup's walk. */
 struct hash_walk {
-	struct balancer *b;
+	const struct balancer *b;
 	const struct balance_request *req;
-	uint8_t *verdict; /* [nservers]: the request's scratch or the balancer's */
-	unsigned *load; /* [nservers] */
+	uint8_t *verdict; /* [nservers]: the cursor's */
+	unsigned *load; /* [nservers]: the cursor's */
 	size_t rejected; /* distinct servers met that cannot take the key */
 	int first_usable; /* first usable server met, the fallback */
 };
@@ -169,7 +169,7 @@ struct hash_walk {
 /* Reads usable() and load() of every server once, for the bounded-load cap. */
 static bool hash_walk_prepare_bounded(struct hash_walk *walk)
 {
-	struct balancer *b = walk->b;
+	const struct balancer *b = walk->b;
 	uint64_t total_load = 0, total_weight = 0;
 
 	for (size_t i = 0; i < b->nservers; i++) {
@@ -227,7 +227,7 @@ static enum hash_walk_step hash_walk_meet(struct hash_walk *walk, size_t i)
 /* From the key's slot to the following ones, at most once around. */
 static int maglev_walk(struct hash_walk *walk, uint64_t key_hash)
 {
-	struct balancer *b = walk->b;
+	const struct balancer *b = walk->b;
 	size_t m = b->maglev_size;
 	size_t slot = key_hash % m;
 
@@ -261,7 +261,7 @@ static size_t ring_lower_bound(const struct balancer *b, uint64_t key_hash)
 /* From the key's point clockwise, at most once around. */
 static int ring_walk(struct hash_walk *walk, uint64_t key_hash)
 {
-	struct balancer *b = walk->b;
+	const struct balancer *b = walk->b;
 	size_t point = ring_lower_bound(b, key_hash);
 
 	for (size_t step = 0; step < b->ring_npoints; step++) {
@@ -277,15 +277,13 @@ static int ring_walk(struct hash_walk *walk, uint64_t key_hash)
 	return walk->first_usable;
 }
 
-int balance_pick_hash(struct balancer *b, const struct balance_request *req)
+int balance_pick_hash(struct balancer *b, struct balance_cursor *c, const struct balance_request *req)
 {
-	struct hash_walk walk = { .b = b, .req = req, .first_usable = -1 };
+	struct hash_walk walk = { .b = b, .req = req, .verdict = c->verdict, .load = c->load, .first_usable = -1 };
 	uint64_t key_hash;
 
 	if (b->nweighted == 0)
 		return -1;
-	walk.verdict = req->scratch ? req->scratch->verdict : b->verdict;
-	walk.load = req->scratch ? req->scratch->load : b->load_scratch;
 	memset(walk.verdict, BALANCE_VERDICT_UNKNOWN, b->nservers * sizeof(*walk.verdict));
 	if (b->params.bounded_load > 0 && !hash_walk_prepare_bounded(&walk))
 		return -1; /* nobody usable */

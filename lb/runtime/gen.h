@@ -24,7 +24,6 @@
 #ifndef LB_GEN_H
 #define LB_GEN_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,8 +47,10 @@ struct gen_backend {
 	struct backend_state *state; /* one reference owned by the generation */
 	struct gen_server *servers;
 	size_t nservers;
-	struct balancer *balancer;
-	pthread_mutex_t pick_lock; /* serialises balance_pick across workers */
+	struct balancer *balancer; /* shared by the workers' picks (balance.h) */
+	/* Each worker's cursor of the balancer (pick.c), made at its first
+	 * pick by that worker alone; freed with the generation. */
+	struct balance_cursor *cursors[LB_MAX_WORKERS];
 };
 
 struct gen_listener {

@@ -37,7 +37,7 @@ static inline struct gen_server *peer_server(const struct peer *p, const struct 
 
 /* Pick the server of the next try (pick.h) and count the request to it.
  * Its index, or -1 when retries or servers are exhausted. */
-int peer_pick(struct peer *p, struct gen_backend *b, const void *key, size_t key_len);
+int peer_pick(struct peer *p, struct gen_backend *b, const struct worker *w, const void *key, size_t key_len);
 
 enum peer_attach {
 	PEER_READY, /* a pooled connection: write at once */

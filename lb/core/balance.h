@@ -8,12 +8,13 @@
  * the caller answers it through the callbacks of struct balance_request, so
  * a health change never needs a rebuild.
  *
- * Thread safety: round-robin and least_conn picks mutate the balancer
- * (weights, cursor), and every pick writes scratch arrays; the caller
- * serialises picks on one balancer (pick.c's per-backend lock), except
- * those that balance_pick_mutates says leave it alone and that bring their
- * own scratch (random, hash with a key: lock-free). balancer_create/free
- * are not concurrent with picks.
+ * Thread safety: any number of threads pick from one balancer at once,
+ * each with its own struct balance_cursor (the room a pick writes into).
+ * What picks share stays shared, so round-robin shares are exact for all
+ * picks together (as under HAProxy's lock, unlike nginx's per-process
+ * state): the usual round-robin pick and least_conn's rotation are atomic,
+ * and only round-robin over a reduced set (a server down, a retry) takes a
+ * lock (balance_rr.c). balancer_free only after the last pick.
  */
 #ifndef LB_BALANCE_H
 #define LB_BALANCE_H
@@ -25,6 +26,7 @@
 #include "balance_types.h"
 
 struct balancer;
+struct balance_cursor;
 
 /* Returns NULL on allocation failure (errno ENOMEM), or on invalid input
  * (errno EINVAL: maglev_size not prime, a weight outside 0..256, a NULL id).
@@ -33,16 +35,13 @@ struct balancer *balancer_create(const struct balance_params *params, const stru
 				 size_t nservers);
 void balancer_free(struct balancer *b);
 
-/* Index into the servers[] given at creation, or -1 when no server is usable. */
-int balance_pick(struct balancer *b, const struct balance_request *req);
+/* A picker's room for picks from b (and only b); NULL on allocation failure. */
+struct balance_cursor *balance_cursor_create(const struct balancer *b);
+void balance_cursor_free(struct balance_cursor *c);
 
-/* Does a pick change the balancer itself (round-robin weights and the
- * least_conn cursor; hash without a key falls back to round-robin)? When
- * not, picks with their own scratch may run concurrently, unlocked. */
-bool balance_pick_mutates(const struct balancer *b, bool has_key);
-
-/* Servers of the balancer: what a struct balance_scratch must hold. */
-size_t balance_size(const struct balancer *b);
+/* Index into the servers[] given at creation, or -1 when no server is
+ * usable. c: a cursor of b that no other thread uses meanwhile. */
+int balance_pick(struct balancer *b, struct balance_cursor *c, const struct balance_request *req);
 
 /* The stable 64-bit hash used for keys and ids (exposed for tests). */
 uint64_t balance_hash64(const void *data, size_t len);

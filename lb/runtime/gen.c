@@ -105,7 +105,6 @@ static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, c
 	size_t cap = 0;
 
 	b->cfg = cfg;
-	pthread_mutex_init(&b->pick_lock, NULL);
 	b->state = backend_state_get(previous, cfg->name);
 	if (b->state == NULL)
 		goto fail;
@@ -213,9 +212,10 @@ static void gen_free(struct gen *g)
 			server_state_release(st);
 		}
 		free(gb->servers);
+		for (size_t w = 0; w < LB_MAX_WORKERS; w++)
+			balance_cursor_free(gb->cursors[w]);
 		balancer_free(gb->balancer);
 		backend_state_release(gb->state);
-		pthread_mutex_destroy(&gb->pick_lock);
 	}
 	free(g->backends);
 	free(g->listeners);

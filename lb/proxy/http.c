@@ -529,7 +529,7 @@ static bool start_attempt(struct http_session *s)
 
 	/* Out of servers or tries: 503 when none could even be reached
 	 * (nothing was sent: the client may retry, as HAProxy answers), else 502. */
-	int i = peer_pick(&s->session.server, b, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
+	int i = peer_pick(&s->session.server, b, s->session.worker, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
 	if (i < 0) {
 		respond_error(s, s->request_sent ? 502 : 503);
 		return true;

@@ -1,5 +1,5 @@
 /*
- * balance_lc: choosing by load. least_conn scans every server; random
+ * balance_load: choosing by load. least_conn scans every server; random
  * (power of two choices) looks at two.
  *
  * Load is the caller's count of active requests (http) or connections
@@ -12,17 +12,20 @@
 /*
  * least_conn: the usable server with the lowest load/weight. Ties (all idle
  * servers, typically) go round-robin: the scan starts one past the previous
- * winner and only a strictly lower ratio replaces the first candidate, so
- * with equal loads consecutive picks rotate over all servers.
+ * winner, whichever thread picked it, and only a strictly lower ratio
+ * replaces the first candidate, so with equal loads consecutive picks
+ * rotate over all servers.
  */
-int balance_pick_least_conn(struct balancer *b, const struct balance_request *req)
+int balance_pick_least_conn(struct balancer *b, struct balance_cursor *c, const struct balance_request *req)
 {
 	size_t n = b->nservers;
+	size_t start = atomic_load_explicit(&b->least_conn_start, memory_order_relaxed);
 	int best = -1;
 	unsigned best_load = 0;
 
+	(void)c;
 	for (size_t step = 0; step < n; step++) {
-		size_t i = (b->least_conn_start + step) % n;
+		size_t i = (start + step) % n;
 		unsigned load;
 
 		if (b->servers[i].weight == 0 || !req->usable(req->ctx, i))
@@ -33,8 +36,9 @@ int balance_pick_least_conn(struct balancer *b, const struct balance_request *re
 			best_load = load;
 		}
 	}
+	/* A plain store: picks at the same moment may start alike. */
 	if (best >= 0)
-		b->least_conn_start = ((size_t)best + 1) % n;
+		atomic_store_explicit(&b->least_conn_start, ((size_t)best + 1) % n, memory_order_relaxed);
 	return best;
 }
 
@@ -53,9 +57,9 @@ static size_t balance_random_below(uint32_t random, size_t n)
  * Two choices instead of one bring the maximum load from about
  * log n / log log n above the mean down to log log n: see the test.
  */
-int balance_pick_random(struct balancer *b, const struct balance_request *req)
+int balance_pick_random(struct balancer *b, struct balance_cursor *c, const struct balance_request *req)
 {
-	size_t *usable = req->scratch ? req->scratch->usable : b->usable_scratch;
+	size_t *usable = c->usable;
 	size_t nusable = 0;
 	size_t first, second;
 	unsigned first_load, second_load;

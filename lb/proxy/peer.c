@@ -16,9 +16,9 @@ void peer_init(struct peer *p)
 	p->tries.count = 0;
 }
 
-int peer_pick(struct peer *p, struct gen_backend *b, const void *key, size_t key_len)
+int peer_pick(struct peer *p, struct gen_backend *b, const struct worker *w, const void *key, size_t key_len)
 {
-	int i = pick_next_server(b, &p->tries, key, key_len);
+	int i = pick_next_server(b, w->index, &p->tries, key, key_len);
 	if (i >= 0)
 		atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
 	return i;

@@ -1,8 +1,6 @@
 /* log: see log.h. */
 #include "log.h"
 
-#include <event2/event.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -209,18 +207,4 @@ void log_access(const char *fmt, ...)
 		write_line(atomic_load(&access_log.fd), line, n);
 	}
 	va_end(ap);
-}
-
-static void on_libevent_message(int severity, const char *msg)
-{
-	enum log_level level = severity >= EVENT_LOG_ERR    ? LOG_LEVEL_ERROR
-			       : severity == EVENT_LOG_WARN ? LOG_LEVEL_WARN
-			       : severity == EVENT_LOG_MSG  ? LOG_LEVEL_INFO
-							    : LOG_LEVEL_DEBUG;
-	log_msg(level, "libevent: %s", msg);
-}
-
-void log_capture_libevent(void)
-{
-	event_set_log_callback(on_libevent_message);
 }

@@ -78,7 +78,7 @@ static bool connect_next_server(struct tcp_session *s)
 	const void *key = netutil_ip_bytes(&ss->client_addr, &key_len);
 
 	peer_release(&ss->server, ss->backend, ss->worker, PEER_CLOSE, false);
-	int i = peer_pick(&ss->server, ss->backend, key, key_len);
+	int i = peer_pick(&ss->server, ss->backend, ss->worker, key, key_len);
 	if (i < 0)
 		return false;
 	if (peer_attach(&ss->server, ss->backend, ss->worker, i, false, session_on_event, ss) == PEER_NO_SOCKET)

@@ -1,10 +1,9 @@
 /*
  * pick: which server takes the next try of a request (http) or connection
  * (tcp) of a generation's backend (SPEC 5, 6): the balancer's choice among
- * the candidates health allows, with the retry rules. Called by workers;
- * the balancer is shared: picks that change it (round-robin, least_conn)
- * are serialised by the backend's pick_lock, the others (random, hash with
- * a key) run unlocked on per-thread scratch.
+ * the candidates health allows, with the retry rules. Called by workers
+ * at once, each with its own cursor of each backend (balance.h: the room a
+ * pick writes); shares and rotations are the process's, not per worker.
  */
 #ifndef LB_PICK_H
 #define LB_PICK_H
@@ -25,16 +24,15 @@ struct server_tries {
 /*
  * The server for the next try of a request or connection: a candidate of b
  * not tried yet, while b's retries allow one more try (the try is recorded).
- * key/key_len: the hash key (NULL = none). -1 when there is none.
+ * key/key_len: the hash key (NULL = none). worker: the calling worker's
+ * index (0..LB_MAX_WORKERS-1), whose cursor the pick uses. -1 when there
+ * is none (or no memory for the worker's first cursor of b).
  *
  * Candidates are the usable servers; in panic (health_policy.h) every
  * eligible one. Unless panic is off for b (panic_threshold 0), a request
  * that has tried every usable server goes on to the others while tries
  * remain: one of them may be back before its checks say so.
  */
-int pick_next_server(struct gen_backend *b, struct server_tries *tries, const void *key, size_t key_len);
-
-/* A worker thread ends: free its scratch. */
-void pick_thread_exit(void);
+int pick_next_server(struct gen_backend *b, int worker, struct server_tries *tries, const void *key, size_t key_len);
 
 #endif

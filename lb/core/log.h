@@ -18,11 +18,6 @@
  * a file cannot be opened (the previous targets stay in place). */
 int log_configure(enum log_level level, const char *target, const char *access_target);
 
-/* From now on, libevent's own messages (evdns's "Nameserver ... has
- * failed", accept warnings) go through log_msg, with lb's level, target
- * and timestamp, instead of to raw stderr. */
-void log_capture_libevent(void);
-
 /* Reopen file targets (same paths). */
 void log_reopen(void);
 
