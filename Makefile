@@ -3,6 +3,7 @@
 #   make            build/lb and build/replica (gcc)
 #   make test       deps, then every suite in a gcc build and in a clang
 #                   AddressSanitizer + UndefinedBehaviorSanitizer build
+#   make tsan       unit and integration suites under ThreadSanitizer, 4 workers
 #   make run        the demo: three replicas behind lb on :8080
 #   make bench      lb vs HAProxy vs nginx (scripts/bench.sh)
 #   make rolling-restart   requests lost in a rolling restart, lb vs HAProxy vs nginx
@@ -20,6 +21,10 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -leven
 ifeq ($(SANITIZE),1)
 CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SANITIZE),thread)
+CFLAGS  += -O1 -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
 endif
 
 # The sources by layer, bottom up (README "Layout"). A layer's include path
@@ -41,7 +46,7 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(LB_OBJS))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all units fuzz test run bench rolling-restart install clean deps
+.PHONY: all units fuzz test tsan run bench rolling-restart install clean deps
 all: $(BUILD)/lb $(BUILD)/replica
 
 define layer_objects
@@ -71,10 +76,11 @@ $(BUILD)/replica: test/replica/replica.c | $(BUILD)/obj
 
 units: $(UNIT_BINS)
 # Compiled and linked in one step (so no -MMD: clang refuses it with -o
-# and several inputs); rebuilt whenever a header of core/, the only layer
-# they test, changes.
-$(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/core/*.h) | $(BUILD)/unit $(NO_LIBEVENT)/event2
-	$(CC) -D_GNU_SOURCE $(inc_core) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblb.a $(LDLIBS) -lcmocka
+# and several inputs); rebuilt whenever a header changes. They test core/
+# (its include path), except test_gen, which tests runtime/gen.c's sockets.
+unit_inc = $(if $(filter test_gen,$(1)),$(inc_runtime),$(inc_core))
+$(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/*/*.h) | $(BUILD)/unit $(NO_LIBEVENT)/event2
+	$(CC) -D_GNU_SOURCE $(call unit_inc,$*) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblb.a $(LDLIBS) -lcmocka
 
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
@@ -106,6 +112,12 @@ test: deps
 	$(MAKE) fuzz
 	scripts/run-tests.sh build build-asan
 
+# ThreadSanitizer: the unit tests and the integration suite, every lb with
+# 4 workers (LB_TEST_WORKERS), in a clang build of its own.
+tsan: deps
+	$(MAKE) BUILD=build-tsan SANITIZE=thread CC=clang all units
+	LB_TEST_WORKERS=4 RUN_FUZZ_SEEDS=0 scripts/run-tests.sh build-tsan
+
 run:
 	@scripts/deps.sh --run
 	$(MAKE) all
@@ -128,6 +140,6 @@ install: all
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/lb/README.md
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/*/*.d $(BUILD)/unit/*.d)

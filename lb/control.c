@@ -49,6 +49,7 @@ struct control {
 	int wake_fd; /* workers write here after answering */
 	struct retiring_gen *retiring;
 	size_t nretiring;
+	const struct gen **alive; /* room for lineage(): nretiring + 1 */
 	bool stopping;
 	bool announce_pending; /* "lb running" once the workers serve the current generation */
 	bool sockets_closed;
@@ -110,6 +111,28 @@ static bool all_workers_at(const struct control *c, unsigned long gen_id)
 	return true;
 }
 
+/* The generations alive after retiring[first], oldest first, and the
+ * current one: where sockets live on (gen.h). */
+static struct gen_lineage newer_than(struct control *c, size_t first)
+{
+	size_t n = 0;
+	for (size_t i = first + 1; i < c->nretiring; i++)
+		c->alive[n++] = c->retiring[i].old;
+	if (c->current != NULL)
+		c->alive[n++] = c->current;
+	return (struct gen_lineage){ c->alive, n };
+}
+
+/* Every generation alive, oldest first. */
+static struct gen_lineage all_alive(struct control *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->nretiring; i++)
+		c->alive[n++] = c->retiring[i].old;
+	c->alive[n++] = c->current;
+	return (struct gen_lineage){ c->alive, n };
+}
+
 /* At the stop: close every listening socket once. A socket may be shared
  * by several of the generations still around (taken over by each reload):
  * each is closed by the newest generation that has it. */
@@ -117,25 +140,22 @@ static void close_all_sockets(struct control *c)
 {
 	if (c->sockets_closed)
 		return;
-	for (size_t i = 0; i < c->nretiring; i++) {
-		const struct gen *newer = i + 1 < c->nretiring ? c->retiring[i + 1].old : c->current;
-		gen_close_dropped_sockets(c->retiring[i].old, newer);
-	}
-	gen_close_dropped_sockets(c->current, NULL);
+	for (size_t i = 0; i < c->nretiring; i++)
+		gen_close_dropped_sockets(c->retiring[i].old, newer_than(c, i));
+	gen_close_dropped_sockets(c->current, (struct gen_lineage){ 0 });
 	c->sockets_closed = true;
 }
 
-/* Drop the generations every worker has moved past. */
+/* Drop the generations every worker has moved past. Sockets a newer
+ * generation took over live on in it; a generation retires only after
+ * its predecessor did. */
 static void retire_generations(struct control *c)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < c->nretiring; i++) {
 		struct retiring_gen *r = &c->retiring[i];
 		if (all_workers_at(c, r->successor_id)) {
-			/* Sockets the successor took over live on in it; a
-			 * generation retires only after its predecessor did. */
-			struct gen *successor = (i + 1 < c->nretiring) ? c->retiring[i + 1].old : c->current;
-			gen_close_dropped_sockets(r->old, successor);
+			gen_close_dropped_sockets(r->old, newer_than(c, i));
 			gen_release(r->old);
 		} else {
 			c->retiring[kept++] = *r;
@@ -151,6 +171,10 @@ static int retiring_reserve(struct control *c)
 	if (grown == NULL)
 		return -1;
 	c->retiring = grown;
+	const struct gen **alive = realloc(c->alive, (c->nretiring + 2) * sizeof(*c->alive));
+	if (alive == NULL)
+		return -1;
+	c->alive = alive;
 	return 0;
 }
 
@@ -190,13 +214,17 @@ static void reload(struct control *c)
 	config_errors_free(&errs);
 	if (control_workers_wanted(cfg) != c->nworkers)
 		log_warn("reload: a change of global.workers takes effect at the next restart");
+	if (cfg->global.cpu_affinity != c->current->cfg->global.cpu_affinity)
+		log_warn("reload: a change of global.cpu_affinity takes effect at the next restart");
+	if (cfg->global.reuseport != c->current->cfg->global.reuseport)
+		log_warn("reload: a change of global.reuseport applies to listeners bound from now on");
 	check_descriptor_limit(cfg, c->nworkers, c->descriptor_limit);
 	if (retiring_reserve(c) < 0 || resolve_config_literals(cfg, &res) < 0) {
 		config_free(cfg);
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	struct gen *g = gen_create(cfg, &res, c->current, err, sizeof(err));
+	struct gen *g = gen_create(cfg, &res, all_alive(c), c->nworkers, err, sizeof(err));
 	resolution_free(&res);
 	if (g == NULL)
 		goto fail;
@@ -243,7 +271,7 @@ static void on_resolution(const struct resolution *res, void *arg)
 
 	if (c->stopping || !gen_resolution_differs(c->current, res) || retiring_reserve(c) < 0)
 		return;
-	struct gen *g = gen_rebuild(c->current, res, err, sizeof(err));
+	struct gen *g = gen_rebuild(all_alive(c), res, err, sizeof(err));
 	if (g == NULL) {
 		log_error("servers re-resolved, but: %s; still running generation %lu", err, c->current->id);
 		return;
@@ -366,6 +394,7 @@ int control_run(struct gen *first, const char *config_path)
 		log_warn("%s", err);
 
 	c.nworkers = control_workers_wanted(first->cfg);
+	atomic_store(&lb_counters.nworkers, c.nworkers);
 	c.descriptor_limit = daemon_raise_descriptor_limit();
 	check_descriptor_limit(first->cfg, c.nworkers, c.descriptor_limit);
 	c.workers = calloc((size_t)c.nworkers, sizeof(*c.workers));
@@ -405,6 +434,7 @@ out:
 	for (size_t i = 0; i < c.nretiring; i++)
 		gen_release(c.retiring[i].old);
 	free(c.retiring);
+	free(c.alive);
 	gen_release(c.current);
 	if (c.grace_timer)
 		event_free(c.grace_timer);

@@ -126,7 +126,7 @@ int main(int argc, char **argv)
 		free(pidfile_copy);
 		return EXIT_CANNOT_START;
 	}
-	struct gen *first = gen_create(cfg, &res, NULL, err, sizeof(err));
+	struct gen *first = gen_create(cfg, &res, (struct gen_lineage){ 0 }, control_workers_wanted(cfg), err, sizeof(err));
 	resolution_free(&res);
 	if (first == NULL || pidfile_copy == NULL) {
 		log_error("cannot start: %s", first == NULL ? err : "out of memory");

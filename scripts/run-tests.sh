@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every suite against each build directory given (build, build-asan):
 # the cmocka unit tests, then the pytest integration tests with real
-# processes; then the fuzz targets of build-fuzz/ replay their seeds.
+# processes; then the fuzz targets of build-fuzz/ replay their seeds
+# (unless RUN_FUZZ_SEEDS=0).
 # Ends with one summary line over everything: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ for build in "$@"; do
     export LB_BUILD="$build"
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=8"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+    export TSAN_OPTIONS="second_deadlock_stack=1"
     for t in "$build"/unit/test_*; do
         [ -x "$t" ] && [ "${t%.d}" = "$t" ] || continue
         log="$build/logs/$(basename "$t").log"
@@ -58,7 +60,7 @@ done
 # The fuzz targets replay their seed corpora (a smoke test: each target
 # still builds, and no seed crashes it). One test per target.
 for bin in build-fuzz/fuzz_*; do
-    [ -x "$bin" ] || continue
+    [ "${RUN_FUZZ_SEEDS:-1}" = 1 ] && [ -x "$bin" ] || continue
     name=${bin##*/fuzz_}
     corpus=test/fuzz/corpus/$name
     [ -d "$corpus" ] || corpus=test/fuzz/corpus/${name%_diff}

@@ -104,7 +104,7 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 			    (unsigned long long)atomic_load(&lb_counters.reloads_ok),
 			    (unsigned long long)atomic_load(&lb_counters.reloads_failed),
 			    atomic_load(&lb_counters.connections_active),
-			    (unsigned long long)atomic_load(&lb_counters.connections_total));
+			    (unsigned long long)counters_connections_total());
 	for (size_t b = 0; b < g->nbackends; b++) {
 		const struct gen_backend *gb = &g->backends[b];
 		evbuffer_add_printf(out, "%s{\"name\":", b ? "," : "");
@@ -135,6 +135,11 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 		}
 		evbuffer_add(out, "]}", 2);
 	}
+	evbuffer_add(out, "],\"workers\":[", 13);
+	for (int i = 0; i < atomic_load(&lb_counters.nworkers); i++)
+		evbuffer_add_printf(out, "%s{\"connections\":%u,\"connections_total\":%llu}", i ? "," : "",
+				    atomic_load(&lb_counters.workers[i].connections_active),
+				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total));
 	evbuffer_add(out, "]}\n", 3);
 }
 
@@ -216,8 +221,16 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	prom_header(out, "lb_connections_active", "gauge", "Client connections open now.");
 	evbuffer_add_printf(out, "lb_connections_active %u\n", atomic_load(&lb_counters.connections_active));
 	prom_header(out, "lb_connections_total", "counter", "Client connections accepted.");
-	evbuffer_add_printf(out, "lb_connections_total %llu\n",
-			    (unsigned long long)atomic_load(&lb_counters.connections_total));
+	evbuffer_add_printf(out, "lb_connections_total %llu\n", (unsigned long long)counters_connections_total());
+	int workers = atomic_load(&lb_counters.nworkers);
+	prom_header(out, "lb_worker_connections_active", "gauge", "Client connections open now, by worker.");
+	for (int i = 0; i < workers; i++)
+		evbuffer_add_printf(out, "lb_worker_connections_active{worker=\"%d\"} %u\n", i,
+				    atomic_load(&lb_counters.workers[i].connections_active));
+	prom_header(out, "lb_worker_connections_total", "counter", "Client connections accepted, by worker.");
+	for (int i = 0; i < workers; i++)
+		evbuffer_add_printf(out, "lb_worker_connections_total{worker=\"%d\"} %llu\n", i,
+				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total));
 	prom_header(out, "lb_reloads_total", "counter", "Configuration reloads by result.");
 	evbuffer_add_printf(out, "lb_reloads_total{result=\"ok\"} %llu\nlb_reloads_total{result=\"failed\"} %llu\n",
 			    (unsigned long long)atomic_load(&lb_counters.reloads_ok),

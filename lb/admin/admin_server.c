@@ -307,7 +307,7 @@ struct admin_server *admin_server_start(struct event_base *base, const struct cf
 	s->max_connections = max_connections;
 	s->handler = handler;
 	s->arg = arg;
-	s->fd = listener_open(bind, "admin", err, errlen);
+	s->fd = listener_open(bind, "admin", false, err, errlen);
 	if (s->fd < 0)
 		goto fail;
 	/* Accepted once the first bytes are there (see refuse). */

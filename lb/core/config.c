@@ -263,6 +263,8 @@ static const struct config_key config_log_keys[] = {
 
 static const struct config_key config_global_keys[] = {
 	KEY_CUSTOM("workers", config_set_workers),
+	KEY(struct lb_config, "reuseport", global.reuseport, .kind = CONFIG_BOOL),
+	KEY(struct lb_config, "cpu_affinity", global.cpu_affinity, .kind = CONFIG_BOOL),
 	KEY(struct lb_config, "max_connections", global.max_connections, .kind = CONFIG_INT,
 	    .min = 1, .max = 1000000),
 	KEY(struct lb_config, "max_header_fields", global.max_header_fields, .kind = CONFIG_INT,
@@ -740,6 +742,8 @@ static void config_addr_default(struct config_ctx *ctx, struct cfg_addr *addr, c
 static void config_global_defaults(struct config_ctx *ctx, struct lb_config *cfg)
 {
 	cfg->global.workers = 0;
+	cfg->global.reuseport = true;
+	cfg->global.cpu_affinity = false;
 	cfg->global.max_connections = 10000;
 	cfg->global.max_header_fields = 100; /* http_msg.h HTTP_DEFAULT_MAX_HEADERS; HAProxy: 101 */
 	cfg->global.pidfile = config_strdup(ctx, "");

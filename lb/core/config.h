@@ -95,6 +95,8 @@ struct lb_config {
 	char *path; /* the file it came from */
 	struct {
 		int workers; /* 0 = auto (one per CPU, at most LB_MAX_WORKERS); 1..64 */
+		bool reuseport; /* a listening socket per worker and listener (else one shared) */
+		bool cpu_affinity; /* worker i runs on CPU i */
 		int max_connections;
 		int max_header_fields; /* per request or response head (http_msg.h) */
 		char *pidfile; /* "" = none */

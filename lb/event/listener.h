@@ -14,9 +14,18 @@
 #include "config.h"
 
 /* A non-blocking socket listening on addr ("*:PORT" is IPv4 any, as
- * nginx's "listen *:PORT"), with SO_REUSEADDR. -1 on failure, with the
- * reason (naming `what`) in err. */
-int listener_open(const struct cfg_addr *addr, const char *what, char *err, size_t errlen);
+ * nginx's "listen *:PORT"), with SO_REUSEADDR, and SO_REUSEPORT when
+ * `reuseport` (several sockets of one bind, the kernel spreading
+ * connections over them). -1 on failure, with the reason (naming `what`)
+ * in err. */
+int listener_open(const struct cfg_addr *addr, const char *what, bool reuseport, char *err, size_t errlen);
+
+/* For a socket that several threads poll: an epoll descriptor that becomes
+ * readable when fd has a connection waiting, registered with
+ * EPOLLEXCLUSIVE so that a connection wakes one of them, not all. Poll it
+ * instead of fd (a nested epoll: libevent 2.1 cannot ask for the flag),
+ * accept from fd. -1 with errno on failure. */
+int listener_exclusive_poll(int fd);
 
 /* Options that follow a proxy listener's configuration, set again when a
  * reload takes its socket over (the mode may have changed). With

@@ -729,7 +729,7 @@ static bool follow_newest_generation(struct http_session *s)
 	const struct cfg_listener *old = s->session.listener->cfg;
 	for (size_t i = 0; i < newest->nlisteners; i++) {
 		const struct gen_listener *l = &newest->listeners[i];
-		if (strcmp(l->cfg->name, old->name) == 0 && l->fd == s->session.listener->fd && l->cfg->mode == old->mode) {
+		if (strcmp(l->cfg->name, old->name) == 0 && l->fds[0] == s->session.listener->fds[0] && l->cfg->mode == old->mode) {
 			struct gen *previous = s->session.gen;
 			s->session.gen = gen_acquire(newest);
 			s->session.listener = l;

@@ -166,17 +166,42 @@ static int tune_listen_socket(int fd, const struct cfg_listener *l)
 	return listener_tune(fd, l->mode == LISTENER_MODE_HTTP);
 }
 
-static int listen_socket(const struct cfg_listener *l, char *err, size_t errlen)
+static void close_listen_sockets(struct gen_listener *gl)
 {
+	for (int i = 0; i < gl->nfds; i++)
+		close(gl->fds[i]);
+	gl->nfds = 0;
+}
+
+/* A listener's sockets: one per worker with reuseport (after making sure
+ * that nobody else holds the address: a socket with SO_REUSEPORT would
+ * share it with another lb of the same user), else one. */
+static int listen_sockets(struct gen_listener *gl, int workers, bool reuseport, char *err, size_t errlen)
+{
+	const struct cfg_listener *l = gl->cfg;
 	char what[128];
 	snprintf(what, sizeof(what), "listener %s", l->name);
-	int fd = listener_open(&l->bind, what, err, errlen);
-	if (fd >= 0 && tune_listen_socket(fd, l) != 0) {
-		snprintf(err, errlen, "%s: cannot set socket options: %s", what, strerror(errno));
-		close(fd);
-		return -1;
+	int wanted = reuseport && workers > 1 ? workers : 1;
+	if (wanted > 1) {
+		int probe = listener_open(&l->bind, what, false, err, errlen);
+		if (probe < 0)
+			return -1;
+		close(probe);
 	}
-	return fd;
+	for (gl->nfds = 0; gl->nfds < wanted; gl->nfds++) {
+		int fd = listener_open(&l->bind, what, wanted > 1, err, errlen);
+		if (fd >= 0 && tune_listen_socket(fd, l) != 0) {
+			snprintf(err, errlen, "%s: cannot set socket options: %s", what, strerror(errno));
+			close(fd);
+			fd = -1;
+		}
+		if (fd < 0) {
+			close_listen_sockets(gl);
+			return -1;
+		}
+		gl->fds[gl->nfds] = fd;
+	}
+	return 0;
 }
 
 static bool same_bind(const struct cfg_addr *a, const struct cfg_addr *b)
@@ -184,20 +209,26 @@ static bool same_bind(const struct cfg_addr *a, const struct cfg_addr *b)
 	return a->port == b->port && strcmp(a->host, b->host) == 0;
 }
 
-/* The socket of the previous generation's listener on the same bind, or -1. */
-static int inherited_socket(const struct gen *previous, const struct cfg_listener *l)
+/* The listener of a live generation on the same bind (the newest), or NULL. */
+static const struct gen_listener *inherited_listener(struct gen_lineage alive, const struct cfg_listener *l)
 {
-	for (size_t i = 0; previous != NULL && i < previous->nlisteners; i++)
-		if (same_bind(&previous->listeners[i].cfg->bind, &l->bind))
-			return previous->listeners[i].fd;
-	return -1;
+	for (size_t g = alive.count; g-- > 0;)
+		for (size_t i = 0; i < alive.gens[g]->nlisteners; i++)
+			if (same_bind(&alive.gens[g]->listeners[i].cfg->bind, &l->bind))
+				return &alive.gens[g]->listeners[i];
+	return NULL;
 }
 
-static bool socket_inherited(const struct gen *previous, int fd)
+/* Does a generation of `gens` hold socket fd? */
+static bool socket_held(struct gen_lineage gens, int fd)
 {
-	for (size_t i = 0; previous != NULL && i < previous->nlisteners; i++)
-		if (previous->listeners[i].fd == fd)
-			return true;
+	for (size_t g = 0; g < gens.count; g++)
+		for (size_t i = 0; i < gens.gens[g]->nlisteners; i++) {
+			const struct gen_listener *l = &gens.gens[g]->listeners[i];
+			for (int k = 0; k < l->nfds; k++)
+				if (l->fds[k] == fd)
+					return true;
+		}
 	return false;
 }
 
@@ -224,10 +255,11 @@ static void gen_free(struct gen *g)
 }
 
 /* Build on ref (one reference taken over, even on failure). */
-static struct gen *gen_build(struct config_ref *ref, const struct resolution *res, const struct gen *previous,
-			     char *err, size_t errlen)
+static struct gen *gen_build(struct config_ref *ref, const struct resolution *res, struct gen_lineage alive,
+			     int workers, char *err, size_t errlen)
 {
 	const struct lb_config *cfg = ref->cfg;
+	const struct gen *previous = alive.count ? alive.gens[alive.count - 1] : NULL;
 	struct gen *g = calloc(1, sizeof(*g));
 	if (g == NULL) {
 		config_ref_release(ref);
@@ -236,6 +268,7 @@ static struct gen *gen_build(struct config_ref *ref, const struct resolution *re
 	}
 	atomic_init(&g->refs, 1);
 	g->id = previous ? previous->id + 1 : 1;
+	g->workers = workers;
 	g->cfg_ref = ref;
 	g->cfg = cfg;
 	g->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*g->backends));
@@ -253,39 +286,45 @@ static struct gen *gen_build(struct config_ref *ref, const struct resolution *re
 		struct gen_listener *l = &g->listeners[i];
 		l->cfg = &cfg->listeners[i];
 		l->backend = &g->backends[l->cfg->backend_index];
-		l->fd = inherited_socket(previous, l->cfg);
-		if (l->fd >= 0)
-			tune_listen_socket(l->fd, l->cfg); /* best effort: it listens already */
-		else
-			l->fd = listen_socket(l->cfg, err, errlen);
-		if (l->fd < 0)
+		const struct gen_listener *kept = inherited_listener(alive, l->cfg);
+		if (kept != NULL) {
+			/* Its sockets as they are (a change of global.reuseport
+			 * applies to new binds): they listen already. */
+			l->nfds = kept->nfds;
+			memcpy(l->fds, kept->fds, sizeof(l->fds));
+			for (int k = 0; k < l->nfds; k++)
+				tune_listen_socket(l->fds[k], l->cfg); /* best effort */
+		} else if (listen_sockets(l, workers, cfg->global.reuseport, err, errlen) < 0) {
 			goto fail;
+		}
 		g->nlisteners++;
 	}
 	return g;
 fail:
 	/* Close only what this generation bound itself. */
 	for (size_t i = 0; i < g->nlisteners; i++)
-		if (!socket_inherited(previous, g->listeners[i].fd))
-			close(g->listeners[i].fd);
+		for (int k = 0; k < g->listeners[i].nfds; k++)
+			if (!socket_held(alive, g->listeners[i].fds[k]))
+				close(g->listeners[i].fds[k]);
 	gen_free(g);
 	return NULL;
 }
 
-struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, const struct gen *previous, char *err,
-		       size_t errlen)
+struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, struct gen_lineage alive, int workers,
+		       char *err, size_t errlen)
 {
 	struct config_ref *ref = config_ref_new(cfg);
 	if (ref == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	return gen_build(ref, res, previous, err, errlen);
+	return gen_build(ref, res, alive, workers, err, errlen);
 }
 
-struct gen *gen_rebuild(const struct gen *previous, const struct resolution *res, char *err, size_t errlen)
+struct gen *gen_rebuild(struct gen_lineage alive, const struct resolution *res, char *err, size_t errlen)
 {
-	return gen_build(config_ref_acquire(previous->cfg_ref), res, previous, err, errlen);
+	const struct gen *current = alive.gens[alive.count - 1];
+	return gen_build(config_ref_acquire(current->cfg_ref), res, alive, current->workers, err, errlen);
 }
 
 static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -342,9 +381,10 @@ void gen_release(struct gen *g)
 		gen_free(g);
 }
 
-void gen_close_dropped_sockets(const struct gen *old, const struct gen *current)
+void gen_close_dropped_sockets(const struct gen *old, struct gen_lineage newer)
 {
 	for (size_t i = 0; i < old->nlisteners; i++)
-		if (!socket_inherited(current, old->listeners[i].fd))
-			close(old->listeners[i].fd);
+		for (int k = 0; k < old->listeners[i].nfds; k++)
+			if (!socket_held(newer, old->listeners[i].fds[k]))
+				close(old->listeners[i].fds[k]);
 }

@@ -16,10 +16,16 @@
  *     drain, counters) are shared by every generation that has the same
  *     (backend name, server address) or backend name, so a reload carries
  *     them over.
- *   - listening sockets: a new generation takes over the socket of an old
+ *   - listening sockets: a new generation takes over the sockets of an old
  *     listener with the same bind, so no connection is refused during a
- *     reload. Sockets are closed by the control thread (gen_close_dropped_sockets)
- *     once no worker polls them any more, never by gen_release.
+ *     reload, from the current generation or an older one still alive (a
+ *     bind removed and added again by two quick reloads). Sockets are
+ *     closed by the control thread (gen_close_dropped_sockets) once no
+ *     worker polls them any more, never by gen_release. With
+ *     global.reuseport a listener has a socket per worker (the kernel
+ *     spreads connections, one worker wakes); the worker count is fixed
+ *     for the process, so a reload never adds nor closes one of them alone,
+ *     and no connection queued on a kept socket is lost.
  */
 #ifndef LB_GEN_H
 #define LB_GEN_H
@@ -56,12 +62,17 @@ struct gen_backend {
 struct gen_listener {
 	const struct cfg_listener *cfg;
 	struct gen_backend *backend;
-	int fd; /* listening socket, non-blocking; see "listening sockets" above */
+	/* Listening sockets, non-blocking (see "listening sockets" above):
+	 * one per worker with global.reuseport, else one that every worker
+	 * polls. gen_listener_fd says which is whose. */
+	int fds[LB_MAX_WORKERS];
+	int nfds;
 };
 
 struct gen {
 	atomic_int refs;
 	unsigned long id; /* 1 for the first generation, +1 per change */
+	int workers; /* of the process: the sockets a listener gets with reuseport */
 	struct config_ref *cfg_ref; /* one reference */
 	const struct lb_config *cfg; /* cfg_ref->cfg */
 	struct gen_backend *backends;
@@ -70,18 +81,27 @@ struct gen {
 	size_t nlisteners;
 };
 
+/* The generations alive when another is built, oldest first; the last is
+ * the current one. Empty at start. */
+struct gen_lineage {
+	const struct gen *const *gens;
+	size_t count;
+};
+
 /*
  * Build a generation from cfg (taking ownership of cfg, even on failure)
- * and the addresses of its servers (resolve.h). `previous` (may be
- * NULL) lends its listening sockets and server states, and the addresses of
- * host names that failed to resolve this time. Binds new listeners; on
- * failure returns NULL, closes what it bound, and writes the reason to err.
+ * and the addresses of its servers (resolve.h), for `workers` workers.
+ * The current generation of `alive` lends its server states and the
+ * addresses of host names that failed to resolve this time; any of them
+ * lends its listening sockets. Binds new listeners; on failure returns
+ * NULL, closes what it bound, and writes the reason to err.
  */
-struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, const struct gen *previous, char *err,
-		       size_t errlen);
+struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, struct gen_lineage alive, int workers,
+		       char *err, size_t errlen);
 
-/* The same configuration as `previous`, with new server addresses. */
-struct gen *gen_rebuild(const struct gen *previous, const struct resolution *res, char *err, size_t errlen);
+/* The same configuration as the current generation of `alive`, with new
+ * server addresses. */
+struct gen *gen_rebuild(struct gen_lineage alive, const struct resolution *res, char *err, size_t errlen);
 
 /* Does res give the servers of g other addresses than g has? (Names that
  * failed to resolve count as unchanged.) */
@@ -90,9 +110,15 @@ bool gen_resolution_differs(const struct gen *g, const struct resolution *res);
 struct gen *gen_acquire(struct gen *g);
 void gen_release(struct gen *g);
 
-/* Close the listening sockets of `old` that `current` did not take over
- * (current may be NULL: close all). Call only when no worker polls them. */
-void gen_close_dropped_sockets(const struct gen *old, const struct gen *current);
+/* Close the listening sockets of `old` that no generation of `newer` took
+ * over (none: close all). Call only when no worker polls them. */
+void gen_close_dropped_sockets(const struct gen *old, struct gen_lineage newer);
+
+/* The socket worker `worker` accepts from for l. */
+static inline int gen_listener_fd(const struct gen_listener *l, int worker)
+{
+	return l->nfds > 1 ? l->fds[worker] : l->fds[0];
+}
 
 /* May server i of b take requests at all (weight > 0, not drained)? */
 static inline bool gen_server_eligible(const struct gen_backend *b, size_t i)

@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <event2/event.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,10 +94,12 @@ void worker_out_of_descriptors(struct worker *w, int err)
 	accept_failed(w, "cannot open a server connection", err);
 }
 
-static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
+static void on_accept_ready(evutil_socket_t polled, short what, void *arg)
 {
 	struct accept_point *ap = arg;
 	struct worker *w = ap->worker;
+	int fd = ap->fd;
+	(void)polled;
 	(void)what;
 
 	for (int n = 0; n < ACCEPT_BUDGET; n++) {
@@ -115,20 +118,26 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 			accept_failed(w, what, errno);
 			return;
 		}
+		struct worker_counters *mine = &lb_counters.workers[w->index];
 		atomic_fetch_add_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&lb_counters.connections_total, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mine->connections_total, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mine->connections_active, 1, memory_order_relaxed);
 		int rc = w->handlers->start[ap->listener->cfg->mode](w, ap->listener, client, &peer, peer_len);
 		if (rc < 0) {
 			/* The session closed the socket; keep the count right. */
 			atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&mine->connections_active, 1, memory_order_relaxed);
 		}
 	}
 }
 
 static void accept_points_free(struct worker *w)
 {
-	for (size_t i = 0; i < w->naccept_points; i++)
+	for (size_t i = 0; i < w->naccept_points; i++) {
 		event_free(w->accept_points[i].event);
+		if (w->accept_points[i].exclusive_poll >= 0)
+			close(w->accept_points[i].exclusive_poll);
+	}
 	free(w->accept_points);
 	w->accept_points = NULL;
 	w->naccept_points = 0;
@@ -144,9 +153,18 @@ static int accept_points_create(struct worker *w)
 		struct accept_point *ap = &w->accept_points[w->naccept_points];
 		ap->worker = w;
 		ap->listener = &g->listeners[i];
-		ap->event = event_new(w->base, ap->listener->fd, EV_READ | EV_PERSIST, on_accept_ready, ap);
-		if (ap->event == NULL)
+		ap->fd = gen_listener_fd(ap->listener, w->index);
+		ap->exclusive_poll = -1;
+		/* A socket every worker polls: one wakes per connection. */
+		if (ap->listener->nfds == 1 && g->workers > 1 && (ap->exclusive_poll = listener_exclusive_poll(ap->fd)) < 0)
 			return -1;
+		ap->event = event_new(w->base, ap->exclusive_poll >= 0 ? ap->exclusive_poll : ap->fd, EV_READ | EV_PERSIST,
+				      on_accept_ready, ap);
+		if (ap->event == NULL) {
+			if (ap->exclusive_poll >= 0)
+				close(ap->exclusive_poll);
+			return -1;
+		}
 		w->naccept_points++;
 		if (!w->accept_paused)
 			event_add(ap->event, NULL);
@@ -231,6 +249,28 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* global.cpu_affinity: worker i on the i-th CPU this process may use
+ * (counting around when there are more workers than CPUs). */
+static void pin_to_cpu(struct worker *w)
+{
+	cpu_set_t allowed, one;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || CPU_COUNT(&allowed) == 0) {
+		log_warn("worker %d: cpu_affinity: cannot read the allowed CPUs: %s", w->index, strerror(errno));
+		return;
+	}
+	int nth = w->index % CPU_COUNT(&allowed), cpu = -1;
+	for (int c = 0; c < CPU_SETSIZE && nth >= 0; c++)
+		if (CPU_ISSET(c, &allowed) && nth-- == 0)
+			cpu = c;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	int rc = pthread_setaffinity_np(w->thread, sizeof(one), &one);
+	if (rc != 0)
+		log_warn("worker %d: cpu_affinity: cannot pin to CPU %d: %s", w->index, cpu, strerror(rc));
+	else
+		log_info("worker %d runs on CPU %d", w->index, cpu);
+}
+
 int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, const struct worker_handlers *handlers)
 {
 	struct event_config *ec = event_config_new();
@@ -263,6 +303,11 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 		goto fail;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		goto fail;
+	char name[16];
+	snprintf(name, sizeof(name), "lb-worker-%d", index);
+	pthread_setname_np(w->thread, name); /* top -H, /proc/PID/task/TID/comm */
+	if (gen->cfg->global.cpu_affinity)
+		pin_to_cpu(w);
 	return 0;
 fail:
 	accept_points_free(w);
@@ -316,6 +361,7 @@ void worker_session_remove(struct worker *w, struct session_link *link)
 	link->next = link->prev = link;
 	w->nsessions--;
 	atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&lb_counters.workers[w->index].connections_active, 1, memory_order_relaxed);
 	if (w->accept_paused)
 		accept_try_resume(w);
 	if (w->nsessions == 0 && atomic_load(&w->stopping))

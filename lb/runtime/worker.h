@@ -5,8 +5,9 @@
  * The control thread talks to a worker only through the atomic fields
  * marked "control -> worker" and a wake-up eventfd; the worker answers
  * through the fields marked "worker -> control" and the control's eventfd.
- * Every listening socket is polled by every worker (the kernel hands each
- * connection to one accept4 caller); the sockets belong to generations.
+ * Each worker accepts from its own socket of each listener (reuseport),
+ * or all poll one shared socket, each through an EPOLLEXCLUSIVE watch so
+ * that one wakes per connection; the sockets belong to generations.
  */
 #ifndef LB_WORKER_H
 #define LB_WORKER_H
@@ -47,6 +48,8 @@ struct session_link {
 struct accept_point {
 	struct worker *worker;
 	const struct gen_listener *listener;
+	int fd; /* the listening socket it accepts from */
+	int exclusive_poll; /* a shared socket's EPOLLEXCLUSIVE watch (polled), or -1 */
 	struct event *event;
 };
 

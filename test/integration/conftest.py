@@ -8,6 +8,7 @@ LB_BUILD names the build directory to test (build, build-asan).
 """
 import http.client
 import os
+import re
 import resource
 import signal
 import socket
@@ -145,6 +146,20 @@ class Replica:
         return "127.0.0.1:%d" % self.port
 
 
+def with_test_workers(config):
+    """LB_TEST_WORKERS=N (make tsan) runs every lb with N workers."""
+    workers = os.environ.get("LB_TEST_WORKERS")
+    if not workers:
+        return config
+    if re.search(r"^  workers:", config, re.M):
+        return re.sub(r"^  workers: *\S+", "  workers: " + workers, config, flags=re.M)
+    if re.search(r"^global: *$", config, re.M):
+        return re.sub(r"^global: *$", "global:\n  workers: " + workers, config, count=1, flags=re.M)
+    if re.search(r"^global:", config, re.M):
+        return config  # written inline: left as it is
+    return "global:\n  workers: %s\n" % workers + config
+
+
 class Lb:
     """One lb process with its config file and log."""
 
@@ -159,7 +174,7 @@ class Lb:
 
     def write(self, config):
         with open(self.path, "w") as f:
-            f.write(textwrap.dedent(config))
+            f.write(with_test_workers(textwrap.dedent(config)))
 
     def start(self, wait_port=None, args=(), preexec_fn=None):
         env = dict(os.environ)
@@ -258,7 +273,7 @@ def lb(procs, tmp_path):
         if getattr(inst, "log", None):
             inst.log.close()
             text = inst.log_text()
-            for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            for marker in ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:"):
                 if marker in text:
                     problems.append(marker + " report:\n" + text[-4000:])
     assert not problems, "\n".join(problems)

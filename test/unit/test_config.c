@@ -110,6 +110,8 @@ static void test_minimal_config_gets_every_default(void **state)
 	(void)state;
 	assert_string_equal(cfg->path, NAME);
 	assert_int_equal(cfg->global.workers, 0);
+	assert_true(cfg->global.reuseport);
+	assert_false(cfg->global.cpu_affinity);
 	assert_int_equal(cfg->global.max_connections, 10000);
 	assert_int_equal(cfg->global.max_header_fields, 100);
 	assert_string_equal(cfg->global.pidfile, "");
@@ -177,6 +179,8 @@ static void test_minimal_config_gets_every_default(void **state)
 
 static const char full[] = "global:\n"
 			   "  workers: 4\n"
+			   "  reuseport: false\n"
+			   "  cpu_affinity: true\n"
 			   "  max_connections: 500\n"
 			   "  max_header_fields: 250\n"
 			   "  pidfile: /run/lb.pid\n"
@@ -249,6 +253,8 @@ static void test_full_config_sets_every_key(void **state)
 
 	(void)state;
 	assert_int_equal(cfg->global.workers, 4);
+	assert_false(cfg->global.reuseport);
+	assert_true(cfg->global.cpu_affinity);
 	assert_int_equal(cfg->global.max_connections, 500);
 	assert_int_equal(cfg->global.max_header_fields, 250);
 	assert_string_equal(cfg->global.pidfile, "/run/lb.pid");
@@ -433,7 +439,7 @@ static void test_unknown_key_is_an_error(void **state)
 	(void)state;
 	assert_minimal_with_error(0, "global:\n  foo: 1\n",
 				  "lb.yaml:2:3: global: unknown key \"foo\", expected one of: "
-				  "workers, max_connections, max_header_fields, pidfile, user, grace, log, "
+				  "workers, reuseport, cpu_affinity, max_connections, max_header_fields, pidfile, user, grace, log, "
 				  "access_log, resolvers");
 	assert_minimal_with_error(0, "colour: blue\n",
 				  "lb.yaml:1:1: unknown key \"colour\", expected one of: "

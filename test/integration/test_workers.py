@@ -1,0 +1,144 @@
+"""Several workers on one machine (README "Threads"): a listening socket per
+worker (global.reuseport) or one shared, connections spread over the
+workers, shares exact for the process, workers pinned with cpu_affinity.
+Real lb and replica processes; traffic only to 127.0.0.1; every test sends
+a bounded number of requests."""
+import collections
+import http.client
+import json
+import os
+import subprocess
+
+from conftest import LB, free_port, http_config, run_concurrently, wait_until
+
+
+def admin(port):
+    return "admin:\n  bind: 127.0.0.1:%d\n" % port
+
+
+def stats(admin_port):
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+    try:
+        conn.request("GET", "/stats")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def listening_sockets(port):
+    """Sockets listening on 127.0.0.1:port, whoever holds them."""
+    out = subprocess.run(["ss", "-Htln", "sport = :%d" % port], capture_output=True, text=True,
+                         timeout=10, check=True).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def one_request_per_connection(port, n, threads=4):
+    """n GETs, each on its own connection (Connection: close); the serving
+    replicas' names."""
+    names = []
+    per_thread = n // threads
+
+    def client():
+        for _ in range(per_thread):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/", headers={"Connection": "close"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            names.append(resp.getheader("X-Replica"))
+            conn.close()
+
+    run_concurrently(client, threads, timeout=120)
+    assert len(names) == per_thread * threads
+    return names
+
+
+def test_a_listening_socket_per_worker_and_connections_spread_evenly(replicas, lb):
+    rs = replicas(2)
+    port, admin_port = free_port(), free_port()
+    lb(http_config(port, [r.addr for r in rs], workers=2, extra_top=admin(admin_port)), port)
+    assert len(listening_sockets(port)) == 2
+    one_request_per_connection(port, 2000)
+    workers = stats(admin_port)["workers"]
+    totals = [w["connections_total"] for w in workers]
+    print("connections per worker over 2000:", totals)
+    assert len(totals) == 2 and sum(totals) == 2000
+    # The kernel hashes each connection to a socket: even within 10%.
+    assert all(abs(t - 1000) <= 100 for t in totals), totals
+    wait_until(lambda: all(w["connections"] == 0 for w in stats(admin_port)["workers"]), 5,
+               "connections to close")
+
+
+def test_shares_stay_exact_over_workers_on_new_connections(replicas, lb):
+    # 5:1:1 over 7,000 requests, each on a new connection that either of two
+    # workers may accept: the process's round-robin hands out whole periods.
+    rs = replicas(3)
+    port = free_port()
+    lb(http_config(port, [(rs[0].addr, 5), (rs[1].addr, 1), (rs[2].addr, 1)], workers=2), port)
+    counts = collections.Counter(one_request_per_connection(port, 7000))
+    assert counts == {"r0": 5000, "r1": 1000, "r2": 1000}, counts
+
+
+def test_without_reuseport_the_workers_share_one_socket(replicas, lb):
+    rs = replicas(2)
+    port, admin_port = free_port(), free_port()
+    inst = lb(http_config(port, [r.addr for r in rs], workers=2, extra_global="  reuseport: false",
+                          extra_top=admin(admin_port)), port)
+    assert len(listening_sockets(port)) == 1
+    one_request_per_connection(port, 400)
+    assert sum(w["connections_total"] for w in stats(admin_port)["workers"]) == 400
+    # A reload that turns it on keeps the socket it has (applies to new binds).
+    inst.reload(http_config(port, [r.addr for r in rs], workers=2, extra_top=admin(admin_port)))
+    assert "reuseport applies to listeners bound from now on" in inst.log_text()
+    assert len(listening_sockets(port)) == 1
+    one_request_per_connection(port, 40)
+
+
+def test_a_second_lb_on_the_same_address_is_refused_despite_reuseport(replicas, lb, tmp_path):
+    rs = replicas(1)
+    port = free_port()
+    lb(http_config(port, [rs[0].addr], workers=2), port)
+    other = tmp_path / "other.yaml"
+    other.write_text(http_config(port, [rs[0].addr], workers=2))
+    result = subprocess.run([LB, "-c", str(other)], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 3, result.stderr
+    assert "Address already in use" in result.stderr
+    assert len(listening_sockets(port)) == 2
+
+
+def test_reload_adds_and_removes_a_listeners_sockets(replicas, lb):
+    rs = replicas(1)
+    port, extra = free_port(), free_port()
+    base = http_config(port, [rs[0].addr], workers=2)
+    inst = lb(base, port)
+    second = ("  - name: second\n    bind: \"127.0.0.1:%d\"\n    mode: http\n    backend: app\n" % extra)
+    inst.reload(base.replace("backends:\n", second + "backends:\n", 1))
+    assert len(listening_sockets(extra)) == 2
+    one_request_per_connection(extra, 40)
+    inst.reload(base)
+    wait_until(lambda: listening_sockets(extra) == [], 5, "removed listener's sockets to close")
+    assert len(listening_sockets(port)) == 2
+
+
+def worker_cpus(pid):
+    """{thread name: allowed CPU list} of lb's worker threads."""
+    found = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            name = f.read().strip()
+        if name.startswith("lb-worker-"):
+            found[name] = sorted(os.sched_getaffinity(int(tid)))
+    return found
+
+
+def test_cpu_affinity_pins_worker_i_to_the_ith_allowed_cpu(replicas, lb):
+    rs = replicas(1)
+    port = free_port()
+    allowed = sorted(os.sched_getaffinity(0))
+    inst = lb(http_config(port, [rs[0].addr], workers=2, extra_global="  cpu_affinity: true"), port)
+    expected = {"lb-worker-%d" % i: [allowed[i % len(allowed)]] for i in range(2)}
+    assert worker_cpus(inst.proc.pid) == expected
+    # Without it the workers may run anywhere the process may.
+    plain = lb(http_config(free_port(), [rs[0].addr], workers=2), None)
+    wait_until(lambda: "lb running" in plain.log_text(), 10, "second lb")
+    assert worker_cpus(plain.proc.pid) == {"lb-worker-%d" % i: allowed for i in range(2)}
