@@ -68,10 +68,11 @@ int control_workers_wanted(const struct lb_config *cfg)
 	return n > 0 ? (int)n : 1;
 }
 
-/* A worker's end: its idle pools. */
+/* A worker's end: its idle pools and spare request state. */
 static void worker_at_exit(struct worker *w)
 {
 	pool_close_all(w);
+	http_worker_exit(w);
 }
 
 /* What the workers run: the proxies, and what they leave behind. */

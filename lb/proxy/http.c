@@ -66,22 +66,14 @@ enum http_state {
 	HTTP_CLOSING, /* free everything */
 };
 
-struct http_session {
-	struct session session; /* first: what every session has (session.h) */
-	enum http_state state;
-	char peer_ip[64]; /* the client's address, formatted */
-
-	/* what happened, besides the conns' own flags (eof, error, connected) */
-	bool stopping; /* the worker is stopping: close after this response */
-	bool must_linger; /* lb answered itself: linger after the close (flush_close) */
-	bool logged; /* request_complete ran for the current request */
-
-	/* the current request */
-	size_t scan_pos; /* http_head_length resume point */
-	bool head_timer_started;
-	bool output_wait; /* a pipelined request waits for the client to read */
-	size_t output_wait_unsent; /* what it had not read at the last look */
-	unsigned requests_served;
+/* One request and its response: what lb keeps only while a request is in
+ * flight. An idle keep-alive connection holds none (so it costs little
+ * memory); the worker keeps a few spare ones (struct exchange_spares) so
+ * that a busy connection does not allocate per request. */
+struct http_exchange {
+	struct http_exchange *next_spare;
+	uint32_t fields; /* room per head: global.max_header_fields when made */
+	bool logged; /* request_complete ran */
 	char *req_out; /* rewritten head, kept for retries */
 	size_t req_out_len, req_out_cap;
 	struct evbuffer *req_body_copy; /* whole small body, for retries; NULL if none */
@@ -96,23 +88,39 @@ struct http_session {
 	const char *method_name;
 	struct timeval req_started;
 	uint64_t req_bytes, resp_bytes;
-
-	/* the server side: session.server, and */
 	bool request_sent; /* some server got (part of) this request */
 
 	/* the response */
 	size_t resp_scan_pos;
 	bool resp_head_done;
-	bool close_client; /* after this response */
 	struct http_body resp_body;
 	int status; /* sent to the client, 0 = none yet */
 
-	/* Last, and not zeroed at allocation: the parser fills them before
-	 * anything reads them. Their fields follow the session's struct in
-	 * its allocation: global.max_header_fields each, fixed for the
-	 * connection's life. */
+	/* Last, and not zeroed when taken: the parser fills them before
+	 * anything reads them. Their fields follow the struct in its
+	 * allocation, `fields` each. */
 	struct http_head req;
 	struct http_head resp;
+};
+
+struct http_session {
+	struct session session; /* first: what every session has (session.h) */
+	enum http_state state;
+	char peer_ip[INET6_ADDRSTRLEN]; /* the client's address, formatted */
+
+	/* what happened, besides the conns' own flags (eof, error, connected) */
+	bool stopping; /* the worker is stopping: close after this response */
+	bool must_linger; /* lb answered itself: linger after the close (flush_close) */
+	bool close_client; /* after this response */
+
+	/* reading the next request */
+	size_t scan_pos; /* http_head_length resume point */
+	bool head_timer_started;
+	bool output_wait; /* a pipelined request waits for the client to read */
+	size_t output_wait_unsent; /* what it had not read at the last look */
+	unsigned requests_served;
+
+	struct http_exchange *x; /* the request in flight; NULL between requests */
 };
 
 static void http_drive(struct http_session *s);
@@ -153,7 +161,7 @@ static void server_release(struct http_session *s, bool reusable)
 	/* A connection opened for a request that could not take a pooled one
 	 * adds no surplus to the pool (pool.h). */
 	peer_release(&s->session.server, s->session.backend, s->session.worker, reusable ? PEER_TO_POOL : PEER_ABORT,
-		     s->retriable);
+		     s->x != NULL && s->x->retriable);
 }
 
 static void note_server_failure(struct http_session *s, const char *why)
@@ -177,7 +185,7 @@ static void note_invalid_response(struct http_session *s, const char *why)
 	if (last != second && atomic_compare_exchange_strong(&last_logged_s, &last, second))
 		log_warn("backend %s: server %s sent an invalid response (%s) to %s %s", s->session.backend->cfg->name,
 			 peer_server(&s->session.server, s->session.backend)->state->addr, why,
-			 s->method_name ? s->method_name : "-", s->log_target);
+			 s->x->method_name ? s->x->method_name : "-", s->x->log_target);
 	note_server_failure(s, why);
 }
 
@@ -187,41 +195,141 @@ static void note_invalid_response(struct http_session *s, const char *why)
  * and the access log line. */
 static void request_complete(struct http_session *s)
 {
-	if (s->method_name == NULL || s->logged)
+	if (s->x == NULL || s->x->method_name == NULL || s->x->logged)
 		return; /* nothing of a request arrived, or already counted */
-	s->logged = true;
+	s->x->logged = true;
 	struct timeval now = session_now(&s->session);
-	int64_t elapsed = ((int64_t)now.tv_sec - s->req_started.tv_sec) * 1000000 +
-			  ((int64_t)now.tv_usec - s->req_started.tv_usec);
+	int64_t elapsed = ((int64_t)now.tv_sec - s->x->req_started.tv_sec) * 1000000 +
+			  ((int64_t)now.tv_usec - s->x->req_started.tv_usec);
 	uint64_t us = elapsed > 0 ? (uint64_t)elapsed : 0; /* the wall clock may step back */
 	backend_state_observe(s->session.backend->state, us);
 	if (!log_access_enabled())
 		return;
 	const struct gen_server *gs = peer_server(&s->session.server, s->session.backend);
 	log_access("%s %s %s %s %s %s %d %llu %llu %llums %s", s->peer_ip, s->session.listener->cfg->name,
-		   s->session.backend->cfg->name, gs ? gs->state->addr : "-", s->method_name, s->log_target, s->status,
-		   (unsigned long long)s->req_bytes, (unsigned long long)s->resp_bytes,
-		   (unsigned long long)(us / 1000), s->request_id);
+		   s->session.backend->cfg->name, gs ? gs->state->addr : "-", s->x->method_name, s->x->log_target, s->x->status,
+		   (unsigned long long)s->x->req_bytes, (unsigned long long)s->x->resp_bytes,
+		   (unsigned long long)(us / 1000), s->x->request_id);
+}
+
+/* ---- the exchange of a request ---- */
+
+/* A worker's spare exchanges, a free list of at most EXCHANGE_SPARES_MAX:
+ * enough for the requests in flight at once on a busy worker, little
+ * memory when it goes idle. */
+#define EXCHANGE_SPARES_MAX 64
+struct http_spares {
+	struct http_exchange *first;
+	size_t count;
+};
+
+static void exchange_free(struct http_exchange *x)
+{
+	free(x->req_out);
+	free(x);
+}
+
+/* Ready for a new request (what its steps read before they write it). */
+static void exchange_reset(struct http_exchange *x)
+{
+	x->logged = false;
+	x->req_out_len = 0;
+	x->req_body_copy = NULL;
+	x->req_done = x->retriable = x->has_hash_key = false;
+	x->hash_key_len = 0;
+	x->request_id[0] = '\0';
+	x->log_target[0] = '\0';
+	x->method_name = NULL;
+	x->req_bytes = x->resp_bytes = 0;
+	x->request_sent = false;
+	x->resp_scan_pos = 0;
+	x->resp_head_done = false;
+	x->status = 0;
+}
+
+/* The exchange for the request that starts arriving: a spare of the
+ * worker's, or a new one. false when there is no memory. */
+static bool exchange_take(struct http_session *s)
+{
+	uint32_t fields = (uint32_t)s->session.gen->cfg->global.max_header_fields;
+	struct http_spares *spares = s->session.worker->http_spares;
+	struct http_exchange *x = NULL;
+	if (spares != NULL && spares->first != NULL) {
+		x = spares->first;
+		spares->first = x->next_spare;
+		spares->count--;
+		if (x->fields != fields) { /* a reload changed max_header_fields */
+			exchange_free(x);
+			x = NULL;
+		}
+	}
+	if (x == NULL) {
+		/* The heads' fields follow the exchange in the same allocation. */
+		x = malloc(sizeof(*x) + 2 * fields * sizeof(struct http_header));
+		if (x == NULL)
+			return false;
+		x->fields = fields;
+		x->req_out = NULL;
+		x->req_out_cap = 0;
+		struct http_header *field_room = (struct http_header *)(x + 1);
+		http_head_init(&x->req, field_room, fields);
+		http_head_init(&x->resp, field_room + fields, fields);
+	}
+	exchange_reset(x);
+	x->req_started = session_now(&s->session); /* again when the head is complete */
+	s->x = x;
+	return true;
+}
+
+/* The request is over and no other waits: its exchange goes back to the
+ * worker's spares (the server connection let go of req_out already). */
+static void exchange_give_back(struct http_session *s)
+{
+	struct http_exchange *x = s->x;
+	if (x == NULL)
+		return;
+	s->x = NULL;
+	if (x->req_body_copy != NULL)
+		evbuffer_free(x->req_body_copy);
+	struct worker *w = s->session.worker;
+	if (w->http_spares == NULL)
+		w->http_spares = calloc(1, sizeof(*w->http_spares));
+	if (w->http_spares == NULL || w->http_spares->count >= EXCHANGE_SPARES_MAX) {
+		exchange_free(x);
+		return;
+	}
+	x->next_spare = w->http_spares->first;
+	w->http_spares->first = x;
+	w->http_spares->count++;
+}
+
+void http_worker_exit(struct worker *w)
+{
+	struct http_spares *spares = w->http_spares;
+	if (spares == NULL)
+		return;
+	while (spares->first != NULL) {
+		struct http_exchange *x = spares->first;
+		spares->first = x->next_spare;
+		exchange_free(x);
+	}
+	free(spares);
+	w->http_spares = NULL;
 }
 
 /* Forget the request just finished, ready for the next one. */
 static void request_reset(struct http_session *s)
 {
-	if (s->req_body_copy != NULL) {
-		evbuffer_free(s->req_body_copy);
-		s->req_body_copy = NULL;
-	}
-	s->method_name = NULL;
-	s->logged = false;
-	s->log_target[0] = '\0';
-	s->scan_pos = s->resp_scan_pos = 0;
+	s->scan_pos = 0;
 	s->head_timer_started = false;
-	s->req_done = s->resp_head_done = s->retriable = false;
-	s->has_hash_key = false;
 	s->session.server.tries.count = 0;
-	s->request_sent = false;
-	s->status = 0;
-	s->req_bytes = s->resp_bytes = 0;
+	if (s->x == NULL)
+		return;
+	if (s->x->req_body_copy != NULL) {
+		evbuffer_free(s->x->req_body_copy);
+		s->x->req_body_copy = NULL;
+	}
+	exchange_reset(s->x);
 }
 
 /* ---- lb's own answers ---- */
@@ -238,14 +346,14 @@ static void respond_error(struct http_session *s, int status)
 	char buf[512];
 	size_t n = http_error_response(status, true, buf, sizeof(buf));
 
-	if (s->status == 0 && n > 0) {
+	if (s->x != NULL && s->x->status == 0 && n > 0) {
 		evbuffer_add(s->session.client->out, buf, n);
-		s->status = status;
-		s->resp_bytes += n;
-		if (s->method_name == NULL)
-			s->method_name = "-";
-		if (s->log_target[0] == '\0')
-			snprintf(s->log_target, sizeof(s->log_target), "-");
+		s->x->status = status;
+		s->x->resp_bytes += n;
+		if (s->x->method_name == NULL)
+			s->x->method_name = "-";
+		if (s->x->log_target[0] == '\0')
+			snprintf(s->x->log_target, sizeof(s->x->log_target), "-");
 		request_complete(s);
 	}
 	server_release(s, false);
@@ -269,32 +377,32 @@ static void hash_key_extract(struct http_session *s, const char *buf)
 	case HASH_KEY_SOURCE_IP: {
 		size_t len;
 		const void *ip = netutil_ip_bytes(&s->session.client_addr, &len);
-		memcpy(s->hash_key, ip, len);
-		s->hash_key_len = len;
-		s->has_hash_key = true;
+		memcpy(s->x->hash_key, ip, len);
+		s->x->hash_key_len = len;
+		s->x->has_hash_key = true;
 		return;
 	}
 	case HASH_KEY_URI:
-		span = s->req.target;
+		span = s->x->req.target;
 		found = true;
 		break;
 	case HASH_KEY_HEADER: {
-		int i = http_header_find(buf, &s->req, cfg->hash.key_name, strlen(cfg->hash.key_name));
+		int i = http_header_find(buf, &s->x->req, cfg->hash.key_name, strlen(cfg->hash.key_name));
 		if (i >= 0) {
-			span = s->req.headers[i].value;
+			span = s->x->req.headers[i].value;
 			found = true;
 		}
 		break;
 	}
 	case HASH_KEY_COOKIE:
-		found = http_cookie_find(buf, &s->req, cfg->hash.key_name, strlen(cfg->hash.key_name), &span);
+		found = http_cookie_find(buf, &s->x->req, cfg->hash.key_name, strlen(cfg->hash.key_name), &span);
 		break;
 	}
 	if (!found)
 		return; /* no key: balance_pick falls back to round-robin */
-	s->hash_key_len = span.len < HASH_KEY_MAX ? span.len : HASH_KEY_MAX;
-	memcpy(s->hash_key, buf + span.off, s->hash_key_len);
-	s->has_hash_key = true;
+	s->x->hash_key_len = span.len < HASH_KEY_MAX ? span.len : HASH_KEY_MAX;
+	memcpy(s->x->hash_key, buf + span.off, s->x->hash_key_len);
+	s->x->has_hash_key = true;
 }
 
 static bool start_attempt(struct http_session *s);
@@ -305,9 +413,9 @@ static bool start_attempt(struct http_session *s);
  * are relayed; an error then cuts the server connection mid-request. */
 static bool chunked_prefix_valid(const struct http_session *s)
 {
-	if (s->req.framing != HTTP_FRAMING_CHUNKED)
+	if (s->x->req.framing != HTTP_FRAMING_CHUNKED)
 		return true;
-	struct http_body probe = s->req_body;
+	struct http_body probe = s->x->req_body;
 	struct evbuffer_iovec vec[8];
 	int n = evbuffer_peek(s->session.client->in, RELAY_HIGH_WATER, NULL, vec, 8);
 	enum http_body_status st = HTTP_BODY_MORE;
@@ -322,65 +430,65 @@ static bool chunked_prefix_valid(const struct http_session *s)
 static bool dispatch_request(struct http_session *s, const char *buf, size_t head_len)
 {
 	struct evbuffer *in = s->session.client->in;
-	enum http_verdict verdict = http_parse_request(buf, head_len, &s->req);
+	enum http_verdict verdict = http_parse_request(buf, head_len, &s->x->req);
 
-	s->req_started = session_now(&s->session);
+	s->x->req_started = session_now(&s->session);
 	if (verdict != HTTP_MSG_OK) {
-		log_debug("listener %s: %s: %s", s->session.listener->cfg->name, s->peer_ip, s->req.error);
+		log_debug("listener %s: %s: %s", s->session.listener->cfg->name, s->peer_ip, s->x->req.error);
 		respond_error(s, http_verdict_status(verdict));
 		return true;
 	}
-	s->method_name = s->req.method_name;
-	copy_span(s->log_target, sizeof(s->log_target), buf, s->req.target);
-	if (s->req.request_id_index >= 0)
-		copy_span(s->request_id, sizeof(s->request_id), buf, s->req.headers[s->req.request_id_index].value);
+	s->x->method_name = s->x->req.method_name;
+	copy_span(s->x->log_target, sizeof(s->x->log_target), buf, s->x->req.target);
+	if (s->x->req.request_id_index >= 0)
+		copy_span(s->x->request_id, sizeof(s->x->request_id), buf, s->x->req.headers[s->x->req.request_id_index].value);
 	else
-		request_id_generate(s->request_id, sizeof(s->request_id));
+		request_id_generate(s->x->request_id, sizeof(s->x->request_id));
 	hash_key_extract(s, buf);
 
 	size_t need = head_len + HEAD_REWRITE_SLACK;
-	if (need > s->req_out_cap) {
-		char *grown = realloc(s->req_out, need);
+	if (need > s->x->req_out_cap) {
+		char *grown = realloc(s->x->req_out, need);
 		if (grown == NULL) {
 			respond_error(s, 503);
 			return true;
 		}
-		s->req_out = grown;
-		s->req_out_cap = need;
+		s->x->req_out = grown;
+		s->x->req_out_cap = need;
 	}
 	struct http_request_forward fwd = {
 		.client_addr = s->peer_ip,
 		.client_addr_len = strlen(s->peer_ip),
-		.request_id = s->request_id,
-		.request_id_len = strlen(s->request_id),
+		.request_id = s->x->request_id,
+		.request_id_len = strlen(s->x->request_id),
 		.server_keep_alive = s->session.backend->cfg->keepalive > 0,
 	};
-	s->req_out_len = http_rewrite_request(buf, &s->req, &fwd, s->req_out, s->req_out_cap);
-	if (s->req_out_len == 0) {
+	s->x->req_out_len = http_rewrite_request(buf, &s->x->req, &fwd, s->x->req_out, s->x->req_out_cap);
+	if (s->x->req_out_len == 0) {
 		respond_error(s, 431);
 		return true;
 	}
 	evbuffer_drain(in, head_len);
-	s->req_bytes = head_len;
-	http_body_init_head(&s->req_body, &s->req);
-	s->req_done = http_body_done(&s->req_body);
+	s->x->req_bytes = head_len;
+	http_body_init_head(&s->x->req_body, &s->x->req);
+	s->x->req_done = http_body_done(&s->x->req_body);
 
 	/* Keep what a retry needs: nothing more for a bodiless request; a small
 	 * Content-Length body that has fully arrived is moved aside whole. */
-	s->retriable = method_idempotent(s->req.method) && s->req.framing != HTTP_FRAMING_TUNNEL;
-	if (!s->req_done) {
-		if (s->req.framing == HTTP_FRAMING_LENGTH && s->req.content_length <= RETRY_BODY_MAX &&
-		    evbuffer_get_length(in) >= s->req.content_length && (s->req_body_copy = evbuffer_new()) != NULL) {
-			evbuffer_remove_buffer(in, s->req_body_copy, (size_t)s->req.content_length);
-			s->req_bytes += s->req.content_length;
-			s->req_done = true;
+	s->x->retriable = method_idempotent(s->x->req.method) && s->x->req.framing != HTTP_FRAMING_TUNNEL;
+	if (!s->x->req_done) {
+		if (s->x->req.framing == HTTP_FRAMING_LENGTH && s->x->req.content_length <= RETRY_BODY_MAX &&
+		    evbuffer_get_length(in) >= s->x->req.content_length && (s->x->req_body_copy = evbuffer_new()) != NULL) {
+			evbuffer_remove_buffer(in, s->x->req_body_copy, (size_t)s->x->req.content_length);
+			s->x->req_bytes += s->x->req.content_length;
+			s->x->req_done = true;
 		} else {
-			s->retriable = false;
+			s->x->retriable = false;
 		}
 	}
-	if (s->req.upgrade)
-		s->retriable = false;
-	if (!s->req_done && !chunked_prefix_valid(s)) {
+	if (s->x->req.upgrade)
+		s->x->retriable = false;
+	if (!s->x->req_done && !chunked_prefix_valid(s)) {
 		respond_error(s, 400);
 		return true;
 	}
@@ -432,6 +540,10 @@ static bool read_request_head(struct http_session *s)
 	}
 	if (!output_allows_next_request(s))
 		return s->state != HTTP_READ_HEAD;
+	if (s->x == NULL && !exchange_take(s)) {
+		s->state = HTTP_CLOSING; /* no memory for it */
+		return true;
+	}
 	if (!s->head_timer_started) {
 		s->head_timer_started = true;
 		if (s->requests_served > 0)
@@ -486,20 +598,20 @@ static void send_request(struct http_session *s)
 	 * output, or freed) and are kept for a retry; libevent refcounts the
 	 * body's chains, so freeing req_body_copy first is safe too. */
 	struct evbuffer *out = s->session.server.conn->out;
-	evbuffer_add_reference(out, s->req_out, s->req_out_len, NULL, NULL);
+	evbuffer_add_reference(out, s->x->req_out, s->x->req_out_len, NULL, NULL);
 	size_t body = 0;
-	if (s->req_body_copy != NULL) {
-		body = evbuffer_get_length(s->req_body_copy);
-		evbuffer_add_buffer_reference(out, s->req_body_copy);
+	if (s->x->req_body_copy != NULL) {
+		body = evbuffer_get_length(s->x->req_body_copy);
+		evbuffer_add_buffer_reference(out, s->x->req_body_copy);
 	}
-	count_server_bytes(s, s->req_out_len + body, 0);
-	s->resp_scan_pos = 0;
-	s->request_sent = true;
+	count_server_bytes(s, s->x->req_out_len + body, 0);
+	s->x->resp_scan_pos = 0;
+	s->x->request_sent = true;
 	s->state = HTTP_EXCHANGE;
 	/* timeouts.response runs from the end of the request; while a body is
 	 * still coming, each piece of it moves an idle deadline instead. */
 	const struct cfg_backend *cfg = s->session.backend->cfg;
-	session_timer_arm(&s->session, s->req_done ? cfg->timeouts.response_ms : cfg->timeouts.idle_ms);
+	session_timer_arm(&s->session, s->x->req_done ? cfg->timeouts.response_ms : cfg->timeouts.idle_ms);
 }
 
 /* Send the request to server i: over an idle pooled connection when
@@ -529,9 +641,9 @@ static bool start_attempt(struct http_session *s)
 
 	/* Out of servers or tries: 503 when none could even be reached
 	 * (nothing was sent: the client may retry, as HAProxy answers), else 502. */
-	int i = peer_pick(&s->session.server, b, s->session.worker, s->has_hash_key ? s->hash_key : NULL, s->hash_key_len);
+	int i = peer_pick(&s->session.server, b, s->session.worker, s->x->has_hash_key ? s->x->hash_key : NULL, s->x->hash_key_len);
 	if (i < 0) {
-		respond_error(s, s->request_sent ? 502 : 503);
+		respond_error(s, s->x->request_sent ? 502 : 503);
 		return true;
 	}
 	/* A pooled connection may be closed by the server just as the request
@@ -540,7 +652,7 @@ static bool start_attempt(struct http_session *s)
 	 * it may repeat (below, in exchange()); a request it could not repeat
 	 * (POST, a body it did not keep) goes on a new connection, as
 	 * HAProxy's "http-reuse safe" reasons. */
-	return attempt_on(s, i, s->retriable);
+	return attempt_on(s, i, s->x->retriable);
 }
 
 /* After a failure already noted: try another server for this request if
@@ -610,18 +722,18 @@ static ssize_t pump_body(struct http_body *body, struct evbuffer *src, struct ev
 
 static bool pump_request_body(struct http_session *s)
 {
-	if (s->req_done)
+	if (s->x->req_done)
 		return true;
-	ssize_t n = pump_body(&s->req_body, s->session.client->in, s->session.server.conn->out);
+	ssize_t n = pump_body(&s->x->req_body, s->session.client->in, s->session.server.conn->out);
 	if (n < 0) {
 		respond_error(s, 400);
 		return false;
 	}
-	s->req_bytes += (uint64_t)n;
+	s->x->req_bytes += (uint64_t)n;
 	count_server_bytes(s, (uint64_t)n, 0);
-	s->req_done = http_body_done(&s->req_body);
+	s->x->req_done = http_body_done(&s->x->req_body);
 	if (n > 0) {
-		bool awaiting_response = s->req_done && !s->resp_head_done;
+		bool awaiting_response = s->x->req_done && !s->x->resp_head_done;
 		const struct cfg_backend *cfg = s->session.backend->cfg;
 		session_timer_arm(&s->session, awaiting_response ? cfg->timeouts.response_ms : cfg->timeouts.idle_ms);
 	}
@@ -632,7 +744,7 @@ static bool pump_request_body(struct http_session *s)
 static void count_response(struct http_session *s)
 {
 	struct gen_server *gs = peer_server(&s->session.server, s->session.backend);
-	int class = s->resp.status / 100;
+	int class = s->x->resp.status / 100;
 	if (gs != NULL && class >= 1 && class <= 5)
 		atomic_fetch_add_explicit(&gs->state->responses[class], 1, memory_order_relaxed);
 }
@@ -652,7 +764,7 @@ static bool forward_response_head(struct http_session *s)
 	size_t len = evbuffer_get_length(in);
 	size_t n = len < RESPONSE_HEAD_MAX ? len : RESPONSE_HEAD_MAX;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-	size_t head_len = http_head_length(buf, n, &s->resp_scan_pos);
+	size_t head_len = http_head_length(buf, n, &s->x->resp_scan_pos);
 
 	if (head_len == 0) {
 		if (n >= RESPONSE_HEAD_MAX || s->session.server.conn->eof || s->session.server.conn->error) {
@@ -667,25 +779,25 @@ static bool forward_response_head(struct http_session *s)
 		}
 		return false;
 	}
-	if (http_parse_response(buf, head_len, s->req.method, s->req.upgrade, &s->resp) != HTTP_MSG_OK) {
-		note_invalid_response(s, s->resp.error ? s->resp.error : "invalid head");
+	if (http_parse_response(buf, head_len, s->x->req.method, s->x->req.upgrade, &s->x->resp) != HTTP_MSG_OK) {
+		note_invalid_response(s, s->x->resp.error ? s->x->resp.error : "invalid head");
 		respond_error(s, 502);
 		return true;
 	}
-	bool tunnel = s->resp.framing == HTTP_FRAMING_TUNNEL;
-	if (!s->resp.interim) {
-		s->close_client = s->close_client || s->stopping || s->session.client->eof || !s->req_done ||
-				  !http_client_keep_alive(&s->req, &s->resp);
+	bool tunnel = s->x->resp.framing == HTTP_FRAMING_TUNNEL;
+	if (!s->x->resp.interim) {
+		s->close_client = s->close_client || s->stopping || s->session.client->eof || !s->x->req_done ||
+				  !http_client_keep_alive(&s->x->req, &s->x->resp);
 	}
 	struct http_response_forward fwd = { .close_client = s->close_client && !tunnel,
-					     .client_http10 = s->req.version_minor == 0 };
+					     .client_http10 = s->x->req.version_minor == 0 };
 	struct evbuffer *out = s->session.client->out;
 	struct evbuffer_iovec vec;
 	if (evbuffer_reserve_space(out, (ev_ssize_t)(head_len + HEAD_REWRITE_SLACK), &vec, 1) < 1) {
 		respond_error(s, 502);
 		return true;
 	}
-	size_t out_len = http_rewrite_response(buf, &s->resp, &fwd, vec.iov_base, vec.iov_len);
+	size_t out_len = http_rewrite_response(buf, &s->x->resp, &fwd, vec.iov_base, vec.iov_len);
 	if (out_len == 0) {
 		note_invalid_response(s, "response head too large to rewrite");
 		respond_error(s, 502);
@@ -694,16 +806,16 @@ static bool forward_response_head(struct http_session *s)
 	vec.iov_len = out_len;
 	evbuffer_commit_space(out, &vec, 1);
 	evbuffer_drain(in, head_len);
-	s->resp_bytes += out_len;
+	s->x->resp_bytes += out_len;
 	count_server_bytes(s, 0, head_len);
-	if (s->resp.interim) {
-		s->resp_scan_pos = 0; /* 100 Continue: the final head follows */
+	if (s->x->resp.interim) {
+		s->x->resp_scan_pos = 0; /* 100 Continue: the final head follows */
 		return true;
 	}
-	s->status = s->resp.status;
-	s->resp_head_done = true;
+	s->x->status = s->x->resp.status;
+	s->x->resp_head_done = true;
 	count_response(s);
-	if (s->resp.status >= 500)
+	if (s->x->resp.status >= 500)
 		note_server_failure(s, "5xx response");
 	else
 		peer_note_success(&s->session.server, s->session.backend);
@@ -711,7 +823,7 @@ static bool forward_response_head(struct http_session *s)
 		start_tunnel(s);
 		return true;
 	}
-	http_body_init_head(&s->resp_body, &s->resp);
+	http_body_init_head(&s->x->resp_body, &s->x->resp);
 	session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
 	return true;
 }
@@ -744,12 +856,14 @@ static bool follow_newest_generation(struct http_session *s)
 /* The response is complete: recycle the server connection, log, move on. */
 static void finish_exchange(struct http_session *s)
 {
-	bool reusable = s->resp.keep_alive && s->req_done && !s->session.server.conn->eof && !s->session.server.conn->error &&
+	bool reusable = s->x->resp.keep_alive && s->x->req_done && !s->session.server.conn->eof && !s->session.server.conn->error &&
 			evbuffer_get_length(s->session.server.conn->in) == 0 &&
 			evbuffer_get_length(s->session.server.conn->out) == 0;
 	request_complete(s);
 	server_release(s, reusable);
 	request_reset(s);
+	if (evbuffer_get_length(s->session.client->in) == 0)
+		exchange_give_back(s); /* idle until the next request */
 	s->requests_served++;
 	if (s->close_client || !follow_newest_generation(s)) {
 		flush_then_close(s);
@@ -768,11 +882,11 @@ static bool exchange(struct http_session *s)
 	}
 	if (!pump_request_body(s))
 		return true;
-	if (!s->resp_head_done) {
+	if (!s->x->resp_head_done) {
 		struct evbuffer *in = s->session.server.conn->in;
 		if (evbuffer_get_length(in) == 0) {
 			if (s->session.server.conn->eof || s->session.server.conn->error) {
-				if (s->session.server.reused && s->retriable) {
+				if (s->session.server.reused && s->x->retriable) {
 					/* A pooled connection the server had just dropped
 					 * (its keep-alive timeout raced with our reuse):
 					 * not the server's failure, and no try used up;
@@ -785,9 +899,9 @@ static bool exchange(struct http_session *s)
 				/* A server that died with the request: an idempotent
 				 * request is safe to repeat elsewhere (SPEC 6). */
 				note_server_failure(s, "closed before responding");
-				return retry_or_fail(s, s->retriable, 502);
+				return retry_or_fail(s, s->x->retriable, 502);
 			}
-			if (s->session.timer_fired && !s->req_done) {
+			if (s->session.timer_fired && !s->x->req_done) {
 				respond_error(s, 408); /* the client's body stalled */
 				return true;
 			}
@@ -796,7 +910,7 @@ static bool exchange(struct http_session *s)
 				respond_error(s, 504);
 				return true;
 			}
-			if (s->session.client->eof && !s->req_done) {
+			if (s->session.client->eof && !s->x->req_done) {
 				s->state = HTTP_CLOSING; /* the client gave up mid-request */
 				return true;
 			}
@@ -806,20 +920,20 @@ static bool exchange(struct http_session *s)
 			return false;
 		return true; /* state may have changed, or an interim head was sent */
 	}
-	ssize_t n = pump_body(&s->resp_body, s->session.server.conn->in, s->session.client->out);
+	ssize_t n = pump_body(&s->x->resp_body, s->session.server.conn->in, s->session.client->out);
 	if (n < 0) {
 		note_invalid_response(s, "invalid body framing");
 		s->state = HTTP_CLOSING; /* the head is out: nothing to say but close */
 		return true;
 	}
 	if (n > 0) {
-		s->resp_bytes += (uint64_t)n;
+		s->x->resp_bytes += (uint64_t)n;
 		count_server_bytes(s, 0, (uint64_t)n);
 		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
 	}
 	relay_backpressure(s->session.server.conn, s->session.client);
-	if (!http_body_done(&s->resp_body) && (s->session.server.conn->eof || s->session.server.conn->error)) {
-		if (!http_body_eof_ok(&s->resp_body) || s->session.server.conn->error) {
+	if (!http_body_done(&s->x->resp_body) && (s->session.server.conn->eof || s->session.server.conn->error)) {
+		if (!http_body_eof_ok(&s->x->resp_body) || s->session.server.conn->error) {
 			note_server_failure(s, "closed in the middle of a response");
 			s->state = HTTP_CLOSING;
 			return true;
@@ -828,11 +942,11 @@ static bool exchange(struct http_session *s)
 		finish_exchange(s);
 		return true;
 	}
-	if (http_body_done(&s->resp_body)) {
+	if (http_body_done(&s->x->resp_body)) {
 		finish_exchange(s);
 		return true;
 	}
-	if (s->session.client->eof && !s->req_done) {
+	if (s->session.client->eof && !s->x->req_done) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
@@ -852,8 +966,8 @@ static bool tunnel(struct http_session *s)
 	}
 	size_t up = relay_move(s->session.client, s->session.server.conn);
 	size_t down = relay_move(s->session.server.conn, s->session.client);
-	s->req_bytes += up;
-	s->resp_bytes += down;
+	s->x->req_bytes += up;
+	s->x->resp_bytes += down;
 	count_server_bytes(s, up, down);
 	if (up + down > 0)
 		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
@@ -884,16 +998,16 @@ static bool linger(struct http_session *s)
 
 static void http_session_free(struct http_session *s)
 {
-	if (s->method_name != NULL && !s->logged) {
+	if (s->x != NULL && s->x->method_name != NULL && !s->x->logged) {
 		/* Cut off in the middle: 499 when the client left (nginx's
 		 * code), 502 when the server failed. Still one log line. */
-		if (s->status == 0)
-			s->status = s->session.client->error || s->session.client->eof ? 499 : 502;
+		if (s->x->status == 0)
+			s->x->status = s->session.client->error || s->session.client->eof ? 499 : 502;
 		request_complete(s);
 	}
 	server_release(s, false);
 	request_reset(s);
-	free(s->req_out);
+	exchange_give_back(s);
 	session_close(&s->session);
 	free(s);
 }
@@ -991,17 +1105,11 @@ static void http_session_stop(struct session_link *link)
 int http_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		       socklen_t peer_len)
 {
-	/* The heads' fields follow the session in the same allocation. */
-	uint32_t fields = (uint32_t)w->gen->cfg->global.max_header_fields;
-	struct http_session *s = malloc(sizeof(*s) + 2 * fields * sizeof(struct http_header));
+	struct http_session *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		close(fd);
 		return -1;
 	}
-	memset(s, 0, offsetof(struct http_session, req));
-	struct http_header *field_room = (struct http_header *)(s + 1);
-	http_head_init(&s->req, field_room, fields);
-	http_head_init(&s->resp, field_room + fields, fields);
 	s->state = l->cfg->proxy_protocol ? HTTP_PROXY_HEADER : HTTP_READ_HEAD;
 	if (session_open(&s->session, w, l, fd, peer, peer_len, http_drive_session, http_session_destroy,
 			 http_session_stop) < 0) {

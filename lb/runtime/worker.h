@@ -24,6 +24,7 @@ struct event_base;
 struct event;
 struct worker;
 struct worker_pools;
+struct http_spares;
 
 /* What a worker runs, handed down by the control thread: the worker knows
  * no proxy (as nginx sets a listener's handler). start[mode] begins a
@@ -80,6 +81,8 @@ struct worker {
 	struct event *accept_resume_timer;
 	time_t last_accept_error_log;
 	struct worker_pools *pools; /* idle server connections: pool.c's, NULL until used */
+	struct http_spares *http_spares; /* the http proxy's spare request state, NULL until used;
+					    freed by handlers->at_exit */
 	struct session_link sessions; /* list head */
 	size_t nsessions;
 };

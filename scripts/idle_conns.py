@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""idle_conns.py PORT N: open N HTTP/1.1 keep-alive connections to
+127.0.0.1:PORT, send one GET / on each and read its whole answer, then hold
+them all idle. Prints "holding N" once they are, waits until a line arrives
+on stdin (or stdin closes), closes them all and prints "closed".
+
+Used by scripts/bench.sh to measure a proxy's memory per idle keep-alive
+client connection (its RSS while holding them, minus before). Needs N
+descriptors: raise the open-file limit first.
+"""
+import selectors
+import socket
+import sys
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+
+def answered(data):
+    """A complete answer with a Content-Length body has arrived."""
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return False
+    length = 0
+    for line in data[:head_end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return len(data) >= head_end + 4 + length
+
+
+def main():
+    port, count = int(sys.argv[1]), int(sys.argv[2])
+    conns = []
+    sel = selectors.DefaultSelector()
+    # Open and ask in batches, so that the proxy's accept queue never overflows.
+    batch = 500
+    for start in range(0, count, batch):
+        pending = {}
+        for _ in range(min(batch, count - start)):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(REQUEST)
+            s.setblocking(False)
+            pending[s] = b""
+            sel.register(s, selectors.EVENT_READ)
+        while pending:
+            events = sel.select(timeout=30)
+            if not events:
+                sys.exit("idle_conns: no answer within 30 s")
+            for key, _ in events:
+                s = key.fileobj
+                chunk = s.recv(65536)
+                if not chunk:
+                    sys.exit("idle_conns: the proxy closed a connection before answering")
+                pending[s] += chunk
+                if answered(pending[s]):
+                    sel.unregister(s)
+                    conns.append(s)
+                    del pending[s]
+    print("holding %d" % len(conns), flush=True)
+    sys.stdin.readline()
+    for s in conns:
+        s.close()
+    print("closed", flush=True)
+
+
+if __name__ == "__main__":
+    main()
