@@ -15,6 +15,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdint.h>
@@ -54,6 +55,7 @@ struct control {
 	bool announce_pending; /* "lb running" once the workers serve the current generation */
 	bool sockets_closed;
 	struct event *grace_timer;
+	struct event *trim_timer;
 	struct admin *admin;
 	struct resolver *resolver;
 };
@@ -66,6 +68,31 @@ int control_workers_wanted(const struct lb_config *cfg)
 	if (n > LB_MAX_WORKERS)
 		n = LB_MAX_WORKERS; /* server_state keeps a pool per worker */
 	return n > 0 ? (int)n : 1;
+}
+
+/* Give memory back after a burst: what the workers freed stays in malloc's
+ * arenas (and in RSS) until trimmed. The top of each arena is trimmed at
+ * free() beyond M_TRIM_THRESHOLD (control_tune_malloc); free pages in the
+ * middle of an arena only by malloc_trim(0), once a second when more than
+ * TRIM_FREE_BYTES lie free. */
+#define TRIM_FREE_BYTES (4u << 20)
+static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct mallinfo2 mi = mallinfo2();
+	if (mi.fordblks > TRIM_FREE_BYTES)
+		malloc_trim(0);
+}
+
+void control_tune_malloc(void)
+{
+	/* Fixed thresholds: glibc would otherwise raise them after the first
+	 * large buffer is freed (to 64 MiB at most), and never give a
+	 * worker's arena back after a burst of connections. */
+	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 }
 
 /* A worker's end: its idle pools and spare request state. */
@@ -380,6 +407,10 @@ int control_run(struct gen *first, const char *config_path)
 	wake_event = event_new(c.base, c.wake_fd, EV_READ | EV_PERSIST, on_workers_answered, &c);
 	if (wake_event == NULL || event_add(wake_event, NULL) != 0)
 		goto out;
+	c.trim_timer = event_new(c.base, -1, EV_PERSIST, on_trim_tick, &c);
+	struct timeval second = { 1, 0 };
+	if (c.trim_timer == NULL || event_add(c.trim_timer, &second) != 0)
+		goto out;
 
 	/* The admin endpoint binds before privileges go, like the listeners. */
 	if (admin_start(c.base, first, &c.admin, err, sizeof(err)) < 0) {
@@ -439,6 +470,8 @@ out:
 	gen_release(c.current);
 	if (c.grace_timer)
 		event_free(c.grace_timer);
+	if (c.trim_timer)
+		event_free(c.trim_timer);
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
 		if (signal_events[i])
 			event_free(signal_events[i]);

@@ -1,8 +1,12 @@
 #!/usr/bin/python3
-"""idle_conns.py PORT N: open N HTTP/1.1 keep-alive connections to
+"""idle_conns.py PORT N [BATCH]: open N HTTP/1.1 keep-alive connections to
 127.0.0.1:PORT, send one GET / on each and read its whole answer, then hold
 them all idle. Prints "holding N" once they are, waits until a line arrives
 on stdin (or stdin closes), closes them all and prints "closed".
+
+The requests go BATCH at a time (default 500), each batch answered before
+the next is sent; BATCH = N sends them all before reading any, so that a
+proxy in front of a slow server holds N server connections at once.
 
 Used by scripts/bench.sh to measure a proxy's memory per idle keep-alive
 client connection (its RSS while holding them, minus before). Needs N
@@ -30,10 +34,9 @@ def answered(data):
 
 def main():
     port, count = int(sys.argv[1]), int(sys.argv[2])
+    batch = int(sys.argv[3]) if len(sys.argv) > 3 else 500
     conns = []
     sel = selectors.DefaultSelector()
-    # Open and ask in batches, so that the proxy's accept queue never overflows.
-    batch = 500
     for start in range(0, count, batch):
         pending = {}
         for _ in range(min(batch, count - start)):
@@ -43,9 +46,9 @@ def main():
             pending[s] = b""
             sel.register(s, selectors.EVENT_READ)
         while pending:
-            events = sel.select(timeout=30)
+            events = sel.select(timeout=60)
             if not events:
-                sys.exit("idle_conns: no answer within 30 s")
+                sys.exit("idle_conns: no answer within 60 s")
             for key, _ in events:
                 s = key.fileobj
                 chunk = s.recv(65536)

@@ -27,9 +27,42 @@ static void set_registered(struct event *ev, bool *registered, bool want)
 	*registered = want;
 }
 
+size_t conn_input_length(const struct conn *c)
+{
+	return c->in != NULL ? evbuffer_get_length(c->in) : 0;
+}
+
+static size_t output_length(const struct conn *c)
+{
+	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+}
+
+bool conn_buffers_ensure(struct conn *c)
+{
+	if (c->in == NULL)
+		c->in = evbuffer_new();
+	if (c->out == NULL)
+		c->out = evbuffer_new();
+	return c->in != NULL && c->out != NULL;
+}
+
+void conn_buffers_release(struct conn *c)
+{
+	if (conn_input_length(c) > 0 || output_length(c) > 0 || c->writing || c->connecting)
+		return;
+	if (c->in != NULL)
+		evbuffer_free(c->in);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	c->in = c->out = NULL;
+}
+
+/* The write event, made the first time it is needed. */
+static struct event *write_event(struct conn *c);
+
 void conn_sync(struct conn *c)
 {
-	bool want = c->want_read && !c->eof && !c->error && evbuffer_get_length(c->in) < c->read_limit;
+	bool want = c->want_read && !c->eof && !c->error && conn_input_length(c) < c->read_limit;
 	set_registered(c->read_event, &c->reading, want);
 }
 
@@ -48,6 +81,12 @@ static bool retry_after_failure(struct conn *c)
 
 static void read_some(struct conn *c)
 {
+	if (!conn_buffers_ensure(c)) {
+		c->error = true; /* no memory to read into: the connection is lost */
+		c->error_code = ENOMEM;
+		conn_sync(c);
+		return;
+	}
 	for (int i = 0; i < READS_PER_EVENT; i++) {
 		if (evbuffer_get_length(c->in) >= c->read_limit)
 			break;
@@ -91,7 +130,7 @@ void conn_read_now(struct conn *c)
 
 static void write_some(struct conn *c)
 {
-	while (evbuffer_get_length(c->out) > 0) {
+	while (output_length(c) > 0) {
 		int n = evbuffer_write(c->out, c->fd);
 		if (n < 0) {
 			if (retry_after_failure(c))
@@ -131,7 +170,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!c->error)
 		write_some(c);
-	bool pending = !c->error && evbuffer_get_length(c->out) > 0;
+	bool pending = !c->error && output_length(c) > 0;
 	set_registered(c->write_event, &c->writing, pending);
 	if (c->error)
 		conn_sync(c);
@@ -140,26 +179,48 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 /* Report an error found outside a callback (a failed write, an immediate
  * connect refusal) through the callback, from the event loop. */
+static struct event *write_event(struct conn *c)
+{
+	if (c->write_event == NULL)
+		c->write_event = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
+	return c->write_event;
+}
+
+/* Report an error found outside a callback (a failed write, an immediate
+ * connect refusal) through the callback, from the event loop; without
+ * memory for the event, the owner learns it at its next look (error). */
 static void report_later(struct conn *c)
 {
-	event_active(c->write_event, EV_WRITE, 0);
+	if (write_event(c) != NULL)
+		event_active(c->write_event, EV_WRITE, 0);
+}
+
+/* Wait for writability (or stop waiting). */
+static void want_write(struct conn *c, bool want)
+{
+	if (want && write_event(c) == NULL) {
+		c->error = true; /* no memory to wait with */
+		c->error_code = ENOMEM;
+		return;
+	}
+	if (c->write_event != NULL)
+		set_registered(c->write_event, &c->writing, want);
 }
 
 void conn_flush(struct conn *c)
 {
-	if (c->connecting || c->error || c->writing || evbuffer_get_length(c->out) == 0)
+	if (c->connecting || c->error || c->writing || output_length(c) == 0)
 		return;
 	write_some(c);
-	if (c->error) {
+	if (!c->error)
+		want_write(c, output_length(c) > 0);
+	if (c->error)
 		report_later(c);
-		return;
-	}
-	set_registered(c->write_event, &c->writing, evbuffer_get_length(c->out) > 0);
 }
 
 void conn_shutdown_write(struct conn *c)
 {
-	if (!c->write_shut && !c->error && evbuffer_get_length(c->out) == 0) {
+	if (!c->write_shut && !c->error && output_length(c) == 0) {
 		shutdown(c->fd, SHUT_WR);
 		c->write_shut = true;
 	}
@@ -173,19 +234,20 @@ void conn_set_callback(struct conn *c, conn_callback *cb, void *arg)
 
 static struct conn *conn_new(struct event_base *base, int fd, conn_callback *cb, void *arg)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	/* The read event follows the struct: one allocation. */
+	struct conn *c = calloc(1, sizeof(*c) + event_get_struct_event_size());
 	if (c == NULL)
 		return NULL;
 	c->fd = fd;
+	c->base = base;
 	c->on_event = cb;
 	c->arg = arg;
 	c->read_limit = CONN_DEFAULT_READ_LIMIT;
 	c->want_read = true;
-	c->in = evbuffer_new();
-	c->out = evbuffer_new();
-	c->read_event = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
-	c->write_event = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
-	if (c->in == NULL || c->out == NULL || c->read_event == NULL || c->write_event == NULL) {
+	c->read_event = (struct event *)(c + 1);
+	if (event_assign(c->read_event, base, fd, EV_READ | EV_PERSIST, on_readable, c) != 0 ||
+	    !conn_buffers_ensure(c)) {
+		c->read_event = NULL;
 		c->fd = -1; /* the caller keeps the socket */
 		conn_free(c);
 		return NULL;
@@ -221,6 +283,11 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
 	c->connecting = true;
 	if (connect(fd, sa, salen) == 0 || errno == EINPROGRESS) {
 		/* Done or under way: writability tells (SO_ERROR says which). */
+		if (write_event(c) == NULL) {
+			conn_free(c); /* closes fd */
+			errno = ENOMEM;
+			return NULL;
+		}
 		set_registered(c->write_event, &c->writing, true);
 	} else {
 		c->connecting = false;
@@ -237,7 +304,7 @@ void conn_free(struct conn *c)
 	if (c == NULL)
 		return;
 	if (c->read_event)
-		event_free(c->read_event);
+		event_del(c->read_event); /* its memory is c's */
 	if (c->write_event)
 		event_free(c->write_event);
 	if (c->in)

@@ -12,6 +12,12 @@
  *     and the input holds less than read_limit bytes, so a busy connection
  *     costs no epoll_ctl per request.
  *
+ * Memory follows traffic: the read event lives in the conn's own
+ * allocation, the write event is made the first time a write has to wait,
+ * and an idle conn (a keep-alive client between requests, a pooled server
+ * connection) gives its two buffers back (conn_buffers_release) until
+ * bytes arrive or its owner writes again (conn_buffers_ensure).
+ *
  * The owner gets one callback, `on_event`, after something happened
  * (bytes read, EOF, error, connected, output drained); it reads the flags
  * and buffers itself, then calls conn_flush / conn_sync. Single-threaded:
@@ -37,10 +43,13 @@ typedef void conn_callback(struct conn *c, void *arg);
 
 struct conn {
 	int fd;
+	/* Both NULL while released (conn_buffers_release), both there once
+	 * bytes were read or conn_buffers_ensure ran. */
 	struct evbuffer *in;
 	struct evbuffer *out;
-	struct event *read_event; /* persistent EV_READ */
-	struct event *write_event; /* persistent EV_WRITE, registered only when needed */
+	struct event *read_event; /* persistent EV_READ, in this allocation */
+	struct event *write_event; /* persistent EV_WRITE, made when first needed, registered only then */
+	struct event_base *base;
 	conn_callback *on_event;
 	void *arg;
 	size_t read_limit; /* no reading while the input holds this much */
@@ -85,6 +94,17 @@ void conn_sync(struct conn *c);
 
 /* Once the output is empty, shut the write side (a half-close). */
 void conn_shutdown_write(struct conn *c);
+
+/* Nothing in either buffer and nothing to write: free the buffers (a
+ * keep-alive connection between requests, a pooled one). The next read
+ * brings them back; an owner that writes first calls conn_buffers_ensure. */
+void conn_buffers_release(struct conn *c);
+
+/* The buffers are there (again). false when there was no memory for them. */
+bool conn_buffers_ensure(struct conn *c);
+
+/* Bytes waiting in the input (0 while the buffers are released). */
+size_t conn_input_length(const struct conn *c);
 
 /* Close the socket, free everything. NULL is fine. */
 void conn_free(struct conn *c);

@@ -523,8 +523,7 @@ static bool output_allows_next_request(struct http_session *s)
 
 static bool read_request_head(struct http_session *s)
 {
-	struct evbuffer *in = s->session.client->in;
-	size_t len = evbuffer_get_length(in);
+	size_t len = conn_input_length(s->session.client); /* 0 while idle: no buffers */
 	const struct cfg_listener *lc = s->session.listener->cfg;
 
 	if (s->session.client->error) {
@@ -550,7 +549,7 @@ static bool read_request_head(struct http_session *s)
 			session_timer_arm(&s->session, lc->timeouts.header_ms);
 	}
 	size_t n = len < lc->max_header_size ? len : lc->max_header_size;
-	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	const char *buf = (const char *)evbuffer_pullup(s->session.client->in, (ev_ssize_t)n);
 	size_t head_len = http_head_length(buf, n, &s->scan_pos);
 	if (head_len == 0) {
 		if (n >= lc->max_header_size) {
@@ -1079,6 +1078,8 @@ static void http_drive(struct http_session *s)
 	}
 	conn_flush(s->session.client);
 	conn_sync(s->session.client);
+	if (s->state == HTTP_READ_HEAD && s->x == NULL)
+		conn_buffers_release(s->session.client); /* idle: once the answer is out */
 }
 
 static void http_drive_session(struct session *session)

@@ -127,7 +127,7 @@ struct conn *pool_take(struct worker *w, struct server_state *state)
 			return NULL;
 		bool stale = expired(ic, &now);
 		struct conn *c = idle_remove(ic);
-		if (!stale)
+		if (!stale && conn_buffers_ensure(c))
 			return c;
 		conn_free(c);
 	}
@@ -173,6 +173,7 @@ void pool_put(struct worker *w, struct server_state *state, struct conn *c, int 
 	conn_set_callback(c, on_idle_event, ic);
 	c->want_read = true;
 	conn_sync(c);
+	conn_buffers_release(c); /* an idle connection holds no buffer */
 }
 
 void pool_close_all(struct worker *w)

@@ -78,14 +78,14 @@ static void on_accept_resume_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* EMFILE and friends: the connection stays in the backlog; pause instead of
- * spinning on a socket that stays readable, and say so once a second. */
+ * spinning on a socket that stays readable, and say so once a second,
+ * whichever worker meets it. */
 static void accept_failed(struct worker *w, const char *what, int err)
 {
-	time_t now = time(NULL);
-	if (now != w->last_accept_error_log) {
-		w->last_accept_error_log = now;
+	static atomic_llong last_logged;
+	long long now = (long long)time(NULL), last = atomic_load_explicit(&last_logged, memory_order_relaxed);
+	if (now != last && atomic_compare_exchange_strong(&last_logged, &last, now))
 		log_error("%s: %s; pausing accepts", what, strerror(err));
-	}
 	accept_pause(w);
 }
 

@@ -79,7 +79,6 @@ struct worker {
 	size_t naccept_points;
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
-	time_t last_accept_error_log;
 	struct worker_pools *pools; /* idle server connections: pool.c's, NULL until used */
 	struct http_spares *http_spares; /* the http proxy's spare request state, NULL until used;
 					    freed by handlers->at_exit */
