@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (KeepAliveLoad, Replica, free_port, http_config, proc_status_kb, recv_all, reload_under_load,
+from conftest import (UNDER_TSAN, KeepAliveLoad, Replica, free_port, http_config, proc_status_kb, recv_all, reload_under_load,
                       run_concurrently, wait_until)
 
 
@@ -396,6 +396,7 @@ def test_keepalive_load_with_concurrent_clients_has_no_errors(three):
 
 
 
+@pytest.mark.skipif(UNDER_TSAN, reason="ThreadSanitizer's shadow memory swamps lb's own")
 def test_client_pipelining_without_reading_cannot_grow_memory(replicas, lb):
     rs = replicas(1)
     port, admin = free_port(), free_port()
