@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "conn.h"
 #include "daemon.h"
 #include "health.h"
 #include "http.h"
@@ -93,6 +94,7 @@ void control_tune_malloc(void)
 	 * worker's arena back after a burst of connections. */
 	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+	mallopt(M_MXFAST, 0);
 }
 
 /* A worker's end: its idle pools and spare request state. */
@@ -100,6 +102,7 @@ static void worker_at_exit(struct worker *w)
 {
 	pool_close_all(w);
 	http_worker_exit(w);
+	conn_thread_exit();
 }
 
 /* What the workers run: the proxies, and what they leave behind. */
@@ -461,6 +464,7 @@ out:
 		worker_join(&c.workers[i]);
 	health_stop_all();
 	admin_stop(c.admin);
+	conn_thread_exit(); /* the admin endpoint's and the checks' */
 	free(c.workers);
 	close_all_sockets(&c);
 	for (size_t i = 0; i < c.nretiring; i++)

@@ -7,8 +7,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "slab.h"
 
 
 /* Space offered to one readv: a typical request or response fits in one. */
@@ -27,6 +30,44 @@ static void set_registered(struct event *ev, bool *registered, bool want)
 	*registered = want;
 }
 
+/* Empty buffers of released conns, for the next conn that needs some: a
+ * keep-alive connection gives back and takes its two buffers once per
+ * request, which malloc would otherwise pay for each time. Per thread
+ * (a worker's conns are its own), at most SPARE_BUFFERS. */
+#define SPARE_BUFFERS 64
+static _Thread_local struct {
+	struct evbuffer *buffers[SPARE_BUFFERS];
+	size_t count;
+} spare;
+
+static struct evbuffer *buffer_take(void)
+{
+	return spare.count > 0 ? spare.buffers[--spare.count] : evbuffer_new();
+}
+
+/* b is empty. */
+static void buffer_keep(struct evbuffer *b)
+{
+	if (spare.count < SPARE_BUFFERS)
+		spare.buffers[spare.count++] = b;
+	else
+		evbuffer_free(b);
+}
+
+static void buffer_give(struct evbuffer *b)
+{
+	if (evbuffer_get_length(b) == 0)
+		buffer_keep(b);
+	else
+		evbuffer_free(b);
+}
+
+void conn_thread_exit(void)
+{
+	while (spare.count > 0)
+		evbuffer_free(spare.buffers[--spare.count]);
+}
+
 size_t conn_input_length(const struct conn *c)
 {
 	return c->in != NULL ? evbuffer_get_length(c->in) : 0;
@@ -39,22 +80,33 @@ static size_t output_length(const struct conn *c)
 
 bool conn_buffers_ensure(struct conn *c)
 {
-	if (c->in == NULL)
-		c->in = evbuffer_new();
-	if (c->out == NULL)
-		c->out = evbuffer_new();
-	return c->in != NULL && c->out != NULL;
+	if (c->in != NULL)
+		return true; /* both are there, or neither */
+	struct evbuffer *in = buffer_take(), *out = buffer_take();
+	if (in == NULL || out == NULL) {
+		if (in != NULL)
+			buffer_keep(in);
+		if (out != NULL)
+			buffer_keep(out);
+		return false;
+	}
+	c->in = in;
+	c->out = out;
+	return true;
 }
 
 void conn_buffers_release(struct conn *c)
 {
-	if (conn_input_length(c) > 0 || output_length(c) > 0 || c->writing || c->connecting)
-		return;
-	if (c->in != NULL)
-		evbuffer_free(c->in);
-	if (c->out != NULL)
-		evbuffer_free(c->out);
+	if (c->in == NULL || c->writing || c->connecting || evbuffer_get_length(c->in) > 0 ||
+	    evbuffer_get_length(c->out) > 0)
+		return; /* released already, or busy */
+	buffer_keep(c->in);
+	buffer_keep(c->out);
 	c->in = c->out = NULL;
+	if (c->write_event != NULL) { /* not pending (not writing): made again when needed */
+		event_free(c->write_event);
+		c->write_event = NULL;
+	}
 }
 
 /* The write event, made the first time it is needed. */
@@ -232,32 +284,60 @@ void conn_set_callback(struct conn *c, conn_callback *cb, void *arg)
 	c->arg = arg;
 }
 
-static struct conn *conn_new(struct event_base *base, int fd, conn_callback *cb, void *arg)
+/* Set up c (zeroed) on fd. On failure c holds nothing and fd is the caller's. */
+static int conn_setup(struct conn *c, struct event_base *base, int fd, conn_callback *cb, void *arg)
 {
-	/* The read event follows the struct: one allocation. */
-	struct conn *c = calloc(1, sizeof(*c) + event_get_struct_event_size());
-	if (c == NULL)
-		return NULL;
 	c->fd = fd;
 	c->base = base;
 	c->on_event = cb;
 	c->arg = arg;
 	c->read_limit = CONN_DEFAULT_READ_LIMIT;
 	c->want_read = true;
-	c->read_event = (struct event *)(c + 1);
-	if (event_assign(c->read_event, base, fd, EV_READ | EV_PERSIST, on_readable, c) != 0 ||
-	    !conn_buffers_ensure(c)) {
+	if (event_assign(&c->read_storage, base, fd, EV_READ | EV_PERSIST, on_readable, c) != 0)
+		return -1;
+	c->read_event = &c->read_storage;
+	if (!conn_buffers_ensure(c)) {
+		conn_buffers_release(c);
 		c->read_event = NULL;
-		c->fd = -1; /* the caller keeps the socket */
-		conn_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+static struct conn *conn_new(struct event_base *base, struct slab *slab, int fd, conn_callback *cb, void *arg)
+{
+	struct conn *c = slab != NULL ? slab_alloc(slab) : malloc(sizeof(*c));
+	if (c == NULL)
 		return NULL;
+	memset(c, 0, sizeof(*c));
+	c->slab_owned = slab != NULL;
+	if (conn_setup(c, base, fd, cb, arg) != 0) {
+		if (c->slab_owned)
+			slab_free(c);
+		else
+			free(c);
+		c = NULL;
 	}
 	return c;
 }
 
+int conn_open_at(struct conn *c, struct event_base *base, int fd, conn_callback *cb, void *arg)
+{
+	memset(c, 0, sizeof(*c));
+	c->embedded = true;
+	c->fd = -1;
+	if (conn_setup(c, base, fd, cb, arg) != 0) {
+		c->fd = -1;
+		return -1;
+	}
+	c->connected = true;
+	conn_sync(c);
+	return 0;
+}
+
 struct conn *conn_open(struct event_base *base, int fd, conn_callback *cb, void *arg)
 {
-	struct conn *c = conn_new(base, fd, cb, arg);
+	struct conn *c = conn_new(base, NULL, fd, cb, arg);
 	if (c == NULL)
 		return NULL;
 	c->connected = true;
@@ -265,13 +345,13 @@ struct conn *conn_open(struct event_base *base, int fd, conn_callback *cb, void 
 	return c;
 }
 
-struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen, conn_callback *cb,
-			  void *arg)
+struct conn *conn_connect(struct event_base *base, struct slab *slab, const struct sockaddr *sa, socklen_t salen,
+			  conn_callback *cb, void *arg)
 {
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;
-	struct conn *c = conn_new(base, fd, cb, arg);
+	struct conn *c = conn_new(base, slab, fd, cb, arg);
 	if (c == NULL) {
 		close(fd);
 		return NULL;
@@ -308,12 +388,20 @@ void conn_free(struct conn *c)
 	if (c->write_event)
 		event_free(c->write_event);
 	if (c->in)
-		evbuffer_free(c->in);
+		buffer_give(c->in);
 	if (c->out)
-		evbuffer_free(c->out);
+		buffer_give(c->out);
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c);
+	if (c->embedded) {
+		c->read_event = c->write_event = NULL;
+		c->in = c->out = NULL;
+		c->fd = -1;
+	} else if (c->slab_owned) {
+		slab_free(c);
+	} else {
+		free(c);
+	}
 }
 
 void conn_abort(struct conn *c)

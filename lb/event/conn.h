@@ -12,8 +12,9 @@
  *     and the input holds less than read_limit bytes, so a busy connection
  *     costs no epoll_ctl per request.
  *
- * Memory follows traffic: the read event lives in the conn's own
- * allocation, the write event is made the first time a write has to wait,
+ * Memory follows traffic: the read event lives in the conn (which its
+ * owner may embed: conn_open_at), the write event is made the first time a
+ * write has to wait,
  * and an idle conn (a keep-alive client between requests, a pooled server
  * connection) gives its two buffers back (conn_buffers_release) until
  * bytes arrive or its owner writes again (conn_buffers_ensure).
@@ -30,6 +31,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include <event2/event_struct.h> /* the read event lives in the conn */
+
 /* A conn's input is not read beyond this (the owner may change
  * read_limit): what bounds memory per direction (relay.h). */
 #define CONN_DEFAULT_READ_LIMIT (256 * 1024)
@@ -38,6 +41,7 @@ struct event_base;
 struct event;
 struct evbuffer;
 struct conn;
+struct slab;
 
 typedef void conn_callback(struct conn *c, void *arg);
 
@@ -47,9 +51,12 @@ struct conn {
 	 * bytes were read or conn_buffers_ensure ran. */
 	struct evbuffer *in;
 	struct evbuffer *out;
-	struct event *read_event; /* persistent EV_READ, in this allocation */
+	struct event *read_event; /* persistent EV_READ: &read_storage */
 	struct event *write_event; /* persistent EV_WRITE, made when first needed, registered only then */
 	struct event_base *base;
+	struct event read_storage;
+	bool embedded; /* in its owner's memory (conn_open_at): conn_free does not free it */
+	bool slab_owned; /* from a slab (conn_connect): conn_free gives it back there */
 	conn_callback *on_event;
 	void *arg;
 	size_t read_limit; /* no reading while the input holds this much */
@@ -69,11 +76,17 @@ struct conn {
  * once. Returns NULL on failure (fd is then still the caller's to close). */
 struct conn *conn_open(struct event_base *base, int fd, conn_callback *cb, void *arg);
 
+/* The same in memory the caller provides (a session embeds its client's
+ * conn). 0, or -1 (fd is then still the caller's to close); conn_free
+ * releases what it holds either way, and leaves c's memory alone. */
+int conn_open_at(struct conn *c, struct event_base *base, int fd, conn_callback *cb, void *arg);
+
 /* Start a non-blocking connect. Completion or failure is reported through
  * the callback (connected, or error). NULL with errno when no socket could
- * be made. */
-struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen, conn_callback *cb,
-			  void *arg);
+ * be made. The conn comes from `slab` (slab.h: the calling thread's, which
+ * must outlive it) or, when NULL, from malloc. */
+struct conn *conn_connect(struct event_base *base, struct slab *slab, const struct sockaddr *sa, socklen_t salen,
+			  conn_callback *cb, void *arg);
 
 /* Change the owner (a pooled connection handed to a session). */
 void conn_set_callback(struct conn *c, conn_callback *cb, void *arg);
@@ -95,13 +108,17 @@ void conn_sync(struct conn *c);
 /* Once the output is empty, shut the write side (a half-close). */
 void conn_shutdown_write(struct conn *c);
 
-/* Nothing in either buffer and nothing to write: free the buffers (a
- * keep-alive connection between requests, a pooled one). The next read
- * brings them back; an owner that writes first calls conn_buffers_ensure. */
+/* Nothing in either buffer and nothing to write: free the buffers and the
+ * write event (a keep-alive connection between requests, a pooled one).
+ * The next read brings the buffers back; an owner that writes first calls
+ * conn_buffers_ensure. */
 void conn_buffers_release(struct conn *c);
 
 /* The buffers are there (again). false when there was no memory for them. */
 bool conn_buffers_ensure(struct conn *c);
+
+/* A thread that used conns ends: free the buffers it kept for reuse. */
+void conn_thread_exit(void);
 
 /* Bytes waiting in the input (0 while the buffers are released). */
 size_t conn_input_length(const struct conn *c);

@@ -9,7 +9,7 @@
 static void arm(struct deadline *d, uint64_t now, uint64_t ms)
 {
 	struct timeval tv = netutil_timeval_ms(ms);
-	event_add(d->event, &tv);
+	event_add(&d->event, &tv);
 	d->armed_ms = now + ms;
 	d->pending = true;
 }
@@ -30,11 +30,11 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 
 int deadline_init(struct deadline *d, struct event_base *base, void (*expired)(void *arg), void *arg)
 {
-	d->event = evtimer_new(base, on_event, d);
 	d->pending = false;
 	d->expired = expired;
 	d->arg = arg;
-	return d->event ? 0 : -1;
+	d->ready = evtimer_assign(&d->event, base, on_event, d) == 0;
+	return d->ready ? 0 : -1;
 }
 
 void deadline_set(struct deadline *d, uint64_t ms)
@@ -48,7 +48,7 @@ void deadline_set(struct deadline *d, uint64_t ms)
 
 void deadline_free(struct deadline *d)
 {
-	if (d->event != NULL)
-		event_free(d->event);
-	d->event = NULL;
+	if (d->ready)
+		event_del(&d->event);
+	d->ready = false;
 }

@@ -16,11 +16,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct event;
-struct event_base;
+#include <event2/event_struct.h> /* the event lives in the deadline: no allocation */
 
 struct deadline {
-	struct event *event;
+	struct event event;
+	bool ready; /* deadline_init succeeded */
 	uint64_t due_ms; /* when the owner's current deadline passes */
 	uint64_t armed_ms; /* when the event fires, if pending */
 	bool pending;
@@ -28,7 +28,7 @@ struct deadline {
 	void *arg;
 };
 
-/* Returns 0, or -1 when the event cannot be made. */
+/* Returns 0, or -1 when the event cannot be set up. */
 int deadline_init(struct deadline *d, struct event_base *base, void (*expired)(void *arg), void *arg);
 
 /* The deadline is `ms` from now, replacing the previous one. */

@@ -46,6 +46,7 @@
 #include "netutil.h"
 #include "relay.h"
 #include "session.h"
+#include "slab.h"
 
 #define RESPONSE_HEAD_MAX (64 * 1024)
 #define HEAD_REWRITE_SLACK 1024 /* room for the fields lb adds */
@@ -67,14 +68,14 @@ enum http_state {
 };
 
 /* One request and its response: what lb keeps only while a request is in
- * flight. An idle keep-alive connection holds none (so it costs little
- * memory); the worker keeps a few spare ones (struct exchange_spares) so
- * that a busy connection does not allocate per request. */
+ * flight. An idle keep-alive connection holds none, so it costs little
+ * memory. Exchanges come from a slab of the worker's (struct http_memory),
+ * so taking one costs no malloc, and what a burst took goes back to the
+ * kernel afterwards. */
 struct http_exchange {
-	struct http_exchange *next_spare;
 	uint32_t fields; /* room per head: global.max_header_fields when made */
 	bool logged; /* request_complete ran */
-	char *req_out; /* rewritten head, kept for retries */
+	char *req_out; /* rewritten head, kept for retries: req_out_room, or malloc'd when larger */
 	size_t req_out_len, req_out_cap;
 	struct evbuffer *req_body_copy; /* whole small body, for retries; NULL if none */
 	struct http_body req_body;
@@ -98,10 +99,13 @@ struct http_exchange {
 
 	/* Last, and not zeroed when taken: the parser fills them before
 	 * anything reads them. Their fields follow the struct in its
-	 * allocation, `fields` each. */
+	 * allocation, `fields` each, then REQ_OUT_ROOM bytes for req_out. */
 	struct http_head req;
 	struct http_head resp;
 };
+
+/* Room for the rewritten request head inside the exchange: most heads fit. */
+#define REQ_OUT_ROOM 2048
 
 struct http_session {
 	struct session session; /* first: what every session has (session.h) */
@@ -214,19 +218,54 @@ static void request_complete(struct http_session *s)
 
 /* ---- the exchange of a request ---- */
 
-/* A worker's spare exchanges, a free list of at most EXCHANGE_SPARES_MAX:
- * enough for the requests in flight at once on a busy worker, little
- * memory when it goes idle. */
-#define EXCHANGE_SPARES_MAX 64
-struct http_spares {
-	struct http_exchange *first;
-	size_t count;
+/* A worker's slabs (slab.h): sessions, and exchanges by size (their
+ * field room follows max_header_fields, which a reload may change while
+ * older exchanges are still out; a slab of a size no longer wanted goes
+ * once empty). */
+#define EXCHANGE_SLABS 4
+struct http_memory {
+	struct slab *sessions;
+	struct slab *exchanges[EXCHANGE_SLABS];
 };
 
-static void exchange_free(struct http_exchange *x)
+#define SESSION_BLOCK (64 * 1024)
+#define EXCHANGE_BLOCK (64 * 1024)
+
+static struct http_memory *http_memory_of(struct worker *w)
 {
-	free(x->req_out);
-	free(x);
+	if (w->http_memory == NULL) {
+		struct http_memory *m = calloc(1, sizeof(*m));
+		if (m == NULL || (m->sessions = slab_create(sizeof(struct http_session), SESSION_BLOCK)) == NULL) {
+			free(m);
+			return NULL;
+		}
+		w->http_memory = m;
+	}
+	return w->http_memory;
+}
+
+static size_t exchange_size(uint32_t fields)
+{
+	return sizeof(struct http_exchange) + 2 * (size_t)fields * sizeof(struct http_header) + REQ_OUT_ROOM;
+}
+
+/* The slab for exchanges of `size` bytes, made if needed. */
+static struct slab *exchange_slab(struct http_memory *m, size_t size)
+{
+	int free_slot = -1;
+	for (int i = 0; i < EXCHANGE_SLABS; i++) {
+		if (m->exchanges[i] != NULL && slab_object_size(m->exchanges[i]) == size)
+			return m->exchanges[i];
+		if (m->exchanges[i] != NULL && slab_in_use(m->exchanges[i]) == 0) {
+			slab_destroy(m->exchanges[i]); /* a size no longer wanted */
+			m->exchanges[i] = NULL;
+		}
+		if (m->exchanges[i] == NULL && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+		return NULL; /* four sizes out at once: reloads in a row */
+	return m->exchanges[free_slot] = slab_create(size, EXCHANGE_BLOCK);
 }
 
 /* Ready for a new request (what its steps read before they write it). */
@@ -247,42 +286,45 @@ static void exchange_reset(struct http_exchange *x)
 	x->status = 0;
 }
 
-/* The exchange for the request that starts arriving: a spare of the
- * worker's, or a new one. false when there is no memory. */
+static char *req_out_room(struct http_exchange *x)
+{
+	return (char *)((struct http_header *)(x + 1) + 2 * (size_t)x->fields);
+}
+
+/* The exchange for the request that starts arriving. false when there is
+ * no memory for it. */
 static bool exchange_take(struct http_session *s)
 {
 	uint32_t fields = (uint32_t)s->session.gen->cfg->global.max_header_fields;
-	struct http_spares *spares = s->session.worker->http_spares;
-	struct http_exchange *x = NULL;
-	if (spares != NULL && spares->first != NULL) {
-		x = spares->first;
-		spares->first = x->next_spare;
-		spares->count--;
-		if (x->fields != fields) { /* a reload changed max_header_fields */
-			exchange_free(x);
-			x = NULL;
-		}
-	}
-	if (x == NULL) {
-		/* The heads' fields follow the exchange in the same allocation. */
-		x = malloc(sizeof(*x) + 2 * fields * sizeof(struct http_header));
-		if (x == NULL)
-			return false;
-		x->fields = fields;
-		x->req_out = NULL;
-		x->req_out_cap = 0;
-		struct http_header *field_room = (struct http_header *)(x + 1);
-		http_head_init(&x->req, field_room, fields);
-		http_head_init(&x->resp, field_room + fields, fields);
-	}
+	struct http_memory *m = http_memory_of(s->session.worker);
+	struct slab *slab = m != NULL ? exchange_slab(m, exchange_size(fields)) : NULL;
+	struct http_exchange *x = slab != NULL ? slab_alloc(slab) : NULL;
+	if (x == NULL)
+		return false;
+	x->fields = fields;
+	struct http_header *field_room = (struct http_header *)(x + 1);
+	http_head_init(&x->req, field_room, fields);
+	http_head_init(&x->resp, field_room + fields, fields);
+	x->req_out = req_out_room(x);
+	x->req_out_cap = REQ_OUT_ROOM;
 	exchange_reset(x);
 	x->req_started = session_now(&s->session); /* again when the head is complete */
 	s->x = x;
 	return true;
 }
 
+/* A larger rewritten head than REQ_OUT_ROOM goes back to malloc. */
+static void exchange_drop_large_head(struct http_exchange *x)
+{
+	if (x->req_out != req_out_room(x)) {
+		free(x->req_out);
+		x->req_out = req_out_room(x);
+		x->req_out_cap = REQ_OUT_ROOM;
+	}
+}
+
 /* The request is over and no other waits: its exchange goes back to the
- * worker's spares (the server connection let go of req_out already). */
+ * slab (the server connection let go of req_out already). */
 static void exchange_give_back(struct http_session *s)
 {
 	struct http_exchange *x = s->x;
@@ -291,30 +333,20 @@ static void exchange_give_back(struct http_session *s)
 	s->x = NULL;
 	if (x->req_body_copy != NULL)
 		evbuffer_free(x->req_body_copy);
-	struct worker *w = s->session.worker;
-	if (w->http_spares == NULL)
-		w->http_spares = calloc(1, sizeof(*w->http_spares));
-	if (w->http_spares == NULL || w->http_spares->count >= EXCHANGE_SPARES_MAX) {
-		exchange_free(x);
-		return;
-	}
-	x->next_spare = w->http_spares->first;
-	w->http_spares->first = x;
-	w->http_spares->count++;
+	exchange_drop_large_head(x);
+	slab_free(x);
 }
 
 void http_worker_exit(struct worker *w)
 {
-	struct http_spares *spares = w->http_spares;
-	if (spares == NULL)
+	struct http_memory *m = w->http_memory;
+	if (m == NULL)
 		return;
-	while (spares->first != NULL) {
-		struct http_exchange *x = spares->first;
-		spares->first = x->next_spare;
-		exchange_free(x);
-	}
-	free(spares);
-	w->http_spares = NULL;
+	slab_destroy(m->sessions);
+	for (int i = 0; i < EXCHANGE_SLABS; i++)
+		slab_destroy(m->exchanges[i]);
+	free(m);
+	w->http_memory = NULL;
 }
 
 /* Forget the request just finished, ready for the next one. */
@@ -329,6 +361,7 @@ static void request_reset(struct http_session *s)
 		evbuffer_free(s->x->req_body_copy);
 		s->x->req_body_copy = NULL;
 	}
+	exchange_drop_large_head(s->x);
 	exchange_reset(s->x);
 }
 
@@ -448,12 +481,12 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 
 	size_t need = head_len + HEAD_REWRITE_SLACK;
 	if (need > s->x->req_out_cap) {
-		char *grown = realloc(s->x->req_out, need);
-		if (grown == NULL) {
+		char *large = malloc(need); /* until the request is over */
+		if (large == NULL) {
 			respond_error(s, 503);
 			return true;
 		}
-		s->x->req_out = grown;
+		s->x->req_out = large;
 		s->x->req_out_cap = need;
 	}
 	struct http_request_forward fwd = {
@@ -1008,7 +1041,7 @@ static void http_session_free(struct http_session *s)
 	request_reset(s);
 	exchange_give_back(s);
 	session_close(&s->session);
-	free(s);
+	slab_free(s);
 }
 
 /* The last answer is being written: once it is out, close. After an
@@ -1106,11 +1139,13 @@ static void http_session_stop(struct session_link *link)
 int http_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		       socklen_t peer_len)
 {
-	struct http_session *s = calloc(1, sizeof(*s));
+	struct http_memory *m = http_memory_of(w);
+	struct http_session *s = m != NULL ? slab_alloc(m->sessions) : NULL;
 	if (s == NULL) {
 		close(fd);
 		return -1;
 	}
+	memset(s, 0, sizeof(*s));
 	s->state = l->cfg->proxy_protocol ? HTTP_PROXY_HEADER : HTTP_READ_HEAD;
 	if (session_open(&s->session, w, l, fd, peer, peer_len, http_drive_session, http_session_destroy,
 			 http_session_stop) < 0) {

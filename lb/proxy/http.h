@@ -15,7 +15,7 @@
 int http_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		       socklen_t peer_len);
 
-/* A worker ends: free its spare per-request state (on its thread). */
+/* A worker ends, its sessions gone: free its http memory (on its thread). */
 void http_worker_exit(struct worker *w);
 
 #endif

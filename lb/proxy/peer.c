@@ -36,7 +36,7 @@ enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worke
 		conn_set_callback(p->conn, cb, arg);
 		return PEER_READY;
 	}
-	p->conn = conn_connect(w->base, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, cb, arg);
+	p->conn = conn_connect(w->base, w->server_conns, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, cb, arg);
 	if (p->conn != NULL)
 		return PEER_CONNECTING;
 	/* No socket: lb's own shortage, never the server's (SPEC 6). */

@@ -35,11 +35,11 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
 	peer_init(&s->server);
 	memcpy(&s->client_addr, client_addr, client_addr_len);
 	worker_session_add(w, &s->link);
-	s->client = conn_open(w->base, fd, session_on_event, s);
-	if (s->client == NULL) {
+	if (conn_open_at(&s->client_conn, w->base, fd, session_on_event, s) != 0) {
 		close(fd);
 		return -1;
 	}
+	s->client = &s->client_conn;
 	return deadline_init(&s->deadline, w->base, on_deadline, s);
 }
 

@@ -29,7 +29,8 @@ struct session {
 	struct gen *gen; /* the generation of what it serves now (a reference) */
 	const struct gen_listener *listener;
 	struct gen_backend *backend;
-	struct conn *client;
+	struct conn *client; /* &client_conn once open */
+	struct conn client_conn;
 	struct sockaddr_storage client_addr; /* the one a PROXY header names, if any */
 	struct peer server;
 	struct deadline deadline; /* the one timer: see deadline.h */

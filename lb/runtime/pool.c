@@ -4,9 +4,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conn.h"
 #include "netutil.h"
+#include "slab.h"
 
 #define SWEEP_INTERVAL_MS 1000
 /* A pool may hold more than `keepalive` connections for a moment: a burst
@@ -33,6 +35,7 @@ struct idle_conn {
 struct worker_pools {
 	struct idle_conn *idle_head;
 	struct event *sweep_timer;
+	struct slab *links; /* the struct idle_conn: one per pooled request, no malloc */
 };
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg);
@@ -42,7 +45,10 @@ static struct worker_pools *worker_pools_get(struct worker *w)
 	if (w->pools != NULL)
 		return w->pools;
 	struct worker_pools *wp = calloc(1, sizeof(*wp));
-	if (wp == NULL || (wp->sweep_timer = evtimer_new(w->base, on_sweep, w)) == NULL) {
+	if (wp == NULL || (wp->sweep_timer = evtimer_new(w->base, on_sweep, w)) == NULL ||
+	    (wp->links = slab_create(sizeof(struct idle_conn), 16 * 1024)) == NULL) {
+		if (wp != NULL && wp->sweep_timer != NULL)
+			event_free(wp->sweep_timer);
 		free(wp);
 		return NULL;
 	}
@@ -74,7 +80,7 @@ static struct conn *idle_remove(struct idle_conn *ic)
 	struct conn *c = ic->conn;
 	idle_unlink(ic);
 	server_state_release(ic->state);
-	free(ic);
+	slab_free(ic);
 	return c;
 }
 
@@ -140,16 +146,12 @@ void pool_put(struct worker *w, struct server_state *state, struct conn *c, int 
 	struct idle_conn *ic = NULL;
 
 	bool full = (!surplus_ok && pool->count >= (unsigned)keepalive) || atomic_load(&state->retired);
-	if (keepalive <= 0 || full || (ic = calloc(1, sizeof(*ic))) == NULL) {
+	struct worker_pools *wp = keepalive > 0 && !full ? worker_pools_get(w) : NULL;
+	if (wp == NULL || (ic = slab_alloc(wp->links)) == NULL) {
 		conn_free(c);
 		return;
 	}
-	struct worker_pools *wp = worker_pools_get(w);
-	if (wp == NULL) {
-		free(ic);
-		conn_free(c);
-		return;
-	}
+	memset(ic, 0, sizeof(*ic));
 	ic->conn = c;
 	ic->state = server_state_acquire(state);
 	ic->worker = w;
@@ -184,6 +186,7 @@ void pool_close_all(struct worker *w)
 	while (wp->idle_head != NULL)
 		conn_free(idle_remove(wp->idle_head));
 	event_free(wp->sweep_timer);
+	slab_destroy(wp->links);
 	free(wp);
 	w->pools = NULL;
 }

@@ -12,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "listener.h"
+#include "slab.h"
 #include "log.h"
 
 /* Connections accepted per readiness event and listener: enough to drain a
@@ -235,6 +237,8 @@ static void *worker_main(void *arg)
 	sessions_destroy_all(w);
 	if (w->handlers->at_exit != NULL)
 		w->handlers->at_exit(w);
+	slab_destroy(w->server_conns); /* every server connection is closed by now */
+	w->server_conns = NULL;
 	accept_points_free(w);
 	event_free(w->accept_resume_timer);
 	event_free(w->wake_event);
@@ -297,6 +301,9 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	if (w->wake_event == NULL || w->accept_resume_timer == NULL)
 		goto fail;
 	event_add(w->wake_event, NULL);
+	w->server_conns = slab_create(sizeof(struct conn), 64 * 1024);
+	if (w->server_conns == NULL)
+		goto fail;
 	w->gen = gen_acquire(gen);
 	atomic_store(&w->acked_gen, gen->id);
 	if (accept_points_create(w) < 0)
@@ -311,6 +318,7 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	return 0;
 fail:
 	accept_points_free(w);
+	slab_destroy(w->server_conns);
 	if (w->accept_resume_timer)
 		event_free(w->accept_resume_timer);
 	if (w->wake_event)

@@ -24,7 +24,8 @@ struct event_base;
 struct event;
 struct worker;
 struct worker_pools;
-struct http_spares;
+struct http_memory;
+struct slab;
 
 /* What a worker runs, handed down by the control thread: the worker knows
  * no proxy (as nginx sets a listener's handler). start[mode] begins a
@@ -80,8 +81,9 @@ struct worker {
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
 	struct worker_pools *pools; /* idle server connections: pool.c's, NULL until used */
-	struct http_spares *http_spares; /* the http proxy's spare request state, NULL until used;
-					    freed by handlers->at_exit */
+	struct slab *server_conns; /* where its server connections live (slab.h: memory back after a burst) */
+	struct http_memory *http_memory; /* the http proxy's slabs (sessions, requests), NULL until
+					    used; freed by handlers->at_exit */
 	struct session_link sessions; /* list head */
 	size_t nsessions;
 };
