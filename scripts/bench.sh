@@ -7,8 +7,8 @@
 #   sit behind each of three proxies: lb, HAProxy and nginx. Every proxy is
 #   configured here, from a generated file in build/bench/run/, the same way:
 #   one worker (lb global.workers: 1, haproxy nbthread 1, nginx
-#   worker_processes 1; the target "lb2" is lb with two workers on the same
-#   CPU, to measure what a second worker costs per request), round robin over the same three replicas, pooled
+#   worker_processes 1; the target "lb2" is lb with two workers, unpinned,
+#   to measure what a second worker costs per request), round robin over the same three replicas, pooled
 #   keep-alive connections to them, no access log, no health checks, each on
 #   its own 127.0.0.1 port. The proxy under test is pinned to CPU 0; wrk and
 #   the replicas share CPU 1, so the proxy never competes with the load it
@@ -34,7 +34,8 @@
 #   gnuplot draws req/s against connections into build/bench/sweep.png (data
 #   in build/bench/sweep.dat).
 #
-#   Last, memory per idle connection (BENCH_IDLE connections, default 5000):
+#   First of all, memory per idle connection (BENCH_IDLE connections,
+#   default 5000), on the freshly started proxies:
 #   scripts/idle_conns.py opens that many keep-alive client connections to
 #   each proxy in turn, one GET each, and holds them idle; the proxy's RSS
 #   (VmRSS, nginx's master and worker summed) while holding them, minus its
@@ -223,8 +224,10 @@ ${servers_lb%$'\n'}
     keepalive: 32
 EOF
 
-# lb2: the same with two workers on the same CPU, to see what a second
-# worker costs per request (locks, atomics, wake-ups), not what it gains.
+# lb2: the same with two workers, on either CPU, to see what a second
+# worker costs per request (shared atomics, wake-ups, connections set up
+# on one CPU and served on another), not what it gains: it shares CPU 1
+# with the load.
 sed -e "s/^  workers: 1$/  workers: 2/" -e "s/127.0.0.1:${PORT[lb]}/127.0.0.1:${PORT[lb2]}/" "$RUN/lb.yaml" >"$RUN/lb2.yaml"
 
 cat >"$RUN/haproxy.cfg" <<EOF
@@ -316,7 +319,7 @@ PID[replica]=${PID[replica1]}
 "${PIN_PROXY[@]}" "$BUILD/lb" -c "$RUN/lb.yaml" >>"$RUN/lb.log" 2>&1 &
 PID[lb]=$!
 track_pid $!
-"${PIN_PROXY[@]}" "$BUILD/lb" -c "$RUN/lb2.yaml" >"$RUN/lb2.log" 2>&1 &
+"$BUILD/lb" -c "$RUN/lb2.yaml" >"$RUN/lb2.log" 2>&1 & # unpinned: both CPUs, as deployed
 PID[lb2]=$!
 track_pid $!
 "${PIN_PROXY[@]}" haproxy -db -f "$RUN/haproxy.cfg" >>"$RUN/haproxy.log" 2>&1 &
@@ -332,6 +335,83 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $CPU_MODEL ]] || CPU_MODEL=$(uname -m)
 say "$(date '+%F %T'), $CPU_MODEL, $(nproc) CPUs; $("$BUILD/lb" -V 2>&1 | head -n 1), $(haproxy -v | head -n 1 | awk '{ print "HAProxy " $3 }'), $(nginx -v 2>&1 | sed 's/.*: //')"
 say "ports: replicas ${REPLICA_PORTS[*]}, lb ${PORT[lb]}, haproxy ${PORT[haproxy]}, nginx ${PORT[nginx]}"
+
+# --- memory per idle connection --------------------------------------------------
+
+# First, while every proxy is fresh: what the throughput runs leave in a
+# proxy's own pools would hide what a connection costs.
+
+# rss_kb NAME: resident memory of the proxy NAME in KiB (nginx: master and workers).
+rss_kb() {
+    local pids=${PID[$1]} p total=0
+    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+    for p in $pids; do
+        total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")))
+    done
+    echo "$total"
+}
+
+# hold_idle NAME PORT COUNT BATCH: RSS before, while COUNT idle connections
+# are held, and 3 s after they closed: "before holding after".
+hold_idle() {
+    local name=$1 port=$2 count=$3 batch=$4 before holding after fifo=$RUN/idle.fifo out=$RUN/idle.out
+    before=$(rss_kb "$name")
+    rm -f "$fifo" "$out"
+    mkfifo "$fifo"
+    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
+    local client=$!
+    track_pid "$client"
+    exec 7>"$fifo"
+    for _ in $(seq 240); do
+        grep -q holding "$out" 2>/dev/null && break
+        kill -0 "$client" 2>/dev/null || break
+        sleep 0.5
+    done
+    grep -q holding "$out" || die "idle connections to $name: $(cat "$out")"
+    sleep 2 # a second trim tick has passed
+    holding=$(rss_kb "$name")
+    echo >&7
+    exec 7>&-
+    wait "$client" 2>/dev/null || true
+    sleep 3
+    after=$(rss_kb "$name")
+    echo "$before $holding $after"
+}
+
+if [[ $IDLE -gt 0 ]]; then
+  {
+    echo "memory per idle keep-alive client connection ($IDLE connections, 1 worker each, fresh processes):"
+    printf '%10s %12s %12s %12s %14s\n' target "before KiB" "holding KiB" "after KiB" "bytes/conn"
+    echo "target,connections,rss_before_kb,rss_holding_kb,rss_after_kb,bytes_per_conn" >"$OUT/idle.csv"
+    declare -A PER_CONN=()
+    for t in lb haproxy nginx; do
+        read -r before holding after < <(hold_idle "$t" "${PORT[$t]}" "$IDLE" 500)
+        PER_CONN[$t]=$(( (holding - before) * 1024 / IDLE ))
+        printf '%10s %12s %12s %12s %14s\n' "$t" "$before" "$holding" "$after" "${PER_CONN[$t]}"
+        echo "$t,$IDLE,$before,$holding,$after,${PER_CONN[$t]}" >>"$OUT/idle.csv"
+    done
+
+    # Pooled server connections: every request in flight at once against a
+    # replica that answers after 2 s, then all pooled (keepalive IDLE).
+    "${PIN_LOAD[@]}" "$BUILD/replica" -p "${PORT[slow]}" -n slow -d 2000 >"$RUN/slow.log" 2>&1 &
+    PID[slow]=$!
+    track_pid $!
+    wait_port "${PID[slow]}" "${PORT[slow]}" "$RUN/slow.log" 10
+    sed -e "s/127.0.0.1:${PORT[lb]}/127.0.0.1:${PORT[lbpool]}/" -e "s/keepalive: 32/keepalive: $IDLE/" \
+        -e "/- addr:/d" -e "s/^    servers:$/    servers:\n      - addr: 127.0.0.1:${PORT[slow]}/" \
+        "$RUN/lb.yaml" >"$RUN/lbpool.yaml"
+    "${PIN_PROXY[@]}" "$BUILD/lb" -c "$RUN/lbpool.yaml" >"$RUN/lbpool.log" 2>&1 &
+    PID[lbpool]=$!
+    track_pid $!
+    wait_port "${PID[lbpool]}" "${PORT[lbpool]}" "$RUN/lbpool.log" 10
+    read -r before holding after < <(hold_idle lbpool "${PORT[lbpool]}" "$IDLE" "$IDLE")
+    both=$(( (holding - before) * 1024 / IDLE ))
+    echo "lb, idle pooled server connection: $((both - PER_CONN[lb])) bytes (client + pooled server: $both bytes per pair)"
+    echo "lbpool,$IDLE,$before,$holding,$after,$((both - PER_CONN[lb]))" >>"$OUT/idle.csv"
+  } >"$OUT/idle.txt" # not a pipe: the processes started here stay tracked
+  cat "$OUT/idle.txt" >&2
+fi
+
 
 # --- measuring ------------------------------------------------------------------
 
@@ -474,76 +554,6 @@ EOF
     awk 'NR == 1 { printf "%12s %10s %10s %8s\n", "connections", "lb req/s", "haproxy", "lb/hap"; next }
          { printf "%12s %10.0f %10.0f %8.2f\n", $1, $2, $3, ($3 > 0 ? $2 / $3 : 0) }' "$OUT/sweep.dat"
 fi
-# --- memory per idle connection --------------------------------------------------
-
-# rss_kb NAME: resident memory of the proxy NAME in KiB (nginx: master and workers).
-rss_kb() {
-    local pids=${PID[$1]} p total=0
-    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
-    for p in $pids; do
-        total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")))
-    done
-    echo "$total"
-}
-
-# hold_idle NAME PORT COUNT BATCH: RSS before, while COUNT idle connections
-# are held, and 3 s after they closed: "before holding after".
-hold_idle() {
-    local name=$1 port=$2 count=$3 batch=$4 before holding after fifo=$RUN/idle.fifo out=$RUN/idle.out
-    before=$(rss_kb "$name")
-    rm -f "$fifo" "$out"
-    mkfifo "$fifo"
-    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
-    local client=$!
-    track_pid "$client"
-    exec 7>"$fifo"
-    for _ in $(seq 240); do
-        grep -q holding "$out" 2>/dev/null && break
-        kill -0 "$client" 2>/dev/null || break
-        sleep 0.5
-    done
-    grep -q holding "$out" || die "idle connections to $name: $(cat "$out")"
-    sleep 2 # a second trim tick has passed
-    holding=$(rss_kb "$name")
-    echo >&7
-    exec 7>&-
-    wait "$client" 2>/dev/null || true
-    sleep 3
-    after=$(rss_kb "$name")
-    echo "$before $holding $after"
-}
-
-if [[ $IDLE -gt 0 ]]; then
-    echo
-    echo "memory per idle keep-alive client connection ($IDLE connections, 1 worker each):"
-    printf '%10s %12s %12s %12s %14s\n' target "before KiB" "holding KiB" "after KiB" "bytes/conn"
-    echo "target,connections,rss_before_kb,rss_holding_kb,rss_after_kb,bytes_per_conn" >"$OUT/idle.csv"
-    declare -A PER_CONN=()
-    for t in lb haproxy nginx; do
-        read -r before holding after < <(hold_idle "$t" "${PORT[$t]}" "$IDLE" 500)
-        PER_CONN[$t]=$(( (holding - before) * 1024 / IDLE ))
-        printf '%10s %12s %12s %12s %14s\n' "$t" "$before" "$holding" "$after" "${PER_CONN[$t]}"
-        echo "$t,$IDLE,$before,$holding,$after,${PER_CONN[$t]}" >>"$OUT/idle.csv"
-    done
-
-    # Pooled server connections: every request in flight at once against a
-    # replica that answers after 2 s, then all pooled (keepalive IDLE).
-    "${PIN_LOAD[@]}" "$BUILD/replica" -p "${PORT[slow]}" -n slow -d 2000 >"$RUN/slow.log" 2>&1 &
-    PID[slow]=$!
-    track_pid $!
-    wait_port "${PID[slow]}" "${PORT[slow]}" "$RUN/slow.log" 10
-    sed -e "s/127.0.0.1:${PORT[lb]}/127.0.0.1:${PORT[lbpool]}/" -e "s/keepalive: 32/keepalive: $IDLE/" \
-        -e "/- addr:/d" -e "s/^    servers:$/    servers:\n      - addr: 127.0.0.1:${PORT[slow]}/" \
-        "$RUN/lb.yaml" >"$RUN/lbpool.yaml"
-    "${PIN_PROXY[@]}" "$BUILD/lb" -c "$RUN/lbpool.yaml" >"$RUN/lbpool.log" 2>&1 &
-    PID[lbpool]=$!
-    track_pid $!
-    wait_port "${PID[lbpool]}" "${PORT[lbpool]}" "$RUN/lbpool.log" 10
-    read -r before holding after < <(hold_idle lbpool "${PORT[lbpool]}" "$IDLE" "$IDLE")
-    both=$(( (holding - before) * 1024 / IDLE ))
-    echo "lb, idle pooled server connection: $((both - PER_CONN[lb])) bytes (client + pooled server: $both bytes per pair)"
-    echo "lbpool,$IDLE,$before,$holding,$after,$((both - PER_CONN[lb]))" >>"$OUT/idle.csv"
-fi
-
+[[ $IDLE -gt 0 ]] && { echo; cat "$OUT/idle.txt"; }
 echo
 echo "bench: results in $OUT/results.txt, $OUT/results.csv, $OUT/runs.csv$([[ $SWEEP != 0 ]] && echo ", $OUT/sweep.png, $OUT/sweep.dat")$([[ $IDLE -gt 0 ]] && echo ", $OUT/idle.csv")"
