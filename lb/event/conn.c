@@ -13,7 +13,6 @@
 
 #include "slab.h"
 
-
 /* Space offered to one readv: a typical request or response fits in one. */
 #define READ_CHUNK (16 * 1024)
 /* readv calls per readiness event: a fast sender cannot starve the others. */
@@ -97,9 +96,9 @@ bool conn_buffers_ensure(struct conn *c)
 
 void conn_buffers_release(struct conn *c)
 {
-	if (c->in == NULL || c->writing || c->connecting || evbuffer_get_length(c->in) > 0 ||
+	if (c->in == NULL || c->writing || c->connecting || c->error || evbuffer_get_length(c->in) > 0 ||
 	    evbuffer_get_length(c->out) > 0)
-		return; /* released already, or busy */
+		return; /* released already, busy, or with an error still to report */
 	buffer_keep(c->in);
 	buffer_keep(c->out);
 	c->in = c->out = NULL;
@@ -109,7 +108,8 @@ void conn_buffers_release(struct conn *c)
 	}
 }
 
-/* The write event, made the first time it is needed. */
+/* The write event, made the first time a write waits or an error is
+ * reported (report_later); NULL without memory. */
 static struct event *write_event(struct conn *c);
 
 void conn_sync(struct conn *c)
@@ -229,8 +229,6 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	c->on_event(c, c->arg);
 }
 
-/* Report an error found outside a callback (a failed write, an immediate
- * connect refusal) through the callback, from the event loop. */
 static struct event *write_event(struct conn *c)
 {
 	if (c->write_event == NULL)
