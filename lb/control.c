@@ -74,17 +74,24 @@ int control_workers_wanted(const struct lb_config *cfg)
 /* Give memory back after a burst: what the workers freed stays in malloc's
  * arenas (and in RSS) until trimmed. The top of each arena is trimmed at
  * free() beyond M_TRIM_THRESHOLD (control_tune_malloc); free pages in the
- * middle of an arena only by malloc_trim(0), once a second when more than
- * TRIM_FREE_BYTES lie free. */
-#define TRIM_FREE_BYTES (4u << 20)
+ * middle of an arena only by malloc_trim(0), at most once a second, when
+ * TRIM_FREE_BYTES more lie free than after the previous trim (free bytes
+ * stay counted once their pages are returned, and a trim holds each
+ * arena's lock while it walks it). */
+#define TRIM_FREE_BYTES ((size_t)4 << 20)
 static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
 {
+	static size_t free_after_last_trim;
 	(void)fd;
 	(void)what;
 	(void)arg;
-	struct mallinfo2 mi = mallinfo2();
-	if (mi.fordblks > TRIM_FREE_BYTES)
+	size_t free_now = mallinfo2().fordblks;
+	if (free_now < free_after_last_trim)
+		free_after_last_trim = free_now; /* reused since */
+	if (free_now - free_after_last_trim > TRIM_FREE_BYTES) {
 		malloc_trim(0);
+		free_after_last_trim = mallinfo2().fordblks;
+	}
 }
 
 void control_tune_malloc(void)
@@ -95,6 +102,13 @@ void control_tune_malloc(void)
 	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 	mallopt(M_MXFAST, 0);
+}
+
+/* A worker's second: memory unused for a while goes back. */
+static void worker_tick(struct worker *w)
+{
+	pool_trim(w);
+	http_worker_tick(w);
 }
 
 /* A worker's end: its idle pools and spare request state. */
@@ -108,6 +122,7 @@ static void worker_at_exit(struct worker *w)
 /* What the workers run: the proxies, and what they leave behind. */
 static const struct worker_handlers proxies = {
 	.start = { [LISTENER_MODE_HTTP] = http_session_start, [LISTENER_MODE_TCP] = tcp_session_start },
+	.tick = worker_tick,
 	.at_exit = worker_at_exit,
 };
 

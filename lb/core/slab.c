@@ -35,6 +35,7 @@ struct slab_block {
 	void *free_slots; /* singly linked through the slots' object area */
 	size_t used;
 	size_t mapped; /* bytes of the mapping */
+	uint64_t empty_since; /* the slab's trim period when it became empty */
 };
 
 struct slab {
@@ -42,9 +43,10 @@ struct slab {
 	size_t slot_size; /* back pointer + object, aligned */
 	size_t capacity; /* slots per block */
 	size_t block_bytes;
-	struct slab_block *partial; /* blocks with a free slot */
+	struct slab_block *partial; /* blocks with a used and a free slot */
 	struct slab_block *full;
-	struct slab_block *spare; /* one empty block kept */
+	struct slab_block *empty; /* most recently emptied first */
+	uint64_t period; /* slab_trim calls so far */
 	size_t in_use, blocks;
 };
 
@@ -123,10 +125,11 @@ void *slab_alloc(struct slab *s)
 {
 	struct slab_block *b = s->partial;
 	if (b == NULL) {
-		b = s->spare != NULL ? s->spare : block_map(s);
-		if (b == NULL)
+		b = s->empty;
+		if (b != NULL)
+			list_remove(&s->empty, b);
+		else if ((b = block_map(s)) == NULL)
 			return NULL;
-		s->spare = NULL;
 		list_push(&s->partial, b);
 	}
 	void **object = b->free_slots;
@@ -165,23 +168,35 @@ void slab_free(void *object)
 	}
 	if (b->used > 0)
 		return;
-	/* Empty: kept as the spare if there is none, else back to the kernel. */
+	/* Empty: kept for reuse, unmapped by slab_trim if it stays so. */
 	list_remove(&s->partial, b);
-	if (s->spare == NULL)
-		s->spare = b;
-	else
-		block_unmap(s, b);
+	b->empty_since = s->period;
+	list_push(&s->empty, b);
+}
+
+void slab_trim(struct slab *s)
+{
+	struct slab_block *b = s->empty;
+	while (b != NULL) {
+		struct slab_block *next = b->next;
+		if (b->empty_since < s->period) {
+			list_remove(&s->empty, b);
+			block_unmap(s, b);
+		}
+		b = next;
+	}
+	s->period++;
 }
 
 void slab_destroy(struct slab *s)
 {
 	if (s == NULL)
 		return;
-	struct slab_block *lists[] = { s->partial, s->full, s->spare };
+	struct slab_block *lists[] = { s->partial, s->full, s->empty };
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 		struct slab_block *b = lists[i];
 		while (b != NULL) {
-			struct slab_block *next = i < 2 ? b->next : NULL;
+			struct slab_block *next = b->next;
 			block_unmap(s, b);
 			b = next;
 		}

@@ -6,8 +6,10 @@
  * between the freed ones on every page, and no page comes free.
  *
  * Each object is preceded by a pointer to its block, so slab_free needs
- * nothing but the object. One empty block is kept for the next burst;
- * further empty ones are unmapped at once.
+ * nothing but the object. An empty block is kept for reuse until it has
+ * stayed empty through a whole period of slab_trim calls (the owner calls
+ * it once a second): a load that swings around a block boundary would
+ * otherwise map and unmap, and fault in fresh pages, on every request.
  *
  * Single-threaded: a slab belongs to one thread (one per worker in lb).
  */
@@ -30,6 +32,9 @@ void *slab_alloc(struct slab *s);
 
 /* Give back an object from any slab. NULL is fine. */
 void slab_free(void *object);
+
+/* Unmap the blocks that stayed empty since the previous call. */
+void slab_trim(struct slab *s);
 
 /* The slab an object came from. */
 struct slab *slab_of(const void *object);

@@ -44,19 +44,13 @@ static struct evbuffer *buffer_take(void)
 	return spare.count > 0 ? spare.buffers[--spare.count] : evbuffer_new();
 }
 
-/* b is empty. */
+/* b is empty, and drained since its last read (which frees its chains).
+ * Not so after a read that found EOF or an error: that leaves an empty
+ * 16 KiB chain reserved in the buffer, which only evbuffer_free releases. */
 static void buffer_keep(struct evbuffer *b)
 {
 	if (spare.count < SPARE_BUFFERS)
 		spare.buffers[spare.count++] = b;
-	else
-		evbuffer_free(b);
-}
-
-static void buffer_give(struct evbuffer *b)
-{
-	if (evbuffer_get_length(b) == 0)
-		buffer_keep(b);
 	else
 		evbuffer_free(b);
 }
@@ -385,10 +379,15 @@ void conn_free(struct conn *c)
 		event_del(c->read_event); /* its memory is c's */
 	if (c->write_event)
 		event_free(c->write_event);
-	if (c->in)
-		buffer_give(c->in);
-	if (c->out)
-		buffer_give(c->out);
+	bool reusable = !c->eof && !c->error;
+	if (c->in != NULL && reusable && evbuffer_get_length(c->in) == 0)
+		buffer_keep(c->in);
+	else if (c->in != NULL)
+		evbuffer_free(c->in);
+	if (c->out != NULL && reusable && evbuffer_get_length(c->out) == 0)
+		buffer_keep(c->out);
+	else if (c->out != NULL)
+		evbuffer_free(c->out);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->embedded) {

@@ -7,7 +7,6 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,7 +24,9 @@ static int resolve_bind(const struct cfg_addr *addr, struct addrinfo **out)
 	return getaddrinfo(addr->host[0] ? addr->host : NULL, port, &hints, out);
 }
 
-int listener_open(const struct cfg_addr *addr, const char *what, bool reuseport, char *err, size_t errlen)
+/* A socket bound to addr, listening when `listen_too`. */
+static int bound_socket(const struct cfg_addr *addr, const char *what, bool reuseport, bool listen_too, char *err,
+			size_t errlen)
 {
 	struct addrinfo *ai = NULL;
 	int fd = -1, one = 1;
@@ -44,7 +45,7 @@ int listener_open(const struct cfg_addr *addr, const char *what, bool reuseport,
 		goto fail;
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
 		goto fail;
-	if (listen(fd, LISTEN_BACKLOG) != 0)
+	if (listen_too && listen(fd, LISTEN_BACKLOG) != 0)
 		goto fail;
 	freeaddrinfo(ai);
 	return fd;
@@ -56,6 +57,20 @@ fail:
 	return -1;
 }
 
+int listener_open(const struct cfg_addr *addr, const char *what, bool reuseport, char *err, size_t errlen)
+{
+	return bound_socket(addr, what, reuseport, true, err, errlen);
+}
+
+int listener_probe(const struct cfg_addr *addr, const char *what, char *err, size_t errlen)
+{
+	int fd = bound_socket(addr, what, false, false, err, errlen);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 int listener_tune(int fd, bool defer_accept)
 {
 	int one = 1;
@@ -65,21 +80,6 @@ int listener_tune(int fd, bool defer_accept)
 		return -1;
 	int defer_s = defer_accept ? 1 : 0;
 	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
-}
-
-int listener_exclusive_poll(int fd)
-{
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (epfd < 0)
-		return -1;
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = fd };
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-		int err = errno;
-		close(epfd);
-		errno = err;
-		return -1;
-	}
-	return epfd;
 }
 
 int listener_accept(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)

@@ -20,12 +20,11 @@
  * in err. */
 int listener_open(const struct cfg_addr *addr, const char *what, bool reuseport, char *err, size_t errlen);
 
-/* For a socket that several threads poll: an epoll descriptor that becomes
- * readable when fd has a connection waiting, registered with
- * EPOLLEXCLUSIVE so that a connection wakes one of them, not all. Poll it
- * instead of fd (a nested epoll: libevent 2.1 cannot ask for the flag),
- * accept from fd. -1 with errno on failure. */
-int listener_exclusive_poll(int fd);
+/* Is addr free to listen on? Binds a plain socket (no SO_REUSEPORT) and
+ * closes it without listening: before sockets with SO_REUSEPORT, which
+ * would share the address with another process of the same user. 0, or
+ * -1 with the reason (naming `what`) in err. */
+int listener_probe(const struct cfg_addr *addr, const char *what, char *err, size_t errlen);
 
 /* Options that follow a proxy listener's configuration, set again when a
  * reload takes its socket over (the mode may have changed). With

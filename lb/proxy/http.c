@@ -74,6 +74,7 @@ enum http_state {
  * kernel afterwards. */
 struct http_exchange {
 	uint32_t fields; /* room per head: global.max_header_fields when made */
+	bool in_slab; /* else malloc'd: EXCHANGE_SLABS sizes were out at once */
 	bool logged; /* request_complete ran */
 	char *req_out; /* rewritten head, kept for retries: req_out_room, or malloc'd when larger */
 	size_t req_out_len, req_out_cap;
@@ -264,7 +265,7 @@ static struct slab *exchange_slab(struct http_memory *m, size_t size)
 			free_slot = i;
 	}
 	if (free_slot < 0)
-		return NULL; /* four sizes out at once: reloads in a row */
+		return NULL; /* four sizes out at once (reloads in a row, long tunnels): malloc */
 	return m->exchanges[free_slot] = slab_create(size, EXCHANGE_BLOCK);
 }
 
@@ -298,9 +299,10 @@ static bool exchange_take(struct http_session *s)
 	uint32_t fields = (uint32_t)s->session.gen->cfg->global.max_header_fields;
 	struct http_memory *m = http_memory_of(s->session.worker);
 	struct slab *slab = m != NULL ? exchange_slab(m, exchange_size(fields)) : NULL;
-	struct http_exchange *x = slab != NULL ? slab_alloc(slab) : NULL;
+	struct http_exchange *x = slab != NULL ? slab_alloc(slab) : malloc(exchange_size(fields));
 	if (x == NULL)
 		return false;
+	x->in_slab = slab != NULL;
 	x->fields = fields;
 	struct http_header *field_room = (struct http_header *)(x + 1);
 	http_head_init(&x->req, field_room, fields);
@@ -334,7 +336,21 @@ static void exchange_give_back(struct http_session *s)
 	if (x->req_body_copy != NULL)
 		evbuffer_free(x->req_body_copy);
 	exchange_drop_large_head(x);
-	slab_free(x);
+	if (x->in_slab)
+		slab_free(x);
+	else
+		free(x);
+}
+
+void http_worker_tick(struct worker *w)
+{
+	struct http_memory *m = w->http_memory;
+	if (m == NULL)
+		return;
+	slab_trim(m->sessions);
+	for (int i = 0; i < EXCHANGE_SLABS; i++)
+		if (m->exchanges[i] != NULL)
+			slab_trim(m->exchanges[i]);
 }
 
 void http_worker_exit(struct worker *w)

@@ -15,6 +15,10 @@
 int http_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		       socklen_t peer_len);
 
+/* Once a second on the worker's thread: memory unused since the last
+ * tick goes back (slab.h). */
+void http_worker_tick(struct worker *w);
+
 /* A worker ends, its sessions gone: free its http memory (on its thread). */
 void http_worker_exit(struct worker *w);
 

@@ -182,12 +182,8 @@ static int listen_sockets(struct gen_listener *gl, int workers, bool reuseport, 
 	char what[128];
 	snprintf(what, sizeof(what), "listener %s", l->name);
 	int wanted = reuseport && workers > 1 ? workers : 1;
-	if (wanted > 1) {
-		int probe = listener_open(&l->bind, what, false, err, errlen);
-		if (probe < 0)
-			return -1;
-		close(probe);
-	}
+	if (wanted > 1 && listener_probe(&l->bind, what, err, errlen) < 0)
+		return -1;
 	for (gl->nfds = 0; gl->nfds < wanted; gl->nfds++) {
 		int fd = listener_open(&l->bind, what, wanted > 1, err, errlen);
 		if (fd >= 0 && tune_listen_socket(fd, l) != 0) {

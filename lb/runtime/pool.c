@@ -178,6 +178,12 @@ void pool_put(struct worker *w, struct server_state *state, struct conn *c, int 
 	conn_buffers_release(c); /* an idle connection holds no buffer */
 }
 
+void pool_trim(struct worker *w)
+{
+	if (w->pools != NULL)
+		slab_trim(w->pools->links);
+}
+
 void pool_close_all(struct worker *w)
 {
 	struct worker_pools *wp = w->pools;

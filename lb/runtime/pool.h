@@ -37,6 +37,10 @@ struct conn *pool_take(struct worker *w, struct server_state *state);
 void pool_put(struct worker *w, struct server_state *state, struct conn *c, int keepalive,
 		       uint64_t idle_ms, bool surplus_ok);
 
+/* Once a second on the worker's thread: memory unused since the last
+ * call goes back (slab.h). */
+void pool_trim(struct worker *w);
+
 /* Close every idle connection of the worker and free its pools (at exit,
  * on the worker's thread). */
 void pool_close_all(struct worker *w);

@@ -6,8 +6,9 @@
  * marked "control -> worker" and a wake-up eventfd; the worker answers
  * through the fields marked "worker -> control" and the control's eventfd.
  * Each worker accepts from its own socket of each listener (reuseport),
- * or all poll one shared socket, each through an EPOLLEXCLUSIVE watch so
- * that one wakes per connection; the sockets belong to generations.
+ * or all poll one shared socket (every idle worker wakes for each
+ * connection: libevent 2.1 cannot ask for EPOLLEXCLUSIVE); the sockets
+ * belong to generations.
  */
 #ifndef LB_WORKER_H
 #define LB_WORKER_H
@@ -35,6 +36,7 @@ typedef int worker_session_start_fn(struct worker *w, const struct gen_listener 
 				    const struct sockaddr_storage *peer, socklen_t peer_len);
 struct worker_handlers {
 	worker_session_start_fn *start[LISTENER_MODE_COUNT]; /* by enum listener_mode */
+	void (*tick)(struct worker *w); /* once a second on the worker's thread; may be NULL */
 	void (*at_exit)(struct worker *w);
 };
 
@@ -51,7 +53,6 @@ struct accept_point {
 	struct worker *worker;
 	const struct gen_listener *listener;
 	int fd; /* the listening socket it accepts from */
-	int exclusive_poll; /* a shared socket's EPOLLEXCLUSIVE watch (polled), or -1 */
 	struct event *event;
 };
 
@@ -80,6 +81,7 @@ struct worker {
 	size_t naccept_points;
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
+	struct event *tick_timer; /* handlers->tick, and its own slab trimmed */
 	struct worker_pools *pools; /* idle server connections: pool.c's, NULL until used */
 	struct slab *server_conns; /* where its server connections live (slab.h: memory back after a burst) */
 	struct http_memory *http_memory; /* the http proxy's slabs (sessions, requests), NULL until

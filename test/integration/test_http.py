@@ -794,3 +794,35 @@ def test_sigterm_finishes_an_inflight_request_and_closes_idle_keepalive(replicas
     assert time.monotonic() - started < 5  # not the 10 s grace: the idle one did not hold it
     busy.close()
     idle.close()
+
+
+def test_requests_are_served_while_tunnels_of_five_header_limits_are_open(replicas, lb):
+    # Each reload with another max_header_fields gives new exchanges another
+    # size, and a tunnel keeps its exchange for its whole life: past the
+    # worker's slabs of four sizes, exchanges come from malloc, and new
+    # requests are still answered.
+    rs = replicas(1)
+    port = free_port()
+
+    def config(fields):
+        return http_config(port, [rs[0].addr], workers=1, extra_global="  max_header_fields: %d" % fields)
+
+    inst = lb(config(20), port)
+    tunnels = []
+    try:
+        for fields in (20, 21, 22, 23, 24):
+            if fields != 20:
+                inst.reload(config(fields))
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            status, _, _, _ = read_response(s)
+            assert status == 101
+            tunnels.append(s)
+        status, _, body, _ = request(port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert status == 200 and body == b"r0\n"
+        for s in tunnels:  # every tunnel still carries bytes
+            s.sendall(b"ping")
+            assert s.recv(4) == b"ping"
+    finally:
+        for s in tunnels:
+            s.close()

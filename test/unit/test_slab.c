@@ -38,10 +38,15 @@ static void test_objects_are_distinct_aligned_and_whole(void **state)
 	for (size_t i = 0; i < N; i++)
 		for (size_t k = 0; k < 440; k++)
 			assert_int_equal(objects[i][k], (unsigned char)i); /* nobody wrote over it */
+	size_t blocks = slab_blocks(s);
 	for (size_t i = 0; i < N; i++)
 		slab_free(objects[i]);
 	assert_int_equal(slab_in_use(s), 0);
-	assert_int_equal(slab_blocks(s), 1); /* one spare kept, the others unmapped */
+	assert_int_equal(slab_blocks(s), blocks); /* empty, kept until trimmed */
+	slab_trim(s);
+	assert_int_equal(slab_blocks(s), blocks); /* emptied during this period */
+	slab_trim(s);
+	assert_int_equal(slab_blocks(s), 0); /* empty through a whole period: unmapped */
 	slab_destroy(s);
 }
 
@@ -86,7 +91,9 @@ static void test_random_bursts_give_blocks_back(void **state)
 			tag[i] = tag[nlive];
 		}
 		assert_int_equal(slab_in_use(s), 0);
-		assert_int_equal(slab_blocks(s), 1);
+		slab_trim(s);
+		slab_trim(s);
+		assert_int_equal(slab_blocks(s), 0);
 	}
 	print_message("peak blocks %zu for %d objects of 1000 bytes in 8 KiB blocks\n", peak_blocks, MAX);
 	assert_true(peak_blocks >= MAX / 8 && peak_blocks <= MAX / 7 + 1); /* 8 KiB holds 7 */
@@ -126,7 +133,29 @@ static void test_an_object_larger_than_the_block_gets_a_block_of_its_own(void **
 	assert_int_equal(slab_blocks(s), 2);
 	slab_free(x);
 	slab_free(y);
+	slab_trim(s);
+	slab_trim(s);
+	assert_int_equal(slab_blocks(s), 0);
+	slab_destroy(s);
+}
+
+/* A load that empties and refills a block between two trims keeps it: no
+ * map, unmap and fresh page faults per request. */
+static void test_a_block_reused_between_trims_stays_mapped(void **state)
+{
+	(void)state;
+	struct slab *s = slab_create(4000, 4096); /* one object per block */
+	void *kept = slab_alloc(s);
+	for (int period = 0; period < 5; period++) {
+		void *x = slab_alloc(s);
+		assert_int_equal(slab_blocks(s), 2);
+		slab_free(x); /* empty now, and reused next period */
+		slab_trim(s);
+		assert_int_equal(slab_blocks(s), 2);
+	}
+	slab_trim(s); /* the second block stayed empty through this period */
 	assert_int_equal(slab_blocks(s), 1);
+	slab_free(kept);
 	slab_destroy(s);
 }
 
@@ -137,6 +166,7 @@ int main(void)
 		cmocka_unit_test(test_random_bursts_give_blocks_back),
 		cmocka_unit_test(test_free_goes_back_to_its_own_slab),
 		cmocka_unit_test(test_an_object_larger_than_the_block_gets_a_block_of_its_own),
+		cmocka_unit_test(test_a_block_reused_between_trims_stays_mapped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
