@@ -15,7 +15,6 @@
 #include "control.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdint.h>
@@ -71,37 +70,13 @@ int control_workers_wanted(const struct lb_config *cfg)
 	return n > 0 ? (int)n : 1;
 }
 
-/* Give memory back after a burst: what the workers freed stays in malloc's
- * arenas (and in RSS) until trimmed. The top of each arena is trimmed at
- * free() beyond M_TRIM_THRESHOLD (control_tune_malloc); free pages in the
- * middle of an arena only by malloc_trim(0), at most once a second, when
- * TRIM_FREE_BYTES more lie free than after the previous trim (free bytes
- * stay counted once their pages are returned, and a trim holds each
- * arena's lock while it walks it). */
-#define TRIM_FREE_BYTES ((size_t)4 << 20)
+/* Once a second: malloc's free pages go back after a burst (daemon.h). */
 static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
 {
-	static size_t free_after_last_trim;
 	(void)fd;
 	(void)what;
 	(void)arg;
-	size_t free_now = mallinfo2().fordblks;
-	if (free_now < free_after_last_trim)
-		free_after_last_trim = free_now; /* reused since */
-	if (free_now - free_after_last_trim > TRIM_FREE_BYTES) {
-		malloc_trim(0);
-		free_after_last_trim = mallinfo2().fordblks;
-	}
-}
-
-void control_tune_malloc(void)
-{
-	/* Fixed thresholds: glibc would otherwise raise them after the first
-	 * large buffer is freed (to 64 MiB at most), and never give a
-	 * worker's arena back after a burst of connections. */
-	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
-	mallopt(M_MXFAST, 0);
+	daemon_trim_memory();
 }
 
 /* A worker's second: memory unused for a while goes back. */

@@ -23,8 +23,4 @@ int control_workers_wanted(const struct lb_config *cfg);
 bool control_descriptor_warning(const struct lb_config *cfg, int workers, unsigned long limit, char *out,
 				size_t cap);
 
-/* Before any allocation of note: malloc gives memory back after a burst
- * (see on_trim_tick in control.c). */
-void control_tune_malloc(void);
-
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,4 +125,30 @@ unsigned long daemon_descriptor_hard_limit(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return 0;
 	return rl.rlim_max == RLIM_INFINITY ? (unsigned long)-1 : (unsigned long)rl.rlim_max;
+}
+
+/* What the workers freed stays in malloc's arenas (and in RSS) until
+ * trimmed: the top of each arena at free() beyond M_TRIM_THRESHOLD, free
+ * pages in the middle only by malloc_trim(0). Free bytes stay counted once
+ * their pages are returned, and a trim holds each arena's lock while it
+ * walks it: so only after growth. */
+#define TRIM_FREE_BYTES ((size_t)4 << 20)
+
+void daemon_tune_malloc(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+	mallopt(M_MXFAST, 0);
+}
+
+void daemon_trim_memory(void)
+{
+	static size_t free_after_last_trim;
+	size_t free_now = mallinfo2().fordblks;
+	if (free_now < free_after_last_trim)
+		free_after_last_trim = free_now; /* reused since */
+	if (free_now - free_after_last_trim > TRIM_FREE_BYTES) {
+		malloc_trim(0);
+		free_after_last_trim = mallinfo2().fordblks;
+	}
 }

@@ -1,6 +1,7 @@
 /*
  * daemon: the process around the event loops: detaching, the pid file,
- * dropping privileges. Called by main before any thread starts.
+ * dropping privileges, descriptor limits, malloc. Called by main before
+ * any thread starts, except daemon_trim_memory.
  */
 #ifndef LB_DAEMON_H
 #define LB_DAEMON_H
@@ -26,6 +27,17 @@ unsigned long daemon_raise_descriptor_limit(void);
 
 /* The hard limit: what daemon_raise_descriptor_limit would give. */
 unsigned long daemon_descriptor_hard_limit(void);
+
+/* Before any allocation of note: fixed malloc thresholds, so that malloc
+ * gives memory back after a burst (glibc would raise them for good after
+ * the first large buffer freed), and no fastbins (they made every 16 KiB
+ * read buffer consolidate the heap). */
+void daemon_tune_malloc(void);
+
+/* Free pages in the middle of malloc's arenas go back to the kernel, when
+ * 4 MiB more lie free than after the previous trim. Once a second, from
+ * one thread (the control loop). */
+void daemon_trim_memory(void);
 
 /* Become `user` when running as root. "" = stay. Returns 0 or -1 with a
  * message in err. */

@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	control_tune_malloc();
+	daemon_tune_malloc();
 	event_set_log_callback(on_libevent_message);
 	if (log_configure(cfg->global.log.level, cfg->global.log.target, cfg->global.access_log) < 0) {
 		fprintf(stderr, "lb: cannot open log target %s or %s: %m\n", cfg->global.log.target,
