@@ -208,10 +208,12 @@ static bool same_bind(const struct cfg_addr *a, const struct cfg_addr *b)
 /* The listener of a live generation on the same bind (the newest), or NULL. */
 static const struct gen_listener *inherited_listener(struct gen_lineage alive, const struct cfg_listener *l)
 {
-	for (size_t g = alive.count; g-- > 0;)
-		for (size_t i = 0; i < alive.gens[g]->nlisteners; i++)
-			if (same_bind(&alive.gens[g]->listeners[i].cfg->bind, &l->bind))
-				return &alive.gens[g]->listeners[i];
+	for (size_t k = alive.count; k-- > 0;) {
+		const struct gen *g = alive.gens[k]; /* newest first */
+		for (size_t i = 0; i < g->nlisteners; i++)
+			if (same_bind(&g->listeners[i].cfg->bind, &l->bind))
+				return &g->listeners[i];
+	}
 	return NULL;
 }
 
