@@ -84,6 +84,7 @@ static void worker_tick(struct worker *w)
 {
 	pool_trim(w);
 	http_worker_tick(w);
+	tcp_worker_tick(w);
 }
 
 /* A worker's end: its idle pools and spare request state. */
@@ -91,6 +92,7 @@ static void worker_at_exit(struct worker *w)
 {
 	pool_close_all(w);
 	http_worker_exit(w);
+	tcp_worker_exit(w);
 	conn_thread_exit();
 }
 

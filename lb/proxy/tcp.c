@@ -24,6 +24,7 @@
 #include "netutil.h"
 #include "relay.h"
 #include "session.h"
+#include "slab.h"
 
 
 enum tcp_state {
@@ -62,7 +63,7 @@ static void tcp_session_free(struct tcp_session *s)
 	access_log_line(s);
 	peer_release(&s->session.server, s->session.backend, s->session.worker, PEER_CLOSE, false);
 	session_close(&s->session);
-	free(s);
+	slab_free(s);
 }
 
 static void tcp_session_destroy(struct session_link *link)
@@ -184,14 +185,29 @@ static void tcp_drive(struct session *session)
 		;
 }
 
+void tcp_worker_tick(struct worker *w)
+{
+	if (w->tcp_sessions != NULL)
+		slab_trim(w->tcp_sessions);
+}
+
+void tcp_worker_exit(struct worker *w)
+{
+	slab_destroy(w->tcp_sessions);
+	w->tcp_sessions = NULL;
+}
+
 int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		      socklen_t peer_len)
 {
-	struct tcp_session *s = calloc(1, sizeof(*s));
+	if (w->tcp_sessions == NULL)
+		w->tcp_sessions = slab_create(sizeof(struct tcp_session), 64 * 1024);
+	struct tcp_session *s = w->tcp_sessions != NULL ? slab_alloc(w->tcp_sessions) : NULL;
 	if (s == NULL) {
 		close(fd);
 		return -1;
 	}
+	memset(s, 0, sizeof(*s));
 	s->state = TCP_CONNECTING;
 	event_base_gettimeofday_cached(w->base, &s->started); /* the access log's, even on failure */
 	/* The client is read while connecting, to notice if it leaves; its

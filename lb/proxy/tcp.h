@@ -14,4 +14,11 @@
 int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, const struct sockaddr_storage *peer,
 		      socklen_t peer_len);
 
+/* Once a second on the worker's thread: sessions' memory unused since the
+ * last tick goes back (slab.h). */
+void tcp_worker_tick(struct worker *w);
+
+/* A worker ends, its sessions gone: free the tcp sessions' slab. */
+void tcp_worker_exit(struct worker *w);
+
 #endif

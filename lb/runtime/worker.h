@@ -84,6 +84,7 @@ struct worker {
 	struct event *tick_timer; /* handlers->tick, and its own slab trimmed */
 	struct worker_pools *pools; /* idle server connections: pool.c's, NULL until used */
 	struct slab *server_conns; /* where its server connections live (slab.h: memory back after a burst) */
+	struct slab *tcp_sessions; /* the tcp proxy's sessions, NULL until used; freed by handlers->at_exit */
 	struct http_memory *http_memory; /* the http proxy's slabs (sessions, requests), NULL until
 					    used; freed by handlers->at_exit */
 	struct session_link sessions; /* list head */
