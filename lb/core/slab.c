@@ -144,12 +144,6 @@ void *slab_alloc(struct slab *s)
 	return object;
 }
 
-struct slab *slab_of(const void *object)
-{
-	const struct slab_block *b = *(struct slab_block *const *)((const char *)object - SLOT_HEADER);
-	return b->owner;
-}
-
 void slab_free(void *object)
 {
 	if (object == NULL)

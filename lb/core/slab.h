@@ -36,9 +36,6 @@ void slab_free(void *object);
 /* Unmap the blocks that stayed empty since the previous call. */
 void slab_trim(struct slab *s);
 
-/* The slab an object came from. */
-struct slab *slab_of(const void *object);
-
 /* Objects out now, and blocks mapped now (for tests and figures). */
 size_t slab_in_use(const struct slab *s);
 size_t slab_blocks(const struct slab *s);

@@ -479,20 +479,27 @@ def test_one_gigabyte_bodies_stream_with_flat_memory(three):
     assert grown_mb < 32
 
 
-def test_pool_surplus_after_a_burst_is_trimmed_to_keepalive(replicas, lb):
-    rs = replicas(1)
-    port = free_port()
-    lb(http_config(port, [rs[0].addr], extra_backend="    keepalive: 2", workers=1), port)
-    barrier = threading.Barrier(8)
+def keepalive_burst(port, clients, requests, path):
+    """`clients` keep-alive connections that start together and each send
+    `requests` GETs of path one after the other: that many server
+    connections in use at once."""
+    barrier = threading.Barrier(clients)
 
     def client():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         barrier.wait(5)
-        for _ in range(3):
-            conn.request("GET", "/delay/200")
+        for _ in range(requests):
+            conn.request("GET", path)
             conn.getresponse().read()
         conn.close()
-    run_concurrently(client, 8, timeout=30)
+    run_concurrently(client, clients, timeout=30)
+
+
+def test_pool_surplus_after_a_burst_is_trimmed_to_keepalive(replicas, lb):
+    rs = replicas(1)
+    port = free_port()
+    lb(http_config(port, [rs[0].addr], extra_backend="    keepalive: 2", workers=1), port)
+    keepalive_burst(port, clients=8, requests=3, path="/delay/200")
     stats = replica_stats(rs[0])
     # The burst needed 8 server connections at once, and reused them...
     assert 8 <= stats["connections"] <= 12, stats
@@ -504,16 +511,7 @@ def test_pooled_connections_to_a_server_removed_by_reload_are_closed(replicas, l
     rs = replicas(2)
     port = free_port()
     inst = lb(http_config(port, [r.addr for r in rs]), port)
-    barrier = threading.Barrier(6)
-
-    def client():  # six at once: several pooled connections to each server
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        barrier.wait(5)
-        for _ in range(4):
-            conn.request("GET", "/delay/50")
-            conn.getresponse().read()
-        conn.close()
-    run_concurrently(client, 6)
+    keepalive_burst(port, clients=6, requests=4, path="/delay/50")  # several pooled connections to each server
     assert replica_stats(rs[1])["active_connections"] > 1  # pooled ones, besides our /stats
     inst.reload(http_config(port, [rs[0].addr]))
     # Gone with the generation that knew the server, not after timeouts.idle (60 s).
