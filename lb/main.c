@@ -94,6 +94,14 @@ int main(int argc, char **argv)
 		return EXIT_BAD_CONFIG;
 	}
 	config_errors_free(&errs);
+	/* Certificates and keys are part of the configuration: a bad one is
+	 * reported as such, with the key's place. */
+	char tls_error[512];
+	if (tls_check_config(cfg, tls_error, sizeof(tls_error)) < 0) {
+		fprintf(stderr, "%s\n", tls_error);
+		config_free(cfg);
+		return EXIT_BAD_CONFIG;
+	}
 	if (check_only) {
 		char warning[512];
 		if (control_descriptor_warning(cfg, control_workers_wanted(cfg), daemon_descriptor_hard_limit(), warning,

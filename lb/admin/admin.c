@@ -215,6 +215,47 @@ static void prom_per_server(struct evbuffer *out, const struct gen *g, const cha
 	}
 }
 
+/* The TLS listeners': handshakes by result, resumptions, and how long
+ * each certificate has left (negative once expired). */
+static void write_tls_metrics(const struct gen *g, struct evbuffer *out)
+{
+	prom_header(out, "lb_tls_handshakes_total", "counter", "TLS handshakes with clients, by listener and result.");
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct gen_listener *l = &g->listeners[i];
+		if (l->tls == NULL)
+			continue;
+		for (int r = 0; r < TLS_RESULT_COUNT; r++) {
+			evbuffer_add(out, "lb_tls_handshakes_total{listener=\"", 34);
+			prom_label(out, l->cfg->name);
+			evbuffer_add_printf(out, "\",result=\"%s\"} %llu\n", tls_result_names[r],
+					    (unsigned long long)atomic_load(&l->state->tls.handshakes[r]));
+		}
+	}
+	prom_header(out, "lb_tls_resumed_total", "counter", "TLS handshakes that resumed a session, by listener.");
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct gen_listener *l = &g->listeners[i];
+		if (l->tls == NULL)
+			continue;
+		evbuffer_add(out, "lb_tls_resumed_total{listener=\"", 31);
+		prom_label(out, l->cfg->name);
+		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)atomic_load(&l->state->tls.resumed));
+	}
+	prom_header(out, "lb_tls_certificate_expiry_seconds", "gauge",
+		    "Seconds until the certificate's notAfter, by listener and certificate file.");
+	time_t now = time(NULL);
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct gen_listener *l = &g->listeners[i];
+		for (size_t c = 0; l->tls != NULL && c < tls_server_certificates(l->tls); c++) {
+			evbuffer_add(out, "lb_tls_certificate_expiry_seconds{listener=\"", 44);
+			prom_label(out, l->cfg->name);
+			evbuffer_add(out, "\",cert=\"", 8);
+			prom_label(out, tls_server_certificate_file(l->tls, c));
+			evbuffer_add_printf(out, "\"} %lld\n",
+					    (long long)(tls_server_certificate_expiry(l->tls, c) - now));
+		}
+	}
+}
+
 static void write_metrics(const struct admin *a, struct evbuffer *out)
 {
 	const struct gen *g = a->gen;
@@ -272,6 +313,7 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	prom_per_server(out, g, "lb_server_received_bytes_total", METRIC_BYTES_IN);
 	prom_header(out, "lb_server_sent_bytes_total", "counter", "Bytes sent to the server.");
 	prom_per_server(out, g, "lb_server_sent_bytes_total", METRIC_BYTES_OUT);
+	write_tls_metrics(g, out);
 	prom_header(out, "lb_request_duration_seconds", "histogram", "HTTP request duration, from head to response end.");
 	for (size_t b = 0; b < g->nbackends; b++) {
 		const struct backend_state *st = g->backends[b].state;

@@ -205,6 +205,8 @@ enum config_kind {
 	CONFIG_STRING,
 	CONFIG_ENUM,
 	CONFIG_ADDR,
+	CONFIG_FILE, /* a struct cfg_located: a file name, remembered with its place */
+	CONFIG_LOCATED, /* a struct cfg_located: a string checked later, with its place */
 	CONFIG_MAP, /* a nested section whose fields live in the same struct */
 	CONFIG_CUSTOM,
 };
@@ -246,10 +248,13 @@ static const char *const config_balance_names[] = { "round_robin", "least_conn",
 						    NULL };
 static const char *const config_method_names[] = { "maglev", "ring", NULL };
 static const char *const config_check_type_names[] = { "none", "tcp", "http", NULL };
+static const char *const config_tls_version_names[] = { "1.2", "1.3", NULL };
+static const char *const config_verify_client_names[] = { "off", "optional", "required", NULL };
 
 static config_custom_fn config_set_workers, config_set_resolvers, config_set_admin,
 	config_set_listeners, config_set_backends, config_set_servers, config_set_hash_key,
-	config_set_bounded_load, config_set_expect;
+	config_set_bounded_load, config_set_expect, config_set_listener_tls, config_set_certificates,
+	config_set_alpn, config_set_backend_tls;
 
 #define DURATION(lo) .kind = CONFIG_DURATION, .min = (lo), .max = (long long)CONFIG_DURATION_MAX
 
@@ -309,6 +314,38 @@ static const struct config_key config_listener_keys[] = {
 	KEY(struct cfg_listener, "proxy_protocol", proxy_protocol, .kind = CONFIG_BOOL),
 	KEY(struct cfg_listener, "timeouts", timeouts, .kind = CONFIG_MAP,
 	    .sub = config_listener_timeout_keys),
+	KEY_CUSTOM("tls", config_set_listener_tls),
+	{ 0 },
+};
+
+static const struct config_key config_listener_tls_keys[] = {
+	KEY_CUSTOM("certificates", config_set_certificates, .required = true),
+	KEY(struct cfg_listener_tls, "min_version", min_version, .kind = CONFIG_ENUM,
+	    .names = config_tls_version_names),
+	KEY(struct cfg_listener_tls, "ciphers", ciphers, .kind = CONFIG_LOCATED),
+	KEY(struct cfg_listener_tls, "ciphersuites", ciphersuites, .kind = CONFIG_LOCATED),
+	KEY_CUSTOM("alpn", config_set_alpn),
+	KEY(struct cfg_listener_tls, "strict_sni", strict_sni, .kind = CONFIG_BOOL),
+	KEY(struct cfg_listener_tls, "session_tickets", session_tickets, .kind = CONFIG_BOOL),
+	KEY(struct cfg_listener_tls, "ticket_key_file", ticket_key_file, .kind = CONFIG_FILE),
+	KEY(struct cfg_listener_tls, "client_ca", client_ca, .kind = CONFIG_FILE),
+	KEY(struct cfg_listener_tls, "verify_client", verify_client, .kind = CONFIG_ENUM,
+	    .names = config_verify_client_names),
+	{ 0 },
+};
+
+static const struct config_key config_certificate_keys[] = {
+	KEY(struct cfg_tls_certificate, "cert", cert, .kind = CONFIG_FILE, .required = true),
+	KEY(struct cfg_tls_certificate, "key", key, .kind = CONFIG_FILE, .required = true),
+	{ 0 },
+};
+
+static const struct config_key config_backend_tls_keys[] = {
+	KEY(struct cfg_backend_tls, "verify", verify, .kind = CONFIG_BOOL),
+	KEY(struct cfg_backend_tls, "ca", ca, .kind = CONFIG_FILE),
+	KEY(struct cfg_backend_tls, "sni", sni, .kind = CONFIG_STRING, .flavour = CONFIG_STRING_NO_SPACE),
+	KEY(struct cfg_backend_tls, "client_cert", client_cert, .kind = CONFIG_FILE),
+	KEY(struct cfg_backend_tls, "client_key", client_key, .kind = CONFIG_FILE),
 	{ 0 },
 };
 
@@ -370,6 +407,7 @@ static const struct config_key config_backend_keys[] = {
 	    .max = 10000),
 	KEY(struct cfg_backend, "timeouts", timeouts, .kind = CONFIG_MAP,
 	    .sub = config_backend_timeout_keys),
+	KEY_CUSTOM("tls", config_set_backend_tls),
 	{ 0 },
 };
 
@@ -487,6 +525,12 @@ static void config_describe(const struct config_key *key, char *buf, size_t size
 			snprintf(buf, size, "a string without control characters");
 			return;
 		}
+	case CONFIG_FILE:
+		snprintf(buf, size, "a file name");
+		return;
+	case CONFIG_LOCATED:
+		snprintf(buf, size, "a string");
+		return;
 	case CONFIG_MAP:
 		snprintf(buf, size, "a mapping");
 		return;
@@ -608,6 +652,42 @@ static void config_apply_mapping(struct config_ctx *ctx, const struct config_nod
 				 const struct config_key *table, void *base, const char *path,
 				 struct config_pos *marks);
 
+static void config_located_free(struct cfg_located *f)
+{
+	free(f->value);
+	free(f->where);
+	f->value = f->where = NULL;
+}
+
+/* Kept with "FILE:LINE:COL: path" for the messages of whoever uses it
+ * later; relative file names start at the configuration's directory, so
+ * that lb finds them from wherever it was started. */
+static void config_set_located(struct config_ctx *ctx, const struct config_node *node, struct cfg_located *f,
+			       const char *path, bool file)
+{
+	if (node->kind != CONFIG_NODE_SCALAR || !config_string_valid(node->text, CONFIG_STRING_ANY)) {
+		config_error_expected(ctx, node, path, file ? "a file name" : "a string");
+		return;
+	}
+	config_located_free(f);
+	if (node->text[0] == '\0') {
+		f->value = config_strdup(ctx, "");
+		return;
+	}
+	bool relative = file && node->text[0] != '/' && ctx->dir != NULL;
+	size_t n = (relative ? strlen(ctx->dir) + 1 : 0) + strlen(node->text) + 1;
+	size_t w = strlen(ctx->name) + strlen(path) + 32;
+	f->value = malloc(n);
+	f->where = malloc(w);
+	if (f->value == NULL || f->where == NULL) {
+		config_located_free(f);
+		ctx->oom = true;
+		return;
+	}
+	snprintf(f->value, n, "%s%s%s", relative ? ctx->dir : "", relative ? "/" : "", node->text);
+	snprintf(f->where, w, "%s:%u:%u: %s", ctx->name, node->line, node->col, path);
+}
+
 static void config_apply_value(struct config_ctx *ctx, const struct config_key *key,
 			       const struct config_node *node, void *base, const char *path)
 {
@@ -617,6 +697,11 @@ static void config_apply_value(struct config_ctx *ctx, const struct config_key *
 		return;
 	if (key->kind == CONFIG_CUSTOM) {
 		key->custom(ctx, node, base, path);
+		return;
+	}
+	if (key->kind == CONFIG_FILE || key->kind == CONFIG_LOCATED) {
+		config_set_located(ctx, node, (struct cfg_located *)((char *)base + key->offset), path,
+				   key->kind == CONFIG_FILE);
 		return;
 	}
 	if (key->kind == CONFIG_MAP) {
@@ -987,6 +1072,115 @@ static void config_set_bounded_load(struct config_ctx *ctx, const struct config_
 	b->hash.bounded_load = v;
 }
 
+static void config_set_listener_tls(struct config_ctx *ctx, const struct config_node *node, void *base,
+				    const char *path)
+{
+	struct cfg_listener_tls *t = &((struct cfg_listener *)base)->tls;
+
+	if (node->kind != CONFIG_NODE_MAPPING) {
+		config_error_expected(ctx, node, path, "a mapping with certificates");
+		return;
+	}
+	t->enabled = true;
+	t->min_version = TLS_MIN_1_2;
+	t->ciphers.value = config_strdup(ctx, "");
+	t->ciphersuites.value = config_strdup(ctx, "");
+	static const char http11[] = "http/1.1";
+	t->alpn[0] = sizeof(http11) - 1;
+	memcpy(t->alpn + 1, http11, sizeof(http11) - 1);
+	t->alpn_len = sizeof(http11);
+	t->session_tickets = true;
+	t->ticket_key_file.value = config_strdup(ctx, "");
+	t->client_ca.value = config_strdup(ctx, "");
+	t->verify_client = TLS_VERIFY_CLIENT_OFF;
+	config_apply_mapping(ctx, node, config_listener_tls_keys, t, path, NULL);
+	if (t->verify_client != TLS_VERIFY_CLIENT_OFF && t->client_ca.value != NULL && t->client_ca.value[0] == '\0')
+		config_error(ctx, node->line, node->col, path,
+			     "verify_client: %s needs client_ca, the certificates that sign clients",
+			     config_verify_client_names[t->verify_client]);
+}
+
+static void config_set_certificates(struct config_ctx *ctx, const struct config_node *node, void *base,
+				    const char *path)
+{
+	struct cfg_listener_tls *t = base;
+	char sub[CONFIG_PATH_MAX];
+
+	if (node->kind != CONFIG_NODE_SEQUENCE || node->count == 0) {
+		config_error_expected(ctx, node, path, "a sequence of at least one {cert, key}");
+		return;
+	}
+	t->certificates = calloc(node->count, sizeof *t->certificates);
+	if (!t->certificates) {
+		ctx->oom = true;
+		return;
+	}
+	t->ncertificates = node->count;
+	for (size_t i = 0; i < node->count; i++) {
+		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+		config_apply_item(ctx, node->items[i], config_certificate_keys, &t->certificates[i], sub, NULL,
+				  "a certificate: cert and key");
+	}
+}
+
+/* Only what lb speaks: http/1.1 (h2 comes with HTTP/2). */
+static void config_set_alpn(struct config_ctx *ctx, const struct config_node *node, void *base,
+			    const char *path)
+{
+	static const char what[] = "a sequence of protocols: http/1.1";
+	struct cfg_listener_tls *t = base;
+	size_t len = 0;
+
+	if (node->kind != CONFIG_NODE_SEQUENCE || node->count == 0) {
+		config_error_expected(ctx, node, path, what);
+		return;
+	}
+	for (size_t i = 0; i < node->count; i++) {
+		const struct config_node *item = node->items[i];
+
+		if (item->kind == CONFIG_NODE_SCALAR && strcmp(item->text, "h2") == 0) {
+			config_error(ctx, item->line, item->col, path, "h2 is not offered: lb speaks HTTP/1.1 only");
+			return;
+		}
+		if (item->kind != CONFIG_NODE_SCALAR || strcmp(item->text, "http/1.1") != 0) {
+			config_error_expected(ctx, item, path, what);
+			return;
+		}
+		size_t n = strlen(item->text);
+		if (len + 1 + n > sizeof t->alpn)
+			continue; /* a repeat: offered once is enough */
+		t->alpn[len] = (unsigned char)n;
+		memcpy(t->alpn + len + 1, item->text, n);
+		len += 1 + n;
+	}
+	t->alpn_len = len;
+}
+
+static void config_set_backend_tls(struct config_ctx *ctx, const struct config_node *node, void *base,
+				   const char *path)
+{
+	struct cfg_backend_tls *t = &((struct cfg_backend *)base)->tls;
+
+	if (!config_node_is_null(node) && node->kind != CONFIG_NODE_MAPPING) {
+		config_error_expected(ctx, node, path, "a mapping");
+		return;
+	}
+	t->enabled = true;
+	t->verify = true;
+	t->ca.value = config_strdup(ctx, "");
+	t->sni = config_strdup(ctx, "");
+	t->client_cert.value = config_strdup(ctx, "");
+	t->client_key.value = config_strdup(ctx, "");
+	if (config_node_is_null(node)) /* "tls:" alone: the defaults */
+		return;
+	config_apply_mapping(ctx, node, config_backend_tls_keys, t, path, NULL);
+	bool cert = t->client_cert.value != NULL && t->client_cert.value[0] != '\0';
+	bool key = t->client_key.value != NULL && t->client_key.value[0] != '\0';
+	if (cert != key)
+		config_error(ctx, node->line, node->col, path, "client_cert and client_key go together: %s is missing",
+			     cert ? "client_key" : "client_cert");
+}
+
 static int config_parse_status(const char *text, const char **end, int *code)
 {
 	uint64_t v;
@@ -1335,8 +1529,25 @@ unsigned long config_descriptors_wanted(const struct lb_config *cfg, int workers
 
 /* ---- loading ------------------------------------------------------------------- */
 
+static void config_listener_tls_free(struct cfg_listener_tls *t)
+{
+	for (size_t i = 0; i < t->ncertificates; i++) {
+		config_located_free(&t->certificates[i].cert);
+		config_located_free(&t->certificates[i].key);
+	}
+	free(t->certificates);
+	config_located_free(&t->ciphers);
+	config_located_free(&t->ciphersuites);
+	config_located_free(&t->ticket_key_file);
+	config_located_free(&t->client_ca);
+}
+
 static void config_backend_free(struct cfg_backend *b)
 {
+	free(b->tls.sni);
+	config_located_free(&b->tls.ca);
+	config_located_free(&b->tls.client_cert);
+	config_located_free(&b->tls.client_key);
 	free(b->name);
 	free(b->hash.key_name);
 	for (size_t i = 0; i < b->nservers; i++)
@@ -1364,6 +1575,7 @@ void config_free(struct lb_config *cfg)
 		free(cfg->listeners[i].name);
 		config_addr_free(&cfg->listeners[i].bind);
 		free(cfg->listeners[i].backend);
+		config_listener_tls_free(&cfg->listeners[i].tls);
 	}
 	free(cfg->listeners);
 	for (size_t i = 0; i < cfg->nbackends; i++)
@@ -1394,10 +1606,10 @@ static void config_validate_tree(struct config_ctx *ctx, const struct config_nod
 	config_check(ctx, top_marks);
 }
 
-int config_load_string(const char *name, const char *text, size_t len, struct lb_config **out,
+static int config_load(const char *name, const char *dir, const char *text, size_t len, struct lb_config **out,
 		       struct config_errors *errs)
 {
-	struct config_ctx ctx = { .name = name ? name : "config", .text = text, .len = len };
+	struct config_ctx ctx = { .name = name ? name : "config", .dir = dir, .text = text, .len = len };
 	struct config_node *root = NULL;
 
 	*out = NULL;
@@ -1427,6 +1639,12 @@ done:
 	}
 	*out = ctx.cfg;
 	return 0;
+}
+
+int config_load_string(const char *name, const char *text, size_t len, struct lb_config **out,
+		       struct config_errors *errs)
+{
+	return config_load(name, NULL, text, len, out, errs);
 }
 
 /* The whole file into memory, at most CONFIG_FILE_MAX bytes. -1 with errno. */
@@ -1492,7 +1710,21 @@ int config_load_file(const char *path, struct lb_config **out, struct config_err
 		config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
 		return -1;
 	}
-	rc = config_load_string(path, text, len, out, errs);
+	char *dir = strdup(path);
+	if (dir == NULL) {
+		free(text);
+		config_errors_add(errs, "%s: out of memory", path);
+		return -1;
+	}
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	rc = config_load(path, dir, text, len, out, errs);
+	free(dir);
 	free(text);
 	return rc;
 }

@@ -37,6 +37,52 @@ enum hash_method { HASH_METHOD_MAGLEV, HASH_METHOD_RING };
 
 enum check_type { CHECK_NONE, CHECK_TCP, CHECK_HTTP };
 
+enum tls_min_version { TLS_MIN_1_2, TLS_MIN_1_3 };
+
+enum tls_verify_client { TLS_VERIFY_CLIENT_OFF, TLS_VERIFY_CLIENT_OPTIONAL, TLS_VERIFY_CLIENT_REQUIRED };
+
+/* A value that is checked where it is used, not by the loader: a file
+ * (read when a generation is built, and by lb -t) or an OpenSSL cipher
+ * list. So the key's place comes with it: `where` is "FILE:LINE:COL:
+ * key.path", the start of any message about it. value "" = not given
+ * (where is then NULL). A relative file name starts at the configuration
+ * file's directory. */
+struct cfg_located {
+	char *value;
+	char *where;
+};
+
+struct cfg_tls_certificate {
+	struct cfg_located cert; /* the chain, leaf first */
+	struct cfg_located key;
+};
+
+/* listeners[].tls: terminate TLS (SPEC 12). */
+struct cfg_listener_tls {
+	bool enabled; /* the key is there */
+	struct cfg_tls_certificate *certificates; /* SNI picks; [0] is the default */
+	size_t ncertificates;
+	enum tls_min_version min_version;
+	struct cfg_located ciphers; /* TLS 1.2; "" = ECDHE + AEAD only */
+	struct cfg_located ciphersuites; /* TLS 1.3; "" = OpenSSL's */
+	unsigned char alpn[32]; /* the protocols offered, in ALPN wire format */
+	size_t alpn_len;
+	bool strict_sni;
+	bool session_tickets;
+	struct cfg_located ticket_key_file; /* "" = random keys, rotated */
+	struct cfg_located client_ca;
+	enum tls_verify_client verify_client;
+};
+
+/* backends[].tls: speak TLS to the servers. */
+struct cfg_backend_tls {
+	bool enabled;
+	bool verify; /* the chain and the name */
+	struct cfg_located ca; /* "" = the system store */
+	char *sni; /* "" = the server's host name */
+	struct cfg_located client_cert, client_key;
+};
+
 struct cfg_server {
 	struct cfg_addr addr;
 	int weight; /* 0..256 */
@@ -76,6 +122,7 @@ struct cfg_backend {
 	struct {
 		uint64_t connect_ms, response_ms, idle_ms;
 	} timeouts;
+	struct cfg_backend_tls tls;
 };
 
 struct cfg_listener {
@@ -89,6 +136,7 @@ struct cfg_listener {
 	struct {
 		uint64_t client_ms, header_ms;
 	} timeouts;
+	struct cfg_listener_tls tls;
 };
 
 struct lb_config {

@@ -46,6 +46,7 @@ struct config_error_line {
 
 struct config_ctx {
 	const char *name; /* the file, as the caller calls it */
+	const char *dir; /* its directory, where relative file names start; NULL = as written */
 	const char *text;
 	size_t len;
 	struct lb_config *cfg;

@@ -67,6 +67,8 @@ static enum http_header_id classify_header(const char *name, size_t len)
 	case 16:
 		if (EQ_LIT(name, len, "proxy-connection"))
 			return HTTP_HDR_PROXY_CONNECTION;
+		if (EQ_LIT(name, len, "x-client-subject"))
+			return HTTP_HDR_X_CLIENT_SUBJECT;
 		break;
 	case 17:
 		if (EQ_LIT(name, len, "transfer-encoding"))

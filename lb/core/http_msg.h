@@ -154,6 +154,7 @@ enum http_header_id {
 	HTTP_HDR_X_FORWARDED_FOR,
 	HTTP_HDR_X_FORWARDED_PROTO,
 	HTTP_HDR_X_REQUEST_ID,
+	HTTP_HDR_X_CLIENT_SUBJECT,
 };
 
 /* A run of bytes of the head buffer: buf + off, len bytes. */
@@ -349,6 +350,8 @@ struct http_request_forward {
 	const char *request_id; /* X-Request-Id to add when the request has none */
 	size_t request_id_len;
 	bool server_keep_alive; /* lb wants to reuse the server connection after this */
+	bool https; /* the client came over TLS */
+	const char *client_subject; /* its verified certificate's subject, or NULL */
 };
 
 /*
@@ -359,7 +362,8 @@ struct http_request_forward {
  * nor Host (the body is relayed as framed, and a Connection token must not
  * unframe it); X-Forwarded-For values (all such fields) are merged into one
  * field with the client address appended; X-Forwarded-Proto is replaced by
- * "http"; X-Request-Id is kept, or fwd->request_id added. Then Connection:
+ * "http" or "https"; X-Client-Subject is removed, and set to
+ * fwd->client_subject if any; X-Request-Id is kept, or fwd->request_id added. Then Connection:
  * - upgrade request: Upgrade is kept and "Connection: upgrade" is sent;
  * - else !server_keep_alive: "Connection: close";
  * - else HTTP/1.0 request: "Connection: keep-alive" (1.0 defaults to close);

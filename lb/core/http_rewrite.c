@@ -59,8 +59,8 @@ static void copy_head(struct out_buf *o, const char *buf, const struct http_head
 
 static bool keep_request_field(const struct http_head *h, const struct http_header *f)
 {
-	if (f->id == HTTP_HDR_X_FORWARDED_FOR || f->id == HTTP_HDR_X_FORWARDED_PROTO)
-		return false; /* re-emitted by lb */
+	if (f->id == HTTP_HDR_X_FORWARDED_FOR || f->id == HTTP_HDR_X_FORWARDED_PROTO || f->id == HTTP_HDR_X_CLIENT_SUBJECT)
+		return false; /* re-emitted by lb (a client must not claim a certificate) */
 	if (f->id == HTTP_HDR_UPGRADE && h->upgrade)
 		return true;
 	return !(f->flags & HTTP_HEADER_HOP_BY_HOP);
@@ -102,7 +102,15 @@ size_t http_rewrite_request(const char *buf, const struct http_head *req, const 
 			PUT_LIT(&o, ", ");
 		put(&o, fwd->client_addr, fwd->client_addr_len);
 	}
-	PUT_LIT(&o, "\r\nX-Forwarded-Proto: http\r\n");
+	if (fwd->https)
+		PUT_LIT(&o, "\r\nX-Forwarded-Proto: https\r\n");
+	else
+		PUT_LIT(&o, "\r\nX-Forwarded-Proto: http\r\n");
+	if (fwd->client_subject != NULL) {
+		PUT_LIT(&o, "X-Client-Subject: ");
+		put(&o, fwd->client_subject, strlen(fwd->client_subject));
+		PUT_LIT(&o, "\r\n");
+	}
 
 	bool has_request_id = false;
 	for (uint32_t i = 0; i < req->nheaders; i++)

@@ -40,6 +40,36 @@ void server_state_release(struct server_state *s)
 const double lb_duration_bounds[LB_DURATION_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 							  0.1,   0.25,   0.5,   1,    2.5,   10 };
 
+const char *const tls_result_names[TLS_RESULT_COUNT] = { "ok", "failed", "closed", "timeout" };
+
+struct listener_state *listener_state_new(const char *name)
+{
+	struct listener_state *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	st->name = strdup(name);
+	if (st->name == NULL) {
+		free(st);
+		return NULL;
+	}
+	atomic_init(&st->refs, 1);
+	return st;
+}
+
+struct listener_state *listener_state_acquire(struct listener_state *st)
+{
+	atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	return st;
+}
+
+void listener_state_release(struct listener_state *st)
+{
+	if (st == NULL || atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(st->name);
+	free(st);
+}
+
 struct backend_state *backend_state_new(const char *name)
 {
 	struct backend_state *st = calloc(1, sizeof(*st));

@@ -87,6 +87,27 @@ struct backend_state {
 	atomic_bool panic; /* set by the control thread (health.c), read by picks */
 };
 
+/* How TLS handshakes ended (tls_conn.h counts them). */
+enum tls_result { TLS_RESULT_OK, TLS_RESULT_FAILED, TLS_RESULT_CLOSED, TLS_RESULT_TIMEOUT, TLS_RESULT_COUNT };
+extern const char *const tls_result_names[TLS_RESULT_COUNT]; /* "ok", "failed", "closed", "timeout" */
+
+struct tls_counters {
+	atomic_uint_fast64_t handshakes[TLS_RESULT_COUNT];
+	atomic_uint_fast64_t resumed; /* of the handshakes that went ok */
+};
+
+/* Runtime state of one listener, shared across generations by name (like
+ * backend_state). Atomics only. */
+struct listener_state {
+	atomic_int refs; /* one per generation containing the listener */
+	char *name;
+	struct tls_counters tls;
+};
+
+struct listener_state *listener_state_new(const char *name);
+struct listener_state *listener_state_acquire(struct listener_state *st);
+void listener_state_release(struct listener_state *st); /* NULL is fine */
+
 /* A new state for backend `name`, one reference. NULL: ENOMEM. */
 struct backend_state *backend_state_new(const char *name);
 struct backend_state *backend_state_acquire(struct backend_state *st);

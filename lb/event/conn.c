@@ -39,7 +39,7 @@ static _Thread_local struct {
 	size_t count;
 } spare;
 
-static struct evbuffer *buffer_take(void)
+struct evbuffer *conn_buffer_take(void)
 {
 	return spare.count > 0 ? spare.buffers[--spare.count] : evbuffer_new();
 }
@@ -47,7 +47,7 @@ static struct evbuffer *buffer_take(void)
 /* b is empty, and drained since its last read (which frees its chains).
  * Not so after a read that found EOF or an error: that leaves an empty
  * 16 KiB chain reserved in the buffer, which only evbuffer_free releases. */
-static void buffer_keep(struct evbuffer *b)
+void conn_buffer_give(struct evbuffer *b)
 {
 	if (spare.count < SPARE_BUFFERS)
 		spare.buffers[spare.count++] = b;
@@ -71,16 +71,27 @@ static size_t output_length(const struct conn *c)
 	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
 }
 
+size_t conn_unsent(const struct conn *c)
+{
+	return output_length(c) + (c->transport != NULL ? c->transport->unsent(c) : 0);
+}
+
+/* The transport has input ready that needs no read from the socket. */
+static bool transport_input_ready(const struct conn *c)
+{
+	return c->transport != NULL && c->transport->input_ready(c);
+}
+
 bool conn_buffers_ensure(struct conn *c)
 {
 	if (c->in != NULL)
 		return true; /* both are there, or neither */
-	struct evbuffer *in = buffer_take(), *out = buffer_take();
+	struct evbuffer *in = conn_buffer_take(), *out = conn_buffer_take();
 	if (in == NULL || out == NULL) {
 		if (in != NULL)
-			buffer_keep(in);
+			conn_buffer_give(in);
 		if (out != NULL)
-			buffer_keep(out);
+			conn_buffer_give(out);
 		return false;
 	}
 	c->in = in;
@@ -91,10 +102,12 @@ bool conn_buffers_ensure(struct conn *c)
 void conn_buffers_release(struct conn *c)
 {
 	if (c->in == NULL || c->writing || c->connecting || c->error || evbuffer_get_length(c->in) > 0 ||
-	    evbuffer_get_length(c->out) > 0)
+	    conn_unsent(c) > 0 || transport_input_ready(c))
 		return; /* released already, busy, or with an error still to report */
-	buffer_keep(c->in);
-	buffer_keep(c->out);
+	if (c->transport != NULL)
+		c->transport->release(c);
+	conn_buffer_give(c->in);
+	conn_buffer_give(c->out);
 	c->in = c->out = NULL;
 	if (c->write_event != NULL) { /* not pending (not writing): made again when needed */
 		event_free(c->write_event);
@@ -110,6 +123,10 @@ void conn_sync(struct conn *c)
 {
 	bool want = c->want_read && !c->eof && !c->error && conn_input_length(c) < c->read_limit;
 	set_registered(c->read_event, &c->reading, want);
+	/* Input the transport holds (it stopped at read_limit) makes no
+	 * socket readable: wake the read from the loop instead. */
+	if (want && transport_input_ready(c))
+		event_active(c->read_event, EV_READ, 0);
 }
 
 /* After a failed read or write: true to try again (EINTR). Anything but
@@ -125,19 +142,13 @@ static bool retry_after_failure(struct conn *c)
 	return false;
 }
 
-static void read_some(struct conn *c)
+void conn_socket_read(struct conn *c, struct evbuffer *into, size_t limit)
 {
-	if (!conn_buffers_ensure(c)) {
-		c->error = true; /* no memory to read into: the connection is lost */
-		c->error_code = ENOMEM;
-		conn_sync(c);
-		return;
-	}
 	for (int i = 0; i < READS_PER_EVENT; i++) {
-		if (evbuffer_get_length(c->in) >= c->read_limit)
+		if (evbuffer_get_length(into) >= limit)
 			break;
 		struct evbuffer_iovec vec[2];
-		int nvec = evbuffer_reserve_space(c->in, READ_CHUNK, vec, 2);
+		int nvec = evbuffer_reserve_space(into, READ_CHUNK, vec, 2);
 		if (nvec < 1)
 			break;
 		size_t offered = 0;
@@ -145,13 +156,13 @@ static void read_some(struct conn *c)
 			offered += vec[v].iov_len;
 		ssize_t n = readv(c->fd, (struct iovec *)vec, nvec);
 		if (n < 0) {
-			evbuffer_commit_space(c->in, vec, 0);
+			evbuffer_commit_space(into, vec, 0);
 			if (retry_after_failure(c))
 				continue;
 			break;
 		}
 		if (n == 0) {
-			evbuffer_commit_space(c->in, vec, 0);
+			evbuffer_commit_space(into, vec, 0);
 			c->eof = true;
 			break;
 		}
@@ -162,9 +173,51 @@ static void read_some(struct conn *c)
 				vec[used].iov_len = left;
 			left -= vec[used].iov_len;
 		}
-		evbuffer_commit_space(c->in, vec, used);
+		evbuffer_commit_space(into, vec, used);
 		if ((size_t)n < offered)
 			break; /* the socket is drained: no read to hear EAGAIN */
+	}
+}
+
+void conn_socket_write(struct conn *c, struct evbuffer *from)
+{
+	while (evbuffer_get_length(from) > 0) {
+		int n = evbuffer_write(from, c->fd);
+		if (n < 0) {
+			if (retry_after_failure(c))
+				continue;
+			break;
+		}
+		if (n == 0)
+			break;
+	}
+}
+
+static void write_some(struct conn *c)
+{
+	if (c->transport != NULL)
+		c->transport->send(c);
+	else if (c->out != NULL)
+		conn_socket_write(c, c->out);
+}
+
+static void flush_pending(struct conn *c);
+
+static void read_some(struct conn *c)
+{
+	if (!conn_buffers_ensure(c)) {
+		c->error = true; /* no memory to read into: the connection is lost */
+		c->error_code = ENOMEM;
+		conn_sync(c);
+		return;
+	}
+	if (c->transport != NULL) {
+		c->transport->receive(c);
+		/* What the protocol answers by itself (a handshake, an alert),
+		 * and output that waited for the handshake. */
+		flush_pending(c);
+	} else {
+		conn_socket_read(c, c->in, c->read_limit);
 	}
 	conn_sync(c);
 }
@@ -174,17 +227,12 @@ void conn_read_now(struct conn *c)
 	read_some(c);
 }
 
-static void write_some(struct conn *c)
+/* Once the transport's last bytes are out: the half-close asked for. */
+static void shut_if_wanted(struct conn *c)
 {
-	while (output_length(c) > 0) {
-		int n = evbuffer_write(c->out, c->fd);
-		if (n < 0) {
-			if (retry_after_failure(c))
-				continue;
-			break;
-		}
-		if (n == 0)
-			break;
+	if (c->shut_wanted && !c->write_shut && !c->error && conn_unsent(c) == 0) {
+		shutdown(c->fd, SHUT_WR);
+		c->write_shut = true;
 	}
 }
 
@@ -211,12 +259,15 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 			c->error = true;
 			c->error_code = err;
 		} else {
-			c->connected = true;
+			/* With a transport, connected means its handshake is
+			 * over: the transport says so. */
+			c->connected = c->transport == NULL;
 		}
 	}
 	if (!c->error)
 		write_some(c);
-	bool pending = !c->error && output_length(c) > 0;
+	shut_if_wanted(c);
+	bool pending = !c->error && conn_unsent(c) > 0;
 	set_registered(c->write_event, &c->writing, pending);
 	if (c->error)
 		conn_sync(c);
@@ -251,23 +302,32 @@ static void want_write(struct conn *c, bool want)
 		set_registered(c->write_event, &c->writing, want);
 }
 
-void conn_flush(struct conn *c)
+static void flush_pending(struct conn *c)
 {
-	if (c->connecting || c->error || c->writing || output_length(c) == 0)
+	if (c->connecting || c->error || c->writing || conn_unsent(c) == 0)
 		return;
 	write_some(c);
+	shut_if_wanted(c);
 	if (!c->error)
-		want_write(c, output_length(c) > 0);
+		want_write(c, conn_unsent(c) > 0);
 	if (c->error)
 		report_later(c);
 }
 
+void conn_flush(struct conn *c)
+{
+	flush_pending(c);
+}
+
 void conn_shutdown_write(struct conn *c)
 {
-	if (!c->write_shut && !c->error && output_length(c) == 0) {
-		shutdown(c->fd, SHUT_WR);
-		c->write_shut = true;
-	}
+	if (c->shut_wanted || c->error || output_length(c) > 0)
+		return;
+	c->shut_wanted = true;
+	if (c->transport != NULL)
+		c->transport->finish(c);
+	flush_pending(c);
+	shut_if_wanted(c);
 }
 
 void conn_set_callback(struct conn *c, conn_callback *cb, void *arg)
@@ -379,13 +439,18 @@ void conn_free(struct conn *c)
 		event_del(c->read_event); /* its memory is c's */
 	if (c->write_event)
 		event_free(c->write_event);
+	if (c->transport != NULL) {
+		c->transport->close(c);
+		c->transport = NULL;
+		c->transport_state = NULL;
+	}
 	bool reusable = !c->eof && !c->error;
 	if (c->in != NULL && reusable && evbuffer_get_length(c->in) == 0)
-		buffer_keep(c->in);
+		conn_buffer_give(c->in);
 	else if (c->in != NULL)
 		evbuffer_free(c->in);
 	if (c->out != NULL && reusable && evbuffer_get_length(c->out) == 0)
-		buffer_keep(c->out);
+		conn_buffer_give(c->out);
 	else if (c->out != NULL)
 		evbuffer_free(c->out);
 	if (c->fd >= 0)

@@ -19,6 +19,12 @@
  * connection) gives its two buffers back (conn_buffers_release) until
  * bytes arrive or its owner writes again (conn_buffers_ensure).
  *
+ * A transport (struct conn_transport) may stand between the socket and the
+ * buffers: TLS (tls_conn.h) reads ciphertext from the socket and puts
+ * plaintext into `in`, and encrypts `out` on its way to the socket. The
+ * owner sees plaintext either way; conn_unsent counts what the transport
+ * still holds.
+ *
  * The owner gets one callback, `on_event`, after something happened
  * (bytes read, EOF, error, connected, output drained); it reads the flags
  * and buffers itself, then calls conn_flush / conn_sync. Single-threaded:
@@ -45,6 +51,27 @@ struct slab;
 
 typedef void conn_callback(struct conn *c, void *arg);
 
+/* What a transport does in place of the plain socket calls. Each runs on
+ * the conn's thread and reports through the conn's flags (eof, error). */
+struct conn_transport {
+	/* The socket is readable: bring what it holds into c->in (whose
+	 * buffers are there), as far as c->read_limit allows. */
+	void (*receive)(struct conn *c);
+	/* Move c->out towards the socket, as far as the kernel takes it. */
+	void (*send)(struct conn *c);
+	/* Bytes held below c->out, not yet taken by the kernel. */
+	size_t (*unsent)(const struct conn *c);
+	/* Input is ready without a read from the socket (receive stopped at
+	 * read_limit with more at hand). */
+	bool (*input_ready)(const struct conn *c);
+	/* The owner is done sending: say so in the protocol (close_notify). */
+	void (*finish)(struct conn *c);
+	/* Idle: give back what memory can be made again. */
+	void (*release)(struct conn *c);
+	/* The conn closes: free the transport's state. */
+	void (*close)(struct conn *c);
+};
+
 struct conn {
 	int fd;
 	/* Both NULL while released (conn_buffers_release), both there once
@@ -57,6 +84,8 @@ struct conn {
 	struct event read_storage;
 	bool embedded; /* in its owner's memory (conn_open_at): conn_free does not free it */
 	bool slab_owned; /* from a slab (conn_connect): conn_free gives it back there */
+	const struct conn_transport *transport; /* NULL = plain socket calls */
+	void *transport_state;
 	conn_callback *on_event;
 	void *arg;
 	size_t read_limit; /* no reading while the input holds this much */
@@ -70,6 +99,7 @@ struct conn {
 	bool error; /* reset, refused, ...: the connection is unusable */
 	int error_code; /* errno of the error */
 	bool write_shut; /* shutdown(SHUT_WR) done */
+	bool shut_wanted; /* conn_shutdown_write asked: done once the transport's last bytes are out */
 };
 
 /* Take over an accepted socket `fd` (non-blocking). Reading starts at
@@ -122,6 +152,18 @@ void conn_thread_exit(void);
 
 /* Bytes waiting in the input (0 while the buffers are released). */
 size_t conn_input_length(const struct conn *c);
+
+/* Bytes written by the owner that the kernel has not taken yet: the
+ * output and what the transport holds. */
+size_t conn_unsent(const struct conn *c);
+
+/* For transports: the plain socket calls, on a buffer of their choice.
+ * conn_socket_read sets eof or error; conn_socket_write sets error. */
+void conn_socket_read(struct conn *c, struct evbuffer *into, size_t limit);
+void conn_socket_write(struct conn *c, struct evbuffer *from);
+/* Empty buffers from, and back to, the thread's cache. */
+struct evbuffer *conn_buffer_take(void);
+void conn_buffer_give(struct evbuffer *b);
 
 /* Close the socket, free everything. NULL is fine. */
 void conn_free(struct conn *c);

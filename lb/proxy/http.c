@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +48,15 @@
 #include "relay.h"
 #include "session.h"
 #include "slab.h"
+#include "tls_conn.h"
 
 #define RESPONSE_HEAD_MAX (64 * 1024)
 #define HEAD_REWRITE_SLACK 1024 /* room for the fields lb adds */
+#define CLIENT_SUBJECT_MAX 512 /* of X-Client-Subject: within the slack */
+/* To a client that sends plain HTTP to a TLS port (as nginx answers). */
+#define PLAIN_HTTP_ANSWER                                                                                        \
+	"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 49\r\nConnection: close\r\n\r\n" \
+	"The plain HTTP request was sent to an HTTPS port\n"
 #define RETRY_BODY_MAX (64 * 1024) /* bodies kept for a retry, at most */
 #define HASH_KEY_MAX 256
 #define LINGER_MS 1000 /* reading after our close, so the client gets our answer */
@@ -91,6 +98,7 @@ struct http_exchange {
 	struct timeval req_started;
 	uint64_t req_bytes, resp_bytes;
 	bool request_sent; /* some server got (part of) this request */
+	bool server_refused_tls; /* a server failed its TLS handshake (bad certificate: 502, not 503) */
 
 	/* the response */
 	size_t resp_scan_pos;
@@ -281,7 +289,7 @@ static void exchange_reset(struct http_exchange *x)
 	x->log_target[0] = '\0';
 	x->method_name = NULL;
 	x->req_bytes = x->resp_bytes = 0;
-	x->request_sent = false;
+	x->request_sent = x->server_refused_tls = false;
 	x->resp_scan_pos = 0;
 	x->resp_head_done = false;
 	x->status = 0;
@@ -475,6 +483,28 @@ static bool chunked_prefix_valid(const struct http_session *s)
 	return st != HTTP_BODY_ERROR;
 }
 
+/* The subject of the client's verified certificate (listeners[].tls
+ * verify_client), RFC 2253 with control characters escaped, or NULL. */
+static const char *client_subject(const struct http_session *s, char *buf, size_t cap)
+{
+	const struct gen_listener *l = s->session.listener;
+	SSL *ssl = tls_conn_ssl(s->session.client);
+	if (l->tls == NULL || l->cfg->tls.verify_client == TLS_VERIFY_CLIENT_OFF || ssl == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	BIO *mem = cert != NULL ? BIO_new(BIO_s_mem()) : NULL;
+	if (mem == NULL)
+		return NULL;
+	X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+	int n = BIO_read(mem, buf, (int)cap - 1);
+	BIO_free(mem);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	return buf;
+}
+
 /* A complete head of head_len bytes is at the front of the client input. */
 static bool dispatch_request(struct http_session *s, const char *buf, size_t head_len)
 {
@@ -505,12 +535,15 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 		s->x->req_out = large;
 		s->x->req_out_cap = need;
 	}
+	char subject[CLIENT_SUBJECT_MAX];
 	struct http_request_forward fwd = {
 		.client_addr = s->peer_ip,
 		.client_addr_len = strlen(s->peer_ip),
 		.request_id = s->x->request_id,
 		.request_id_len = strlen(s->x->request_id),
 		.server_keep_alive = s->session.backend->cfg->keepalive > 0,
+		.https = s->session.listener->tls != NULL,
+		.client_subject = client_subject(s, subject, sizeof(subject)),
 	};
 	s->x->req_out_len = http_rewrite_request(buf, &s->x->req, &fwd, s->x->req_out, s->x->req_out_cap);
 	if (s->x->req_out_len == 0) {
@@ -581,6 +614,8 @@ static bool read_request_head(struct http_session *s)
 	}
 	if (len == 0) {
 		if (s->session.client->eof || s->stopping || s->session.timer_fired) {
+			if (s->session.timer_fired && session_handshaking(&s->session))
+				tls_conn_note_timeout(s->session.client);
 			s->state = HTTP_CLOSING; /* idle: close without a word */
 			return true;
 		}
@@ -633,6 +668,8 @@ static bool read_proxy_header(struct http_session *s)
 	}
 	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
 	s->state = HTTP_READ_HEAD;
+	if (s->session.listener->tls != NULL && session_start_tls(&s->session, PLAIN_HTTP_ANSWER) < 0)
+		s->state = HTTP_CLOSING;
 	return true;
 }
 
@@ -691,7 +728,7 @@ static bool start_attempt(struct http_session *s)
 	 * (nothing was sent: the client may retry, as HAProxy answers), else 502. */
 	int i = peer_pick(&s->session.server, b, s->session.worker, s->x->has_hash_key ? s->x->hash_key : NULL, s->x->hash_key_len);
 	if (i < 0) {
-		respond_error(s, s->x->request_sent ? 502 : 503);
+		respond_error(s, s->x->request_sent || s->x->server_refused_tls ? 502 : 503);
 		return true;
 	}
 	/* A pooled connection may be closed by the server just as the request
@@ -730,10 +767,13 @@ static bool connecting(struct http_session *s)
 	}
 	if (s->session.server.conn->error || s->session.server.conn->eof) {
 		int err = s->session.server.conn->error ? s->session.server.conn->error_code : ECONNRESET;
+		const char *tls_failure = tls_conn_failure(s->session.server.conn);
+		if (tls_failure[0] != '\0')
+			s->x->server_refused_tls = true;
 		peer_note_connect_failure(&s->session.server, s->session.backend, err);
 		log_debug("backend %s: connect to %s failed: %s", s->session.backend->cfg->name,
 			  peer_server(&s->session.server, s->session.backend)->state->addr,
-			  strerror(err));
+			  tls_failure[0] != '\0' ? tls_failure : strerror(err));
 		return retry_or_fail(s, true, 502);
 	}
 	if (!s->session.server.conn->connected)
@@ -889,7 +929,8 @@ static bool follow_newest_generation(struct http_session *s)
 	const struct cfg_listener *old = s->session.listener->cfg;
 	for (size_t i = 0; i < newest->nlisteners; i++) {
 		const struct gen_listener *l = &newest->listeners[i];
-		if (strcmp(l->cfg->name, old->name) == 0 && l->fds[0] == s->session.listener->fds[0] && l->cfg->mode == old->mode) {
+		if (strcmp(l->cfg->name, old->name) == 0 && l->fds[0] == s->session.listener->fds[0] && l->cfg->mode == old->mode &&
+		    (l->tls != NULL) == (s->session.listener->tls != NULL)) {
 			struct gen *previous = s->session.gen;
 			s->session.gen = gen_acquire(newest);
 			s->session.listener = l;
@@ -905,8 +946,7 @@ static bool follow_newest_generation(struct http_session *s)
 static void finish_exchange(struct http_session *s)
 {
 	bool reusable = s->x->resp.keep_alive && s->x->req_done && !s->session.server.conn->eof && !s->session.server.conn->error &&
-			evbuffer_get_length(s->session.server.conn->in) == 0 &&
-			evbuffer_get_length(s->session.server.conn->out) == 0;
+			evbuffer_get_length(s->session.server.conn->in) == 0 && conn_unsent(s->session.server.conn) == 0;
 	request_complete(s);
 	server_release(s, reusable);
 	request_reset(s);
@@ -1073,7 +1113,7 @@ static bool flush_close(struct http_session *s)
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	if (evbuffer_get_length(s->session.client->out) > 0)
+	if (conn_unsent(s->session.client) > 0)
 		return false;
 	if (!s->must_linger && evbuffer_get_length(s->session.client->in) == 0) {
 		s->state = HTTP_CLOSING;
@@ -1169,6 +1209,10 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 		return 0; /* the free dropped the connection count */
 	}
 	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
+	if (l->tls != NULL && !l->cfg->proxy_protocol && session_start_tls(&s->session, PLAIN_HTTP_ANSWER) < 0) {
+		http_session_free(s);
+		return 0;
+	}
 	if (l->cfg->max_header_size > s->session.client->read_limit)
 		s->session.client->read_limit = l->cfg->max_header_size; /* room for a whole head */
 	/* The first request's head must arrive within timeouts.header of the

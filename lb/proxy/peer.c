@@ -6,6 +6,7 @@
 #include "health.h"
 #include "log.h"
 #include "pool.h"
+#include "tls_conn.h"
 #include "worker.h"
 
 void peer_init(struct peer *p)
@@ -24,6 +25,32 @@ int peer_pick(struct peer *p, struct gen_backend *b, const struct worker *w, con
 	return i;
 }
 
+/* backends[].tls: the new connection to gs goes on TLS, offering the
+ * worker's last session with that server. */
+static int start_tls(struct conn *c, const struct gen_backend *b, const struct gen_server *gs, const struct worker *w)
+{
+	return tls_conn_connect(c, tls_client_ctx(b->tls), gen_server_tls_name(b, gs), gs->tls_sessions[w->index]);
+}
+
+/* Keep the session of a TLS connection to gs for the worker's next one.
+ * Even after a resumption: a TLS 1.3 client uses a ticket once (OpenSSL
+ * marks the resumed session spent), and the server sent fresh ones. */
+static void keep_tls_session(struct gen_server *gs, const struct worker *w, const struct conn *c)
+{
+	SSL *ssl = tls_conn_ssl(c);
+	if (ssl == NULL || !tls_conn_established(c))
+		return;
+	SSL_SESSION *session = SSL_get1_session(ssl);
+	if (session == NULL)
+		return;
+	if (!SSL_SESSION_is_resumable(session)) {
+		SSL_SESSION_free(session);
+		return;
+	}
+	SSL_SESSION_free(gs->tls_sessions[w->index]);
+	gs->tls_sessions[w->index] = session;
+}
+
 enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worker *w, int i, bool use_pool,
 			     conn_callback *cb, void *arg)
 {
@@ -31,12 +58,21 @@ enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worke
 	p->index = i;
 	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
 	p->conn = use_pool ? pool_take(w, gs->state) : NULL;
+	if (p->conn != NULL && (tls_conn_ssl(p->conn) != NULL) != (b->tls != NULL)) {
+		conn_free(p->conn); /* pooled before a reload turned backends[].tls on or off */
+		p->conn = NULL;
+	}
 	p->reused = p->conn != NULL;
 	if (p->reused) {
 		conn_set_callback(p->conn, cb, arg);
 		return PEER_READY;
 	}
 	p->conn = conn_connect(w->base, w->server_conns, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, cb, arg);
+	if (p->conn != NULL && b->tls != NULL && start_tls(p->conn, b, gs, w) < 0) {
+		conn_free(p->conn);
+		p->conn = NULL;
+		errno = ENOMEM;
+	}
 	if (p->conn != NULL)
 		return PEER_CONNECTING;
 	/* No socket: lb's own shortage, never the server's (SPEC 6). */
@@ -53,6 +89,8 @@ void peer_release(struct peer *p, struct gen_backend *b, struct worker *w, enum 
 	if (gs != NULL)
 		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
 	if (p->conn != NULL) {
+		if (gs != NULL && b->tls != NULL && !p->conn->error)
+			keep_tls_session(gs, w, p->conn);
 		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0)
 			pool_put(w, gs->state, p->conn, b->cfg->keepalive, b->cfg->timeouts.idle_ms, surplus_ok);
 		else if (how == PEER_ABORT)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "proxy_proto.h"
+#include "tls_conn.h"
 
 void session_on_event(struct conn *c, void *arg)
 {
@@ -72,4 +73,18 @@ int session_take_proxy_header(struct session *s)
 	if (!header.local)
 		s->client_addr = header.source;
 	return 1;
+}
+
+int session_start_tls(struct session *s, const char *plain_http_answer)
+{
+	const struct gen_listener *l = s->listener;
+	if (tls_conn_accept(s->client, tls_server_ctx(l->tls), &l->state->tls, plain_http_answer) < 0)
+		return -1;
+	conn_sync(s->client); /* bytes read in plain so far: decrypted from the loop */
+	return 0;
+}
+
+bool session_handshaking(const struct session *s)
+{
+	return !tls_conn_established(s->client);
 }

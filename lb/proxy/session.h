@@ -73,6 +73,14 @@ static inline void session_timer_arm(struct session *s, uint64_t ms)
 	deadline_set(&s->deadline, ms);
 }
 
+/* A TLS listener: put the client connection on TLS (tls_conn.h), from
+ * the bytes read so far. plain_http_answer: what a client that speaks
+ * plain HTTP gets (NULL = nothing). 0, or -1 without memory. */
+int session_start_tls(struct session *s, const char *plain_http_answer);
+
+/* The client's TLS handshake is not over yet (false without TLS). */
+bool session_handshaking(const struct session *s);
+
 /* Take a PROXY v1/v2 header from the front of the client's input
  * (proxy_proto.h). Returns 1 when it was there (drained; client_addr is
  * the original client unless the header says LOCAL), 0 while it is

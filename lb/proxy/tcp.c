@@ -25,10 +25,12 @@
 #include "relay.h"
 #include "session.h"
 #include "slab.h"
+#include "tls_conn.h"
 
 
 enum tcp_state {
 	TCP_PROXY_HEADER, /* proxy_protocol: waiting for the PROXY header */
+	TCP_HANDSHAKE, /* a TLS listener: waiting for the client's handshake */
 	TCP_CONNECTING, /* waiting for a server connect to complete */
 	TCP_RELAYING, /* bytes flow; half-closes are passed on */
 	TCP_CLOSING, /* done: free everything */
@@ -130,13 +132,31 @@ static bool tcp_step(struct tcp_session *s)
 		if (rc == 0 && !ss->timer_fired)
 			return false;
 		ss->timer_fired = false;
-		if (rc <= 0 || !connect_next_server(s)) {
+		if (rc <= 0) {
 			s->state = TCP_CLOSING;
 			return true;
 		}
-		s->state = TCP_CONNECTING;
+		if (ss->listener->tls != NULL) {
+			s->state = session_start_tls(ss, NULL) == 0 ? TCP_HANDSHAKE : TCP_CLOSING;
+			return true;
+		}
+		s->state = connect_next_server(s) ? TCP_CONNECTING : TCP_CLOSING;
 		return true;
 	}
+	case TCP_HANDSHAKE:
+		/* The server is chosen once the client is known to speak TLS
+		 * (within timeouts.header, as a PROXY header). */
+		if (client->error || client->eof || ss->timer_fired) {
+			if (ss->timer_fired)
+				tls_conn_note_timeout(client);
+			s->state = TCP_CLOSING;
+			return true;
+		}
+		if (session_handshaking(ss))
+			return false;
+		ss->timer_fired = false;
+		s->state = connect_next_server(s) ? TCP_CONNECTING : TCP_CLOSING;
+		return true;
 	case TCP_CONNECTING:
 		if (client->error || (client->eof && evbuffer_get_length(client->in) == 0)) {
 			s->state = TCP_CLOSING; /* gone before we reached a server */
@@ -218,6 +238,9 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 	}
 	if (l->cfg->proxy_protocol) {
 		s->state = TCP_PROXY_HEADER;
+		session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
+	} else if (l->tls != NULL) {
+		s->state = session_start_tls(&s->session, NULL) == 0 ? TCP_HANDSHAKE : TCP_CLOSING;
 		session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
 	} else if (!connect_next_server(s)) {
 		log_debug("listener %s: no server for a tcp connection", l->cfg->name);

@@ -24,6 +24,18 @@ static struct backend_state *backend_state_get(const struct gen *previous, const
 	return backend_state_new(name);
 }
 
+/* The state of listener `name` in the previous generation (a new
+ * reference), or a fresh one. */
+static struct listener_state *listener_state_get(const struct gen *previous, const char *name)
+{
+	for (size_t i = 0; previous != NULL && i < previous->nlisteners; i++) {
+		struct listener_state *st = previous->listeners[i].state;
+		if (strcmp(st->name, name) == 0)
+			return listener_state_acquire(st);
+	}
+	return listener_state_new(name);
+}
+
 /* The state of (backend, addr) in the previous generation, with a new reference. */
 static struct server_state *server_state_carry(const struct gen *previous, const char *backend, const char *addr)
 {
@@ -151,6 +163,14 @@ static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, c
 	free(bs);
 	if (b->balancer == NULL)
 		goto fail;
+	if (cfg->tls.enabled) {
+		char why[400];
+		b->tls = tls_client_new(&cfg->tls, why, sizeof(why));
+		if (b->tls == NULL) {
+			snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+	}
 	return 0;
 fail:
 	snprintf(err, errlen, "backend %s: out of memory", cfg->name);
@@ -235,6 +255,8 @@ static void gen_free(struct gen *g)
 	for (size_t b = 0; b < g->nbackends; b++) {
 		struct gen_backend *gb = &g->backends[b];
 		for (size_t i = 0; i < gb->nservers; i++) {
+			for (size_t w = 0; w < LB_MAX_WORKERS; w++)
+				SSL_SESSION_free(gb->servers[i].tls_sessions[w]);
 			struct server_state *st = gb->servers[i].state;
 			if (atomic_fetch_sub(&st->generations, 1) == 1)
 				atomic_store(&st->retired, true); /* pool.h: its pools close */
@@ -245,8 +267,13 @@ static void gen_free(struct gen *g)
 			balance_cursor_free(gb->cursors[w]);
 		balancer_free(gb->balancer);
 		backend_state_release(gb->state);
+		tls_client_free(gb->tls);
 	}
 	free(g->backends);
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		listener_state_release(g->listeners[i].state);
+		tls_server_free(g->listeners[i].tls);
+	}
 	free(g->listeners);
 	config_ref_release(g->cfg_ref);
 	free(g);
@@ -284,6 +311,13 @@ static struct gen *gen_build(struct config_ref *ref, const struct resolution *re
 		struct gen_listener *l = &g->listeners[i];
 		l->cfg = &cfg->listeners[i];
 		l->backend = &g->backends[l->cfg->backend_index];
+		g->nlisteners++; /* counted first: gen_free releases a half-built one */
+		if ((l->state = listener_state_get(previous, l->cfg->name)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		if (l->cfg->tls.enabled && (l->tls = tls_server_new(&l->cfg->tls, err, errlen)) == NULL)
+			goto fail;
 		const struct gen_listener *kept = inherited_listener(alive, l->cfg);
 		if (kept != NULL) {
 			/* Its sockets as they are (a change of global.reuseport
@@ -295,7 +329,6 @@ static struct gen *gen_build(struct config_ref *ref, const struct resolution *re
 		} else if (listen_sockets(l, workers, cfg->global.reuseport, err, errlen) < 0) {
 			goto fail;
 		}
-		g->nlisteners++;
 	}
 	return g;
 fail:

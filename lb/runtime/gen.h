@@ -39,6 +39,7 @@
 #include "config.h"
 #include "resolve.h"
 #include "state.h"
+#include "tls_context.h"
 
 struct gen_server {
 	struct server_state *state; /* one reference owned by the generation */
@@ -46,6 +47,10 @@ struct gen_server {
 	struct sockaddr_storage sockaddr;
 	socklen_t sockaddr_len;
 	int weight;
+	/* backends[].tls: each worker's last session with this server, offered
+	 * for resumption by its next connection (peer.c); freed with the
+	 * generation. */
+	SSL_SESSION *tls_sessions[LB_MAX_WORKERS];
 };
 
 struct gen_backend {
@@ -54,6 +59,7 @@ struct gen_backend {
 	struct gen_server *servers;
 	size_t nservers;
 	struct balancer *balancer; /* shared by the workers' picks (balance.h) */
+	struct tls_client *tls; /* backends[].tls, else NULL */
 	/* Each worker's cursor of the balancer (pick.c), made at its first
 	 * pick by that worker alone; freed with the generation. */
 	struct balance_cursor *cursors[LB_MAX_WORKERS];
@@ -67,6 +73,8 @@ struct gen_listener {
 	 * polls. gen_listener_fd says which is whose. */
 	int fds[LB_MAX_WORKERS];
 	int nfds;
+	struct listener_state *state; /* one reference: counters kept across reloads */
+	struct tls_server *tls; /* listeners[].tls, else NULL */
 };
 
 struct gen {
@@ -121,6 +129,13 @@ static inline int gen_listener_fd(const struct gen_listener *l, int worker)
 }
 
 /* May server i of b take requests at all (weight > 0, not drained)? */
+/* backends[].tls: the name server s's certificate must carry (and SNI
+ * sends, unless it is an address): tls.sni, else the server's host. */
+static inline const char *gen_server_tls_name(const struct gen_backend *b, const struct gen_server *s)
+{
+	return b->cfg->tls.sni[0] != '\0' ? b->cfg->tls.sni : s->cfg->addr.host;
+}
+
 static inline bool gen_server_eligible(const struct gen_backend *b, size_t i)
 {
 	const struct gen_server *s = &b->servers[i];

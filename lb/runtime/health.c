@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <pthread.h>
@@ -14,9 +13,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "conn.h"
 #include "health_policy.h"
 #include "http_msg.h"
 #include "log.h"
+#include "tls_conn.h"
 #include "netutil.h"
 
 #define PROBE_HEAD_MAX (16 * 1024) /* a check's response head, at most */
@@ -34,7 +35,10 @@ struct checker {
 	char host[256];
 	struct event_base *base;
 	struct event *timer; /* next probe, or this probe's timeout */
-	struct bufferevent *probe; /* NULL between probes */
+	struct conn *probe; /* NULL between probes */
+	bool request_sent; /* http: this probe's GET is written */
+	SSL_CTX *tls; /* backends[].tls: probes go over TLS (a reference), else NULL */
+	char tls_name[256]; /* the name the server's certificate must carry */
 	int successes, failures; /* in a row; successes only since the last ejection */
 	uint64_t ejections_seen; /* state->ejections when successes were last counted */
 	uint64_t ejections_at_probe; /* state->ejections when this probe started */
@@ -96,7 +100,7 @@ static void probe_end(struct checker *c, enum probe_result result, const char *w
 {
 	struct server_state *st = c->state;
 	if (c->probe != NULL) {
-		bufferevent_free(c->probe);
+		conn_free(c->probe);
 		c->probe = NULL;
 	}
 	if (c->cfg.type == CHECK_NONE)
@@ -155,14 +159,51 @@ static int read_status(struct evbuffer *in)
 	return head.status;
 }
 
-static void on_probe_read(struct bufferevent *bev, void *arg)
+/* Everything a probe sees: connected (for TLS, the handshake is over),
+ * the response, EOF, an error. */
+static void on_probe(struct conn *pc, void *arg)
 {
 	struct checker *c = arg;
-	int status = read_status(bufferevent_get_input(bev));
-	char why[64];
+	char why[160];
 
-	if (status < 0)
+	if (pc->error) {
+		const char *tls_failure = tls_conn_failure(pc);
+		if (tls_failure[0] != '\0') {
+			snprintf(why, sizeof(why), "TLS: %s", tls_failure);
+			probe_end(c, PROBE_FAILED, why);
+		} else if (netutil_errno_is_local(pc->error_code)) {
+			health_note_own_failure("health check", pc->error_code);
+			probe_end(c, PROBE_NOT_RUN, strerror(pc->error_code));
+		} else {
+			probe_end(c, PROBE_FAILED, strerror(pc->error_code));
+		}
 		return;
+	}
+	if (!pc->connected) {
+		if (pc->eof)
+			probe_end(c, PROBE_FAILED, "closed during the TLS handshake");
+		return;
+	}
+	if (c->cfg.type == CHECK_TCP) {
+		probe_end(c, PROBE_OK, NULL);
+		return;
+	}
+	if (!c->request_sent) {
+		const char *host = c->host[0] ? c->host : c->state->addr;
+		evbuffer_add_printf(pc->out,
+				    "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lb-health-check\r\n"
+				    "Connection: close\r\n\r\n",
+				    c->path, host);
+		c->request_sent = true;
+		conn_flush(pc);
+		return;
+	}
+	int status = conn_input_length(pc) > 0 ? read_status(pc->in) : -1;
+	if (status < 0) {
+		if (pc->eof)
+			probe_end(c, PROBE_FAILED, "closed before a complete response head");
+		return;
+	}
 	if (status == 0) {
 		probe_end(c, PROBE_FAILED, "invalid response");
 		return;
@@ -173,33 +214,6 @@ static void on_probe_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 	probe_end(c, PROBE_OK, NULL);
-}
-
-static void on_probe_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct checker *c = arg;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (c->cfg.type == CHECK_TCP) {
-			probe_end(c, PROBE_OK, NULL);
-			return;
-		}
-		const char *host = c->host[0] ? c->host : c->state->addr;
-		evbuffer_add_printf(bufferevent_get_output(bev),
-				    "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lb-health-check\r\n"
-				    "Connection: close\r\n\r\n",
-				    c->path, host);
-		bufferevent_enable(bev, EV_READ | EV_WRITE);
-		return;
-	}
-	int err = EVUTIL_SOCKET_ERROR();
-	if (what & BEV_EVENT_EOF) {
-		probe_end(c, PROBE_FAILED, "closed before a complete response head");
-	} else if (netutil_errno_is_local(err)) {
-		health_note_own_failure("health check", err);
-		probe_end(c, PROBE_NOT_RUN, strerror(err));
-	} else {
-		probe_end(c, PROBE_FAILED, err ? evutil_socket_error_to_string(err) : "connection error");
-	}
 }
 
 /* A probe that could not even start, with errno err: lb's own shortage
@@ -217,23 +231,17 @@ static void probe_not_started(struct checker *c, int err)
 static void probe_start(struct checker *c)
 {
 	c->ejections_at_probe = atomic_load(&c->state->ejections);
-	/* The socket is made here, so that its errno is known for sure. */
-	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		probe_not_started(c, errno);
-		return;
-	}
-	c->probe = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->probe == NULL) {
-		close(fd);
-		probe_not_started(c, ENOMEM);
-		return;
-	}
-	bufferevent_setcb(c->probe, on_probe_read, NULL, on_probe_event, c);
+	c->request_sent = false;
 	struct timeval tv = netutil_timeval_ms(c->cfg.timeout_ms);
 	event_add(c->timer, &tv);
-	if (bufferevent_socket_connect(c->probe, (struct sockaddr *)&c->addr, (int)c->addr_len) < 0)
+	/* conn_connect makes the socket, so a failure's errno is its own. */
+	c->probe = conn_connect(c->base, NULL, (struct sockaddr *)&c->addr, c->addr_len, on_probe, c);
+	if (c->probe == NULL) {
 		probe_not_started(c, errno);
+		return;
+	}
+	if (c->tls != NULL && tls_conn_connect(c->probe, c->tls, c->tls_name, NULL) < 0)
+		probe_not_started(c, ENOMEM);
 }
 
 static void on_checker_timer(evutil_socket_t fd, short what, void *arg)
@@ -265,11 +273,20 @@ static void checker_configure(struct checker *c, const struct gen_backend *b, co
 	c->cfg.host = c->host;
 	memcpy(&c->addr, &s->sockaddr, s->sockaddr_len);
 	c->addr_len = s->sockaddr_len;
+	/* Over TLS when the backend speaks it: a tcp check then passes once
+	 * the handshake (and the certificate) does. A probe under way keeps
+	 * its own SSL. */
+	SSL_CTX_free(c->tls);
+	c->tls = NULL;
+	if (b->tls != NULL && SSL_CTX_up_ref(tls_client_ctx(b->tls)) == 1) {
+		c->tls = tls_client_ctx(b->tls);
+		snprintf(c->tls_name, sizeof(c->tls_name), "%s", gen_server_tls_name(b, s));
+	}
 	if (c->cfg.type == CHECK_NONE) {
 		/* Checks off (perhaps by a reload): no probe may still judge the
 		 * server, and nothing would bring a down one back. */
 		if (c->probe != NULL) {
-			bufferevent_free(c->probe);
+			conn_free(c->probe);
 			c->probe = NULL;
 		}
 		if (c->timer != NULL)
@@ -284,8 +301,8 @@ static void checker_configure(struct checker *c, const struct gen_backend *b, co
 
 static void checker_free(struct checker *c)
 {
-	if (c->probe)
-		bufferevent_free(c->probe);
+	conn_free(c->probe);
+	SSL_CTX_free(c->tls);
 	if (c->timer)
 		event_free(c->timer);
 	server_state_release(c->state);

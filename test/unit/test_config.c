@@ -355,6 +355,119 @@ static void test_zero_listeners_allowed_with_admin(void **state)
 	config_free(cfg);
 }
 
+
+/* ---- TLS (SPEC 12) ---- */
+
+static const char tls_config[] = "listeners:\n"
+				 "  - name: web\n"
+				 "    bind: \"*:8443\"\n"
+				 "    backend: app\n"
+				 "    tls:\n"
+				 "      certificates:\n"
+				 "        - cert: /etc/lb/a.pem\n"
+				 "          key: a.key\n"
+				 "        - cert: b.pem\n"
+				 "          key: b.key\n"
+				 "      min_version: \"1.3\"\n"
+				 "      ciphersuites: TLS_AES_128_GCM_SHA256\n"
+				 "      alpn: [http/1.1]\n"
+				 "      strict_sni: true\n"
+				 "      session_tickets: false\n"
+				 "      client_ca: ca.pem\n"
+				 "      verify_client: optional\n"
+				 "backends:\n"
+				 "  - name: app\n"
+				 "    tls:\n"
+				 "      verify: false\n"
+				 "      sni: app.internal\n"
+				 "    servers:\n"
+				 "      - addr: 127.0.0.1:9001\n"
+				 "  - name: plain\n"
+				 "    servers:\n"
+				 "      - addr: 127.0.0.1:9002\n"
+				 "  - name: defaults\n"
+				 "    tls:\n"
+				 "    servers:\n"
+				 "      - addr: 127.0.0.1:9003\n";
+
+static void test_tls_keys_are_read_with_their_places(void **state)
+{
+	struct lb_config *cfg = load_ok(tls_config);
+	const struct cfg_listener_tls *t = &cfg->listeners[0].tls;
+
+	(void)state;
+	assert_true(t->enabled);
+	assert_int_equal(t->ncertificates, 2);
+	assert_string_equal(t->certificates[0].cert.value, "/etc/lb/a.pem");
+	assert_string_equal(t->certificates[0].cert.where, "lb.yaml:7:17: listeners[0].tls.certificates[0].cert");
+	/* config_load_string has no directory: relative names stay as written */
+	assert_string_equal(t->certificates[0].key.value, "a.key");
+	assert_string_equal(t->certificates[1].key.where, "lb.yaml:10:16: listeners[0].tls.certificates[1].key");
+	assert_int_equal(t->min_version, TLS_MIN_1_3);
+	assert_string_equal(t->ciphers.value, "");
+	assert_string_equal(t->ciphersuites.value, "TLS_AES_128_GCM_SHA256");
+	assert_int_equal(t->alpn_len, 9);
+	assert_memory_equal(t->alpn, "\x08http/1.1", 9);
+	assert_true(t->strict_sni);
+	assert_false(t->session_tickets);
+	assert_string_equal(t->client_ca.value, "ca.pem");
+	assert_int_equal(t->verify_client, TLS_VERIFY_CLIENT_OPTIONAL);
+
+	const struct cfg_backend_tls *b = &cfg->backends[0].tls;
+	assert_true(b->enabled);
+	assert_false(b->verify);
+	assert_string_equal(b->sni, "app.internal");
+	assert_string_equal(b->ca.value, "");
+	assert_false(cfg->backends[1].tls.enabled);
+	assert_true(cfg->backends[2].tls.enabled); /* "tls:" alone: on, with its defaults */
+	assert_true(cfg->backends[2].tls.verify);
+	assert_false(cfg->listeners[0].tls.ticket_key_file.where != NULL);
+	config_free(cfg);
+}
+
+static void test_tls_defaults(void **state)
+{
+	char *text = minimal_with(4, "    tls:\n      certificates:\n        - {cert: c.pem, key: c.key}\n");
+	struct lb_config *cfg = load_ok(text);
+	const struct cfg_listener_tls *t = &cfg->listeners[0].tls;
+
+	(void)state;
+	assert_true(t->enabled);
+	assert_int_equal(t->min_version, TLS_MIN_1_2);
+	assert_memory_equal(t->alpn, "\x08http/1.1", 9);
+	assert_false(t->strict_sni);
+	assert_true(t->session_tickets);
+	assert_string_equal(t->ticket_key_file.value, "");
+	assert_int_equal(t->verify_client, TLS_VERIFY_CLIENT_OFF);
+	assert_false(cfg->backends[0].tls.enabled);
+	config_free(cfg);
+	free(text);
+}
+
+static void test_tls_errors(void **state)
+{
+	(void)state;
+	assert_minimal_with_error(4, "    tls:\n      min_version: \"1.2\"\n",
+				  "lb.yaml:6:7: listeners[0].tls: missing required key \"certificates\"");
+	assert_minimal_with_error(4, "    tls:\n      certificates: []\n",
+				  "lb.yaml:6:21: listeners[0].tls.certificates: expected a sequence of at least one "
+				  "{cert, key}, got a sequence");
+	assert_minimal_with_error(4, "    tls:\n      certificates:\n        - cert: c.pem\n",
+				  "lb.yaml:7:11: listeners[0].tls.certificates[0]: missing required key \"key\"");
+	assert_minimal_with_error(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      alpn: [h2]\n",
+				  "lb.yaml:7:14: listeners[0].tls.alpn: h2 is not offered: lb speaks HTTP/1.1 only");
+	assert_minimal_with_error(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      min_version: \"1.1\"\n",
+				  "lb.yaml:7:20: listeners[0].tls.min_version: expected 1.2 or 1.3, got \"1.1\"");
+	assert_minimal_with_error(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      verify_client: required\n",
+				  "lb.yaml:6:7: listeners[0].tls: verify_client: required needs client_ca, the "
+				  "certificates that sign clients");
+	assert_minimal_with_error(4, "    tls: on\n",
+				  "lb.yaml:5:10: listeners[0].tls: expected a mapping with certificates, got \"on\"");
+	assert_minimal_with_error(6, "    tls:\n      client_key: k.pem\n",
+				  "lb.yaml:8:7: backends[0].tls: client_cert and client_key go together: client_cert is "
+				  "missing");
+}
+
 static void test_reference_config_is_valid(void **state)
 {
 	struct lb_config *cfg = NULL;
@@ -683,7 +796,7 @@ static void test_several_errors_are_all_reported_in_file_order(void **state)
 		"*:PORT with a port 1..65535, got \"*:99999\"",
 		"lb.yaml:7:14: listeners[0].backend: no backend named \"nope\"",
 		"lb.yaml:8:5: listeners[0]: unknown key \"colour\", expected one of: name, bind, "
-		"mode, backend, max_header_size, proxy_protocol, timeouts",
+		"mode, backend, max_header_size, proxy_protocol, timeouts, tls",
 		"lb.yaml:13:17: backends[0].servers[0].weight: expected an integer 0..256, got "
 		"\"300\"",
 	};
@@ -972,6 +1085,9 @@ int main(void)
 		cmocka_unit_test(test_parse_percent),
 		cmocka_unit_test(test_bad_percentage_is_an_error),
 		cmocka_unit_test(test_descriptors_wanted_count_connections_pools_and_checks),
+		cmocka_unit_test(test_tls_keys_are_read_with_their_places),
+		cmocka_unit_test(test_tls_defaults),
+		cmocka_unit_test(test_tls_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,416 @@
+/* tls_conn: TLS as a conn transport. See tls_conn.h. */
+#include "tls_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <openssl/err.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+
+struct tls_conn {
+	SSL *ssl;
+	struct evbuffer *cin, *cout; /* ciphertext; NULL while released */
+	struct tls_counters *counters; /* server side: where handshakes are counted */
+	const char *plain_http_answer;
+	bool established; /* the handshake is over */
+	bool counted; /* its outcome was counted */
+	bool raw_eof; /* the socket's EOF (or close_notify): plaintext EOF once the rest is read */
+	bool more; /* receive stopped at read_limit with records at hand */
+	char failure[96];
+};
+
+static struct tls_conn *state_of(const struct conn *c)
+{
+	return c->transport_state;
+}
+
+/* ---- the BIO over the two ciphertext buffers ---- */
+
+static int bio_write(BIO *bio, const char *data, size_t len, size_t *written)
+{
+	struct tls_conn *t = BIO_get_data(bio);
+	BIO_clear_retry_flags(bio);
+	if (t->cout == NULL && (t->cout = conn_buffer_take()) == NULL)
+		return 0;
+	if (evbuffer_add(t->cout, data, len) != 0)
+		return 0;
+	*written = len;
+	return 1;
+}
+
+static int bio_read(BIO *bio, char *out, size_t len, size_t *read)
+{
+	struct tls_conn *t = BIO_get_data(bio);
+	BIO_clear_retry_flags(bio);
+	int n = t->cin != NULL ? evbuffer_remove(t->cin, out, len) : 0;
+	if (n <= 0) {
+		BIO_set_retry_read(bio); /* nothing yet: the socket will bring more */
+		return 0;
+	}
+	*read = (size_t)n;
+	return 1;
+}
+
+static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+	struct tls_conn *t = BIO_get_data(bio);
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* the conn writes cout when it writes */
+	case BIO_CTRL_PENDING:
+		return t->cin != NULL ? (long)evbuffer_get_length(t->cin) : 0;
+	case BIO_CTRL_WPENDING:
+		return t->cout != NULL ? (long)evbuffer_get_length(t->cout) : 0;
+	default:
+		return 0;
+	}
+}
+
+static int bio_create(BIO *bio)
+{
+	BIO_set_init(bio, 1);
+	return 1;
+}
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_method_once = PTHREAD_ONCE_INIT;
+
+static void bio_method_make(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lb evbuffer");
+	if (m == NULL)
+		return;
+	BIO_meth_set_write_ex(m, bio_write);
+	BIO_meth_set_read_ex(m, bio_read);
+	BIO_meth_set_ctrl(m, bio_ctrl);
+	BIO_meth_set_create(m, bio_create);
+	bio_method = m;
+}
+
+/* ---- the transport ---- */
+
+static void count(struct tls_conn *t, enum tls_result result)
+{
+	if (t->counted || t->counters == NULL)
+		return;
+	t->counted = true;
+	atomic_fetch_add_explicit(&t->counters->handshakes[result], 1, memory_order_relaxed);
+	if (result == TLS_RESULT_OK && SSL_session_reused(t->ssl))
+		atomic_fetch_add_explicit(&t->counters->resumed, 1, memory_order_relaxed);
+}
+
+/* A fatal TLS error: the connection is unusable. OpenSSL's error queue is
+ * per thread and must be left empty for the next conn. */
+static void fail(struct conn *c, struct tls_conn *t)
+{
+	unsigned long e = ERR_peek_last_error();
+	if (t->failure[0] == '\0') {
+		if (e != 0)
+			ERR_error_string_n(e, t->failure, sizeof(t->failure));
+		else
+			snprintf(t->failure, sizeof(t->failure), "connection closed during the TLS handshake");
+	}
+	/* A client that speaks plain HTTP to a TLS port gets a plain answer
+	 * (nginx's 400), not a mute close. */
+	if (t->plain_http_answer != NULL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST)
+		(void)send(c->fd, t->plain_http_answer, strlen(t->plain_http_answer), MSG_NOSIGNAL | MSG_DONTWAIT);
+	ERR_clear_error();
+	/* The alert that says why goes out before the close (best effort). */
+	if (!c->error && t->cout != NULL && evbuffer_get_length(t->cout) > 0)
+		conn_socket_write(c, t->cout);
+	if (!c->error) {
+		c->error = true;
+		c->error_code = EPROTO;
+	}
+	count(t, t->established ? TLS_RESULT_OK : TLS_RESULT_FAILED);
+}
+
+static void handshake(struct conn *c, struct tls_conn *t)
+{
+	int r = SSL_do_handshake(t->ssl);
+	if (r == 1) {
+		t->established = true;
+		count(t, TLS_RESULT_OK);
+		if (!SSL_is_server(t->ssl))
+			c->connected = true;
+		return;
+	}
+	int err = SSL_get_error(t->ssl, r);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		if (t->raw_eof) {
+			count(t, TLS_RESULT_CLOSED);
+			ERR_clear_error();
+			if (!SSL_is_server(t->ssl)) { /* the server closed on us: a failed connect */
+				snprintf(t->failure, sizeof(t->failure), "the server closed during the TLS handshake");
+				c->error = true;
+				c->error_code = ECONNRESET;
+			}
+		}
+		return;
+	}
+	fail(c, t);
+}
+
+/* Decrypt what is at hand into c->in, up to read_limit. */
+static void decrypt(struct conn *c, struct tls_conn *t)
+{
+	t->more = false;
+	while (!c->error) {
+		if (evbuffer_get_length(c->in) >= c->read_limit) {
+			t->more = (t->cin != NULL && evbuffer_get_length(t->cin) > 0) || SSL_pending(t->ssl) > 0;
+			return;
+		}
+		struct evbuffer_iovec vec;
+		if (evbuffer_reserve_space(c->in, TLS_RECORD_MAX, &vec, 1) < 1) {
+			c->error = true;
+			c->error_code = ENOMEM;
+			return;
+		}
+		size_t n = 0;
+		int r = SSL_read_ex(t->ssl, vec.iov_base, vec.iov_len, &n);
+		vec.iov_len = r == 1 ? n : 0;
+		evbuffer_commit_space(c->in, &vec, 1);
+		if (r == 1)
+			continue;
+		switch (SSL_get_error(t->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			return;
+		case SSL_ERROR_ZERO_RETURN: /* close_notify */
+			t->raw_eof = true;
+			ERR_clear_error();
+			return;
+		default:
+			fail(c, t);
+			return;
+		}
+	}
+}
+
+static void tls_receive(struct conn *c)
+{
+	struct tls_conn *t = state_of(c);
+	if (t->cin == NULL && (t->cin = conn_buffer_take()) == NULL) {
+		c->error = true;
+		c->error_code = ENOMEM;
+		return;
+	}
+	if (!t->more) {
+		conn_socket_read(c, t->cin, c->read_limit);
+		t->raw_eof = t->raw_eof || c->eof;
+		c->eof = false; /* the plaintext's EOF comes after its last byte */
+	}
+	if (c->error)
+		return;
+	if (!t->established)
+		handshake(c, t);
+	if (t->established && !c->error)
+		decrypt(c, t);
+	if (t->raw_eof && !t->more)
+		c->eof = true;
+}
+
+static size_t tls_unsent(const struct conn *c)
+{
+	const struct tls_conn *t = state_of(c);
+	return t->cout != NULL ? evbuffer_get_length(t->cout) : 0;
+}
+
+static void tls_send(struct conn *c)
+{
+	struct tls_conn *t = state_of(c);
+	while (!c->error) {
+		if (!t->established)
+			handshake(c, t);
+		/* Encrypt only once the kernel took the last records: bounded. */
+		while (t->established && !c->error && c->out != NULL && evbuffer_get_length(c->out) > 0 &&
+		       tls_unsent(c) < TLS_RECORD_MAX) {
+			size_t n = evbuffer_get_length(c->out);
+			if (n > TLS_RECORD_MAX)
+				n = TLS_RECORD_MAX;
+			const unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)n);
+			size_t written = 0;
+			int r = SSL_write_ex(t->ssl, p, n, &written);
+			if (r == 1) {
+				evbuffer_drain(c->out, written);
+				continue;
+			}
+			int err = SSL_get_error(t->ssl, r);
+			if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+				fail(c, t);
+			break;
+		}
+		if (tls_unsent(c) == 0)
+			return;
+		conn_socket_write(c, t->cout);
+		if (tls_unsent(c) > 0 || !t->established || c->out == NULL || evbuffer_get_length(c->out) == 0)
+			return; /* the kernel is full, or nothing more to encrypt now */
+	}
+}
+
+static bool tls_input_ready(const struct conn *c)
+{
+	return state_of(c)->more;
+}
+
+static void tls_finish(struct conn *c)
+{
+	struct tls_conn *t = state_of(c);
+	if (t->established && !c->error) {
+		SSL_shutdown(t->ssl); /* queues close_notify; the peer's is not awaited */
+		ERR_clear_error();
+	}
+}
+
+static void give_back(struct evbuffer **b)
+{
+	if (*b == NULL)
+		return;
+	if (evbuffer_get_length(*b) == 0)
+		conn_buffer_give(*b);
+	else
+		evbuffer_free(*b);
+	*b = NULL;
+}
+
+static void tls_release(struct conn *c)
+{
+	struct tls_conn *t = state_of(c);
+	if (t->cin != NULL && evbuffer_get_length(t->cin) == 0)
+		give_back(&t->cin);
+	if (t->cout != NULL && evbuffer_get_length(t->cout) == 0)
+		give_back(&t->cout);
+}
+
+static void tls_close(struct conn *c)
+{
+	struct tls_conn *t = state_of(c);
+	/* A session is resumable only after a clean shutdown: without
+	 * SSL_shutdown, SSL_free marks it bad. */
+	if (t->established && !c->error && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+		SSL_shutdown(t->ssl);
+		if (t->cout != NULL)
+			conn_socket_write(c, t->cout); /* best effort: it is closing */
+	}
+	ERR_clear_error();
+	SSL_free(t->ssl); /* and the BIO */
+	give_back(&t->cin);
+	give_back(&t->cout);
+	free(t);
+}
+
+static const struct conn_transport tls_transport = {
+	.receive = tls_receive,
+	.send = tls_send,
+	.unsent = tls_unsent,
+	.input_ready = tls_input_ready,
+	.finish = tls_finish,
+	.release = tls_release,
+	.close = tls_close,
+};
+
+/* c's new TLS state over a new SSL of ctx; NULL without memory. */
+static struct tls_conn *attach(struct conn *c, SSL_CTX *ctx)
+{
+	pthread_once(&bio_method_once, bio_method_make);
+	if (bio_method == NULL)
+		return NULL;
+	struct tls_conn *t = calloc(1, sizeof(*t));
+	SSL *ssl = SSL_new(ctx);
+	BIO *bio = BIO_new(bio_method);
+	if (t == NULL || ssl == NULL || bio == NULL) {
+		free(t);
+		SSL_free(ssl);
+		BIO_free(bio);
+		ERR_clear_error();
+		return NULL;
+	}
+	BIO_set_data(bio, t);
+	SSL_set_bio(ssl, bio, bio);
+	t->ssl = ssl;
+	c->transport = &tls_transport;
+	c->transport_state = t;
+	return t;
+}
+
+int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters, const char *plain_http_answer)
+{
+	struct tls_conn *t = attach(c, ctx);
+	if (t == NULL)
+		return -1;
+	t->counters = counters;
+	t->plain_http_answer = plain_http_answer;
+	SSL_set_accept_state(t->ssl);
+	/* What was read in plain (after a PROXY header) is the first ciphertext. */
+	if (c->in != NULL && evbuffer_get_length(c->in) > 0) {
+		if ((t->cin = conn_buffer_take()) == NULL) {
+			tls_close(c);
+			c->transport = NULL;
+			c->transport_state = NULL;
+			return -1;
+		}
+		evbuffer_add_buffer(t->cin, c->in);
+		t->more = true; /* decrypt it without waiting for the socket */
+	}
+	return 0;
+}
+
+int tls_conn_connect(struct conn *c, SSL_CTX *ctx, const char *name, SSL_SESSION *session)
+{
+	struct tls_conn *t = attach(c, ctx);
+	if (t == NULL)
+		return -1;
+	SSL_set_connect_state(t->ssl);
+	bool ok = true;
+	if (name != NULL && name[0] != '\0') {
+		unsigned char ip[16];
+		bool literal = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+		if (literal) /* an address is checked, never sent (RFC 6066 3) */
+			ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name) == 1;
+		else
+			ok = SSL_set_tlsext_host_name(t->ssl, name) == 1 && SSL_set1_host(t->ssl, name) == 1;
+	}
+	if (ok && session != NULL) {
+		/* A copy: OpenSSL marks a TLS 1.3 session spent once used, and
+		 * the caller's stays good for the connections after this one
+		 * (the server takes a ticket more than once). */
+		SSL_SESSION *copy = SSL_SESSION_dup(session);
+		ok = copy != NULL && SSL_set_session(t->ssl, copy) == 1;
+		SSL_SESSION_free(copy);
+	}
+	if (!ok) {
+		tls_close(c);
+		c->transport = NULL;
+		c->transport_state = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+SSL *tls_conn_ssl(const struct conn *c)
+{
+	return c->transport == &tls_transport ? state_of(c)->ssl : NULL;
+}
+
+bool tls_conn_established(const struct conn *c)
+{
+	return c->transport != &tls_transport || state_of(c)->established;
+}
+
+void tls_conn_note_timeout(struct conn *c)
+{
+	if (c->transport == &tls_transport)
+		count(state_of(c), TLS_RESULT_TIMEOUT);
+}
+
+const char *tls_conn_failure(const struct conn *c)
+{
+	return c->transport == &tls_transport ? state_of(c)->failure : "";
+}
