@@ -215,6 +215,29 @@ static void prom_per_server(struct evbuffer *out, const struct gen *g, const cha
 	}
 }
 
+/* One histogram's series, NAME_bucket{LABEL="VALUE",le=...}, _sum, _count. */
+static void prom_histogram(struct evbuffer *out, const char *name, const char *label, const char *value,
+			   const struct duration_histogram *h)
+{
+	uint64_t cumulative = 0;
+	for (size_t i = 0; i <= LB_DURATION_BUCKETS; i++) {
+		cumulative += atomic_load(&h->buckets[i]);
+		evbuffer_add_printf(out, "%s_bucket{%s=\"", name, label);
+		prom_label(out, value);
+		if (i < LB_DURATION_BUCKETS)
+			evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n", lb_duration_bounds[i], (unsigned long long)cumulative);
+		else
+			evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+	}
+	evbuffer_add_printf(out, "%s_sum{%s=\"", name, label);
+	prom_label(out, value);
+	evbuffer_add_printf(out, "\"} %.6f\n", (double)atomic_load(&h->sum_us) / 1e6);
+	evbuffer_add_printf(out, "%s_count{%s=\"", name, label);
+	prom_label(out, value);
+	/* The count is the +Inf bucket: read once, so they always agree. */
+	evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)cumulative);
+}
+
 /* The TLS listeners': handshakes by result, resumptions, and how long
  * each certificate has left (negative once expired). */
 static void write_tls_metrics(const struct gen *g, struct evbuffer *out)
@@ -239,6 +262,14 @@ static void write_tls_metrics(const struct gen *g, struct evbuffer *out)
 		evbuffer_add(out, "lb_tls_resumed_total{listener=\"", 31);
 		prom_label(out, l->cfg->name);
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)atomic_load(&l->state->tls.resumed));
+	}
+	prom_header(out, "lb_tls_handshake_duration_seconds", "histogram",
+		    "Successful TLS handshakes with clients, from the accept to the handshake's end.");
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct gen_listener *l = &g->listeners[i];
+		if (l->tls != NULL)
+			prom_histogram(out, "lb_tls_handshake_duration_seconds", "listener", l->cfg->name,
+				       &l->state->tls.durations);
 	}
 	prom_header(out, "lb_tls_certificate_expiry_seconds", "gauge",
 		    "Seconds until the certificate's notAfter, by listener and certificate file.");
@@ -317,24 +348,7 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	prom_header(out, "lb_request_duration_seconds", "histogram", "HTTP request duration, from head to response end.");
 	for (size_t b = 0; b < g->nbackends; b++) {
 		const struct backend_state *st = g->backends[b].state;
-		uint64_t cumulative = 0;
-		for (size_t i = 0; i <= LB_DURATION_BUCKETS; i++) {
-			cumulative += atomic_load(&st->duration_buckets[i]);
-			evbuffer_add(out, "lb_request_duration_seconds_bucket{backend=\"", 44);
-			prom_label(out, st->name);
-			if (i < LB_DURATION_BUCKETS)
-				evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n", lb_duration_bounds[i],
-						    (unsigned long long)cumulative);
-			else
-				evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
-		}
-		evbuffer_add(out, "lb_request_duration_seconds_sum{backend=\"", 41);
-		prom_label(out, st->name);
-		evbuffer_add_printf(out, "\"} %.6f\n", (double)atomic_load(&st->duration_sum_us) / 1e6);
-		evbuffer_add(out, "lb_request_duration_seconds_count{backend=\"", 43);
-		prom_label(out, st->name);
-		/* The count is the +Inf bucket: read once, so they always agree. */
-		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)cumulative);
+		prom_histogram(out, "lb_request_duration_seconds", "backend", st->name, &st->durations);
 	}
 }
 

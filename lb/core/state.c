@@ -98,12 +98,11 @@ void backend_state_release(struct backend_state *st)
 	free(st);
 }
 
-void backend_state_observe(struct backend_state *b, uint64_t us)
+void duration_observe(struct duration_histogram *h, uint64_t us)
 {
 	size_t i = 0;
 	while (i < LB_DURATION_BUCKETS && (double)us > lb_duration_bounds[i] * 1e6)
 		i++;
-	atomic_fetch_add_explicit(&b->duration_buckets[i], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&b->duration_sum_us, us, memory_order_relaxed);
-	atomic_fetch_add_explicit(&b->duration_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);
 }

@@ -76,14 +76,21 @@ static inline bool server_state_healthy(const struct server_state *st)
 #define LB_DURATION_BUCKETS 12
 extern const double lb_duration_bounds[LB_DURATION_BUCKETS];
 
+/* Durations counted into the lb_duration_bounds buckets. Atomics only. */
+struct duration_histogram {
+	atomic_uint_fast64_t buckets[LB_DURATION_BUCKETS + 1]; /* not cumulative; the last is +Inf */
+	atomic_uint_fast64_t sum_us;
+};
+
+/* Count one duration of `us` microseconds. Thread-safe. */
+void duration_observe(struct duration_histogram *h, uint64_t us);
+
 /* Runtime state of one backend, shared across generations by name (like
  * server_state), so its counters survive a reload. Atomics only. */
 struct backend_state {
 	atomic_int refs; /* one per generation containing the backend */
 	char *name;
-	atomic_uint_fast64_t duration_buckets[LB_DURATION_BUCKETS + 1]; /* not cumulative */
-	atomic_uint_fast64_t duration_sum_us;
-	atomic_uint_fast64_t duration_count;
+	struct duration_histogram durations; /* of HTTP requests */
 	atomic_bool panic; /* set by the control thread (health.c), read by picks */
 };
 
@@ -94,6 +101,7 @@ extern const char *const tls_result_names[TLS_RESULT_COUNT]; /* "ok", "failed", 
 struct tls_counters {
 	atomic_uint_fast64_t handshakes[TLS_RESULT_COUNT];
 	atomic_uint_fast64_t resumed; /* of the handshakes that went ok */
+	struct duration_histogram durations; /* of the handshakes that went ok, from the accept */
 };
 
 /* Runtime state of one listener, shared across generations by name (like
@@ -113,7 +121,5 @@ struct backend_state *backend_state_new(const char *name);
 struct backend_state *backend_state_acquire(struct backend_state *st);
 void backend_state_release(struct backend_state *st); /* NULL is fine */
 
-/* Count one request of `us` microseconds. Thread-safe. */
-void backend_state_observe(struct backend_state *b, uint64_t us);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "conn.h"
 
@@ -21,6 +22,7 @@ struct tls_conn {
 	bool counted; /* its outcome was counted */
 	bool raw_eof; /* the socket's EOF (or close_notify): plaintext EOF once the rest is read */
 	bool more; /* receive stopped at read_limit with records at hand */
+	struct timespec started; /* server side: the accept, for the handshake's duration */
 	char failure[96];
 };
 
@@ -102,8 +104,14 @@ static void count(struct tls_conn *t, enum tls_result result)
 		return;
 	t->counted = true;
 	atomic_fetch_add_explicit(&t->counters->handshakes[result], 1, memory_order_relaxed);
-	if (result == TLS_RESULT_OK && SSL_session_reused(t->ssl))
+	if (result != TLS_RESULT_OK)
+		return;
+	if (SSL_session_reused(t->ssl))
 		atomic_fetch_add_explicit(&t->counters->resumed, 1, memory_order_relaxed);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t us = (now.tv_sec - t->started.tv_sec) * 1000000 + (now.tv_nsec - t->started.tv_nsec) / 1000;
+	duration_observe(&t->counters->durations, us > 0 ? (uint64_t)us : 0);
 }
 
 /* A fatal TLS error: the connection is unusable. OpenSSL's error queue is
@@ -347,6 +355,7 @@ int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters,
 		return -1;
 	t->counters = counters;
 	t->plain_http_answer = plain_http_answer;
+	clock_gettime(CLOCK_MONOTONIC, &t->started);
 	SSL_set_accept_state(t->ssl);
 	/* What was read in plain (after a PROXY header) is the first ciphertext. */
 	if (c->in != NULL && evbuffer_get_length(c->in) > 0) {

@@ -215,7 +215,7 @@ static void request_complete(struct http_session *s)
 	int64_t elapsed = ((int64_t)now.tv_sec - s->x->req_started.tv_sec) * 1000000 +
 			  ((int64_t)now.tv_usec - s->x->req_started.tv_usec);
 	uint64_t us = elapsed > 0 ? (uint64_t)elapsed : 0; /* the wall clock may step back */
-	backend_state_observe(s->session.backend->state, us);
+	duration_observe(&s->session.backend->state->durations, us);
 	if (!log_access_enabled())
 		return;
 	const struct gen_server *gs = peer_server(&s->session.server, s->session.backend);

@@ -179,7 +179,7 @@ def serial_of(sock):
 def metrics(admin_port):
     with socket.create_connection(("127.0.0.1", admin_port), timeout=5) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        return recv_all(s, 5).decode()
+        return recv_all(s, 5).decode().partition("\r\n\r\n")[2]
 
 
 def metric(text, name, **labels):
@@ -303,6 +303,11 @@ def test_plain_http_garbage_and_silence_end_cleanly_and_are_counted(replicas, lb
     assert metric(m, "lb_tls_handshakes_total", listener="web", result="closed") == 1
     expiry = metric(m, "lb_tls_certificate_expiry_seconds", listener="web", cert=pki["a"][0])
     assert 29 * 86400 < expiry <= 30 * 86400
+    assert metric(m, "lb_tls_handshake_duration_seconds_count", listener="web") == 1
+    assert metric(m, "lb_tls_handshake_duration_seconds_bucket", listener="web", le="+Inf") == 1
+    check = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=m, capture_output=True, text=True,
+                           timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_lb_t_reports_certificate_errors_with_their_place(tmp_path, pki):
