@@ -5,7 +5,7 @@
 #                   AddressSanitizer + UndefinedBehaviorSanitizer build
 #   make tsan       unit and integration suites under ThreadSanitizer, 4 workers
 #   make run        the demo: three replicas behind lb on :8080
-#   make bench      lb vs HAProxy vs nginx (scripts/bench.sh)
+#   make bench      lb vs HAProxy vs nginx (scripts/bench.sh), plain, then over TLS
 #   make rolling-restart   requests lost in a rolling restart, lb vs HAProxy vs nginx
 
 CC       ?= cc
@@ -97,6 +97,11 @@ $(FUZZ_DIR)/fuzz_http_msg: $(HTTP_PURE)
 $(FUZZ_DIR)/fuzz_http_response_diff: $(HTTP_PURE)
 $(FUZZ_DIR)/fuzz_proxy_proto: lb/core/proxy_proto.c
 $(FUZZ_DIR)/fuzz_config: lb/core/config.c lb/core/config_tree.c lb/core/config_value.c
+# The TLS transport runs on conns: libevent and OpenSSL too.
+$(FUZZ_DIR)/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c lb/event/tls_conn.c lb/event/conn.c lb/core/slab.c \
+			     $(wildcard lb/event/*.h lb/core/*.h)
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_CFLAGS) -Ilb/event -o $@ $< $(filter lb/%.c,$^) -levent -lssl -lcrypto
 $(FUZZ_DIR)/fuzz_%: test/fuzz/fuzz_%.c
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(filter lb/%.c,$^) -lhttp_parser -lyaml
@@ -127,6 +132,8 @@ bench:
 	scripts/deps.sh --bench
 	$(MAKE) all
 	scripts/bench.sh
+	BENCH_TLS=ecdsa scripts/bench.sh
+	BENCH_TLS=rsa BENCH_IDLE=0 scripts/bench.sh
 rolling-restart:
 	scripts/deps.sh --bench
 	$(MAKE) all
