@@ -60,6 +60,18 @@
 #              machine, the ratios much less.
 #   build/bench/runs.csv has every single wrk run.
 #
+# TLS (BENCH_TLS=ecdsa or rsa; make bench runs plain, then ecdsa, then rsa)
+#   The same comparison with every proxy terminating TLS on its listener
+#   (the replicas stay plain HTTP), one certificate made here for all three
+#   (ECDSA P-256 or RSA 2048, TLS 1.3 as the clients negotiate), results in
+#   build/bench/tls-ecdsa/ (or tls-rsa/). Resumption is off in all three
+#   (lb session_tickets: false; HAProxy no-tls-tickets and no session cache;
+#   nginx ssl_session_tickets off, no cache): wrk resumes sessions when it
+#   can, and the "close" variant is meant to measure new handshakes. There,
+#   cpu us/req is CPU per handshake (one request per connection); the idle
+#   memory is per idle TLS connection (after its handshake and one GET); no
+#   sweep and no pooled-connection figure (the server side is plain).
+#
 # Environment (defaults)
 #   BENCH_DURATION=5s  BENCH_CONNECTIONS=64  BENCH_ROUNDS=3
 #   BENCH_SWEEP_DURATION=3s  BENCH_SWEEP_CONNECTIONS="32 64 128 256"
@@ -78,12 +90,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
-OUT=$BUILD/bench
+TLS=${BENCH_TLS:-}
+case $TLS in
+    "") OUT=$BUILD/bench SCHEME=http ;;
+    ecdsa | rsa) OUT=$BUILD/bench/tls-$TLS SCHEME=https ;;
+    *) echo "bench: BENCH_TLS must be ecdsa or rsa, got '$TLS'" >&2; exit 1 ;;
+esac
 RUN=$OUT/run
 DURATION=${BENCH_DURATION:-5s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
-SWEEP=${BENCH_SWEEP:-1}
+SWEEP=${BENCH_SWEEP:-$([[ -n $TLS ]] && echo 0 || echo 1)}
 IDLE=${BENCH_IDLE:-5000}
 SWEEP_DURATION=${BENCH_SWEEP_DURATION:-3s}
 SWEEP_CONNECTIONS=${BENCH_SWEEP_CONNECTIONS:-32 64 128 256}
@@ -152,13 +169,18 @@ fi
 # shellcheck source=scripts/proclib.sh
 source "$(dirname "$0")/proclib.sh"
 
+# url NAME: where the target NAME answers GET /.
+url() {
+    if [[ $1 == replica ]]; then echo "http://127.0.0.1:${PORT[$1]}/"; else echo "$SCHEME://127.0.0.1:${PORT[$1]}/"; fi
+}
+
 # check_target NAME: GET / answers 200, and a proxy spreads 6 requests over
 # all three replicas (else it is not balancing and the comparison is void).
 check_target() {
     local name=$1 port=${PORT[$1]} code body names=()
     for _ in 1 2 3 4 5 6; do
-        body=$(curl -sS --max-time 5 -o - -w '\n%{http_code}' "http://127.0.0.1:$port/") \
-            || die "$name: GET http://127.0.0.1:$port/ failed"
+        body=$(curl -sS -k --max-time 5 -o - -w '\n%{http_code}' "$(url "$name")") \
+            || die "$name: GET $(url "$name") failed"
         code=${body##*$'\n'}
         [[ $code == 200 ]] || die "$name: GET / answered $code, not 200"
         names+=("${body%%$'\n'*}")
@@ -189,6 +211,29 @@ rm -rf "$RUN"
 mkdir -p "$RUN"
 RUN_ABS=$(cd "$RUN" && pwd)
 
+# With BENCH_TLS: one certificate for every proxy, and each one's way of
+# saying "terminate TLS here, no resumption".
+lb_tls="" haproxy_ssl="" haproxy_global="" nginx_ssl="" nginx_tls=""
+if [[ -n $TLS ]]; then
+    command -v openssl >/dev/null 2>&1 || die "missing: openssl"
+    if [[ $TLS == ecdsa ]]; then keyopt=(-newkey ec -pkeyopt ec_paramgen_curve:P-256); else keyopt=(-newkey rsa:2048); fi
+    openssl req -x509 "${keyopt[@]}" -nodes -days 2 -subj /CN=bench.test -keyout "$RUN/bench.key" \
+        -out "$RUN/bench.pem" >/dev/null 2>&1 || die "openssl could not make the bench certificate"
+    cat "$RUN/bench.pem" "$RUN/bench.key" >"$RUN/bench-haproxy.pem"
+    lb_tls="    tls:
+      certificates:
+        - cert: $RUN_ABS/bench.pem
+          key: $RUN_ABS/bench.key
+      session_tickets: false"
+    haproxy_ssl=" ssl crt $RUN_ABS/bench-haproxy.pem no-tls-tickets"
+    haproxy_global="    tune.ssl.cachesize 0"
+    nginx_ssl=" ssl"
+    nginx_tls="        ssl_certificate $RUN_ABS/bench.pem;
+        ssl_certificate_key $RUN_ABS/bench.key;
+        ssl_session_tickets off;
+        ssl_session_cache off;"
+fi
+
 servers_lb="" servers_haproxy="" servers_nginx=""
 for i in 0 1 2; do
     p=${REPLICA_PORTS[$i]}
@@ -213,6 +258,7 @@ listeners:
     bind: "127.0.0.1:${PORT[lb]}"
     mode: http
     backend: replicas
+${lb_tls}
 
 backends:
   - name: replicas
@@ -235,6 +281,7 @@ cat >"$RUN/haproxy.cfg" <<EOF
 global
     nbthread 1
     maxconn 8000
+${haproxy_global}
 
 defaults
     mode http
@@ -245,7 +292,7 @@ defaults
     http-reuse always
 
 frontend bench
-    bind 127.0.0.1:${PORT[haproxy]}
+    bind 127.0.0.1:${PORT[haproxy]}${haproxy_ssl}
     default_backend replicas
 
 backend replicas
@@ -282,7 +329,8 @@ ${servers_nginx%$'\n'}
     }
 
     server {
-        listen 127.0.0.1:${PORT[nginx]};
+        listen 127.0.0.1:${PORT[nginx]}${nginx_ssl};
+${nginx_tls}
         location / {
             proxy_pass http://replicas;
             proxy_http_version 1.1;
@@ -358,7 +406,7 @@ hold_idle() {
     before=$(rss_kb "$name")
     rm -f "$fifo" "$out"
     mkfifo "$fifo"
-    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
+    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py ${TLS:+--tls} "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
     local client=$!
     track_pid "$client"
     exec 7>"$fifo"
@@ -380,7 +428,7 @@ hold_idle() {
 
 if [[ $IDLE -gt 0 ]]; then
   {
-    echo "memory per idle keep-alive client connection ($IDLE connections, 1 worker each, fresh processes):"
+    echo "memory per idle keep-alive client${TLS:+ TLS} connection ($IDLE connections, 1 worker each, fresh processes):"
     printf '%10s %12s %12s %12s %14s\n' target "before KiB" "holding KiB" "after KiB" "bytes/conn"
     echo "target,connections,rss_before_kb,rss_holding_kb,rss_after_kb,bytes_per_conn" >"$OUT/idle.csv"
     declare -A PER_CONN=()
@@ -391,6 +439,7 @@ if [[ $IDLE -gt 0 ]]; then
         echo "$t,$IDLE,$before,$holding,$after,${PER_CONN[$t]}" >>"$OUT/idle.csv"
     done
 
+    if [[ -z $TLS ]]; then
     # Pooled server connections: every request in flight at once against a
     # replica that answers after 2 s, then all pooled (keepalive IDLE).
     "${PIN_LOAD[@]}" "$BUILD/replica" -p "${PORT[slow]}" -n slow -d 2000 >"$RUN/slow.log" 2>&1 &
@@ -408,6 +457,7 @@ if [[ $IDLE -gt 0 ]]; then
     both=$(( (holding - before) * 1024 / IDLE ))
     echo "lb, idle pooled server connection: $((both - PER_CONN[lb])) bytes (client + pooled server: $both bytes per pair)"
     echo "lbpool,$IDLE,$before,$holding,$after,$((both - PER_CONN[lb]))" >>"$OUT/idle.csv"
+    fi
   } >"$OUT/idle.txt" # not a pipe: the processes started here stay tracked
   cat "$OUT/idle.txt" >&2
 fi
@@ -422,7 +472,7 @@ run_wrk() {
     local args=(-t1 -c "$conns" -d "${secs}s" --latency --timeout 5s)
     [[ $variant == close ]] && args+=(-H 'Connection: close')
     [[ $target == replica ]] || before=$(cpu_ns "$target")
-    out=$(timeout --foreground $((secs + 30)) "${PIN_LOAD[@]}" wrk "${args[@]}" "http://127.0.0.1:${PORT[$target]}/" 2>&1) \
+    out=$(timeout --foreground $((secs + 30)) "${PIN_LOAD[@]}" wrk "${args[@]}" "$(url "$target")" 2>&1) \
         || die "wrk against $target ($variant) failed: $out"
     [[ $target == replica ]] || after=$(cpu_ns "$target")
     kill -0 "${PID[$target]}" 2>/dev/null || die "$target died during the run; log: $RUN/$target.log"
@@ -512,7 +562,7 @@ awk -F, -v targets="${TARGETS[*]}" -v variants="${VARIANTS[*]}" \
         }
     }' "$OUT/runs.csv" >"$OUT/table.tmp"
 {
-    echo "lb benchmark, $(date '+%F %T'), $CPU_MODEL, proxy on CPU $PROXY_CPU, wrk + 3 replicas on CPU $LOAD_CPU"
+    echo "lb benchmark${TLS:+ over TLS ($TLS certificate; close = a full handshake per request)}, $(date '+%F %T'), $CPU_MODEL, proxy on CPU $PROXY_CPU, wrk + 3 replicas on CPU $LOAD_CPU"
     cat "$OUT/table.tmp"
 } >"$OUT/results.txt"
 rm -f "$OUT/table.tmp"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""idle_conns.py PORT N [BATCH]: open N HTTP/1.1 keep-alive connections to
+"""idle_conns.py [--tls] PORT N [BATCH]: open N HTTP/1.1 keep-alive connections to
 127.0.0.1:PORT, send one GET / on each and read its whole answer, then hold
 them all idle. Prints "holding N" once they are, waits until a line arrives
 on stdin (or stdin closes), closes them all and prints "closed".
@@ -8,12 +8,16 @@ The requests go BATCH at a time (default 500), each batch answered before
 the next is sent; BATCH = N sends them all before reading any, so that a
 proxy in front of a slow server holds N server connections at once.
 
+--tls: over TLS (the certificate is not checked), each handshake done
+before its request.
+
 Used by scripts/bench.sh to measure a proxy's memory per idle keep-alive
 client connection (its RSS while holding them, minus before). Needs N
 descriptors: raise the open-file limit first.
 """
 import selectors
 import socket
+import ssl
 import sys
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -33,14 +37,23 @@ def answered(data):
 
 
 def main():
-    port, count = int(sys.argv[1]), int(sys.argv[2])
-    batch = int(sys.argv[3]) if len(sys.argv) > 3 else 500
+    args = sys.argv[1:]
+    tls = None
+    if args and args[0] == "--tls":
+        args = args[1:]
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+    port, count = int(args[0]), int(args[1])
+    batch = int(args[2]) if len(args) > 2 else 500
     conns = []
     sel = selectors.DefaultSelector()
     for start in range(0, count, batch):
         pending = {}
         for _ in range(min(batch, count - start)):
             s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            if tls is not None:
+                s = tls.wrap_socket(s, server_hostname="bench.test")
             s.sendall(REQUEST)
             s.setblocking(False)
             pending[s] = b""
@@ -51,7 +64,10 @@ def main():
                 sys.exit("idle_conns: no answer within 60 s")
             for key, _ in events:
                 s = key.fileobj
-                chunk = s.recv(65536)
+                try:
+                    chunk = s.recv(65536)
+                except ssl.SSLWantReadError:
+                    continue  # a TLS record not complete yet
                 if not chunk:
                     sys.exit("idle_conns: the proxy closed a connection before answering")
                 pending[s] += chunk
