@@ -76,6 +76,12 @@ size_t conn_unsent(const struct conn *c)
 	return output_length(c) + (c->transport != NULL ? c->transport->unsent(c) : 0);
 }
 
+/* Writability would let bytes move now: the write event is wanted. */
+static bool wants_socket(const struct conn *c)
+{
+	return c->transport != NULL ? c->transport->wants_socket(c) : output_length(c) > 0;
+}
+
 /* The transport has input ready that needs no read from the socket. */
 static bool transport_input_ready(const struct conn *c)
 {
@@ -193,6 +199,37 @@ void conn_socket_write(struct conn *c, struct evbuffer *from)
 	}
 }
 
+size_t conn_socket_read_to(struct conn *c, void *into, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(c->fd, into, len);
+		if (n > 0)
+			return (size_t)n;
+		if (n == 0) {
+			c->eof = true;
+			return 0;
+		}
+		if (!retry_after_failure(c))
+			return 0;
+	}
+}
+
+size_t conn_socket_write_from(struct conn *c, const void *from, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = send(c->fd, (const char *)from + done, len - done, MSG_NOSIGNAL);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && retry_after_failure(c))
+			continue;
+		break;
+	}
+	return done;
+}
+
 static void write_some(struct conn *c)
 {
 	if (c->transport != NULL)
@@ -267,7 +304,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	if (!c->error)
 		write_some(c);
 	shut_if_wanted(c);
-	bool pending = !c->error && conn_unsent(c) > 0;
+	bool pending = !c->error && wants_socket(c);
 	set_registered(c->write_event, &c->writing, pending);
 	if (c->error)
 		conn_sync(c);
@@ -309,7 +346,7 @@ static void flush_pending(struct conn *c)
 	write_some(c);
 	shut_if_wanted(c);
 	if (!c->error)
-		want_write(c, conn_unsent(c) > 0);
+		want_write(c, wants_socket(c));
 	if (c->error)
 		report_later(c);
 }

@@ -64,6 +64,9 @@ struct conn_transport {
 	/* Input is ready without a read from the socket (receive stopped at
 	 * read_limit with more at hand). */
 	bool (*input_ready)(const struct conn *c);
+	/* Writability would let it move bytes now (what decides whether the
+	 * write event is registered). */
+	bool (*wants_socket)(const struct conn *c);
 	/* The owner is done sending: say so in the protocol (close_notify). */
 	void (*finish)(struct conn *c);
 	/* Idle: give back what memory can be made again. */
@@ -161,6 +164,10 @@ size_t conn_unsent(const struct conn *c);
  * conn_socket_read sets eof or error; conn_socket_write sets error. */
 void conn_socket_read(struct conn *c, struct evbuffer *into, size_t limit);
 void conn_socket_write(struct conn *c, struct evbuffer *from);
+/* The same into or from plain memory: the bytes read (0 at EOF, or when
+ * nothing was there) or written. */
+size_t conn_socket_read_to(struct conn *c, void *into, size_t len);
+size_t conn_socket_write_from(struct conn *c, const void *from, size_t len);
 /* Empty buffers from, and back to, the thread's cache. */
 struct evbuffer *conn_buffer_take(void);
 void conn_buffer_give(struct evbuffer *b);

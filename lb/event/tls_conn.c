@@ -31,14 +31,42 @@ static struct tls_conn *state_of(const struct conn *c)
 	return c->transport_state;
 }
 
+/* Per thread, the memory one receive or one send works in: the ciphertext
+ * read from the socket (when the conn held none) until OpenSSL has taken
+ * it, the plaintext of the records being made, and the ciphertext made
+ * (when the conn held none unsent) until the kernel has it. What is left
+ * at the end (half a record, what the kernel refused) moves into the conn's
+ * own buffers, so the common case costs no allocation and an idle conn
+ * holds nothing. */
+#define SCRATCH_IN (32 * 1024)
+#define SCRATCH_OUT (TLS_RECORD_MAX + 1024) /* a send encrypts while less than a record is unsent */
+static _Thread_local struct {
+	struct tls_conn *in_user, *out_user; /* who reads from in / writes to out now, or NULL */
+	size_t in_len, in_pos, out_len;
+	unsigned char in[SCRATCH_IN];
+	unsigned char plain[TLS_RECORD_MAX];
+	unsigned char out[SCRATCH_OUT];
+} scratch;
+
 /* ---- the BIO over the two ciphertext buffers ---- */
 
 static int bio_write(BIO *bio, const char *data, size_t len, size_t *written)
 {
 	struct tls_conn *t = BIO_get_data(bio);
 	BIO_clear_retry_flags(bio);
+	if (scratch.out_user == t && scratch.out_len + len <= SCRATCH_OUT) {
+		memcpy(scratch.out + scratch.out_len, data, len);
+		scratch.out_len += len;
+		*written = len;
+		return 1;
+	}
 	if (t->cout == NULL && (t->cout = conn_buffer_take()) == NULL)
 		return 0;
+	if (scratch.out_user == t) { /* no room: what is there goes first */
+		if (evbuffer_add(t->cout, scratch.out, scratch.out_len) != 0)
+			return 0;
+		scratch.out_user = NULL;
+	}
 	if (evbuffer_add(t->cout, data, len) != 0)
 		return 0;
 	*written = len;
@@ -49,6 +77,15 @@ static int bio_read(BIO *bio, char *out, size_t len, size_t *read)
 {
 	struct tls_conn *t = BIO_get_data(bio);
 	BIO_clear_retry_flags(bio);
+	if (scratch.in_user == t && scratch.in_pos < scratch.in_len) {
+		size_t n = scratch.in_len - scratch.in_pos;
+		if (n > len)
+			n = len;
+		memcpy(out, scratch.in + scratch.in_pos, n);
+		scratch.in_pos += n;
+		*read = n;
+		return 1;
+	}
 	int n = t->cin != NULL ? evbuffer_remove(t->cin, out, len) : 0;
 	if (n <= 0) {
 		BIO_set_retry_read(bio); /* nothing yet: the socket will bring more */
@@ -67,9 +104,11 @@ static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 	case BIO_CTRL_FLUSH:
 		return 1; /* the conn writes cout when it writes */
 	case BIO_CTRL_PENDING:
-		return t->cin != NULL ? (long)evbuffer_get_length(t->cin) : 0;
+		return (long)((t->cin != NULL ? evbuffer_get_length(t->cin) : 0) +
+			      (scratch.in_user == t ? scratch.in_len - scratch.in_pos : 0));
 	case BIO_CTRL_WPENDING:
-		return t->cout != NULL ? (long)evbuffer_get_length(t->cout) : 0;
+		return (long)((t->cout != NULL ? evbuffer_get_length(t->cout) : 0) +
+			      (scratch.out_user == t ? scratch.out_len : 0));
 	default:
 		return 0;
 	}
@@ -114,6 +153,22 @@ static void count(struct tls_conn *t, enum tls_result result)
 	duration_observe(&t->counters->durations, us > 0 ? (uint64_t)us : 0);
 }
 
+/* The scratch output to the socket; what the kernel refuses into cout. */
+static void write_scratch_output(struct conn *c, struct tls_conn *t)
+{
+	if (scratch.out_user != t)
+		return;
+	scratch.out_user = NULL;
+	size_t done = conn_socket_write_from(c, scratch.out, scratch.out_len);
+	if (done == scratch.out_len || c->error)
+		return;
+	if ((t->cout == NULL && (t->cout = conn_buffer_take()) == NULL) ||
+	    evbuffer_add(t->cout, scratch.out + done, scratch.out_len - done) != 0) {
+		c->error = true;
+		c->error_code = ENOMEM;
+	}
+}
+
 /* A fatal TLS error: the connection is unusable. OpenSSL's error queue is
  * per thread and must be left empty for the next conn. */
 static void fail(struct conn *c, struct tls_conn *t)
@@ -131,6 +186,7 @@ static void fail(struct conn *c, struct tls_conn *t)
 		(void)send(c->fd, t->plain_http_answer, strlen(t->plain_http_answer), MSG_NOSIGNAL | MSG_DONTWAIT);
 	ERR_clear_error();
 	/* The alert that says why goes out before the close (best effort). */
+	write_scratch_output(c, t);
 	if (!c->error && t->cout != NULL && evbuffer_get_length(t->cout) > 0)
 		conn_socket_write(c, t->cout);
 	if (!c->error) {
@@ -172,7 +228,8 @@ static void decrypt(struct conn *c, struct tls_conn *t)
 	t->more = false;
 	while (!c->error) {
 		if (evbuffer_get_length(c->in) >= c->read_limit) {
-			t->more = (t->cin != NULL && evbuffer_get_length(t->cin) > 0) || SSL_pending(t->ssl) > 0;
+			t->more = (t->cin != NULL && evbuffer_get_length(t->cin) > 0) ||
+				  (scratch.in_user == t && scratch.in_pos < scratch.in_len) || SSL_pending(t->ssl) > 0;
 			return;
 		}
 		struct evbuffer_iovec vec;
@@ -202,25 +259,48 @@ static void decrypt(struct conn *c, struct tls_conn *t)
 	}
 }
 
+/* What OpenSSL did not take of the scratch input (half a record, or the
+ * rest beyond read_limit) into the conn's own buffer. */
+static void keep_scratch_input(struct conn *c, struct tls_conn *t)
+{
+	if (scratch.in_user != t)
+		return;
+	scratch.in_user = NULL;
+	size_t left = scratch.in_len - scratch.in_pos;
+	if (left == 0)
+		return;
+	if ((t->cin == NULL && (t->cin = conn_buffer_take()) == NULL) ||
+	    evbuffer_add(t->cin, scratch.in + scratch.in_pos, left) != 0) {
+		c->error = true;
+		c->error_code = ENOMEM;
+	}
+}
+
 static void tls_receive(struct conn *c)
 {
 	struct tls_conn *t = state_of(c);
-	if (t->cin == NULL && (t->cin = conn_buffer_take()) == NULL) {
-		c->error = true;
-		c->error_code = ENOMEM;
-		return;
-	}
-	if (!t->more) {
-		conn_socket_read(c, t->cin, c->read_limit);
+	/* Input at hand (beyond read_limit last time, or read in plain before
+	 * the handshake): that first, the socket at the next readiness. */
+	bool at_hand = t->more;
+	t->more = false;
+	if (!at_hand) {
+		if (t->cin == NULL || evbuffer_get_length(t->cin) == 0) {
+			scratch.in_len = conn_socket_read_to(c, scratch.in, SCRATCH_IN);
+			scratch.in_pos = 0;
+			scratch.in_user = t;
+		} else {
+			conn_socket_read(c, t->cin, c->read_limit);
+		}
 		t->raw_eof = t->raw_eof || c->eof;
 		c->eof = false; /* the plaintext's EOF comes after its last byte */
 	}
+	if (!c->error && !t->established)
+		handshake(c, t);
+	if (!c->error && t->established)
+		decrypt(c, t);
+	keep_scratch_input(c, t);
 	if (c->error)
 		return;
-	if (!t->established)
-		handshake(c, t);
-	if (t->established && !c->error)
-		decrypt(c, t);
 	if (t->raw_eof && !t->more)
 		c->eof = true;
 }
@@ -228,24 +308,27 @@ static void tls_receive(struct conn *c)
 static size_t tls_unsent(const struct conn *c)
 {
 	const struct tls_conn *t = state_of(c);
-	return t->cout != NULL ? evbuffer_get_length(t->cout) : 0;
+	return (t->cout != NULL ? evbuffer_get_length(t->cout) : 0) + (scratch.out_user == t ? scratch.out_len : 0);
 }
 
 static void tls_send(struct conn *c)
 {
 	struct tls_conn *t = state_of(c);
 	while (!c->error) {
+		if (tls_unsent(c) == 0) { /* else the scratch would jump the queue */
+			scratch.out_user = t;
+			scratch.out_len = 0;
+		}
 		if (!t->established)
 			handshake(c, t);
 		/* Encrypt only once the kernel took the last records: bounded. */
 		while (t->established && !c->error && c->out != NULL && evbuffer_get_length(c->out) > 0 &&
 		       tls_unsent(c) < TLS_RECORD_MAX) {
-			size_t n = evbuffer_get_length(c->out);
-			if (n > TLS_RECORD_MAX)
-				n = TLS_RECORD_MAX;
-			const unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)n);
+			/* One record from the front of the output, however many
+			 * chains it spans (a head and a body: one record, not two). */
+			ev_ssize_t n = evbuffer_copyout(c->out, scratch.plain, sizeof(scratch.plain));
 			size_t written = 0;
-			int r = SSL_write_ex(t->ssl, p, n, &written);
+			int r = n > 0 ? SSL_write_ex(t->ssl, scratch.plain, (size_t)n, &written) : 0;
 			if (r == 1) {
 				evbuffer_drain(c->out, written);
 				continue;
@@ -255,17 +338,26 @@ static void tls_send(struct conn *c)
 				fail(c, t);
 			break;
 		}
-		if (tls_unsent(c) == 0)
-			return;
-		conn_socket_write(c, t->cout);
+		write_scratch_output(c, t);
+		if (t->cout != NULL && evbuffer_get_length(t->cout) > 0)
+			conn_socket_write(c, t->cout);
 		if (tls_unsent(c) > 0 || !t->established || c->out == NULL || evbuffer_get_length(c->out) == 0)
 			return; /* the kernel is full, or nothing more to encrypt now */
 	}
+	scratch.out_user = NULL;
 }
 
 static bool tls_input_ready(const struct conn *c)
 {
 	return state_of(c)->more;
+}
+
+/* Ciphertext waits for the kernel, or plaintext could be encrypted now:
+ * not before the handshake, which only reads move on. */
+static bool tls_wants_socket(const struct conn *c)
+{
+	const struct tls_conn *t = state_of(c);
+	return tls_unsent(c) > 0 || (t->established && c->out != NULL && evbuffer_get_length(c->out) > 0);
 }
 
 static void tls_finish(struct conn *c)
@@ -319,6 +411,7 @@ static const struct conn_transport tls_transport = {
 	.send = tls_send,
 	.unsent = tls_unsent,
 	.input_ready = tls_input_ready,
+	.wants_socket = tls_wants_socket,
 	.finish = tls_finish,
 	.release = tls_release,
 	.close = tls_close,

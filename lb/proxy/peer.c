@@ -32,14 +32,26 @@ static int start_tls(struct conn *c, const struct gen_backend *b, const struct g
 	return tls_conn_connect(c, tls_client_ctx(b->tls), gen_server_tls_name(b, gs), gs->tls_sessions[w->index]);
 }
 
+/* A pooled connection made under this backend's TLS settings: pooled
+ * before a reload that turned backends[].tls on or off, or changed how
+ * servers are verified, it is not used (it would skip the new checks). */
+static bool pooled_conn_fits(const struct conn *c, const struct gen_backend *b)
+{
+	SSL *ssl = tls_conn_ssl(c);
+	if (b->tls == NULL)
+		return ssl == NULL;
+	return ssl != NULL && SSL_get_SSL_CTX(ssl) == tls_client_ctx(b->tls);
+}
+
 /* Keep the session of a TLS connection to gs for the worker's next one.
  * Even after a resumption: a TLS 1.3 client uses a ticket once (OpenSSL
  * marks the resumed session spent), and the server sent fresh ones. */
-static void keep_tls_session(struct gen_server *gs, const struct worker *w, const struct conn *c)
+static void keep_tls_session(const struct gen_backend *b, struct gen_server *gs, const struct worker *w,
+			     const struct conn *c)
 {
 	SSL *ssl = tls_conn_ssl(c);
-	if (ssl == NULL || !tls_conn_established(c))
-		return;
+	if (ssl == NULL || !tls_conn_established(c) || SSL_get_SSL_CTX(ssl) != tls_client_ctx(b->tls))
+		return; /* made under other settings (a reload since): not offered with these */
 	SSL_SESSION *session = SSL_get1_session(ssl);
 	if (session == NULL)
 		return;
@@ -58,8 +70,8 @@ enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worke
 	p->index = i;
 	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
 	p->conn = use_pool ? pool_take(w, gs->state) : NULL;
-	if (p->conn != NULL && (tls_conn_ssl(p->conn) != NULL) != (b->tls != NULL)) {
-		conn_free(p->conn); /* pooled before a reload turned backends[].tls on or off */
+	if (p->conn != NULL && !pooled_conn_fits(p->conn, b)) {
+		conn_free(p->conn);
 		p->conn = NULL;
 	}
 	p->reused = p->conn != NULL;
@@ -90,7 +102,7 @@ void peer_release(struct peer *p, struct gen_backend *b, struct worker *w, enum 
 		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
 	if (p->conn != NULL) {
 		if (gs != NULL && b->tls != NULL && !p->conn->error)
-			keep_tls_session(gs, w, p->conn);
+			keep_tls_session(b, gs, w, p->conn);
 		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0)
 			pool_put(w, gs->state, p->conn, b->cfg->keepalive, b->cfg->timeouts.idle_ms, surplus_ok);
 		else if (how == PEER_ABORT)

@@ -146,17 +146,18 @@ static bool tcp_step(struct tcp_session *s)
 	case TCP_HANDSHAKE:
 		/* The server is chosen once the client is known to speak TLS
 		 * (within timeouts.header, as a PROXY header). */
+		if (!client->error && !session_handshaking(ss)) {
+			ss->timer_fired = false; /* what came with the handshake (even an EOF) is relayed */
+			s->state = connect_next_server(s) ? TCP_CONNECTING : TCP_CLOSING;
+			return true;
+		}
 		if (client->error || client->eof || ss->timer_fired) {
 			if (ss->timer_fired)
 				tls_conn_note_timeout(client);
 			s->state = TCP_CLOSING;
 			return true;
 		}
-		if (session_handshaking(ss))
-			return false;
-		ss->timer_fired = false;
-		s->state = connect_next_server(s) ? TCP_CONNECTING : TCP_CLOSING;
-		return true;
+		return false;
 	case TCP_CONNECTING:
 		if (client->error || (client->eof && evbuffer_get_length(client->in) == 0)) {
 			s->state = TCP_CLOSING; /* gone before we reached a server */

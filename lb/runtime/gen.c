@@ -316,7 +316,7 @@ static struct gen *gen_build(struct config_ref *ref, const struct resolution *re
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-		if (l->cfg->tls.enabled && (l->tls = tls_server_new(&l->cfg->tls, err, errlen)) == NULL)
+		if (l->cfg->tls.enabled && (l->tls = tls_server_new(&l->cfg->tls, l->cfg->name, err, errlen)) == NULL)
 			goto fail;
 		const struct gen_listener *kept = inherited_listener(alive, l->cfg);
 		if (kept != NULL) {

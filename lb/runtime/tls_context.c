@@ -1,7 +1,9 @@
 /* tls_context: OpenSSL contexts from the configuration. See tls_context.h. */
 #include "tls_context.h"
 
+#include <errno.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +26,9 @@ struct sni_name {
 
 struct tls_server {
 	const struct cfg_listener_tls *cfg;
+	/* OpenSSL resumes a session only in the context it was made in:
+	 * this listener, with these client-certificate rules. */
+	unsigned char session_context[SSL_MAX_SID_CTX_LENGTH];
 	SSL_CTX **ctxs; /* [0] is the default */
 	size_t nctxs;
 	struct sni_name *names;
@@ -106,7 +111,7 @@ static int configure_server_ctx(struct tls_server *s, SSL_CTX *ctx, char *err, s
 	/* Resumption is by tickets only: no session cache shared (and
 	 * locked) by the workers. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"lb", 2);
+	SSL_CTX_set_session_id_context(ctx, s->session_context, sizeof(s->session_context));
 	if (!cfg->session_tickets)
 		SSL_CTX_set_num_tickets(ctx, 0);
 	else if (tls_tickets_use(ctx, s->ticket_keys) < 0) {
@@ -289,7 +294,46 @@ static int add_certificate(struct tls_server *s, size_t index, char *err, size_t
 	return 0;
 }
 
-struct tls_server *tls_server_new(const struct cfg_listener_tls *cfg, char *err, size_t errlen)
+/* The listener's name, its verify_client and the CA certificates it
+ * trusts for clients, hashed: a ticket from another listener, or from
+ * before a change of these rules (tickets outlive reloads), is not
+ * resumed, so it cannot skip a client certificate check. The same on
+ * every instance configured alike (ticket_key_file). */
+static int make_session_context(struct tls_server *s, const char *name, char *err, size_t errlen)
+{
+	const struct cfg_listener_tls *cfg = s->cfg;
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	bool ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		  EVP_DigestUpdate(md, name, strlen(name) + 1) == 1 &&
+		  EVP_DigestUpdate(md, &cfg->verify_client, sizeof(cfg->verify_client)) == 1;
+	if (ok && cfg->verify_client != TLS_VERIFY_CLIENT_OFF) {
+		FILE *f = fopen(cfg->client_ca.value, "rb");
+		if (f == NULL) {
+			snprintf(err, errlen, "%s: cannot read the CA certificates %s: %s", cfg->client_ca.where,
+				 cfg->client_ca.value, strerror(errno));
+			EVP_MD_CTX_free(md);
+			return -1;
+		}
+		unsigned char buf[4096];
+		size_t n;
+		while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+			ok = EVP_DigestUpdate(md, buf, n) == 1;
+		fclose(f);
+	}
+	ok = ok && EVP_DigestFinal_ex(md, digest, &len) == 1 && len >= sizeof(s->session_context);
+	EVP_MD_CTX_free(md);
+	if (!ok) {
+		snprintf(err, errlen, "out of memory");
+		ERR_clear_error();
+		return -1;
+	}
+	memcpy(s->session_context, digest, sizeof(s->session_context));
+	return 0;
+}
+
+struct tls_server *tls_server_new(const struct cfg_listener_tls *cfg, const char *name, char *err, size_t errlen)
 {
 	struct tls_server *s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->expiry = calloc(cfg->ncertificates, sizeof(*s->expiry))) == NULL) {
@@ -298,6 +342,10 @@ struct tls_server *tls_server_new(const struct cfg_listener_tls *cfg, char *err,
 		return NULL;
 	}
 	s->cfg = cfg;
+	if (make_session_context(s, name, err, errlen) < 0) {
+		tls_server_free(s);
+		return NULL;
+	}
 	if (cfg->session_tickets && cfg->ticket_key_file.value[0] != '\0' &&
 	    (s->ticket_keys = tls_tickets_load(&cfg->ticket_key_file, err, errlen)) == NULL) {
 		tls_server_free(s);
@@ -404,7 +452,7 @@ int tls_check_config(const struct lb_config *cfg, char *err, size_t errlen)
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		if (!cfg->listeners[i].tls.enabled)
 			continue;
-		struct tls_server *s = tls_server_new(&cfg->listeners[i].tls, err, errlen);
+		struct tls_server *s = tls_server_new(&cfg->listeners[i].tls, cfg->listeners[i].name, err, errlen);
 		if (s == NULL)
 			return -1;
 		tls_server_free(s);

@@ -31,8 +31,8 @@
 struct tls_server;
 struct tls_client;
 
-/* NULL with the reason in err. */
-struct tls_server *tls_server_new(const struct cfg_listener_tls *cfg, char *err, size_t errlen);
+/* For the listener called `name`; NULL with the reason in err. */
+struct tls_server *tls_server_new(const struct cfg_listener_tls *cfg, const char *name, char *err, size_t errlen);
 void tls_server_free(struct tls_server *s); /* NULL is fine */
 
 /* The context a new connection starts with (SNI may switch it). */
