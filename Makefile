@@ -77,8 +77,9 @@ $(BUILD)/replica: test/replica/replica.c | $(BUILD)/obj
 units: $(UNIT_BINS)
 # Compiled and linked in one step (so no -MMD: clang refuses it with -o
 # and several inputs); rebuilt whenever a header changes. They test core/
-# (its include path), except test_gen, which tests runtime/gen.c's sockets.
-unit_inc = $(if $(filter test_gen,$(1)),$(inc_runtime),$(inc_core))
+# (its include path), except test_gen, which tests runtime/gen.c's sockets,
+# and test_relay, event/relay.c's backpressure on real conns.
+unit_inc = $(if $(filter test_gen,$(1)),$(inc_runtime),$(if $(filter test_relay,$(1)),$(inc_event),$(inc_core)))
 $(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/*/*.h) | $(BUILD)/unit $(NO_LIBEVENT)/event2
 	$(CC) -D_GNU_SOURCE $(call unit_inc,$*) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblb.a $(LDLIBS) -lcmocka
 
@@ -98,7 +99,7 @@ $(FUZZ_DIR)/fuzz_http_response_diff: $(HTTP_PURE)
 $(FUZZ_DIR)/fuzz_proxy_proto: lb/core/proxy_proto.c
 $(FUZZ_DIR)/fuzz_config: lb/core/config.c lb/core/config_tree.c lb/core/config_value.c
 # The TLS transport runs on conns: libevent and OpenSSL too.
-$(FUZZ_DIR)/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c lb/event/tls_conn.c lb/event/conn.c lb/core/slab.c \
+$(FUZZ_DIR)/fuzz_tls_accept: test/fuzz/fuzz_tls_accept.c lb/event/tls_conn.c lb/event/conn.c lb/core/slab.c lb/core/state.c \
 			     $(wildcard lb/event/*.h lb/core/*.h)
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_CFLAGS) -Ilb/event -o $@ $< $(filter lb/%.c,$^) -levent -lssl -lcrypto

@@ -7,7 +7,11 @@
 
 void relay_backpressure(struct conn *src, struct conn *dst)
 {
-	size_t queued = evbuffer_get_length(dst->out);
+	/* What the kernel takes now is not queued: measured after a write,
+	 * a burst that it took whole cannot leave src paused with nothing
+	 * left to call the owner back (no write event would ever come). */
+	conn_flush(dst);
+	size_t queued = conn_unsent(dst);
 	bool want = src->want_read;
 	if (queued >= RELAY_HIGH_WATER)
 		want = false;

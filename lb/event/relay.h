@@ -2,10 +2,11 @@
  * relay: moving bytes between two conns with bounded buffers, as the TCP
  * session and the HTTP tunnel and body relays do.
  *
- * Backpressure: a side is not read while the other side's output holds
- * RELAY_HIGH_WATER bytes or more; it is read again once that output drains
- * below RELAY_LOW_WATER (the owner is called back after each write, and
- * calls relay_backpressure again). A conn's input is itself capped at
+ * Backpressure: a side is not read while the other side holds
+ * RELAY_HIGH_WATER bytes or more that the kernel has not taken (measured
+ * right after writing what it takes now); it is read again once that
+ * drains below RELAY_LOW_WATER (the owner is called back after each
+ * write, and calls relay_backpressure again). A conn's input is itself capped at
  * RELAY_HIGH_WATER (conn.read_limit), so memory per direction stays under
  * about twice that.
  */
@@ -23,7 +24,8 @@
 /* Move everything src has read into dst's output. Returns the bytes moved. */
 size_t relay_move(struct conn *src, struct conn *dst);
 
-/* Pause or resume reading src according to how full dst's output is. */
+/* Write dst's output as far as the kernel takes it now, then pause or
+ * resume reading src according to what is left. */
 void relay_backpressure(struct conn *src, struct conn *dst);
 
 /* Once src is finished (EOF) and dst's output is flushed, shut dst's write
