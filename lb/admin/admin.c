@@ -263,6 +263,20 @@ static void write_tls_metrics(const struct gen *g, struct evbuffer *out)
 		prom_label(out, l->cfg->name);
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)atomic_load(&l->state->tls.resumed));
 	}
+	prom_header(out, "lb_tls_ktls_total", "counter",
+		    "TLS handshakes after which the kernel took the records over (listeners[].tls.ktls), by direction.");
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct gen_listener *l = &g->listeners[i];
+		if (l->tls == NULL)
+			continue;
+		for (int d = 0; d < 2; d++) {
+			evbuffer_add(out, "lb_tls_ktls_total{listener=\"", 28);
+			prom_label(out, l->cfg->name);
+			evbuffer_add_printf(out, "\",direction=\"%s\"} %llu\n", d == 0 ? "send" : "receive",
+					    (unsigned long long)atomic_load(d == 0 ? &l->state->tls.ktls_send
+										   : &l->state->tls.ktls_recv));
+		}
+	}
 	prom_header(out, "lb_tls_handshake_duration_seconds", "histogram",
 		    "Successful TLS handshakes with clients, from the accept to the handshake's end.");
 	for (size_t i = 0; i < g->nlisteners; i++) {

@@ -331,6 +331,7 @@ static const struct config_key config_listener_tls_keys[] = {
 	KEY(struct cfg_listener_tls, "client_ca", client_ca, .kind = CONFIG_FILE),
 	KEY(struct cfg_listener_tls, "verify_client", verify_client, .kind = CONFIG_ENUM,
 	    .names = config_verify_client_names),
+	KEY(struct cfg_listener_tls, "ktls", ktls, .kind = CONFIG_BOOL),
 	{ 0 },
 };
 

@@ -72,6 +72,7 @@ struct cfg_listener_tls {
 	struct cfg_located ticket_key_file; /* "" = random keys, rotated */
 	struct cfg_located client_ca;
 	enum tls_verify_client verify_client;
+	bool ktls; /* let the kernel make the records where it can (SSL_OP_ENABLE_KTLS) */
 };
 
 /* backends[].tls: speak TLS to the servers. */

@@ -102,6 +102,7 @@ struct tls_counters {
 	atomic_uint_fast64_t handshakes[TLS_RESULT_COUNT];
 	atomic_uint_fast64_t resumed; /* of the handshakes that went ok */
 	struct duration_histogram durations; /* of the handshakes that went ok, from the accept */
+	atomic_uint_fast64_t ktls_send, ktls_recv; /* handshakes after which the kernel took over records */
 };
 
 /* Runtime state of one listener, shared across generations by name (like

@@ -22,6 +22,8 @@ struct tls_conn {
 	bool counted; /* its outcome was counted */
 	bool raw_eof; /* the socket's EOF (or close_notify): plaintext EOF once the rest is read */
 	bool more; /* receive stopped at read_limit with records at hand */
+	bool on_socket; /* OpenSSL reads and writes the socket itself (kTLS): no BIO of ours */
+	bool write_blocked; /* on_socket: SSL_write wants writability, then the same bytes again */
 	struct timespec started; /* server side: the accept, for the handshake's duration */
 	char failure[96];
 };
@@ -147,6 +149,10 @@ static void count(struct tls_conn *t, enum tls_result result)
 		return;
 	if (SSL_session_reused(t->ssl))
 		atomic_fetch_add_explicit(&t->counters->resumed, 1, memory_order_relaxed);
+	if (t->on_socket && BIO_get_ktls_send(SSL_get_wbio(t->ssl)))
+		atomic_fetch_add_explicit(&t->counters->ktls_send, 1, memory_order_relaxed);
+	if (t->on_socket && BIO_get_ktls_recv(SSL_get_rbio(t->ssl)))
+		atomic_fetch_add_explicit(&t->counters->ktls_recv, 1, memory_order_relaxed);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	int64_t us = (now.tv_sec - t->started.tv_sec) * 1000000 + (now.tv_nsec - t->started.tv_nsec) / 1000;
@@ -182,8 +188,14 @@ static void fail(struct conn *c, struct tls_conn *t)
 	}
 	/* A client that speaks plain HTTP to a TLS port gets a plain answer
 	 * (nginx's 400), not a mute close. */
-	if (t->plain_http_answer != NULL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST)
+	if (t->plain_http_answer != NULL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
+		/* The rest of the request, still unread on_socket, would turn
+		 * the close into a reset that can destroy the answer. */
+		char rest[4096];
+		for (int i = 0; t->on_socket && i < 4 && recv(c->fd, rest, sizeof(rest), MSG_DONTWAIT) > 0; i++)
+			;
 		(void)send(c->fd, t->plain_http_answer, strlen(t->plain_http_answer), MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
 	ERR_clear_error();
 	/* The alert that says why goes out before the close (best effort). */
 	write_scratch_output(c, t);
@@ -207,7 +219,9 @@ static void handshake(struct conn *c, struct tls_conn *t)
 		return;
 	}
 	int err = SSL_get_error(t->ssl, r);
-	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+	if (err == SSL_ERROR_ZERO_RETURN) /* on_socket: the peer closed (an unexpected EOF is one) */
+		t->raw_eof = true;
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_ZERO_RETURN) {
 		if (t->raw_eof) {
 			count(t, TLS_RESULT_CLOSED);
 			ERR_clear_error();
@@ -222,14 +236,23 @@ static void handshake(struct conn *c, struct tls_conn *t)
 	fail(c, t);
 }
 
-/* Decrypt what is at hand into c->in, up to read_limit. */
+/* Decrypt what is at hand into c->in, up to read_limit; on_socket, where
+ * OpenSSL reads the socket itself, at most DECRYPT_BUDGET bytes per
+ * readiness, as a plain conn reads (a fast sender cannot starve the
+ * others; the rest waits in the socket, or at hand: `more`). */
+#define DECRYPT_BUDGET (64 * 1024)
 static void decrypt(struct conn *c, struct tls_conn *t)
 {
+	size_t got = 0;
 	t->more = false;
 	while (!c->error) {
+		if (t->on_socket && got >= DECRYPT_BUDGET) {
+			t->more = SSL_has_pending(t->ssl) == 1;
+			return;
+		}
 		if (evbuffer_get_length(c->in) >= c->read_limit) {
 			t->more = (t->cin != NULL && evbuffer_get_length(t->cin) > 0) ||
-				  (scratch.in_user == t && scratch.in_pos < scratch.in_len) || SSL_pending(t->ssl) > 0;
+				  (scratch.in_user == t && scratch.in_pos < scratch.in_len) || SSL_has_pending(t->ssl) == 1;
 			return;
 		}
 		struct evbuffer_iovec vec;
@@ -242,6 +265,7 @@ static void decrypt(struct conn *c, struct tls_conn *t)
 		int r = SSL_read_ex(t->ssl, vec.iov_base, vec.iov_len, &n);
 		vec.iov_len = r == 1 ? n : 0;
 		evbuffer_commit_space(c->in, &vec, 1);
+		got += vec.iov_len;
 		if (r == 1)
 			continue;
 		switch (SSL_get_error(t->ssl, r)) {
@@ -283,7 +307,7 @@ static void tls_receive(struct conn *c)
 	 * the handshake): that first, the socket at the next readiness. */
 	bool at_hand = t->more;
 	t->more = false;
-	if (!at_hand) {
+	if (!at_hand && !t->on_socket) {
 		if (t->cin == NULL || evbuffer_get_length(t->cin) == 0) {
 			scratch.in_len = conn_socket_read_to(c, scratch.in, SCRATCH_IN);
 			scratch.in_pos = 0;
@@ -308,6 +332,8 @@ static void tls_receive(struct conn *c)
 static size_t tls_unsent(const struct conn *c)
 {
 	const struct tls_conn *t = state_of(c);
+	if (t->on_socket) /* OpenSSL holds the refused record: its size is its own */
+		return t->write_blocked ? 1 : 0;
 	return (t->cout != NULL ? evbuffer_get_length(t->cout) : 0) + (scratch.out_user == t ? scratch.out_len : 0);
 }
 
@@ -315,7 +341,7 @@ static void tls_send(struct conn *c)
 {
 	struct tls_conn *t = state_of(c);
 	while (!c->error) {
-		if (tls_unsent(c) == 0) { /* else the scratch would jump the queue */
+		if (tls_unsent(c) == 0 && !t->on_socket) { /* else the scratch would jump the queue */
 			scratch.out_user = t;
 			scratch.out_len = 0;
 		}
@@ -323,21 +349,28 @@ static void tls_send(struct conn *c)
 			handshake(c, t);
 		/* Encrypt only once the kernel took the last records: bounded. */
 		while (t->established && !c->error && c->out != NULL && evbuffer_get_length(c->out) > 0 &&
-		       tls_unsent(c) < TLS_RECORD_MAX) {
+		       (t->on_socket || tls_unsent(c) < TLS_RECORD_MAX)) {
 			/* One record from the front of the output, however many
-			 * chains it spans (a head and a body: one record, not two). */
+			 * chains it spans (a head and a body: one record, not two).
+			 * After a refusal on_socket, the same bytes again: the
+			 * output only grew meanwhile. */
 			ev_ssize_t n = evbuffer_copyout(c->out, scratch.plain, sizeof(scratch.plain));
 			size_t written = 0;
 			int r = n > 0 ? SSL_write_ex(t->ssl, scratch.plain, (size_t)n, &written) : 0;
 			if (r == 1) {
 				evbuffer_drain(c->out, written);
+				t->write_blocked = false;
 				continue;
 			}
 			int err = SSL_get_error(t->ssl, r);
-			if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+			if (err == SSL_ERROR_WANT_WRITE && t->on_socket)
+				t->write_blocked = true;
+			else if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
 				fail(c, t);
 			break;
 		}
+		if (t->on_socket)
+			return; /* OpenSSL wrote to the socket itself */
 		write_scratch_output(c, t);
 		if (t->cout != NULL && evbuffer_get_length(t->cout) > 0)
 			conn_socket_write(c, t->cout);
@@ -417,15 +450,16 @@ static const struct conn_transport tls_transport = {
 	.close = tls_close,
 };
 
-/* c's new TLS state over a new SSL of ctx; NULL without memory. */
-static struct tls_conn *attach(struct conn *c, SSL_CTX *ctx)
+/* c's new TLS state over a new SSL of ctx, on lb's BIO or (on_socket) on
+ * the socket itself; NULL without memory. */
+static struct tls_conn *attach(struct conn *c, SSL_CTX *ctx, bool on_socket)
 {
 	pthread_once(&bio_method_once, bio_method_make);
 	if (bio_method == NULL)
 		return NULL;
 	struct tls_conn *t = calloc(1, sizeof(*t));
 	SSL *ssl = SSL_new(ctx);
-	BIO *bio = BIO_new(bio_method);
+	BIO *bio = on_socket ? BIO_new_socket(c->fd, BIO_NOCLOSE) : BIO_new(bio_method);
 	if (t == NULL || ssl == NULL || bio == NULL) {
 		free(t);
 		SSL_free(ssl);
@@ -433,17 +467,23 @@ static struct tls_conn *attach(struct conn *c, SSL_CTX *ctx)
 		ERR_clear_error();
 		return NULL;
 	}
-	BIO_set_data(bio, t);
+	if (!on_socket)
+		BIO_set_data(bio, t);
 	SSL_set_bio(ssl, bio, bio);
 	t->ssl = ssl;
+	t->on_socket = on_socket;
 	c->transport = &tls_transport;
 	c->transport_state = t;
 	return t;
 }
 
-int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters, const char *plain_http_answer)
+int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters, const char *plain_http_answer,
+		    bool on_socket)
 {
-	struct tls_conn *t = attach(c, ctx);
+	/* Bytes read in plain (after a PROXY header) are not on the socket
+	 * any more: such a conn stays on lb's BIO. */
+	on_socket = on_socket && (c->in == NULL || evbuffer_get_length(c->in) == 0);
+	struct tls_conn *t = attach(c, ctx, on_socket);
 	if (t == NULL)
 		return -1;
 	t->counters = counters;
@@ -466,7 +506,7 @@ int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters,
 
 int tls_conn_connect(struct conn *c, SSL_CTX *ctx, const char *name, SSL_SESSION *session)
 {
-	struct tls_conn *t = attach(c, ctx);
+	struct tls_conn *t = attach(c, ctx, false);
 	if (t == NULL)
 		return -1;
 	SSL_set_connect_state(t->ssl);

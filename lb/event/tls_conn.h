@@ -14,6 +14,10 @@
  * conn (to a server) reports `connected` only once its handshake is over,
  * so the owner's connect timeout and retries cover the handshake.
  *
+ * (With listeners[].tls.ktls, OpenSSL reads and writes the socket itself
+ * instead, so that the kernel can take the records over: see
+ * tls_conn_accept.)
+ *
  * Records are written up to TLS_RECORD_MAX bytes; the ciphertext output is
  * refilled only once the kernel took it, so memory per direction stays
  * bounded by the conn's own output plus one record.
@@ -36,8 +40,12 @@ struct conn;
  * ctx. Bytes already in c->in are the first ciphertext. `counters` (may be
  * NULL) must outlive c. A client that sends plain HTTP instead of a
  * handshake gets plain_http_answer (NULL = nothing) before the close.
+ * on_socket: OpenSSL works on the socket itself, not on lb's BIO, which
+ * kTLS needs (ctx with SSL_OP_ENABLE_KTLS; where the kernel takes it, the
+ * records are then made by the kernel); not when bytes were read already.
  * 0, or -1 without memory (c is unchanged). */
-int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters, const char *plain_http_answer);
+int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters, const char *plain_http_answer,
+		    bool on_socket);
 
 /* Put c (connecting) on TLS as the client side. `name` (NULL = none) is
  * what the server's certificate must name (a host name or an address;

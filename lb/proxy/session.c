@@ -78,7 +78,7 @@ int session_take_proxy_header(struct session *s)
 int session_start_tls(struct session *s, const char *plain_http_answer)
 {
 	const struct gen_listener *l = s->listener;
-	if (tls_conn_accept(s->client, tls_server_ctx(l->tls), &l->state->tls, plain_http_answer) < 0)
+	if (tls_conn_accept(s->client, tls_server_ctx(l->tls), &l->state->tls, plain_http_answer, l->cfg->tls.ktls) < 0)
 		return -1;
 	conn_sync(s->client); /* bytes read in plain so far: decrypted from the loop */
 	return 0;

@@ -108,6 +108,12 @@ static int configure_server_ctx(struct tls_server *s, SSL_CTX *ctx, char *err, s
 					 (cfg->session_tickets ? 0 : SSL_OP_NO_TICKET));
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
+	/* kTLS: OpenSSL hands the records to the kernel where it can (on the
+	 * socket's own BIO: tls_conn.h), and falls back to making them itself.
+	 * A peer's EOF without close_notify then reads as an EOF, as it does
+	 * on lb's BIO. */
+	if (cfg->ktls)
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Resumption is by tickets only: no session cache shared (and
 	 * locked) by the workers. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -333,6 +339,22 @@ static int make_session_context(struct tls_server *s, const char *name, char *er
 	return 0;
 }
 
+/* The kernel lists its TLS module among the TCP upper layers (it may still
+ * load on first use where modules can be loaded). */
+static bool kernel_tls_listed(void)
+{
+	char ulps[256] = "";
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+	if (f == NULL)
+		return false;
+	bool ok = fgets(ulps, sizeof(ulps), f) != NULL;
+	fclose(f);
+	for (char *w = strtok(ulps, " \n"); ok && w != NULL; w = strtok(NULL, " \n"))
+		if (strcmp(w, "tls") == 0)
+			return true;
+	return false;
+}
+
 struct tls_server *tls_server_new(const struct cfg_listener_tls *cfg, const char *name, char *err, size_t errlen)
 {
 	struct tls_server *s = calloc(1, sizeof(*s));
@@ -351,6 +373,9 @@ struct tls_server *tls_server_new(const struct cfg_listener_tls *cfg, const char
 		tls_server_free(s);
 		return NULL;
 	}
+	if (cfg->ktls && !kernel_tls_listed())
+		log_info("listener %s: ktls: the kernel lists no tls module (tcp_available_ulp); lb makes the "
+			 "records unless it loads (lb_tls_ktls_total says)", name);
 	for (size_t i = 0; i < cfg->ncertificates; i++) {
 		if (add_certificate(s, i, err, errlen) < 0) {
 			tls_server_free(s);

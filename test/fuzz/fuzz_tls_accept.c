@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
 	struct conn *c = conn_open(base, sv[0], on_event, NULL);
 	CHECK(c != NULL);
-	CHECK(tls_conn_accept(c, ctx, NULL, "HTTP/1.1 400 Bad Request\r\n\r\n") == 0);
+	CHECK(tls_conn_accept(c, ctx, NULL, "HTTP/1.1 400 Bad Request\r\n\r\n", false) == 0);
 
 	size_t cut = size > 0 ? (size_t)data[0] * size / 256 : 0;
 	const uint8_t *parts[2] = { data, data + cut };

@@ -439,11 +439,12 @@ def test_bad_ticket_key_file_is_a_config_error(tmp_path, pki):
 
 # ---- TCP mode ----
 
-def test_tcp_mode_terminates_tls_and_relays_plaintext(replicas, lb, pki):
+@pytest.mark.parametrize("ktls", [False, True])
+def test_tcp_mode_terminates_tls_and_relays_plaintext(replicas, lb, pki, ktls):
     rs = replicas(1, mode="tcp")
     port = free_port()
     config = tcp_config(port, [rs[0].addr]).replace(
-        "    mode: tcp\n", "    mode: tcp\n" + tls_block([pki["a"]]) + "\n")
+        "    mode: tcp\n", "    mode: tcp\n" + tls_block([pki["a"]], "ktls: true" if ktls else "") + "\n")
     lb(config, port)
     with tls_connect(port, client_context(pki), "a.test") as s:
         payload = os.urandom(200000)
@@ -584,16 +585,16 @@ def bio_exchange(sock, obj, incoming, outgoing, payload, want):
     return got
 
 
-@pytest.mark.parametrize("mode", ["http", "tcp"])
-def test_proxy_header_and_client_hello_in_one_segment(replicas, lb, pki, mode):
+@pytest.mark.parametrize("mode,ktls", [("http", False), ("tcp", False), ("http", True)])
+def test_proxy_header_and_client_hello_in_one_segment(replicas, lb, pki, mode, ktls):
     rs = replicas(1, mode="tcp" if mode == "tcp" else "http")
     port = free_port()
+    tls = tls_block([pki["a"]], "ktls: true" if ktls else "")  # ktls: lb's BIO all the same
     if mode == "http":
-        config = http_config(port, [rs[0].addr], workers=1,
-                             extra_listener="    proxy_protocol: true\n" + tls_block([pki["a"]]))
+        config = http_config(port, [rs[0].addr], workers=1, extra_listener="    proxy_protocol: true\n" + tls)
     else:
         config = tcp_config(port, [rs[0].addr], workers=1).replace(
-            "    mode: tcp\n", "    mode: tcp\n    proxy_protocol: true\n" + tls_block([pki["a"]]) + "\n")
+            "    mode: tcp\n", "    mode: tcp\n    proxy_protocol: true\n" + tls + "\n")
     lb(config, port)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         obj, incoming, outgoing = handshake_after(sock, client_context(pki), "a.test",
@@ -651,3 +652,42 @@ def test_reload_that_turns_server_verification_on_applies_to_pooled_connections(
             assert get(s)[0] == 200  # a pooled connection and a kept session now
     outer.reload(unverified.replace("      verify: false", "      ca: %s\n      sni: a.test" % pki["ca"]))
     assert plain_get(outer_port)[0] == 502  # the self-signed server fails the new check
+
+
+def kernel_lists_tls():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+            return "tls" in f.read().split()
+    except OSError:
+        return False
+
+
+def test_ktls_option_serves_and_says_whether_the_kernel_took_over(replicas, lb, pki):
+    inst, port = https_lb(lb, replicas, pki, tls_extra="ktls: true", admin=True, workers=1)
+    ctx = client_context(pki)
+    body = os.urandom(3 * 1024 * 1024)
+    with tls_connect(port, ctx, "a.test") as s:
+        for _ in range(3):
+            assert get(s)[0] == 200
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, _, got = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        while len(got) < len(body):
+            chunk = s.recv(262144)
+            assert chunk, "closed early"
+            got += chunk
+        assert got == body
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert recv_all(s, 5).startswith(b"HTTP/1.1 400 ")
+    m = metrics(inst.admin_port)
+    assert metric(m, "lb_tls_handshakes_total", listener="web", result="ok") == 1
+    took_over = metric(m, "lb_tls_ktls_total", listener="web", direction="send")
+    if kernel_lists_tls():
+        assert took_over == 1
+    else:
+        assert took_over == 0
+        assert "ktls: the kernel lists no tls module" in inst.log_text()
