@@ -375,6 +375,7 @@ static const char tls_config[] = "listeners:\n"
 				 "      session_tickets: false\n"
 				 "      client_ca: ca.pem\n"
 				 "      verify_client: optional\n"
+				 "      ktls: true\n"
 				 "backends:\n"
 				 "  - name: app\n"
 				 "    tls:\n"
@@ -412,6 +413,7 @@ static void test_tls_keys_are_read_with_their_places(void **state)
 	assert_false(t->session_tickets);
 	assert_string_equal(t->client_ca.value, "ca.pem");
 	assert_int_equal(t->verify_client, TLS_VERIFY_CLIENT_OPTIONAL);
+	assert_true(t->ktls);
 
 	const struct cfg_backend_tls *b = &cfg->backends[0].tls;
 	assert_true(b->enabled);
@@ -439,6 +441,7 @@ static void test_tls_defaults(void **state)
 	assert_true(t->session_tickets);
 	assert_string_equal(t->ticket_key_file.value, "");
 	assert_int_equal(t->verify_client, TLS_VERIFY_CLIENT_OFF);
+	assert_false(t->ktls);
 	assert_false(cfg->backends[0].tls.enabled);
 	config_free(cfg);
 	free(text);
