@@ -24,6 +24,7 @@ struct tls_conn {
 	bool more; /* receive stopped at read_limit with records at hand */
 	bool on_socket; /* OpenSSL reads and writes the socket itself (kTLS): no BIO of ours */
 	bool write_blocked; /* on_socket: SSL_write wants writability, then the same bytes again */
+	bool fresh; /* nothing sent since the conn was idle: the next record is a short one */
 	struct timespec started; /* server side: the accept, for the handshake's duration */
 	char failure[96];
 };
@@ -352,14 +353,19 @@ static void tls_send(struct conn *c)
 		       (t->on_socket || tls_unsent(c) < TLS_RECORD_MAX)) {
 			/* One record from the front of the output, however many
 			 * chains it spans (a head and a body: one record, not two).
-			 * After a refusal on_socket, the same bytes again: the
-			 * output only grew meanwhile. */
-			ev_ssize_t n = evbuffer_copyout(c->out, scratch.plain, sizeof(scratch.plain));
+			 * The first after an idle time fits one TCP segment, so
+			 * that the peer can decrypt the start of a response
+			 * before the rest has arrived (nginx's ssl_buffer_size,
+			 * HAProxy's dynamic record size). After a refusal
+			 * on_socket, the same bytes again: the output only grew. */
+			size_t cap = t->fresh && !t->write_blocked ? TLS_RECORD_FIRST : TLS_RECORD_MAX;
+			ev_ssize_t n = evbuffer_copyout(c->out, scratch.plain, cap);
 			size_t written = 0;
 			int r = n > 0 ? SSL_write_ex(t->ssl, scratch.plain, (size_t)n, &written) : 0;
 			if (r == 1) {
 				evbuffer_drain(c->out, written);
 				t->write_blocked = false;
+				t->fresh = false;
 				continue;
 			}
 			int err = SSL_get_error(t->ssl, r);
@@ -416,6 +422,7 @@ static void give_back(struct evbuffer **b)
 static void tls_release(struct conn *c)
 {
 	struct tls_conn *t = state_of(c);
+	t->fresh = true;
 	if (t->cin != NULL && evbuffer_get_length(t->cin) == 0)
 		give_back(&t->cin);
 	if (t->cout != NULL && evbuffer_get_length(t->cout) == 0)
@@ -472,6 +479,7 @@ static struct tls_conn *attach(struct conn *c, SSL_CTX *ctx, bool on_socket)
 	SSL_set_bio(ssl, bio, bio);
 	t->ssl = ssl;
 	t->on_socket = on_socket;
+	t->fresh = true;
 	c->transport = &tls_transport;
 	c->transport_state = t;
 	return t;

@@ -18,7 +18,8 @@
  * instead, so that the kernel can take the records over: see
  * tls_conn_accept.)
  *
- * Records are written up to TLS_RECORD_MAX bytes; the ciphertext output is
+ * Records are written up to TLS_RECORD_MAX bytes (the first after an idle
+ * time up to TLS_RECORD_FIRST); the ciphertext output is
  * refilled only once the kernel took it, so memory per direction stays
  * bounded by the conn's own output plus one record.
  */
@@ -35,6 +36,9 @@
 struct conn;
 
 #define TLS_RECORD_MAX (16 * 1024)
+/* The first record after an idle time: with its 22 bytes of overhead
+ * (TLS 1.3, AES-GCM), one 1460-byte TCP segment with room for options. */
+#define TLS_RECORD_FIRST 1360
 
 /* Put c (open, plain so far) on TLS as the server side, with a new SSL of
  * ctx. Bytes already in c->in are the first ciphertext. `counters` (may be

@@ -691,3 +691,46 @@ def test_ktls_option_serves_and_says_whether_the_kernel_took_over(replicas, lb, 
     else:
         assert took_over == 0
         assert "ktls: the kernel lists no tls module" in inst.log_text()
+
+
+def record_lengths(sock, obj, incoming):
+    """Read raw TLS records from sock, decrypting them through obj, until one
+    whole response with a Content-Length has come; the records' lengths."""
+    lengths, raw, plain = [], b"", b""
+
+    def complete():
+        head, sep, body = plain.partition(b"\r\n\r\n")
+        if not sep:
+            return False
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        return len(body) >= int(length.group(1))
+
+    while not complete():
+        chunk = sock.recv(65536)
+        assert chunk, "closed early"
+        raw += chunk
+        while len(raw) >= 5 and len(raw) >= 5 + int.from_bytes(raw[3:5], "big"):
+            size = int.from_bytes(raw[3:5], "big")
+            lengths.append(size)
+            incoming.write(raw[:5 + size])
+            raw = raw[5 + size:]
+            try:
+                while True:
+                    plain += obj.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+    assert raw == b""
+    return lengths
+
+
+def test_the_first_record_of_a_response_fits_one_segment(replicas, lb, pki):
+    _, port = https_lb(lb, replicas, pki, tls_extra="session_tickets: false")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        obj, incoming, outgoing = handshake_after(sock, client_context(pki), "a.test", b"")
+        sock.sendall(outgoing.read())  # the client's Finished
+        for _ in range(2):  # and again after the connection was idle
+            obj.write(b"GET /bytes/200000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            sock.sendall(outgoing.read())
+            lengths = record_lengths(sock, obj, incoming)
+            assert lengths[0] <= 1360 + 22, lengths[:4]
+            assert max(lengths) > 16384, lengths[:4]  # full records after it
