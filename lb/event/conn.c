@@ -148,9 +148,32 @@ static bool retry_after_failure(struct conn *c)
 	return false;
 }
 
+/* Per thread: where a readiness's first read lands when the buffer is
+ * empty, so that a request or a response of a few hundred bytes costs a
+ * chain of its own size (malloc's small bins) rather than a READ_CHUNK one.
+ * After a burst has fragmented the heap (5,000 TLS connections closing),
+ * each 16 KiB malloc searched long lists of free chunks: keep-alive TLS
+ * went from 14 to 18 us per request. Bulk transfers read straight into
+ * the buffer from the second read on. */
+static _Thread_local char first_read[READ_CHUNK];
+
+
 void conn_socket_read(struct conn *c, struct evbuffer *into, size_t limit)
 {
-	for (int i = 0; i < READS_PER_EVENT; i++) {
+	int i = 0;
+	size_t have = evbuffer_get_length(into);
+	if (have == 0 && limit > 0) {
+		size_t want = limit < sizeof(first_read) ? limit : sizeof(first_read);
+		size_t n = conn_socket_read_to(c, first_read, want);
+		if (n > 0 && evbuffer_add(into, first_read, n) != 0) {
+			c->error = true;
+			c->error_code = ENOMEM;
+		}
+		if (n < want || c->eof || c->error)
+			return; /* drained (or done): no read to hear EAGAIN */
+		i = 1;
+	}
+	for (; i < READS_PER_EVENT; i++) {
 		if (evbuffer_get_length(into) >= limit)
 			break;
 		struct evbuffer_iovec vec[2];

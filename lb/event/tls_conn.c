@@ -256,8 +256,12 @@ static void decrypt(struct conn *c, struct tls_conn *t)
 				  (scratch.in_user == t && scratch.in_pos < scratch.in_len) || SSL_has_pending(t->ssl) == 1;
 			return;
 		}
-		struct evbuffer_iovec vec;
-		if (evbuffer_reserve_space(c->in, TLS_RECORD_MAX, &vec, 1) < 1) {
+		/* Into the scratch when the input is empty (a small request
+		 * then costs a small chain: see conn.c's first_read), else
+		 * straight into the buffer. */
+		struct evbuffer_iovec vec = { scratch.plain, sizeof(scratch.plain) };
+		bool direct = evbuffer_get_length(c->in) > 0;
+		if (direct && evbuffer_reserve_space(c->in, TLS_RECORD_MAX, &vec, 1) < 1) {
 			c->error = true;
 			c->error_code = ENOMEM;
 			return;
@@ -265,7 +269,13 @@ static void decrypt(struct conn *c, struct tls_conn *t)
 		size_t n = 0;
 		int r = SSL_read_ex(t->ssl, vec.iov_base, vec.iov_len, &n);
 		vec.iov_len = r == 1 ? n : 0;
-		evbuffer_commit_space(c->in, &vec, 1);
+		if (direct) {
+			evbuffer_commit_space(c->in, &vec, 1);
+		} else if (vec.iov_len > 0 && evbuffer_add(c->in, scratch.plain, vec.iov_len) != 0) {
+			c->error = true;
+			c->error_code = ENOMEM;
+			return;
+		}
 		got += vec.iov_len;
 		if (r == 1)
 			continue;
