@@ -150,13 +150,12 @@ static bool retry_after_failure(struct conn *c)
 
 /* Per thread: where a readiness's first read lands when the buffer is
  * empty, so that a request or a response of a few hundred bytes costs a
- * chain of its own size (malloc's small bins) rather than a READ_CHUNK one.
- * After a burst has fragmented the heap (5,000 TLS connections closing),
- * each 16 KiB malloc searched long lists of free chunks: keep-alive TLS
- * went from 14 to 18 us per request. Bulk transfers read straight into
- * the buffer from the second read on. */
+ * chain of its own size (malloc's small bins) rather than a READ_CHUNK one:
+ * once a burst has fragmented the heap (thousands of TLS connections come
+ * and gone), a 16 KiB malloc per read searches long lists of free chunks
+ * (perf: _int_malloc a fifth of lb's time). Bulk transfers read straight
+ * into the buffer from the second read on. */
 static _Thread_local char first_read[READ_CHUNK];
-
 
 void conn_socket_read(struct conn *c, struct evbuffer *into, size_t limit)
 {
@@ -261,8 +260,6 @@ static void write_some(struct conn *c)
 		conn_socket_write(c, c->out);
 }
 
-static void flush_pending(struct conn *c);
-
 static void read_some(struct conn *c)
 {
 	if (!conn_buffers_ensure(c)) {
@@ -275,7 +272,7 @@ static void read_some(struct conn *c)
 		c->transport->receive(c);
 		/* What the protocol answers by itself (a handshake, an alert),
 		 * and output that waited for the handshake. */
-		flush_pending(c);
+		conn_flush(c);
 	} else {
 		conn_socket_read(c, c->in, c->read_limit);
 	}
@@ -362,7 +359,7 @@ static void want_write(struct conn *c, bool want)
 		set_registered(c->write_event, &c->writing, want);
 }
 
-static void flush_pending(struct conn *c)
+void conn_flush(struct conn *c)
 {
 	if (c->connecting || c->error || c->writing || conn_unsent(c) == 0)
 		return;
@@ -374,11 +371,6 @@ static void flush_pending(struct conn *c)
 		report_later(c);
 }
 
-void conn_flush(struct conn *c)
-{
-	flush_pending(c);
-}
-
 void conn_shutdown_write(struct conn *c)
 {
 	if (c->shut_wanted || c->error || output_length(c) > 0)
@@ -386,7 +378,7 @@ void conn_shutdown_write(struct conn *c)
 	c->shut_wanted = true;
 	if (c->transport != NULL)
 		c->transport->finish(c);
-	flush_pending(c);
+	conn_flush(c);
 	shut_if_wanted(c);
 }
 
