@@ -11,25 +11,16 @@
 #include <string.h>
 #include <time.h>
 
-#define KEY_FILE_MAX 16 /* keys read from one file */
-
-struct ticket_key {
-	unsigned char name[16];
-	unsigned char hmac[32];
-	unsigned char aes[32];
-};
+#include "ticket_keys.h"
 
 struct tls_ticket_keys {
-	struct ticket_key keys[KEY_FILE_MAX]; /* [0] encrypts */
-	size_t count;
+	struct ticket_keys keys; /* from a file: never rotated */
 };
 
-/* The process's random keys: [0] encrypts, [1] (the one before) decrypts. */
+/* The process's random keys, rotated every TLS_TICKET_ROTATE_S. */
 static struct {
 	pthread_mutex_t lock;
-	struct ticket_key keys[2];
-	size_t count;
-	time_t made; /* of keys[0] */
+	struct ticket_keys keys;
 } random_keys = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static int keys_index = -1;
@@ -40,51 +31,44 @@ static void keys_index_make(void)
 	keys_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-/* The key that encrypts now (the random one rotated when due). */
-static bool current_key(const struct tls_ticket_keys *keys, struct ticket_key *out)
+static uint64_t now_s(void)
 {
-	if (keys != NULL) {
-		*out = keys->keys[0];
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* The key that encrypts now (the random one rotated when due). */
+static bool current_key(const struct tls_ticket_keys *file, struct ticket_key *out)
+{
+	if (file != NULL) {
+		*out = file->keys.keys[0];
 		return true;
 	}
-	time_t now = time(NULL);
+	uint64_t now = now_s();
 	bool ok = true;
 	pthread_mutex_lock(&random_keys.lock);
-	if (random_keys.count == 0 || now - random_keys.made >= TLS_TICKET_ROTATE_S) {
+	if (ticket_keys_due(&random_keys.keys, now, TLS_TICKET_ROTATE_S)) {
 		struct ticket_key fresh;
 		ok = RAND_bytes((unsigned char *)&fresh, sizeof(fresh)) == 1;
-		if (ok) {
-			random_keys.keys[1] = random_keys.keys[0];
-			random_keys.keys[0] = fresh;
-			random_keys.count = random_keys.count == 0 ? 1 : 2;
-			random_keys.made = now;
-		}
+		if (ok)
+			ticket_keys_rotate(&random_keys.keys, &fresh, now);
+		OPENSSL_cleanse(&fresh, sizeof(fresh));
 	}
-	if (ok && random_keys.count > 0)
-		*out = random_keys.keys[0];
-	ok = ok && random_keys.count > 0;
+	ok = ok && random_keys.keys.count > 0;
+	if (ok)
+		*out = random_keys.keys.keys[0];
 	pthread_mutex_unlock(&random_keys.lock);
 	return ok;
 }
 
 /* The key named `name`: 1 the current one, 2 an older one, 0 none. */
-static int find_key(const struct tls_ticket_keys *keys, const unsigned char *name, struct ticket_key *out)
+static int find_key(const struct tls_ticket_keys *file, const unsigned char *name, struct ticket_key *out)
 {
-	int found = 0;
-	if (keys != NULL) {
-		for (size_t i = 0; i < keys->count && found == 0; i++)
-			if (memcmp(keys->keys[i].name, name, 16) == 0) {
-				*out = keys->keys[i];
-				found = i == 0 ? 1 : 2;
-			}
-		return found;
-	}
+	if (file != NULL)
+		return ticket_keys_find(&file->keys, name, out);
 	pthread_mutex_lock(&random_keys.lock);
-	for (size_t i = 0; i < random_keys.count && found == 0; i++)
-		if (memcmp(random_keys.keys[i].name, name, 16) == 0) {
-			*out = random_keys.keys[i];
-			found = i == 0 ? 1 : 2;
-		}
+	int found = ticket_keys_find(&random_keys.keys, name, out);
 	pthread_mutex_unlock(&random_keys.lock);
 	return found;
 }
@@ -135,7 +119,7 @@ int tls_tickets_use(SSL_CTX *ctx, struct tls_ticket_keys *keys)
 
 struct tls_ticket_keys *tls_tickets_load(const struct cfg_located *file, char *err, size_t errlen)
 {
-	unsigned char buf[KEY_FILE_MAX * sizeof(struct ticket_key) + 1];
+	unsigned char buf[TICKET_KEYS_MAX * TICKET_KEY_BYTES + 1];
 	FILE *f = fopen(file->value, "rb");
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: cannot read %s: %s", file->where, file->value, strerror(errno));
@@ -144,24 +128,14 @@ struct tls_ticket_keys *tls_tickets_load(const struct cfg_located *file, char *e
 	size_t n = fread(buf, 1, sizeof(buf), f);
 	bool failed = ferror(f);
 	fclose(f);
-	if (failed || n == 0 || n % sizeof(struct ticket_key) != 0 || n > KEY_FILE_MAX * sizeof(struct ticket_key)) {
-		snprintf(err, errlen, "%s: %s must hold 1 to %d keys of 80 bytes (openssl rand 80), got %zu bytes",
-			 file->where, file->value, KEY_FILE_MAX, n);
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return NULL;
-	}
 	struct tls_ticket_keys *keys = calloc(1, sizeof(*keys));
 	if (keys == NULL) {
 		snprintf(err, errlen, "%s: out of memory", file->where);
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return NULL;
-	}
-	keys->count = n / sizeof(struct ticket_key);
-	for (size_t i = 0; i < keys->count; i++) {
-		const unsigned char *k = buf + i * sizeof(struct ticket_key);
-		memcpy(keys->keys[i].name, k, 16);
-		memcpy(keys->keys[i].hmac, k + 16, 32);
-		memcpy(keys->keys[i].aes, k + 48, 32);
+	} else if (failed || ticket_keys_parse(&keys->keys, buf, n) < 0) {
+		snprintf(err, errlen, "%s: %s must hold 1 to %d keys of %d bytes (openssl rand %d), got %zu bytes",
+			 file->where, file->value, TICKET_KEYS_MAX, TICKET_KEY_BYTES, TICKET_KEY_BYTES, n);
+		free(keys);
+		keys = NULL;
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return keys;
