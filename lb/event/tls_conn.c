@@ -442,6 +442,8 @@ static void tls_release(struct conn *c)
 static void tls_close(struct conn *c)
 {
 	struct tls_conn *t = state_of(c);
+	if (!t->established)
+		count(t, TLS_RESULT_CLOSED); /* a reset, or lb closing: unless said otherwise already */
 	/* A session is resumable only after a clean shutdown: without
 	 * SSL_shutdown, SSL_free marks it bad. */
 	if (t->established && !c->error && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {

@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
@@ -297,17 +298,20 @@ def test_plain_http_garbage_and_silence_end_cleanly_and_are_counted(replicas, lb
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         assert recv_all(s, 5) == b""  # silence: closed at timeouts.header
     assert time.monotonic() - started < 3
-    # A handshake cut in the middle.
+    # A handshake cut in the middle, by a FIN and by a reset.
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(bytes.fromhex("16030100c8010000c40303") + os.urandom(20))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(bytes.fromhex("16030100c8010000c40303") + os.urandom(20))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with tls_connect(port, client_context(pki), "a.test") as s:
         assert get(s)[0] == 200
-    m = wait_until(lambda: (lambda t: t if metric(t, "lb_tls_handshakes_total", listener="web", result="closed")
-                            else None)(metrics(inst.admin_port)), 5, "the cut handshake counted")
+    m = wait_until(lambda: (lambda t: t if metric(t, "lb_tls_handshakes_total", listener="web", result="closed") == 2
+                            else None)(metrics(inst.admin_port)), 5, "the cut handshakes counted")
     assert metric(m, "lb_tls_handshakes_total", listener="web", result="ok") == 1
     assert metric(m, "lb_tls_handshakes_total", listener="web", result="failed") == 2  # plain HTTP, garbage
     assert metric(m, "lb_tls_handshakes_total", listener="web", result="timeout") == 1
-    assert metric(m, "lb_tls_handshakes_total", listener="web", result="closed") == 1
+    assert metric(m, "lb_tls_handshakes_total", listener="web", result="closed") == 2
     expiry = metric(m, "lb_tls_certificate_expiry_seconds", listener="web", cert=pki["a"][0])
     assert 29 * 86400 < expiry <= 30 * 86400
     assert metric(m, "lb_tls_handshake_duration_seconds_count", listener="web") == 1
