@@ -34,10 +34,23 @@ void ticket_keys_rotate(struct ticket_keys *k, const struct ticket_key *fresh, u
 	k->made_s = now_s;
 }
 
-int ticket_keys_find(const struct ticket_keys *k, const unsigned char *name, struct ticket_key *out)
+/* Key i of a rotated list is still good at now_s. */
+static bool fresh_enough(const struct ticket_keys *k, size_t i, uint64_t now_s, uint64_t period_s)
+{
+	if (period_s == 0)
+		return true;
+	if (now_s < k->made_s)
+		return false; /* the clock went back: trust nothing */
+	return now_s - k->made_s < (i == 0 ? 2 * period_s : period_s);
+}
+
+int ticket_keys_find(const struct ticket_keys *k, const unsigned char *name, uint64_t now_s, uint64_t period_s,
+		     struct ticket_key *out)
 {
 	for (size_t i = 0; i < k->count; i++) {
 		if (memcmp(k->keys[i].name, name, sizeof(k->keys[i].name)) == 0) {
+			if (!fresh_enough(k, i, now_s, period_s))
+				return 0;
 			*out = k->keys[i];
 			return i == 0 ? 1 : 2;
 		}

@@ -23,7 +23,9 @@ struct tls_conn {
 	bool raw_eof; /* the socket's EOF (or close_notify): plaintext EOF once the rest is read */
 	bool more; /* receive stopped at read_limit with records at hand */
 	bool on_socket; /* OpenSSL reads and writes the socket itself (kTLS): no BIO of ours */
-	bool write_blocked; /* on_socket: SSL_write wants writability, then the same bytes again */
+	bool write_blocked; /* on_socket: OpenSSL holds bytes the kernel refused (a record, a
+			    * handshake flight, close_notify): writability, then the same call again */
+	bool shutting; /* on_socket: close_notify waits in OpenSSL (SSL_shutdown to repeat) */
 	bool fresh; /* nothing sent since the conn was idle: the next record is a short one */
 	struct timespec started; /* server side: the accept, for the handshake's duration */
 	char failure[96];
@@ -42,7 +44,9 @@ static struct tls_conn *state_of(const struct conn *c)
  * own buffers, so the common case costs no allocation and an idle conn
  * holds nothing. */
 #define SCRATCH_IN (32 * 1024)
-#define SCRATCH_OUT (TLS_RECORD_MAX + 1024) /* a send encrypts while less than a record is unsent */
+/* A send encrypts while less than a record is unsent: a short first record
+ * and a full one, with their overhead. */
+#define SCRATCH_OUT (TLS_RECORD_FIRST + TLS_RECORD_MAX + 1024)
 static _Thread_local struct {
 	struct tls_conn *in_user, *out_user; /* who reads from in / writes to out now, or NULL */
 	size_t in_len, in_pos, out_len;
@@ -212,6 +216,7 @@ static void fail(struct conn *c, struct tls_conn *t)
 static void handshake(struct conn *c, struct tls_conn *t)
 {
 	int r = SSL_do_handshake(t->ssl);
+	t->write_blocked = false; /* this was the call to repeat, if any */
 	if (r == 1) {
 		t->established = true;
 		count(t, TLS_RESULT_OK);
@@ -222,6 +227,8 @@ static void handshake(struct conn *c, struct tls_conn *t)
 	int err = SSL_get_error(t->ssl, r);
 	if (err == SSL_ERROR_ZERO_RETURN) /* on_socket: the peer closed (an unexpected EOF is one) */
 		t->raw_eof = true;
+	if (err == SSL_ERROR_WANT_WRITE && t->on_socket)
+		t->write_blocked = true; /* part of a flight waits in OpenSSL */
 	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_ZERO_RETURN) {
 		if (t->raw_eof) {
 			count(t, TLS_RESULT_CLOSED);
@@ -237,23 +244,37 @@ static void handshake(struct conn *c, struct tls_conn *t)
 	fail(c, t);
 }
 
-/* Decrypt what is at hand into c->in, up to read_limit; on_socket, where
- * OpenSSL reads the socket itself, at most DECRYPT_BUDGET bytes per
- * readiness, as a plain conn reads (a fast sender cannot starve the
- * others; the rest waits in the socket, or at hand: `more`). */
+/* Decrypt what is at hand into c->in, up to read_limit, and at most
+ * DECRYPT_BUDGET bytes of ciphertext or DECRYPT_CALLS records per
+ * readiness, as a plain conn reads: a fast sender cannot starve the others
+ * (on_socket, where OpenSSL reads the socket itself, nor can tiny records
+ * padded to 16 KiB); the rest waits in the socket, or at hand (`more`). */
 #define DECRYPT_BUDGET (64 * 1024)
+#define DECRYPT_CALLS 64
+
+/* Input that needs no readiness of the socket to go on: what lb read
+ * already (cin, the scratch) and what OpenSSL holds. On the socket,
+ * OpenSSL reads one record at a time, so a record it holds in part leaves
+ * the rest in the socket, which wakes the loop by itself; only plaintext
+ * it decrypted and still holds would not (and waking on anything more
+ * would let a flood re-activate itself within one pass of the loop). */
+static bool input_at_hand(const struct tls_conn *t)
+{
+	if (t->on_socket)
+		return SSL_pending(t->ssl) > 0;
+	return (t->cin != NULL && evbuffer_get_length(t->cin) > 0) ||
+	       (scratch.in_user == t && scratch.in_pos < scratch.in_len) || SSL_has_pending(t->ssl) == 1;
+}
+
 static void decrypt(struct conn *c, struct tls_conn *t)
 {
-	size_t got = 0;
+	BIO *rbio = SSL_get_rbio(t->ssl);
+	uint64_t read_before = BIO_number_read(rbio);
 	t->more = false;
-	while (!c->error) {
-		if (t->on_socket && got >= DECRYPT_BUDGET) {
-			t->more = SSL_has_pending(t->ssl) == 1;
-			return;
-		}
-		if (evbuffer_get_length(c->in) >= c->read_limit) {
-			t->more = (t->cin != NULL && evbuffer_get_length(t->cin) > 0) ||
-				  (scratch.in_user == t && scratch.in_pos < scratch.in_len) || SSL_has_pending(t->ssl) == 1;
+	for (int calls = 0; !c->error; calls++) {
+		if (calls >= DECRYPT_CALLS || BIO_number_read(rbio) - read_before >= DECRYPT_BUDGET ||
+		    evbuffer_get_length(c->in) >= c->read_limit) {
+			t->more = input_at_hand(t);
 			return;
 		}
 		/* Into the scratch when the input is empty (a small request
@@ -276,7 +297,6 @@ static void decrypt(struct conn *c, struct tls_conn *t)
 			c->error_code = ENOMEM;
 			return;
 		}
-		got += vec.iov_len;
 		if (r == 1)
 			continue;
 		switch (SSL_get_error(t->ssl, r)) {
@@ -348,9 +368,24 @@ static size_t tls_unsent(const struct conn *c)
 	return (t->cout != NULL ? evbuffer_get_length(t->cout) : 0) + (scratch.out_user == t ? scratch.out_len : 0);
 }
 
+/* Send close_notify (the peer's is not awaited). On lb's BIO it lands in
+ * cout; on_socket, what the kernel refuses waits in OpenSSL, and the
+ * socket's own half-close waits for it (unsent). */
+static void shut_tls(struct tls_conn *t)
+{
+	int r = SSL_shutdown(t->ssl);
+	t->shutting = t->on_socket && r < 0 && SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_WRITE;
+	t->write_blocked = t->shutting;
+	ERR_clear_error();
+}
+
 static void tls_send(struct conn *c)
 {
 	struct tls_conn *t = state_of(c);
+	if (t->shutting) {
+		shut_tls(t); /* close_notify again: nothing follows it */
+		return;
+	}
 	while (!c->error) {
 		if (tls_unsent(c) == 0 && !t->on_socket) { /* else the scratch would jump the queue */
 			scratch.out_user = t;
@@ -412,10 +447,8 @@ static bool tls_wants_socket(const struct conn *c)
 static void tls_finish(struct conn *c)
 {
 	struct tls_conn *t = state_of(c);
-	if (t->established && !c->error) {
-		SSL_shutdown(t->ssl); /* queues close_notify; the peer's is not awaited */
-		ERR_clear_error();
-	}
+	if (t->established && !c->error)
+		shut_tls(t);
 }
 
 static void give_back(struct evbuffer **b)
@@ -446,7 +479,7 @@ static void tls_close(struct conn *c)
 		count(t, TLS_RESULT_CLOSED); /* a reset, or lb closing: unless said otherwise already */
 	/* A session is resumable only after a clean shutdown: without
 	 * SSL_shutdown, SSL_free marks it bad. */
-	if (t->established && !c->error && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+	if (t->established && !c->error && (t->shutting || !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN))) {
 		SSL_shutdown(t->ssl);
 		if (t->cout != NULL)
 			conn_socket_write(c, t->cout); /* best effort: it is closing */

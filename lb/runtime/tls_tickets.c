@@ -66,9 +66,10 @@ static bool current_key(const struct tls_ticket_keys *file, struct ticket_key *o
 static int find_key(const struct tls_ticket_keys *file, const unsigned char *name, struct ticket_key *out)
 {
 	if (file != NULL)
-		return ticket_keys_find(&file->keys, name, out);
+		return ticket_keys_find(&file->keys, name, 0, 0, out);
+	uint64_t now = now_s();
 	pthread_mutex_lock(&random_keys.lock);
-	int found = ticket_keys_find(&random_keys.keys, name, out);
+	int found = ticket_keys_find(&random_keys.keys, name, now, TLS_TICKET_ROTATE_S, out);
 	pthread_mutex_unlock(&random_keys.lock);
 	return found;
 }

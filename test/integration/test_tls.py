@@ -738,3 +738,40 @@ def test_the_first_record_of_a_response_fits_one_segment(replicas, lb, pki):
             lengths = record_lengths(sock, obj, incoming)
             assert lengths[0] <= 1360 + 22, lengths[:4]
             assert max(lengths) > 16384, lengths[:4]  # full records after it
+
+
+@pytest.mark.parametrize("ktls", [False, True])
+def test_a_handshake_flight_the_kernel_cannot_take_at_once_still_goes_out(replicas, lb, pki, ktls):
+    # A certificate of ~100 KB (thousands of names): the server's first
+    # flight is larger than the socket takes while the client reads nothing.
+    d = pki["dir"]
+    names = ["a.test"] + ["n%d.big.test" % i for i in range(6000)]
+    big = make_leaf(d, "big%d" % ktls, "ca", sans=names)
+    _, port = https_lb(lb, replicas, pki, certs=[big], tls_extra="ktls: true" if ktls else "", workers=1)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    raw.settimeout(5)
+    raw.connect(("127.0.0.1", port))
+    try:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="a.test")
+        with pytest.raises(ssl.SSLWantReadError):
+            obj.do_handshake()
+        raw.sendall(outgoing.read())
+        # The client's own pace: it reads nothing for a while, so lb's
+        # socket fills with the flight and refuses the rest.
+        time.sleep(1)
+        while True:
+            chunk = raw.recv(65536)
+            assert chunk, "closed during the handshake"
+            incoming.write(chunk)
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pass
+        raw.sendall(outgoing.read())
+        assert bio_exchange(raw, obj, incoming, outgoing, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 1)
+    finally:
+        raw.close()
