@@ -53,6 +53,7 @@ struct control {
 	const struct gen **alive; /* room for lineage(): nretiring + 1 */
 	bool stopping;
 	bool announce_pending; /* "lb running" once the workers serve the current generation */
+	unsigned long reload_ready_id; /* READY=1 to systemd once the workers serve this one; 0 = none */
 	bool sockets_closed;
 	struct event *grace_timer;
 	struct event *trim_timer;
@@ -218,6 +219,8 @@ static void publish(struct control *c, struct gen *g)
 		worker_post_gen(&c->workers[i], g);
 }
 
+static void announce_when_serving(struct control *c);
+
 static void reload(struct control *c)
 {
 	struct lb_config *cfg = NULL;
@@ -226,10 +229,17 @@ static void reload(struct control *c)
 	char err[512] = "";
 
 	log_info("reload: reading %s", c->config_path);
+	struct timespec started;
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	daemon_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		      (unsigned long long)started.tv_sec * 1000000ull + (unsigned long long)started.tv_nsec / 1000,
+		      c->config_path);
 	if (config_load_file(c->config_path, &cfg, &errs) < 0) {
 		for (size_t i = 0; i < errs.count; i++)
 			log_error("%s", errs.lines[i]);
 		log_error("reload failed: %zu error(s); still running generation %lu", errs.count, c->current->id);
+		daemon_notify("READY=1\nSTATUS=reload failed: %s; still running generation %lu",
+			      errs.count > 0 ? errs.lines[0] : "", c->current->id);
 		config_errors_free(&errs);
 		atomic_fetch_add(&lb_counters.reloads_failed, 1);
 		return;
@@ -257,25 +267,36 @@ static void reload(struct control *c)
 	publish(c, g);
 	atomic_fetch_add(&lb_counters.reloads_ok, 1);
 	log_info("reload: generation %lu running", g->id);
+	c->reload_ready_id = g->id; /* READY=1 once every worker serves it */
+	announce_when_serving(c);
 	/* Its host names kept their addresses (new ones have none yet): now
 	 * ask DNS, without waiting for the answer here. */
 	resolver_resolve_now(c->resolver, NULL, NULL);
 	return;
 fail:
 	log_error("reload failed: %s; still running generation %lu", err, c->current->id);
+	daemon_notify("READY=1\nSTATUS=reload failed: %s; still running generation %lu", err, c->current->id);
 	atomic_fetch_add(&lb_counters.reloads_failed, 1);
 }
 
-/* Say "running" (and end -d's wait) once the first resolution is over and
- * every worker accepts for the generation it gave. */
+/* Say "running" (and end -d's wait, and tell systemd READY=1) once the
+ * first resolution is over and every worker accepts for the generation it
+ * gave; after a reload, READY=1 again once every worker serves the new
+ * generation (systemd's RELOADING=1 ... READY=1). */
 static void announce_when_serving(struct control *c)
 {
+	if (c->reload_ready_id != 0 && !c->announce_pending && all_workers_at(c, c->reload_ready_id)) {
+		daemon_notify("READY=1\nSTATUS=serving generation %lu", c->reload_ready_id);
+		c->reload_ready_id = 0;
+	}
 	if (!c->announce_pending || !all_workers_at(c, c->current->id))
 		return;
 	c->announce_pending = false;
+	c->reload_ready_id = 0; /* this READY=1 covers it */
 	log_info("lb running: generation %lu, %d worker(s), %zu listener(s)", c->current->id, c->nworkers,
 		 c->current->nlisteners);
 	daemon_ready();
+	daemon_notify("READY=1\nSTATUS=serving generation %lu", c->current->id);
 }
 
 static void on_first_resolution(void *arg)
@@ -318,6 +339,7 @@ static void stop_gracefully(struct control *c)
 	if (c->stopping)
 		return;
 	c->stopping = true;
+	daemon_notify("STOPPING=1\nSTATUS=stopping: finishing in-flight connections");
 	log_info("stopping: finishing in-flight connections for up to %llums",
 		 (unsigned long long)c->current->cfg->global.grace_ms);
 	for (int i = 0; i < c->nworkers; i++)

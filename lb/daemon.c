@@ -8,8 +8,12 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +65,34 @@ void daemon_ready(void)
 	(void)n; /* the parent is gone if this fails: nothing to tell */
 	close(ready_fd);
 	ready_fd = -1;
+}
+
+void daemon_notify(const char *fmt, ...)
+{
+	const char *where = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = where != NULL ? strlen(where) : 0;
+	if (len == 0 || len >= sizeof(sa.sun_path) || (where[0] != '/' && where[0] != '@'))
+		return;
+	memcpy(sa.sun_path, where, len);
+	if (where[0] == '@')
+		sa.sun_path[0] = '\0'; /* an abstract socket */
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	if ((size_t)n >= sizeof(msg))
+		n = (int)sizeof(msg) - 1;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	ssize_t sent = sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	(void)sent; /* nobody listening: nothing to tell */
+	close(fd);
 }
 
 int daemon_write_pidfile(const char *path)

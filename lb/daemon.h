@@ -17,6 +17,12 @@ int daemon_detach(void);
 /* Tell a waiting parent that startup finished (no-op when not detached). */
 void daemon_ready(void);
 
+/* Tell the service manager (systemd Type=notify: $NOTIFY_SOCKET, a path or
+ * an abstract "@name") how lb is: "READY=1", "RELOADING=1", "STOPPING=1",
+ * "STATUS=...", newline-separated. No-op without $NOTIFY_SOCKET; best
+ * effort (a datagram, never waited for). */
+void daemon_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Write getpid() to path ("" = none). Returns 0 or -1 with errno. */
 int daemon_write_pidfile(const char *path);
 void daemon_remove_pidfile(void);
