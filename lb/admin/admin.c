@@ -362,7 +362,7 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	prom_header(out, "lb_request_duration_seconds", "histogram", "HTTP request duration, from head to response end.");
 	for (size_t b = 0; b < g->nbackends; b++) {
 		const struct backend_state *st = g->backends[b].state;
-		prom_histogram(out, "lb_request_duration_seconds", "backend", st->name, &st->durations);
+		prom_histogram(out, "lb_request_duration_seconds", "backend", st->ref.name, &st->durations);
 	}
 }
 

@@ -42,60 +42,66 @@ const double lb_duration_bounds[LB_DURATION_BUCKETS] = { 0.001, 0.0025, 0.005, 0
 
 const char *const tls_result_names[TLS_RESULT_COUNT] = { "ok", "failed", "closed", "timeout" };
 
-struct listener_state *listener_state_new(const char *name)
+/* A zeroed state of `size` bytes that starts with a struct named_ref:
+ * one reference, a copy of name. NULL: ENOMEM. */
+static void *named_new(size_t size, const char *name)
 {
-	struct listener_state *st = calloc(1, sizeof(*st));
-	if (st == NULL)
+	struct named_ref *r = calloc(1, size);
+	if (r == NULL)
 		return NULL;
-	st->name = strdup(name);
-	if (st->name == NULL) {
-		free(st);
+	r->name = strdup(name);
+	if (r->name == NULL) {
+		free(r);
 		return NULL;
 	}
-	atomic_init(&st->refs, 1);
-	return st;
+	atomic_init(&r->refs, 1);
+	return r;
+}
+
+static void named_acquire(struct named_ref *r)
+{
+	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+/* Drop one reference; the last one frees the state (r is its start). */
+static void named_release(struct named_ref *r)
+{
+	if (r == NULL || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(r->name);
+	free(r);
+}
+
+struct listener_state *listener_state_new(const char *name)
+{
+	return named_new(sizeof(struct listener_state), name);
 }
 
 struct listener_state *listener_state_acquire(struct listener_state *st)
 {
-	atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	named_acquire(&st->ref);
 	return st;
 }
 
 void listener_state_release(struct listener_state *st)
 {
-	if (st == NULL || atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	free(st->name);
-	free(st);
+	named_release(st != NULL ? &st->ref : NULL);
 }
 
 struct backend_state *backend_state_new(const char *name)
 {
-	struct backend_state *st = calloc(1, sizeof(*st));
-	if (st == NULL)
-		return NULL;
-	st->name = strdup(name);
-	if (st->name == NULL) {
-		free(st);
-		return NULL;
-	}
-	atomic_init(&st->refs, 1);
-	return st;
+	return named_new(sizeof(struct backend_state), name);
 }
 
 struct backend_state *backend_state_acquire(struct backend_state *st)
 {
-	atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	named_acquire(&st->ref);
 	return st;
 }
 
 void backend_state_release(struct backend_state *st)
 {
-	if (st == NULL || atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	free(st->name);
-	free(st);
+	named_release(st != NULL ? &st->ref : NULL);
 }
 
 void duration_observe(struct duration_histogram *h, uint64_t us)

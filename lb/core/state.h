@@ -85,11 +85,17 @@ struct duration_histogram {
 /* Count one duration of `us` microseconds. Thread-safe. */
 void duration_observe(struct duration_histogram *h, uint64_t us);
 
+/* What a state shared across generations by name starts with: one
+ * reference per generation that holds it, and the name. */
+struct named_ref {
+	atomic_int refs;
+	char *name;
+};
+
 /* Runtime state of one backend, shared across generations by name (like
  * server_state), so its counters survive a reload. Atomics only. */
 struct backend_state {
-	atomic_int refs; /* one per generation containing the backend */
-	char *name;
+	struct named_ref ref; /* first */
 	struct duration_histogram durations; /* of HTTP requests */
 	atomic_bool panic; /* set by the control thread (health.c), read by picks */
 };
@@ -108,8 +114,7 @@ struct tls_counters {
 /* Runtime state of one listener, shared across generations by name (like
  * backend_state). Atomics only. */
 struct listener_state {
-	atomic_int refs; /* one per generation containing the listener */
-	char *name;
+	struct named_ref ref; /* first */
 	struct tls_counters tls;
 };
 

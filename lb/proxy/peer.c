@@ -52,6 +52,8 @@ static void keep_tls_session(const struct gen_backend *b, struct gen_server *gs,
 	SSL *ssl = tls_conn_ssl(c);
 	if (ssl == NULL || !tls_conn_established(c) || SSL_get_SSL_CTX(ssl) != tls_client_ctx(b->tls))
 		return; /* made under other settings (a reload since): not offered with these */
+	if (SSL_get0_session(ssl) == gs->tls_sessions[w->index])
+		return; /* kept already (a pooled connection, request after request) */
 	SSL_SESSION *session = SSL_get1_session(ssl);
 	if (session == NULL)
 		return;

@@ -18,7 +18,7 @@ static struct backend_state *backend_state_get(const struct gen *previous, const
 {
 	for (size_t b = 0; previous != NULL && b < previous->nbackends; b++) {
 		struct backend_state *st = previous->backends[b].state;
-		if (strcmp(st->name, name) == 0)
+		if (strcmp(st->ref.name, name) == 0)
 			return backend_state_acquire(st);
 	}
 	return backend_state_new(name);
@@ -30,7 +30,7 @@ static struct listener_state *listener_state_get(const struct gen *previous, con
 {
 	for (size_t i = 0; previous != NULL && i < previous->nlisteners; i++) {
 		struct listener_state *st = previous->listeners[i].state;
-		if (strcmp(st->name, name) == 0)
+		if (strcmp(st->ref.name, name) == 0)
 			return listener_state_acquire(st);
 	}
 	return listener_state_new(name);

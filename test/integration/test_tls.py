@@ -36,11 +36,12 @@ def make_leaf(d, name, ca, key_type="ec", days=30, sans=None, serial=None, start
         run(OPENSSL, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
     else:
         run(OPENSSL, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key)
-    cn = (sans or [name])[0]
+    cn = (sans or [name])[0].replace("IP:", "")
     run(OPENSSL, "req", "-new", "-key", key, "-out", csr, "-subj", "/CN=" + cn)
     ext = os.path.join(d, name + ".ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=" + ",".join("DNS:" + s for s in (sans or [name])) + "\n")
+        f.write("subjectAltName=" + ",".join(s if s.startswith("IP:") else "DNS:" + s
+                                             for s in (sans or [name])) + "\n")
         f.write("extendedKeyUsage=serverAuth,clientAuth\n")
     args = [OPENSSL, "x509", "-req", "-in", csr, "-CA", os.path.join(d, ca + ".pem"),
             "-CAkey", os.path.join(d, ca + ".key"), "-out", cert, "-extfile", ext]
@@ -775,3 +776,13 @@ def test_a_handshake_flight_the_kernel_cannot_take_at_once_still_goes_out(replic
         assert bio_exchange(raw, obj, incoming, outgoing, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 1)
     finally:
         raw.close()
+
+
+def test_backend_tls_checks_the_server_address_when_no_sni_is_given(replicas, lb, pki):
+    # sni "" (the default): the server is 127.0.0.1, so the certificate must
+    # name that address, and no SNI is sent.
+    by_ip = make_leaf(pki["dir"], "by_ip", "ca", sans=["IP:127.0.0.1"])
+    outer, _ = inner_and_outer(lb, replicas, pki, "    tls:\n      ca: %s" % pki["ca"], inner_certs=[by_ip])
+    assert plain_get(outer)[0] == 200
+    outer, _ = inner_and_outer(lb, replicas, pki, "    tls:\n      ca: %s" % pki["ca"], inner_certs=[pki["a"]])
+    assert plain_get(outer)[0] == 502  # a.test is not 127.0.0.1

@@ -41,32 +41,52 @@ static struct conn *open_pair(struct event_base *base, int buffer, int *peer)
 	return c;
 }
 
+/* Two conns on socket pairs, src's input holding `burst` bytes to relay to
+ * dst, whose socket takes about dst_buffer bytes at once. */
+struct relay_case {
+	struct event_base *base;
+	struct conn *src, *dst;
+	int src_peer, dst_peer;
+	char *bytes;
+	size_t burst;
+};
+
+static void case_start(struct relay_case *rc, size_t burst, int dst_buffer)
+{
+	rc->base = event_base_new();
+	assert_non_null(rc->base);
+	rc->src = open_pair(rc->base, 4 << 20, &rc->src_peer);
+	rc->dst = open_pair(rc->base, dst_buffer, &rc->dst_peer);
+	rc->burst = burst;
+	rc->bytes = calloc(1, burst);
+	assert_non_null(rc->bytes);
+	evbuffer_add(rc->src->in, rc->bytes, burst);
+}
+
+static void case_finish(struct relay_case *rc)
+{
+	free(rc->bytes);
+	conn_free(rc->src);
+	conn_free(rc->dst);
+	close(rc->src_peer);
+	close(rc->dst_peer);
+	conn_thread_exit();
+	event_base_free(rc->base);
+}
+
 /* A burst above the high water that the kernel takes whole leaves nothing
  * queued: the source stays readable (else no write event would ever come
  * to resume it, and the relay would stall). */
 static void test_burst_taken_whole_keeps_reading(void **state)
 {
 	(void)state;
-	struct event_base *base = event_base_new();
-	int src_peer, dst_peer;
-	struct conn *src = open_pair(base, 4 << 20, &src_peer);
-	struct conn *dst = open_pair(base, 4 << 20, &dst_peer);
-	size_t burst = RELAY_HIGH_WATER + 64 * 1024;
-	char *bytes = calloc(1, burst);
-	assert_non_null(bytes);
-	evbuffer_add(src->in, bytes, burst);
+	struct relay_case rc;
+	case_start(&rc, RELAY_HIGH_WATER + 64 * 1024, 4 << 20);
 
-	assert_int_equal(relay_move(src, dst), burst);
-	assert_int_equal(conn_unsent(dst), 0);
-	assert_true(src->want_read);
-
-	free(bytes);
-	conn_free(src);
-	conn_free(dst);
-	close(src_peer);
-	close(dst_peer);
-	conn_thread_exit();
-	event_base_free(base);
+	assert_int_equal(relay_move(rc.src, rc.dst), rc.burst);
+	assert_int_equal(conn_unsent(rc.dst), 0);
+	assert_true(rc.src->want_read);
+	case_finish(&rc);
 }
 
 /* What the kernel refuses does count: above the high water, src pauses;
@@ -75,37 +95,24 @@ static void test_burst_taken_whole_keeps_reading(void **state)
 static void test_refused_bytes_pause_then_resume(void **state)
 {
 	(void)state;
-	struct event_base *base = event_base_new();
-	int src_peer, dst_peer;
-	struct conn *src = open_pair(base, 4 << 20, &src_peer);
-	struct conn *dst = open_pair(base, 64 * 1024, &dst_peer);
-	size_t burst = 2 * RELAY_HIGH_WATER;
-	char *bytes = calloc(1, burst);
-	assert_non_null(bytes);
-	evbuffer_add(src->in, bytes, burst);
+	struct relay_case rc;
+	case_start(&rc, 2 * RELAY_HIGH_WATER, 64 * 1024);
 
-	relay_move(src, dst);
-	assert_true(conn_unsent(dst) >= RELAY_HIGH_WATER);
-	assert_false(src->want_read);
+	relay_move(rc.src, rc.dst);
+	assert_true(conn_unsent(rc.dst) >= RELAY_HIGH_WATER);
+	assert_false(rc.src->want_read);
 
 	/* the peer reads everything; the conn writes more when the loop says
 	 * it may (its write event), then the owner looks again */
-	for (int round = 0; round < 1000 && conn_unsent(dst) > 0; round++) {
-		while (read(dst_peer, bytes, burst) > 0)
+	for (int round = 0; round < 1000 && conn_unsent(rc.dst) > 0; round++) {
+		while (read(rc.dst_peer, rc.bytes, rc.burst) > 0)
 			;
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		relay_backpressure(src, dst);
+		event_base_loop(rc.base, EVLOOP_NONBLOCK);
+		relay_backpressure(rc.src, rc.dst);
 	}
-	assert_int_equal(conn_unsent(dst), 0);
-	assert_true(src->want_read);
-
-	free(bytes);
-	conn_free(src);
-	conn_free(dst);
-	close(src_peer);
-	close(dst_peer);
-	conn_thread_exit();
-	event_base_free(base);
+	assert_int_equal(conn_unsent(rc.dst), 0);
+	assert_true(rc.src->want_read);
+	case_finish(&rc);
 }
 
 int main(void)
