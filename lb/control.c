@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "conn.h"
 #include "daemon.h"
 #include "health.h"
@@ -51,13 +52,16 @@ struct control {
 	struct retiring_gen *retiring;
 	size_t nretiring;
 	const struct gen **alive; /* room for lineage(): nretiring + 1 */
-	bool stopping;
+	bool stop_requested; /* SIGTERM/SIGINT came: draining (drain_delay), then stopping */
+	bool stopping; /* the listeners close, in-flight requests finish */
 	bool announce_pending; /* "lb running" once the workers serve the current generation */
 	unsigned long reload_ready_id; /* READY=1 to systemd once the workers serve this one; 0 = none */
 	bool sockets_closed;
+	struct event *drain_timer;
 	struct event *grace_timer;
 	struct event *trim_timer;
 	struct admin *admin;
+	struct admin_instance instance; /* drained or not, the last reload: admin.h */
 	struct resolver *resolver;
 };
 
@@ -212,7 +216,7 @@ static void publish(struct control *c, struct gen *g)
 	c->current = g;
 	if (health_sync(c->base, g) < 0)
 		log_error("generation %lu: out of memory starting health checks", g->id);
-	if (admin_update(c->base, &c->admin, g, err, sizeof(err)) < 0)
+	if (admin_update(c->base, &c->admin, g, &c->instance, err, sizeof(err)) < 0)
 		log_error("generation %lu: %s; the admin endpoint stays where it was", g->id, err);
 	resolver_follow(c->resolver, g->cfg_ref);
 	for (int i = 0; i < c->nworkers; i++)
@@ -240,6 +244,7 @@ static void reload(struct control *c)
 		log_error("reload failed: %zu error(s); still running generation %lu", errs.count, c->current->id);
 		daemon_notify("READY=1\nSTATUS=reload failed: %s; still running generation %lu",
 			      errs.count > 0 ? errs.lines[0] : "", c->current->id);
+		admin_instance_reloaded(&c->instance, false, c->current->id, (const char *const *)errs.lines, errs.count);
 		config_errors_free(&errs);
 		atomic_fetch_add(&lb_counters.reloads_failed, 1);
 		return;
@@ -267,6 +272,7 @@ static void reload(struct control *c)
 	publish(c, g);
 	atomic_fetch_add(&lb_counters.reloads_ok, 1);
 	log_info("reload: generation %lu running", g->id);
+	admin_instance_reloaded(&c->instance, true, g->id, NULL, 0);
 	c->reload_ready_id = g->id; /* READY=1 once every worker serves it */
 	announce_when_serving(c);
 	/* Its host names kept their addresses (new ones have none yet): now
@@ -276,7 +282,34 @@ static void reload(struct control *c)
 fail:
 	log_error("reload failed: %s; still running generation %lu", err, c->current->id);
 	daemon_notify("READY=1\nSTATUS=reload failed: %s; still running generation %lu", err, c->current->id);
+	const char *line = err;
+	admin_instance_reloaded(&c->instance, false, c->current->id, &line, 1);
 	atomic_fetch_add(&lb_counters.reloads_failed, 1);
+}
+
+/* A runtime weight was set (admin): the running configuration and
+ * addresses, built anew with it. */
+static int on_weights_changed(void *arg, char *err, size_t errlen)
+{
+	struct control *c = arg;
+	struct resolution res = { 0 };
+
+	if (c->stopping) {
+		snprintf(err, errlen, "lb is stopping");
+		return -1;
+	}
+	if (retiring_reserve(c) < 0 || resolve_config_literals(c->current->cfg, &res) < 0) {
+		resolution_free(&res);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	struct gen *g = gen_rebuild(all_alive(c), &res, err, errlen);
+	resolution_free(&res);
+	if (g == NULL)
+		return -1;
+	log_info("runtime weight set: generation %lu running", g->id);
+	publish(c, g);
+	return 0;
 }
 
 /* Say "running" (and end -d's wait, and tell systemd READY=1) once the
@@ -339,7 +372,9 @@ static void stop_gracefully(struct control *c)
 	if (c->stopping)
 		return;
 	c->stopping = true;
-	daemon_notify("STOPPING=1\nSTATUS=stopping: finishing in-flight connections");
+	if (c->drain_timer != NULL)
+		event_del(c->drain_timer);
+	daemon_notify("STATUS=stopping: finishing in-flight connections");
 	log_info("stopping: finishing in-flight connections for up to %llums",
 		 (unsigned long long)c->current->cfg->global.grace_ms);
 	for (int i = 0; i < c->nworkers; i++)
@@ -349,6 +384,48 @@ static void stop_gracefully(struct control *c)
 	c->grace_timer = evtimer_new(c->base, on_grace_expired, c);
 	if (c->grace_timer != NULL)
 		event_add(c->grace_timer, &tv);
+}
+
+static void on_drain_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	stop_gracefully(arg);
+}
+
+/* SIGTERM, SIGINT: /healthz answers 503 for global.drain_delay (less the
+ * time the instance was already drained by POST /drain) while lb still
+ * serves, so that a front balancer takes it out; then the graceful stop.
+ * A second signal cuts the delay short. */
+static void request_stop(struct control *c)
+{
+	if (c->stop_requested) {
+		if (!c->stopping)
+			log_info("stopping now: a second signal cut drain_delay short");
+		stop_gracefully(c);
+		return;
+	}
+	c->stop_requested = true;
+	const struct lb_config *cfg = c->current->cfg;
+	uint64_t now = clock_ms();
+	uint64_t drained_for = c->instance.draining ? now - c->instance.draining_since_ms : 0;
+	uint64_t delay = cfg->global.drain_delay_ms > drained_for ? cfg->global.drain_delay_ms - drained_for : 0;
+	admin_instance_drain(&c->instance);
+	c->instance.stopping = true;
+	/* systemd: stopping, and give us the drain and grace (and a margin)
+	 * even where TimeoutStopSec is shorter. */
+	daemon_notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu\nSTATUS=draining: /healthz answers 503 for %llums",
+		      (unsigned long long)(delay + cfg->global.grace_ms + 5000) * 1000ull, (unsigned long long)delay);
+	if (delay == 0) {
+		stop_gracefully(c);
+		return;
+	}
+	log_info("stopping: /healthz answers 503 for %llums (drain_delay) while lb still serves",
+		 (unsigned long long)delay);
+	struct timeval tv = { .tv_sec = (time_t)(delay / 1000), .tv_usec = (suseconds_t)(delay % 1000) * 1000 };
+	c->drain_timer = evtimer_new(c->base, on_drain_delay_over, c);
+	if (c->drain_timer == NULL || event_add(c->drain_timer, &tv) != 0)
+		stop_gracefully(c); /* out of memory: no delay rather than no stop */
 }
 
 /* A worker answered: retire generations, progress a stop. */
@@ -382,12 +459,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
-		if (!c->stopping)
+		if (c->stop_requested)
+			log_info("SIGHUP ignored: lb is stopping");
+		else
 			reload(c);
 		break;
 	case SIGTERM:
 	case SIGINT:
-		stop_gracefully(c);
+		request_stop(c);
 		break;
 	case SIGQUIT:
 		log_info("SIGQUIT: stopping at once");
@@ -405,6 +484,8 @@ int control_run(struct gen *first, const char *config_path)
 	static const int signals[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
 	struct event *signal_events[sizeof(signals) / sizeof(signals[0])] = { 0 };
 	struct control c = { .config_path = config_path, .current = first, .wake_fd = -1 };
+	c.instance.weights_changed = on_weights_changed;
+	c.instance.arg = &c;
 	struct event *wake_event = NULL;
 	char err[256] = "";
 	int status = 3;
@@ -430,7 +511,7 @@ int control_run(struct gen *first, const char *config_path)
 		goto out;
 
 	/* The admin endpoint binds before privileges go, like the listeners. */
-	if (admin_start(c.base, first, &c.admin, err, sizeof(err)) < 0) {
+	if (admin_start(c.base, first, &c.instance, &c.admin, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
 	}
@@ -486,6 +567,9 @@ out:
 	free(c.retiring);
 	free(c.alive);
 	gen_release(c.current);
+	admin_instance_free(&c.instance);
+	if (c.drain_timer)
+		event_free(c.drain_timer);
 	if (c.grace_timer)
 		event_free(c.grace_timer);
 	if (c.trim_timer)

@@ -23,7 +23,48 @@ struct admin {
 	char bind_host[256];
 	unsigned bind_port;
 	const char *token; /* gen->cfg's: lives as long as the generation */
+	struct admin_instance *instance; /* the process's (admin.h) */
 };
+
+/* Error lines a reload result keeps, at most. */
+#define RELOAD_ERRORS_MAX 64
+
+static void reload_errors_free(struct admin_instance *in)
+{
+	for (size_t i = 0; i < in->last_reload_nerrors; i++)
+		free(in->last_reload_errors[i]);
+	free(in->last_reload_errors);
+	in->last_reload_errors = NULL;
+	in->last_reload_nerrors = 0;
+}
+
+void admin_instance_reloaded(struct admin_instance *in, bool ok, unsigned long gen_id, const char *const *errors,
+			     size_t nerrors)
+{
+	reload_errors_free(in);
+	in->last_reload = ok ? "ok" : "failed";
+	in->last_reload_gen = gen_id;
+	if (nerrors > RELOAD_ERRORS_MAX)
+		nerrors = RELOAD_ERRORS_MAX;
+	if (nerrors == 0 || (in->last_reload_errors = calloc(nerrors, sizeof(char *))) == NULL)
+		return; /* out of memory: the result without its lines */
+	for (size_t i = 0; i < nerrors; i++)
+		if ((in->last_reload_errors[in->last_reload_nerrors] = strdup(errors[i])) != NULL)
+			in->last_reload_nerrors++;
+}
+
+void admin_instance_drain(struct admin_instance *in)
+{
+	if (in->draining)
+		return;
+	in->draining = true;
+	in->draining_since_ms = clock_ms();
+}
+
+void admin_instance_free(struct admin_instance *in)
+{
+	reload_errors_free(in);
+}
 
 static time_t started_at;
 
@@ -94,15 +135,35 @@ static void json_string(struct evbuffer *out, const char *s)
 
 static const char *const balance_names[] = { "round_robin", "least_conn", "random", "hash" };
 
+/* "last_reload": null, or {"result", "generation", "errors": [...]}. */
+static void write_last_reload(const struct admin_instance *in, struct evbuffer *out)
+{
+	if (in->last_reload == NULL) {
+		evbuffer_add_printf(out, "\"last_reload\":null");
+		return;
+	}
+	evbuffer_add_printf(out, "\"last_reload\":{\"result\":\"%s\",\"generation\":%lu,\"errors\":[", in->last_reload,
+			    in->last_reload_gen);
+	for (size_t i = 0; i < in->last_reload_nerrors; i++) {
+		if (i > 0)
+			evbuffer_add(out, ",", 1);
+		json_string(out, in->last_reload_errors[i]);
+	}
+	evbuffer_add(out, "]}", 2);
+}
+
 static void write_stats(const struct admin *a, struct evbuffer *out)
 {
 	const struct gen *g = a->gen;
 	evbuffer_add_printf(out,
 			    "{\"version\":\"%s\",\"uptime_s\":%lld,\"generation\":%lu,\"reloads\":%llu,"
-			    "\"reloads_failed\":%llu,\"connections\":%u,\"connections_total\":%llu,\"backends\":[",
+			    "\"reloads_failed\":%llu,\"draining\":%s,\"stopping\":%s,",
 			    LB_VERSION, (long long)(time(NULL) - started_at), g->id,
 			    (unsigned long long)atomic_load(&lb_counters.reloads_ok),
 			    (unsigned long long)atomic_load(&lb_counters.reloads_failed),
+			    a->instance->draining ? "true" : "false", a->instance->stopping ? "true" : "false");
+	write_last_reload(a->instance, out);
+	evbuffer_add_printf(out, ",\"connections\":%u,\"connections_total\":%llu,\"backends\":[",
 			    atomic_load(&lb_counters.connections_active),
 			    (unsigned long long)counters_connections_total());
 	for (size_t b = 0; b < g->nbackends; b++) {
@@ -317,6 +378,9 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	for (int i = 0; i < workers; i++)
 		evbuffer_add_printf(out, "lb_worker_connections_total{worker=\"%d\"} %llu\n", i,
 				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total));
+	prom_header(out, "lb_draining", "gauge",
+		    "1 while the instance is drained: /healthz answers 503 (SIGTERM's drain_delay, POST /drain).");
+	evbuffer_add_printf(out, "lb_draining %d\n", a->instance->draining ? 1 : 0);
 	prom_header(out, "lb_reloads_total", "counter", "Configuration reloads by result.");
 	evbuffer_add_printf(out, "lb_reloads_total{result=\"ok\"} %llu\nlb_reloads_total{result=\"failed\"} %llu\n",
 			    (unsigned long long)atomic_load(&lb_counters.reloads_ok),
@@ -376,20 +440,72 @@ static void serve(const struct admin *a, struct admin_reply *r, const char *type
 	r->content_type = type;
 }
 
-/* POST /backends/NAME/servers/ADDR/(drain|enable), ADDR URL-encoded or not. */
+/* The state of server ADDR of backend NAME in g, or NULL. */
+static struct server_state *find_server(const struct gen *g, const char *name, const char *addr,
+					const struct gen_server **out)
+{
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		if (strcmp(gb->cfg->name, name) != 0)
+			continue;
+		for (size_t i = 0; i < gb->nservers; i++) {
+			if (strcmp(gb->servers[i].state->addr, addr) == 0) {
+				*out = &gb->servers[i];
+				return gb->servers[i].state;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* A runtime weight (0..256) for a server: kept in its state, in force
+ * once the control thread published a generation built with it. */
+static void set_weight(struct admin *a, struct admin_reply *r, const char *name, const char *addr,
+		       struct server_state *st, const struct gen_server *s, const char *text)
+{
+	char *end = NULL;
+	errno = 0;
+	long weight = strtol(text, &end, 10);
+	if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || weight > 256) {
+		reply_text(r, 400, "Bad Request", "weight: expected an integer 0..256");
+		return;
+	}
+	int was = st->runtime_weight, was_over = st->runtime_weight_over;
+	st->runtime_weight = (int)weight;
+	st->runtime_weight_over = s->cfg->weight;
+	char why[512] = "";
+	if (a->instance->weights_changed == NULL ||
+	    a->instance->weights_changed(a->instance->arg, why, sizeof(why)) < 0) {
+		st->runtime_weight = was;
+		st->runtime_weight_over = was_over;
+		char text_out[600];
+		snprintf(text_out, sizeof(text_out), "weight not applied: %s", why);
+		reply_text(r, 500, "Internal Server Error", text_out);
+		return;
+	}
+	char text_out[600];
+	snprintf(text_out, sizeof(text_out), "server %s/%s weight %ld", name, addr, weight);
+	reply_text(r, 200, "OK", text_out);
+}
+
+/* POST /backends/NAME/servers/ADDR/(drain|enable|weight/N), ADDR
+ * URL-encoded or not. */
 static void serve_server_action(struct admin *a, const struct admin_request *req, struct admin_reply *r,
 				const char *path)
 {
 	char *decoded = evhttp_uridecode(path, 0, NULL);
-	char name[256], addr[256], action[16];
+	char name[256], addr[256], action[16], arg[16] = "";
 	int end = 0;
 
 	if (decoded == NULL) {
 		reply_text(r, 400, "Bad Request", "bad path");
 		return;
 	}
-	if (sscanf(decoded, "/backends/%255[^/]/servers/%255[^/]/%15[a-z]%n", name, addr, action, &end) != 3 ||
-	    decoded[end] != '\0' || (strcmp(action, "drain") != 0 && strcmp(action, "enable") != 0)) {
+	int fields = sscanf(decoded, "/backends/%255[^/]/servers/%255[^/]/%15[a-z]%n/%15[^/]%n", name, addr, action,
+			    &end, arg, &end);
+	bool known = (fields == 3 && (strcmp(action, "drain") == 0 || strcmp(action, "enable") == 0)) ||
+		     (fields == 4 && strcmp(action, "weight") == 0);
+	if (!known || decoded[end] != '\0') {
 		free(decoded);
 		reply_text(r, 404, "Not Found", "not found");
 		return;
@@ -400,24 +516,40 @@ static void serve_server_action(struct admin *a, const struct admin_request *req
 		reply_text(r, 405, "Method Not Allowed", "use POST");
 		return;
 	}
-	const struct gen *g = a->gen;
-	for (size_t b = 0; b < g->nbackends; b++) {
-		const struct gen_backend *gb = &g->backends[b];
-		if (strcmp(gb->cfg->name, name) != 0)
-			continue;
-		for (size_t i = 0; i < gb->nservers; i++) {
-			struct server_state *st = gb->servers[i].state;
-			if (strcmp(st->addr, addr) != 0)
-				continue;
-			bool drain = strcmp(action, "drain") == 0;
-			atomic_store(&st->drained, drain);
-			char text[600];
-			snprintf(text, sizeof(text), "server %s/%s %s", name, addr, drain ? "drained" : "enabled");
-			reply_text(r, 200, "OK", text);
-			return;
-		}
+	const struct gen_server *s = NULL;
+	struct server_state *st = find_server(a->gen, name, addr, &s);
+	if (st == NULL) {
+		reply_text(r, 404, "Not Found", "no such backend or server");
+		return;
 	}
-	reply_text(r, 404, "Not Found", "no such backend or server");
+	if (strcmp(action, "weight") == 0) {
+		set_weight(a, r, name, addr, st, s, arg);
+		return;
+	}
+	bool drain = strcmp(action, "drain") == 0;
+	atomic_store(&st->drained, drain);
+	char text[600];
+	snprintf(text, sizeof(text), "server %s/%s %s", name, addr, drain ? "drained" : "enabled");
+	reply_text(r, 200, "OK", text);
+}
+
+/* POST /drain, POST /undrain: the whole instance (admin.h). */
+static void serve_instance_drain(struct admin *a, const struct admin_request *req, struct admin_reply *r,
+				 bool drain)
+{
+	struct admin_instance *in = a->instance;
+	if (req->method != HTTP_POST) {
+		r->allow = "POST";
+		reply_text(r, 405, "Method Not Allowed", "use POST");
+	} else if (drain) {
+		admin_instance_drain(in);
+		reply_text(r, 200, "OK", "draining: /healthz answers 503; lb still serves");
+	} else if (in->stopping) {
+		reply_text(r, 409, "Conflict", "stopping: the drain cannot be undone");
+	} else {
+		in->draining = false;
+		reply_text(r, 200, "OK", "serving: /healthz answers 200");
+	}
 }
 
 static void on_admin_request(void *arg, const struct admin_request *req, struct admin_reply *r)
@@ -433,13 +565,18 @@ static void on_admin_request(void *arg, const struct admin_request *req, struct 
 		reply_text(r, 401, "Unauthorized", "missing or wrong bearer token");
 	} else if (strncmp(path, "/backends/", 10) == 0) {
 		serve_server_action(a, req, r, path);
+	} else if (strcmp(path, "/drain") == 0 || strcmp(path, "/undrain") == 0) {
+		serve_instance_drain(a, req, r, path[1] == 'd');
 	} else if (strcmp(path, "/healthz") != 0 && strcmp(path, "/stats") != 0 && strcmp(path, "/metrics") != 0) {
 		reply_text(r, 404, "Not Found", "not found");
 	} else if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
 		r->allow = "GET, HEAD";
 		reply_text(r, 405, "Method Not Allowed", "use GET");
 	} else if (strcmp(path, "/healthz") == 0) {
-		reply_text(r, 200, "OK", "ok");
+		if (a->instance->draining)
+			reply_text(r, 503, "Service Unavailable", "draining");
+		else
+			reply_text(r, 200, "OK", "ok");
 	} else if (strcmp(path, "/stats") == 0) {
 		serve(a, r, "application/json", write_stats);
 	} else {
@@ -449,7 +586,8 @@ static void on_admin_request(void *arg, const struct admin_request *req, struct 
 		evhttp_uri_free(parsed);
 }
 
-static struct admin *admin_create(struct event_base *base, const struct gen *g, char *err, size_t errlen)
+static struct admin *admin_create(struct event_base *base, const struct gen *g, struct admin_instance *in, char *err,
+				  size_t errlen)
 {
 	const struct lb_config *cfg = g->cfg;
 	struct admin *a = calloc(1, sizeof(*a));
@@ -458,6 +596,7 @@ static struct admin *admin_create(struct event_base *base, const struct gen *g, 
 		return NULL;
 	}
 	a->gen = g;
+	a->instance = in;
 	snprintf(a->bind_host, sizeof(a->bind_host), "%s", cfg->admin.bind.host);
 	a->bind_port = cfg->admin.bind.port;
 	a->token = cfg->admin.token;
@@ -470,17 +609,19 @@ static struct admin *admin_create(struct event_base *base, const struct gen *g, 
 	return a;
 }
 
-int admin_start(struct event_base *base, const struct gen *g, struct admin **out, char *err, size_t errlen)
+int admin_start(struct event_base *base, const struct gen *g, struct admin_instance *in, struct admin **out,
+		char *err, size_t errlen)
 {
 	started_at = time(NULL);
 	*out = NULL;
 	if (!g->cfg->admin.enabled)
 		return 0;
-	*out = admin_create(base, g, err, errlen);
+	*out = admin_create(base, g, in, err, errlen);
 	return *out ? 0 : -1;
 }
 
-int admin_update(struct event_base *base, struct admin **admin, const struct gen *g, char *err, size_t errlen)
+int admin_update(struct event_base *base, struct admin **admin, const struct gen *g, struct admin_instance *in,
+		 char *err, size_t errlen)
 {
 	const struct lb_config *cfg = g->cfg;
 	struct admin *a = *admin;
@@ -495,7 +636,7 @@ int admin_update(struct event_base *base, struct admin **admin, const struct gen
 	/* Bind changed, or admin switched on or off: a new endpoint, and the
 	 * old one stays when the new one cannot bind. */
 	struct admin *fresh = NULL;
-	if (cfg->admin.enabled && (fresh = admin_create(base, g, err, errlen)) == NULL) {
+	if (cfg->admin.enabled && (fresh = admin_create(base, g, in, err, errlen)) == NULL) {
 		if (a != NULL) {
 			a->gen = g;
 			a->token = cfg->admin.token;

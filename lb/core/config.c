@@ -278,6 +278,7 @@ static const struct config_key config_global_keys[] = {
 	KEY(struct lb_config, "user", global.user, .kind = CONFIG_STRING,
 	    .flavour = CONFIG_STRING_NO_SPACE),
 	KEY(struct lb_config, "grace", global.grace_ms, DURATION(0)),
+	KEY(struct lb_config, "drain_delay", global.drain_delay_ms, DURATION(0)),
 	KEY(struct lb_config, "log", global.log, .kind = CONFIG_MAP, .sub = config_log_keys),
 	KEY(struct lb_config, "access_log", global.access_log, .kind = CONFIG_STRING,
 	    .flavour = CONFIG_STRING_NONEMPTY),

@@ -151,6 +151,7 @@ struct lb_config {
 		char *pidfile; /* "" = none */
 		char *user; /* "" = stay */
 		uint64_t grace_ms;
+		uint64_t drain_delay_ms; /* SIGTERM: /healthz answers 503 this long before the listeners close */
 		struct {
 			enum log_level level;
 			char *target; /* "stderr", "syslog" or a path */

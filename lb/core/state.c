@@ -19,6 +19,7 @@ struct server_state *server_state_new(const char *backend, const char *addr)
 	}
 	atomic_init(&s->refs, 1);
 	atomic_init(&s->up, true);
+	s->runtime_weight = -1;
 	return s;
 }
 

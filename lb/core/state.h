@@ -42,6 +42,11 @@ struct server_state {
 	atomic_bool up; /* the active checks' verdict; servers start up */
 	atomic_bool ejected; /* passive ejection in force (health.h) */
 	atomic_bool drained; /* admin drain: no new requests */
+	/* A weight set at run time (admin), -1 = none: generations built
+	 * while the file still gives the server runtime_weight_over take it
+	 * instead (server_state_weight). Control thread only. */
+	int runtime_weight;
+	int runtime_weight_over;
 	atomic_uint active; /* requests (http) or connections (tcp) in progress */
 	atomic_uint consecutive_failures; /* passive health */
 	/* Passive ejection, written under health.c's ejection lock; read
@@ -69,6 +74,17 @@ static inline bool server_state_healthy(const struct server_state *st)
 {
 	return atomic_load_explicit(&st->up, memory_order_relaxed) &&
 	       !atomic_load_explicit(&st->ejected, memory_order_relaxed);
+}
+
+/* The weight a server of configured weight `configured` takes in a
+ * generation built now: the runtime weight, unless the file has changed
+ * that server's weight since it was set (then the file wins, for good).
+ * Control thread only. */
+static inline int server_state_weight(struct server_state *st, int configured)
+{
+	if (st->runtime_weight >= 0 && st->runtime_weight_over != configured)
+		st->runtime_weight = -1;
+	return st->runtime_weight >= 0 ? st->runtime_weight : configured;
 }
 
 /* Request duration histogram buckets (upper bounds, seconds), for

@@ -86,7 +86,7 @@ static int backend_add_server(struct gen_backend *b, const struct gen *previous,
 	s->cfg = cs;
 	s->sockaddr = *sa;
 	s->sockaddr_len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	s->weight = cs->weight;
+	s->weight = server_state_weight(s->state, cs->weight);
 	b->nservers++;
 	return 0;
 }

@@ -223,6 +223,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	if (g != NULL)
 		worker_switch_gen(w, g);
 	if (atomic_load(&w->stopping) && !atomic_load(&w->accepting_stopped)) {
+		/* Connections already queued on the sockets are served, not
+		 * reset when the sockets close (a connection that comes in
+		 * between this and the close still is). */
+		for (size_t i = 0; i < w->naccept_points && !w->accept_paused; i++)
+			on_accept_ready(w->accept_points[i].fd, EV_READ, &w->accept_points[i]);
 		accept_points_free(w);
 		event_del(w->accept_resume_timer);
 		atomic_store(&w->accepting_stopped, true);

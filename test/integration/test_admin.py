@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from conftest import (ROOT, cpu_seconds, free_port, http_config, limit_descriptors, open_pending_connections, recv_all,
-                      run_concurrently, wait_until)
+from conftest import (LB, ROOT, cpu_seconds, free_port, http_config, limit_descriptors, open_pending_connections,
+                      recv_all, run_concurrently, wait_until)
 
 LBCTL = os.path.join(ROOT, "scripts", "lbctl")
 
@@ -217,7 +217,9 @@ def test_lbctl_stats_drain_enable_and_reload(setup, tmp_path):
     with open(inst.path, "a") as f:
         f.write("bogus: key\n")
     bad = subprocess.run([LBCTL, "-p", str(pidfile), "reload"], capture_output=True, text=True, env=env, timeout=30)
-    assert bad.returncode == 1 and "FAILED" in bad.stderr
+    assert bad.returncode == 1 and "reload failed" in bad.stderr, bad.stderr
+    # lb's own error line, FILE:LINE:COL and the key
+    assert re.search(r"lb\.yaml:\d+:\d+: unknown key \"bogus\"", bad.stderr), bad.stderr
 
 
 def test_counters_are_exact_under_concurrency(setup):
@@ -349,3 +351,96 @@ def test_http_mode_counts_server_bytes_both_ways(setup):
     assert ('lb_server_received_bytes_total{backend="app",server="%s"} %d' % (rs[0].addr, server["bytes_in"])
             in metrics)
 
+
+
+def shares(port, n):
+    """Which replica answered each of n requests on one new connection
+    (one worker, so smooth round-robin is exact per period)."""
+    counts = {}
+    for _, body in get_through(port, n):
+        counts[body] = counts.get(body, 0) + 1
+    return counts
+
+
+def stats_weights(admin):
+    s = json.loads(call(admin, "GET", "/stats")[1])
+    return {v["addr"]: v["weight"] for v in s["backends"][0]["servers"]}
+
+
+def test_runtime_weight_shifts_the_shares_and_outlives_a_reload_until_the_file_changes(setup):
+    inst, port, admin, rs, config = setup()
+    assert shares(port, 30) == {"r0": 10, "r1": 10, "r2": 10}
+    env = dict(os.environ, LB_ADMIN="127.0.0.1:%d" % admin)
+    out = subprocess.run([LBCTL, "weight", "app", rs[0].addr, "3"], capture_output=True, text=True, env=env,
+                         timeout=20)
+    assert out.returncode == 0 and "weight 3" in out.stdout, out.stderr
+    assert stats_weights(admin)[rs[0].addr] == 3
+    assert shares(port, 50) == {"r0": 30, "r1": 10, "r2": 10}
+
+    inst.reload()  # the same file: the runtime weight stays
+    assert stats_weights(admin)[rs[0].addr] == 3
+    assert shares(port, 50) == {"r0": 30, "r1": 10, "r2": 10}
+
+    # A file that gives r2 a weight of its own leaves r0's runtime weight;
+    # one that changes r0's weight wins over it.
+    inst.reload(config.replace("- addr: %s\n" % rs[2].addr, "- addr: %s\n        weight: 2\n" % rs[2].addr))
+    assert stats_weights(admin) == {rs[0].addr: 3, rs[1].addr: 1, rs[2].addr: 2}
+    inst.reload(config.replace("- addr: %s\n" % rs[0].addr, "- addr: %s\n        weight: 4\n" % rs[0].addr))
+    assert stats_weights(admin)[rs[0].addr] == 4
+    inst.reload(config)
+    assert stats_weights(admin)[rs[0].addr] == 1
+
+    # Weight 0: no new requests.
+    assert call(admin, "POST", "/backends/app/servers/%s/weight/0" % rs[1].addr)[0] == 200
+    assert shares(port, 20) == {"r0": 10, "r2": 10}
+
+
+def test_runtime_weight_refuses_bad_values(setup):
+    _, port, admin, rs, _ = setup()
+    base = "/backends/app/servers/%s/weight/" % rs[0].addr
+    for bad in ("257", "-1", "abc", "1.5", "", "99999999999999999999"):
+        assert call(admin, "POST", base + bad)[0] in (400, 404), bad
+    assert call(admin, "POST", base + "257")[0] == 400
+    assert call(admin, "GET", base + "2")[0] == 405
+    assert call(admin, "POST", "/backends/app/servers/127.0.0.1:1/weight/2")[0] == 404
+    assert call(admin, "POST", "/backends/nope/servers/%s/weight/2" % rs[0].addr)[0] == 404
+    assert stats_weights(admin)[rs[0].addr] == 1
+    assert len(shares(port, 30)) == 3
+
+
+def test_lbctl_servers_check_and_exit_codes(setup, tmp_path):
+    two = """
+  - name: other
+    balance: round_robin
+    health_check:
+      type: none
+    servers:
+      - addr: 127.0.0.1:1
+"""
+    inst, port, admin, rs, config = setup(extra_backend=two)
+    env = dict(os.environ, LB_ADMIN="127.0.0.1:%d" % admin, LB_BIN=LB)
+
+    def lbctl(*args, **kw):
+        return subprocess.run([LBCTL] + list(args), capture_output=True, text=True, env=kw.get("env", env),
+                              timeout=30)
+    out = lbctl("servers", "app")
+    assert out.returncode == 0, out.stderr
+    assert all(r.addr in out.stdout for r in rs) and "127.0.0.1:1 " not in out.stdout
+    assert "127.0.0.1:1 " in lbctl("servers", "other").stdout
+    missing = lbctl("servers", "nope")
+    assert missing.returncode == 1 and "no backend named nope" in missing.stderr
+
+    good = lbctl("-c", inst.path, "check")
+    assert good.returncode == 0 and "configuration OK" in good.stdout, good.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(config.replace("balance: round_robin", "balance: fastest", 1))
+    bad = lbctl("-c", str(broken), "check")
+    assert bad.returncode == 1 and re.search(r"broken\.yaml:\d+:\d+: backends\[0\]\.balance", bad.stderr), bad.stderr
+
+    assert lbctl("drain", "app", "127.0.0.1:1").returncode == 1  # no such server
+    assert lbctl("weight", "app", rs[0].addr).returncode == 2  # usage
+    assert lbctl("frobnicate").returncode == 2
+    assert lbctl().returncode == 2
+    away = dict(env, LB_ADMIN="127.0.0.1:%d" % free_port())
+    unreachable = lbctl("stats", env=away)
+    assert unreachable.returncode == 1 and "no answer" in unreachable.stderr

@@ -53,7 +53,10 @@ def test_ready_reloading_stopping_in_order(replicas, lb, notify_socket):
     assert "reload failed" in failed["STATUS"] and "still running generation 2" in failed["STATUS"]
 
     inst.proc.send_signal(signal.SIGTERM)
-    assert message(notify_socket)["STOPPING"] == "1"
+    stopping = message(notify_socket)
+    assert stopping["STOPPING"] == "1"
+    # systemd waits for drain_delay (0 here) + grace (10 s) + 5 s
+    assert int(stopping["EXTEND_TIMEOUT_USEC"]) == 15_000_000
     assert inst.proc.wait(timeout=15) == 0
 
 

@@ -117,6 +117,7 @@ static void test_minimal_config_gets_every_default(void **state)
 	assert_string_equal(cfg->global.pidfile, "");
 	assert_string_equal(cfg->global.user, "");
 	assert_int_equal(cfg->global.grace_ms, 10000);
+	assert_int_equal(cfg->global.drain_delay_ms, 0);
 	assert_int_equal(cfg->global.log.level, LOG_LEVEL_INFO);
 	assert_string_equal(cfg->global.log.target, "stderr");
 	assert_string_equal(cfg->global.access_log, "off");
@@ -186,6 +187,7 @@ static const char full[] = "global:\n"
 			   "  pidfile: /run/lb.pid\n"
 			   "  user: nobody\n"
 			   "  grace: 1m\n"
+			   "  drain_delay: 5s\n"
 			   "  log:\n"
 			   "    level: debug\n"
 			   "    target: /var/log/lb.log\n"
@@ -260,6 +262,7 @@ static void test_full_config_sets_every_key(void **state)
 	assert_string_equal(cfg->global.pidfile, "/run/lb.pid");
 	assert_string_equal(cfg->global.user, "nobody");
 	assert_int_equal(cfg->global.grace_ms, 60000);
+	assert_int_equal(cfg->global.drain_delay_ms, 5000);
 	assert_int_equal(cfg->global.log.level, LOG_LEVEL_DEBUG);
 	assert_string_equal(cfg->global.log.target, "/var/log/lb.log");
 	assert_string_equal(cfg->global.access_log, "stderr");
@@ -555,7 +558,7 @@ static void test_unknown_key_is_an_error(void **state)
 	(void)state;
 	assert_minimal_with_error(0, "global:\n  foo: 1\n",
 				  "lb.yaml:2:3: global: unknown key \"foo\", expected one of: "
-				  "workers, reuseport, cpu_affinity, max_connections, max_header_fields, pidfile, user, grace, log, "
+				  "workers, reuseport, cpu_affinity, max_connections, max_header_fields, pidfile, user, grace, drain_delay, log, "
 				  "access_log, resolvers");
 	assert_minimal_with_error(0, "colour: blue\n",
 				  "lb.yaml:1:1: unknown key \"colour\", expected one of: "
