@@ -146,6 +146,9 @@ install: all
 	test -e $(DESTDIR)/etc/lb/lb.yaml || install -D -m 0644 conf/lb.yaml $(DESTDIR)/etc/lb/lb.yaml
 	install -D -m 0644 scripts/lb.service $(DESTDIR)/etc/systemd/system/lb.service
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/lb/README.md
+	install -D -m 0644 man/lb.8 $(DESTDIR)$(PREFIX)/share/man/man8/lb.8
+	install -D -m 0644 man/lbctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/lbctl.8
+	install -D -m 0644 man/lb.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/lb.yaml.5
 
 clean:
 	rm -rf build build-asan build-fuzz build-tsan
