@@ -60,6 +60,9 @@ struct control {
 	struct event *drain_timer;
 	struct event *grace_timer;
 	struct event *trim_timer;
+	struct event *watchdog_timer;
+	uint64_t watchdog_ms; /* systemd's WatchdogSec, 0 = none */
+	int hung_worker; /* the worker whose loop stopped turning, -1 = none */
 	struct admin *admin;
 	struct admin_instance instance; /* drained or not, the last reload: admin.h */
 	struct resolver *resolver;
@@ -82,6 +85,37 @@ static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	daemon_trim_memory();
+}
+
+/* A worker's loop that has not turned (ticked) for this long, or for the
+ * watchdog interval if longer, is hung: systemd hears no more WATCHDOG=1
+ * and restarts lb. */
+#define WORKER_HUNG_MS 3000
+
+/* Every half watchdog interval: WATCHDOG=1, while every worker's loop
+ * turns (the control loop's own turning is the timer itself). */
+static void on_watchdog_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	(void)fd;
+	(void)what;
+	uint64_t now = clock_ms();
+	uint64_t limit = c->watchdog_ms > WORKER_HUNG_MS ? c->watchdog_ms : WORKER_HUNG_MS;
+	for (int i = 0; i < c->nworkers; i++) {
+		struct worker *w = &c->workers[i];
+		uint64_t ticked = atomic_load_explicit(&w->ticked_ms, memory_order_relaxed);
+		if (atomic_load(&w->exited) || now < ticked || now - ticked <= limit)
+			continue;
+		if (c->hung_worker != i)
+			log_error("worker %d has not turned its event loop for %llums: no WATCHDOG=1 to systemd", i,
+				  (unsigned long long)(now - ticked));
+		c->hung_worker = i;
+		return;
+	}
+	if (c->hung_worker >= 0)
+		log_info("worker %d turns again: WATCHDOG=1 to systemd", c->hung_worker);
+	c->hung_worker = -1;
+	daemon_notify("WATCHDOG=1");
 }
 
 /* A worker's second: memory unused for a while goes back. */
@@ -483,7 +517,7 @@ int control_run(struct gen *first, const char *config_path)
 {
 	static const int signals[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
 	struct event *signal_events[sizeof(signals) / sizeof(signals[0])] = { 0 };
-	struct control c = { .config_path = config_path, .current = first, .wake_fd = -1 };
+	struct control c = { .config_path = config_path, .current = first, .wake_fd = -1, .hung_worker = -1 };
 	c.instance.weights_changed = on_weights_changed;
 	c.instance.arg = &c;
 	struct event *wake_event = NULL;
@@ -538,6 +572,16 @@ int control_run(struct gen *first, const char *config_path)
 	}
 	if (health_sync(c.base, first) < 0)
 		goto out;
+	c.watchdog_ms = daemon_watchdog_usec() / 1000;
+	if (c.watchdog_ms > 0) {
+		uint64_t half = c.watchdog_ms / 2 > 0 ? c.watchdog_ms / 2 : 1;
+		struct timeval every = { .tv_sec = (time_t)(half / 1000), .tv_usec = (suseconds_t)(half % 1000) * 1000 };
+		c.watchdog_timer = event_new(c.base, -1, EV_PERSIST, on_watchdog_tick, &c);
+		if (c.watchdog_timer == NULL || event_add(c.watchdog_timer, &every) != 0)
+			goto out;
+		log_info("systemd watchdog: WATCHDOG=1 every %llums while every worker's loop turns",
+			 (unsigned long long)half);
+	}
 	c.resolver = resolver_start(c.base, on_resolution, &c);
 	if (c.resolver == NULL)
 		goto out;
@@ -574,6 +618,8 @@ out:
 		event_free(c.grace_timer);
 	if (c.trim_timer)
 		event_free(c.trim_timer);
+	if (c.watchdog_timer)
+		event_free(c.watchdog_timer);
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
 		if (signal_events[i])
 			event_free(signal_events[i]);

@@ -95,6 +95,16 @@ void daemon_notify(const char *fmt, ...)
 	close(fd);
 }
 
+unsigned long long daemon_watchdog_usec(void)
+{
+	const char *usec = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
+	if (usec == NULL || (pid != NULL && strtol(pid, NULL, 10) != (long)getpid()))
+		return 0;
+	char *end = NULL;
+	unsigned long long n = strtoull(usec, &end, 10);
+	return end != usec && *end == '\0' ? n : 0;
+}
+
 int daemon_write_pidfile(const char *path)
 {
 	if (path == NULL || path[0] == '\0')

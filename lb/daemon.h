@@ -23,6 +23,11 @@ void daemon_ready(void);
  * effort (a datagram, never waited for). */
 void daemon_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* systemd's WatchdogSec=: the interval ($WATCHDOG_USEC, when
+ * $WATCHDOG_PID is unset or ours) within which "WATCHDOG=1" must come,
+ * in microseconds; 0 = no watchdog. */
+unsigned long long daemon_watchdog_usec(void);
+
 /* Write getpid() to path ("" = none). Returns 0 or -1 with errno. */
 int daemon_write_pidfile(const char *path);
 void daemon_remove_pidfile(void);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "listener.h"
 #include "slab.h"
@@ -75,6 +76,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	(void)fd;
 	(void)what;
+	atomic_store_explicit(&w->ticked_ms, clock_ms(), memory_order_relaxed);
 	slab_trim(w->server_conns);
 	if (w->handlers->tick != NULL)
 		w->handlers->tick(w);
@@ -295,6 +297,7 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	w->control_fd = control_fd;
 	w->wake_fd = -1;
 	w->sessions.next = w->sessions.prev = &w->sessions;
+	atomic_init(&w->ticked_ms, clock_ms());
 	if (ec == NULL)
 		return -1;
 	/* Nothing else touches this base from another thread. */

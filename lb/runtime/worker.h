@@ -74,6 +74,7 @@ struct worker {
 	atomic_ulong acked_gen; /* id of the generation it accepts for */
 	atomic_bool accepting_stopped;
 	atomic_bool exited;
+	atomic_uint_fast64_t ticked_ms; /* clock_ms() of its last tick: its loop turns (systemd watchdog) */
 
 	/* the worker's own */
 	struct gen *gen; /* a reference */
