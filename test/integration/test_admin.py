@@ -444,3 +444,25 @@ def test_lbctl_servers_check_and_exit_codes(setup, tmp_path):
     away = dict(env, LB_ADMIN="127.0.0.1:%d" % free_port())
     unreachable = lbctl("stats", env=away)
     assert unreachable.returncode == 1 and "no answer" in unreachable.stderr
+
+
+def test_lbctl_finds_the_endpoint_and_token_in_the_config(setup, tmp_path):
+    inst, port, admin, rs, config = setup(token="s3cret")
+    env = {k: v for k, v in os.environ.items() if k not in ("LB_ADMIN", "LB_TOKEN")}
+    out = subprocess.run([LBCTL, "-c", inst.path, "servers", "app"], capture_output=True, text=True, env=env,
+                         timeout=20)
+    assert out.returncode == 0 and rs[0].addr in out.stdout, out.stderr
+    wrong = subprocess.run([LBCTL, "-c", inst.path, "-t", "nope", "stats"], capture_output=True, text=True,
+                           env=env, timeout=20)
+    assert wrong.returncode == 1 and "401" in wrong.stderr
+
+    # Without an admin section, reload can only signal.
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(config.split("admin:")[0])
+    pidfile = tmp_path / "lb.pid"
+    pidfile.write_text("%d\n" % inst.proc.pid)
+    before = inst.log_text().count("reload: generation")
+    out = subprocess.run([LBCTL, "-c", str(bare), "-p", str(pidfile), "reload"], capture_output=True, text=True,
+                         env=env, timeout=20)
+    assert out.returncode == 0 and "reload signalled" in out.stdout, out.stderr
+    wait_until(lambda: inst.log_text().count("reload: generation") > before, 10, "the reload")
