@@ -7,6 +7,8 @@
 #   make run        the demo: three replicas behind lb on :8080
 #   make bench      lb vs HAProxy vs nginx (scripts/bench.sh), plain, then over TLS
 #   make rolling-restart   requests lost in a rolling restart, lb vs HAProxy vs nginx
+#   make deb        the Debian package, build/deb/lb_VERSION_ARCH.deb (debian/),
+#                   checked by lintian
 
 CC       ?= cc
 BUILD    ?= build
@@ -46,7 +48,7 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(LB_OBJS))
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all units fuzz test tsan run bench rolling-restart install clean deps
+.PHONY: all units fuzz test tsan run bench rolling-restart install clean deps deb
 all: $(BUILD)/lb $(BUILD)/replica
 
 define layer_objects
@@ -149,6 +151,26 @@ install: all
 	install -D -m 0644 man/lb.8 $(DESTDIR)$(PREFIX)/share/man/man8/lb.8
 	install -D -m 0644 man/lbctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/lbctl.8
 	install -D -m 0644 man/lb.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/lb.yaml.5
+
+# The Debian package, built by dpkg-buildpackage from a copy of the working
+# tree (tracked files and new ones git does not ignore, uncommitted edits
+# included; no build directory) in build/deb/lb-VERSION/, so that its
+# results land in build/deb/; then lintian: any E: fails, W: are printed
+# (all of it in build/deb/lintian.txt).
+DEB_DIR     := build/deb
+DEB_VERSION := $(shell sed -n 's/^\#define LB_VERSION "\(.*\)"/\1/p' lb/core/version.h)
+deb:
+	scripts/deps.sh --deb
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/lb-$(DEB_VERSION)
+	git ls-files -z --cached --others --exclude-standard | grep -zv '^build[^/]*/' | \
+		tar --null -T - --ignore-failed-read -cf - | tar -xf - -C $(DEB_DIR)/lb-$(DEB_VERSION)
+	cd $(DEB_DIR)/lb-$(DEB_VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -us -uc -b -J$$(nproc)
+	cd $(DEB_DIR) && lintian --fail-on none lb_$(DEB_VERSION)_*.deb >lintian.txt 2>&1 || { cat lintian.txt; exit 1; }
+	@grep -E '^[EW]: ' $(DEB_DIR)/lintian.txt || true
+	@if grep -q '^E: ' $(DEB_DIR)/lintian.txt; then echo "make deb: lintian reports errors" >&2; exit 1; fi
+	@echo "make deb: $$(ls $(DEB_DIR)/lb_$(DEB_VERSION)_*.deb)"
 
 clean:
 	rm -rf build build-asan build-fuzz build-tsan

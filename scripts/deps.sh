@@ -3,6 +3,7 @@
 #   deps.sh           to build and run every test (make test)
 #   deps.sh --run     to build and run the demo only (make run)
 #   deps.sh --bench   to build and benchmark against HAProxy and nginx (make bench)
+#   deps.sh --deb     to build and check the Debian package (make deb)
 #
 # prometheus is here for promtool, which the admin tests use to check the
 # /metrics text. Services that packages would start on installation
@@ -15,6 +16,7 @@ packages="build-essential pkg-config libevent-dev libyaml-dev libhttp-parser-dev
 case "${1:-}" in
 --run) ;;
 --bench) packages="$packages wrk haproxy nginx-light gnuplot-nox" ;;
+--deb) packages="$packages debhelper devscripts dpkg-dev lintian fakeroot" ;;
 *) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest prometheus wrk" ;;
 esac
 
