@@ -17,7 +17,7 @@ case "${1:-}" in
 --run) ;;
 --bench) packages="$packages wrk haproxy nginx-light gnuplot-nox" ;;
 --deb) packages="$packages debhelper devscripts dpkg-dev lintian fakeroot" ;;
-*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest prometheus wrk" ;;
+*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-yaml prometheus wrk" ;;
 esac
 
 missing=""

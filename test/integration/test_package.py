@@ -16,6 +16,7 @@ import http.client
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -208,6 +209,11 @@ def test_install_run_and_purge(request, procs, tmp_path):
         out = run(["/usr/sbin/lbctl", "-a", "127.0.0.1:%d" % admin, "stats"], 15)
         assert out.returncode == 0, out.stderr
         assert all(r.addr in out.stdout for r in replicas), out.stdout
+
+        # The unit's ExecReload (systemctl reload) waits for lb's verdict.
+        reload_cmd = re.search(r"^ExecReload=(.*)$", text, re.M).group(1).replace("/etc/lb/lb.yaml", str(conf))
+        out = run(shlex.split(reload_cmd), 30)
+        assert out.returncode == 0 and "reload ok: generation 2 running" in out.stdout, out.stdout + out.stderr
 
         # logrotate's postrotate (run by hand: logrotate may not be here)
         # makes lb reopen its log.
