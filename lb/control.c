@@ -31,6 +31,7 @@
 #include "health.h"
 #include "http.h"
 #include "log.h"
+#include "overload.h"
 #include "resolve.h"
 #include "tcp.h"
 #include "pool.h"
@@ -61,6 +62,7 @@ struct control {
 	struct event *grace_timer;
 	struct event *trim_timer;
 	struct event *watchdog_timer;
+	struct event *overload_timer;
 	uint64_t watchdog_ms; /* systemd's WatchdogSec, 0 = none */
 	int hung_worker; /* the worker whose loop stopped turning, -1 = none */
 	struct admin *admin;
@@ -118,6 +120,15 @@ static void on_watchdog_tick(evutil_socket_t fd, short what, void *arg)
 	daemon_notify("WATCHDOG=1");
 }
 
+/* Limits (max_connections, auto, slow start) and the queues. */
+static void on_overload_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	(void)fd;
+	(void)what;
+	overload_tick(c->current);
+}
+
 /* A worker's second: memory unused for a while goes back. */
 static void worker_tick(struct worker *w)
 {
@@ -156,13 +167,17 @@ bool control_descriptor_warning(const struct lb_config *cfg, int workers, unsign
 	return true;
 }
 
-/* At the limit, accepts pause and connects fail as lb's own failures
+/* What a valid configuration may still get wrong, said at start and reload.
+ * At the limit, accepts pause and connects fail as lb's own failures
  * (never the servers'), but clients wait: say so at start and reload. */
-static void check_descriptor_limit(const struct lb_config *cfg, int workers, unsigned long limit)
+static void config_warnings(const struct lb_config *cfg, int workers, unsigned long limit)
 {
 	char msg[512];
 	if (control_descriptor_warning(cfg, workers, limit, msg, sizeof(msg)))
 		log_warn("%s", msg);
+	if (cfg->global.drain_delay_ms > 0 && !cfg->admin.enabled)
+		log_warn("global.drain_delay without an admin section: no /healthz shows the drain, the stop "
+			 "only waits");
 }
 
 static bool all_workers_at(const struct control *c, unsigned long gen_id)
@@ -241,16 +256,22 @@ static int retiring_reserve(struct control *c)
 }
 
 /* Make g the running generation: for the workers, the health checks, the
- * admin endpoint and the resolver. The previous one retires (see top). */
-static void publish(struct control *c, struct gen *g)
+ * admin endpoint and the resolver. The previous one retires (see top).
+ * new_config: g comes from a reload (the admin endpoint may move); else it
+ * is the running configuration rebuilt (DNS, a runtime weight), perhaps
+ * from inside an admin request, which must not lose its endpoint. */
+static void publish(struct control *c, struct gen *g, bool new_config)
 {
 	char err[512];
 
 	c->retiring[c->nretiring++] = (struct retiring_gen){ .old = c->current, .successor_id = g->id };
 	c->current = g;
+	overload_tick(g); /* its limits hold before it serves */
 	if (health_sync(c->base, g) < 0)
 		log_error("generation %lu: out of memory starting health checks", g->id);
-	if (admin_update(c->base, &c->admin, g, &c->instance, err, sizeof(err)) < 0)
+	if (!new_config)
+		admin_follow(c->admin, g);
+	else if (admin_update(c->base, &c->admin, g, &c->instance, err, sizeof(err)) < 0)
 		log_error("generation %lu: %s; the admin endpoint stays where it was", g->id, err);
 	resolver_follow(c->resolver, g->cfg_ref);
 	for (int i = 0; i < c->nworkers; i++)
@@ -290,7 +311,7 @@ static void reload(struct control *c)
 		log_warn("reload: a change of global.cpu_affinity takes effect at the next restart");
 	if (cfg->global.reuseport != c->current->cfg->global.reuseport)
 		log_warn("reload: a change of global.reuseport applies to listeners bound from now on");
-	check_descriptor_limit(cfg, c->nworkers, c->descriptor_limit);
+	config_warnings(cfg, c->nworkers, c->descriptor_limit);
 	if (retiring_reserve(c) < 0 || resolve_config_literals(cfg, &res) < 0) {
 		config_free(cfg);
 		snprintf(err, sizeof(err), "out of memory");
@@ -303,7 +324,8 @@ static void reload(struct control *c)
 	const struct lb_config *now = g->cfg;
 	if (log_configure(now->global.log.level, now->global.log.target, now->global.access_log) < 0)
 		log_error("reload: cannot open log target: %s; keeping the previous one", strerror(errno));
-	publish(c, g);
+	publish(c, g, true);
+	gen_forget_stale_weights(g);
 	atomic_fetch_add(&lb_counters.reloads_ok, 1);
 	log_info("reload: generation %lu running", g->id);
 	admin_instance_reloaded(&c->instance, true, g->id, NULL, 0);
@@ -342,7 +364,7 @@ static int on_weights_changed(void *arg, char *err, size_t errlen)
 	if (g == NULL)
 		return -1;
 	log_info("runtime weight set: generation %lu running", g->id);
-	publish(c, g);
+	publish(c, g, false);
 	return 0;
 }
 
@@ -388,7 +410,7 @@ static void on_resolution(const struct resolution *res, void *arg)
 		return;
 	}
 	log_info("servers re-resolved: generation %lu running", g->id);
-	publish(c, g);
+	publish(c, g, false);
 }
 
 static void on_grace_expired(evutil_socket_t fd, short what, void *arg)
@@ -440,6 +462,7 @@ static void request_stop(struct control *c)
 		return;
 	}
 	c->stop_requested = true;
+	c->reload_ready_id = 0; /* no READY=1 after STOPPING=1 */
 	const struct lb_config *cfg = c->current->cfg;
 	uint64_t now = clock_ms();
 	uint64_t drained_for = c->instance.draining ? now - c->instance.draining_since_ms : 0;
@@ -543,6 +566,11 @@ int control_run(struct gen *first, const char *config_path)
 	struct timeval second = { 1, 0 };
 	if (c.trim_timer == NULL || event_add(c.trim_timer, &second) != 0)
 		goto out;
+	overload_tick(first);
+	c.overload_timer = event_new(c.base, -1, EV_PERSIST, on_overload_tick, &c);
+	struct timeval tick = { 0, OVERLOAD_TICK_MS * 1000 };
+	if (c.overload_timer == NULL || event_add(c.overload_timer, &tick) != 0)
+		goto out;
 
 	/* The admin endpoint binds before privileges go, like the listeners. */
 	if (admin_start(c.base, first, &c.instance, &c.admin, err, sizeof(err)) < 0) {
@@ -560,7 +588,7 @@ int control_run(struct gen *first, const char *config_path)
 	c.nworkers = control_workers_wanted(first->cfg);
 	atomic_store(&lb_counters.nworkers, c.nworkers);
 	c.descriptor_limit = daemon_raise_descriptor_limit();
-	check_descriptor_limit(first->cfg, c.nworkers, c.descriptor_limit);
+	config_warnings(first->cfg, c.nworkers, c.descriptor_limit);
 	c.workers = calloc((size_t)c.nworkers, sizeof(*c.workers));
 	if (c.workers == NULL)
 		goto out;
@@ -620,6 +648,8 @@ out:
 		event_free(c.trim_timer);
 	if (c.watchdog_timer)
 		event_free(c.watchdog_timer);
+	if (c.overload_timer)
+		event_free(c.overload_timer);
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
 		if (signal_events[i])
 			event_free(signal_events[i]);

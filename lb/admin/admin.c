@@ -14,6 +14,8 @@
 #include "admin_server.h"
 #include "clock.h"
 #include "health.h"
+#include "pick.h"
+#include "queue.h"
 #include "version.h"
 #include "counters.h"
 
@@ -135,6 +137,18 @@ static void json_string(struct evbuffer *out, const char *s)
 
 static const char *const balance_names[] = { "round_robin", "least_conn", "random", "hash" };
 
+/* "queue": {"length", "oldest_s", "max", "rejected": {REASON: n}, "retries_refused"} */
+static void write_queue(const struct gen_backend *gb, struct evbuffer *out)
+{
+	const struct backend_state *bs = gb->state;
+	evbuffer_add_printf(out, "\"queue\":{\"length\":%u,\"oldest_s\":%.3f,\"max\":%d,\"rejected\":{", queue_length(gb),
+			    (double)queue_oldest_ms(gb) / 1000.0, gb->cfg->queue_max);
+	for (int r = 0; r < QUEUE_REJECT_COUNT; r++)
+		evbuffer_add_printf(out, "%s\"%s\":%llu", r ? "," : "", queue_reject_names[r],
+				    (unsigned long long)atomic_load(&bs->queue_rejected[r]));
+	evbuffer_add_printf(out, "}},\"retries_refused\":%llu", (unsigned long long)atomic_load(&bs->retries_refused));
+}
+
 /* "last_reload": null, or {"result", "generation", "errors": [...]}. */
 static void write_last_reload(const struct admin_instance *in, struct evbuffer *out)
 {
@@ -170,8 +184,10 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 		const struct gen_backend *gb = &g->backends[b];
 		evbuffer_add_printf(out, "%s{\"name\":", b ? "," : "");
 		json_string(out, gb->cfg->name);
-		evbuffer_add_printf(out, ",\"balance\":\"%s\",\"panic\":%s,\"servers\":[", balance_names[gb->cfg->balance],
+		evbuffer_add_printf(out, ",\"balance\":\"%s\",\"panic\":%s,", balance_names[gb->cfg->balance],
 				    atomic_load(&gb->state->panic) ? "true" : "false");
+		write_queue(gb, out);
+		evbuffer_add_printf(out, ",\"servers\":[");
 		for (size_t i = 0; i < gb->nservers; i++) {
 			const struct gen_server *s = &gb->servers[i];
 			const struct server_state *st = s->state;
@@ -189,8 +205,9 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 						    (unsigned long long)atomic_load(&st->responses[c]));
 			evbuffer_add_printf(out, "},\"ejected_until\":");
 			write_ejected_until(out, st);
-			evbuffer_add_printf(out, ",\"ejections\":%llu,\"last_check\":",
-					    (unsigned long long)atomic_load(&st->ejections));
+			evbuffer_add_printf(out, ",\"ejections\":%llu,\"limit\":%u,\"slow_start\":%.3f,\"last_check\":",
+					    (unsigned long long)atomic_load(&st->ejections), atomic_load(&st->limit),
+					    pick_ramp_share(gb, i, clock_ms()));
 			json_string(out, health_last_check(st));
 			evbuffer_add(out, "}", 1);
 		}
@@ -240,7 +257,8 @@ enum server_metric {
 	METRIC_ACTIVE,
 	METRIC_FAILURES,
 	METRIC_BYTES_IN,
-	METRIC_BYTES_OUT
+	METRIC_BYTES_OUT,
+	METRIC_LIMIT,
 };
 
 static uint64_t server_metric(const struct server_state *st, enum server_metric m)
@@ -260,6 +278,8 @@ static uint64_t server_metric(const struct server_state *st, enum server_metric 
 		return atomic_load(&st->bytes_in);
 	case METRIC_BYTES_OUT:
 		return atomic_load(&st->bytes_out);
+	case METRIC_LIMIT:
+		return atomic_load(&st->limit);
 	}
 	return 0;
 }
@@ -362,6 +382,58 @@ static void write_tls_metrics(const struct gen *g, struct evbuffer *out)
 	}
 }
 
+/* One gauge or counter per backend: NAME{backend="B"} VALUE. */
+static void prom_backend_value(struct evbuffer *out, const char *name, const struct gen_backend *gb, const char *extra,
+			       double value)
+{
+	evbuffer_add_printf(out, "%s{backend=\"", name);
+	prom_label(out, gb->cfg->name);
+	evbuffer_add_printf(out, "\"%s} %.15g\n", extra, value);
+}
+
+/* SPEC 13: queues, limits, slow start, the retry budget. */
+static void write_overload_metrics(const struct gen *g, struct evbuffer *out)
+{
+	prom_header(out, "lb_backend_queue_length", "gauge", "Requests (tcp: connections) waiting for a server slot.");
+	for (size_t b = 0; b < g->nbackends; b++)
+		prom_backend_value(out, "lb_backend_queue_length", &g->backends[b], "", queue_length(&g->backends[b]));
+	prom_header(out, "lb_backend_queue_oldest_seconds", "gauge", "How long the oldest waiting request has waited.");
+	for (size_t b = 0; b < g->nbackends; b++)
+		prom_backend_value(out, "lb_backend_queue_oldest_seconds", &g->backends[b], "",
+				   (double)queue_oldest_ms(&g->backends[b]) / 1000.0);
+	prom_header(out, "lb_queue_rejected_total", "counter",
+		    "Requests answered 503 by the queue: full (or off), or waited past timeouts.queue.");
+	for (size_t b = 0; b < g->nbackends; b++) {
+		for (int r = 0; r < QUEUE_REJECT_COUNT; r++) {
+			char extra[32];
+			snprintf(extra, sizeof(extra), ",reason=\"%s\"", queue_reject_names[r]);
+			prom_backend_value(out, "lb_queue_rejected_total", &g->backends[b], extra,
+					   (double)atomic_load(&g->backends[b].state->queue_rejected[r]));
+		}
+	}
+	prom_header(out, "lb_retry_budget_refused_total", "counter", "Retries the retry budget did not allow.");
+	for (size_t b = 0; b < g->nbackends; b++)
+		prom_backend_value(out, "lb_retry_budget_refused_total", &g->backends[b], "",
+				   (double)atomic_load(&g->backends[b].state->retries_refused));
+	prom_header(out, "lb_queue_time_seconds", "histogram", "Time requests waited in the queue for a slot.");
+	for (size_t b = 0; b < g->nbackends; b++)
+		prom_histogram(out, "lb_queue_time_seconds", "backend", g->backends[b].cfg->name,
+			       &g->backends[b].state->queue_time);
+	prom_header(out, "lb_server_limit", "gauge",
+		    "Concurrent requests (tcp: connections) the server may take now; 0 = unlimited.");
+	prom_per_server(out, g, "lb_server_limit", METRIC_LIMIT);
+	prom_header(out, "lb_server_slow_start_ratio", "gauge", "Share of its weight and limit the server takes (slow start).");
+	uint64_t now = clock_ms();
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		for (size_t i = 0; i < gb->nservers; i++) {
+			evbuffer_add_printf(out, "lb_server_slow_start_ratio");
+			prom_server_labels(out, gb, gb->servers[i].state);
+			evbuffer_add_printf(out, "} %.3f\n", pick_ramp_share(gb, i, now));
+		}
+	}
+}
+
 static void write_metrics(const struct admin *a, struct evbuffer *out)
 {
 	const struct gen *g = a->gen;
@@ -423,6 +495,7 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	prom_header(out, "lb_server_sent_bytes_total", "counter", "Bytes sent to the server.");
 	prom_per_server(out, g, "lb_server_sent_bytes_total", METRIC_BYTES_OUT);
 	write_tls_metrics(g, out);
+	write_overload_metrics(g, out);
 	prom_header(out, "lb_request_duration_seconds", "histogram", "HTTP request duration, from head to response end.");
 	for (size_t b = 0; b < g->nbackends; b++) {
 		const struct backend_state *st = g->backends[b].state;
@@ -646,6 +719,12 @@ int admin_update(struct event_base *base, struct admin **admin, const struct gen
 	admin_stop(a);
 	*admin = fresh;
 	return 0;
+}
+
+void admin_follow(struct admin *a, const struct gen *g)
+{
+	if (a != NULL)
+		a->gen = g;
 }
 
 void admin_stop(struct admin *a)

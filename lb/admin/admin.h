@@ -56,6 +56,10 @@ int admin_start(struct event_base *base, const struct gen *g, struct admin_insta
 int admin_update(struct event_base *base, struct admin **admin, const struct gen *g, struct admin_instance *in,
 		 char *err, size_t errlen);
 
+/* The running configuration rebuilt (same file): serve g's counters,
+ * nothing else changes (NULL is fine). Safe from inside a request. */
+void admin_follow(struct admin *admin, const struct gen *g);
+
 void admin_stop(struct admin *admin);
 
 #endif

@@ -38,7 +38,7 @@
 #include <yaml.h>
 
 #define CONFIG_FILE_MAX (16u << 20)
-#define CONFIG_KEYS_MAX 16 /* keys in the largest section table, rounded up */
+#define CONFIG_KEYS_MAX 24 /* keys in the largest section table, rounded up */
 #define CONFIG_PATH_MAX 192
 #define CONFIG_SHOW_MAX 60 /* bytes of a bad value quoted in a message */
 #define CONFIG_NAME_MAX 64
@@ -254,7 +254,7 @@ static const char *const config_verify_client_names[] = { "off", "optional", "re
 static config_custom_fn config_set_workers, config_set_resolvers, config_set_admin,
 	config_set_listeners, config_set_backends, config_set_servers, config_set_hash_key,
 	config_set_bounded_load, config_set_expect, config_set_listener_tls, config_set_certificates,
-	config_set_alpn, config_set_backend_tls;
+	config_set_alpn, config_set_backend_tls, config_set_backend_limit, config_set_server_limit;
 
 #define DURATION(lo) .kind = CONFIG_DURATION, .min = (lo), .max = (long long)CONFIG_DURATION_MAX
 
@@ -382,7 +382,13 @@ static const struct config_key config_passive_keys[] = {
 	{ 0 },
 };
 
+static const struct config_key config_queue_keys[] = {
+	KEY(struct cfg_backend, "max", queue_max, .kind = CONFIG_INT, .min = 0, .max = 1000000),
+	{ 0 },
+};
+
 static const struct config_key config_backend_timeout_keys[] = {
+	KEY(struct cfg_backend, "queue", timeouts.queue_ms, DURATION(1)),
 	KEY(struct cfg_backend, "connect", timeouts.connect_ms, DURATION(1)),
 	KEY(struct cfg_backend, "response", timeouts.response_ms, DURATION(1)),
 	KEY(struct cfg_backend, "idle", timeouts.idle_ms, DURATION(1)),
@@ -405,8 +411,14 @@ static const struct config_key config_backend_keys[] = {
 	/* a request is tried on at most 1 + 10 servers: beyond that the
 	 * backend is down, and more attempts only delay the 502 */
 	KEY(struct cfg_backend, "retries", retries, .kind = CONFIG_INT, .min = 0, .max = 10),
+	KEY(struct cfg_backend, "retry_budget", retry_budget_percent, .kind = CONFIG_PERCENT),
 	KEY(struct cfg_backend, "keepalive", keepalive, .kind = CONFIG_INT, .min = 0,
 	    .max = 10000),
+	KEY_CUSTOM("max_connections", config_set_backend_limit),
+	KEY(struct cfg_backend, "max_connections_cap", max_connections_cap, .kind = CONFIG_INT, .min = 1,
+	    .max = CFG_LIMIT_MAX),
+	KEY(struct cfg_backend, "queue", queue_max, .kind = CONFIG_MAP, .sub = config_queue_keys),
+	KEY(struct cfg_backend, "slow_start", slow_start_ms, DURATION(0)),
 	KEY(struct cfg_backend, "timeouts", timeouts, .kind = CONFIG_MAP,
 	    .sub = config_backend_timeout_keys),
 	KEY_CUSTOM("tls", config_set_backend_tls),
@@ -417,6 +429,7 @@ static const struct config_key config_server_keys[] = {
 	KEY(struct cfg_server, "addr", addr, .kind = CONFIG_ADDR, .flavour = CONFIG_ADDR_HOST,
 	    .required = true),
 	KEY(struct cfg_server, "weight", weight, .kind = CONFIG_INT, .min = 0, .max = 256),
+	KEY_CUSTOM("max_connections", config_set_server_limit),
 	{ 0 },
 };
 
@@ -881,7 +894,11 @@ static void config_backend_defaults(struct config_ctx *ctx, struct cfg_backend *
 	b->passive.max_ejected_percent = 50;
 	b->panic_threshold_percent = 50;
 	b->retries = 2;
+	b->retry_budget_percent = 20;
 	b->keepalive = 32;
+	b->max_connections = CFG_LIMIT_NONE;
+	b->max_connections_cap = 1000;
+	b->queue_max = 1000;
 	b->timeouts.connect_ms = 2000;
 	b->timeouts.response_ms = 30000;
 	b->timeouts.idle_ms = 60000;
@@ -892,6 +909,7 @@ static void config_server_defaults(struct config_ctx *ctx, struct cfg_server *s)
 	s->addr.text = config_strdup(ctx, "");
 	s->addr.host = config_strdup(ctx, "");
 	s->weight = 1;
+	s->max_connections = CFG_LIMIT_INHERIT;
 }
 
 /* ---- custom keys ---------------------------------------------------------------- */
@@ -920,6 +938,34 @@ static void config_set_workers(struct config_ctx *ctx, const struct config_node 
 		cfg->global.workers = (int)n;
 	else
 		config_error_expected(ctx, node, path, what);
+}
+
+/* max_connections: auto, or an integer 0..CFG_LIMIT_MAX (0 = unlimited). */
+static void config_set_limit(struct config_ctx *ctx, const struct config_node *node, const char *path, int *out)
+{
+	static const char what[] = "auto or an integer 0..100000 (0 = unlimited)";
+	long long n;
+
+	if (!config_want_scalar(ctx, node, path, what))
+		return;
+	if (strcmp(node->text, "auto") == 0)
+		*out = CFG_LIMIT_AUTO;
+	else if (config_parse_integer(node->text, &n) == 0 && n >= 0 && n <= CFG_LIMIT_MAX)
+		*out = (int)n;
+	else
+		config_error_expected(ctx, node, path, what);
+}
+
+static void config_set_backend_limit(struct config_ctx *ctx, const struct config_node *node, void *base,
+				     const char *path)
+{
+	config_set_limit(ctx, node, path, &((struct cfg_backend *)base)->max_connections);
+}
+
+static void config_set_server_limit(struct config_ctx *ctx, const struct config_node *node, void *base,
+				    const char *path)
+{
+	config_set_limit(ctx, node, path, &((struct cfg_server *)base)->max_connections);
 }
 
 static void config_set_resolvers(struct config_ctx *ctx, const struct config_node *node, void *base,
@@ -1007,6 +1053,12 @@ static void config_set_backends(struct config_ctx *ctx, const struct config_node
 		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
 		config_apply_item(ctx, node->items[i], config_backend_keys, &cfg->backends[i], sub,
 				  &ctx->backend_marks[i * CONFIG_KEYS_MAX], "a backend");
+		struct cfg_backend *b = &cfg->backends[i];
+		if (b->timeouts.queue_ms == 0)
+			b->timeouts.queue_ms = b->timeouts.connect_ms;
+		for (size_t j = 0; j < b->nservers; j++)
+			if (b->servers[j].max_connections == CFG_LIMIT_INHERIT)
+				b->servers[j].max_connections = b->max_connections;
 	}
 }
 

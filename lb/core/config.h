@@ -84,9 +84,16 @@ struct cfg_backend_tls {
 	struct cfg_located client_cert, client_key;
 };
 
+/* max_connections values besides 1..CFG_LIMIT_MAX */
+#define CFG_LIMIT_NONE 0 /* unlimited */
+#define CFG_LIMIT_AUTO (-1) /* adaptive (limiter.h), at most max_connections_cap */
+#define CFG_LIMIT_INHERIT (-2) /* servers[]: the backend's */
+#define CFG_LIMIT_MAX 100000
+
 struct cfg_server {
 	struct cfg_addr addr;
 	int weight; /* 0..256 */
+	int max_connections; /* CFG_LIMIT_*, or 1..CFG_LIMIT_MAX */
 	unsigned line; /* where it was written, for messages */
 };
 
@@ -119,9 +126,17 @@ struct cfg_backend {
 	} passive;
 	int panic_threshold_percent; /* 0 = off; see health_policy.h */
 	int retries;
+	int retry_budget_percent; /* retries in flight, of the backend's requests in flight (at least 3) */
 	int keepalive;
+	/* Overload (SPEC 13): concurrent requests (http) or connections (tcp)
+	 * per server, the queue in front of them, the ramp after a return. */
+	int max_connections; /* CFG_LIMIT_NONE, CFG_LIMIT_AUTO or 1..CFG_LIMIT_MAX */
+	int max_connections_cap; /* auto's bound */
+	int queue_max; /* waiting requests; 0 = none (503 at once) */
+	uint64_t slow_start_ms; /* 0 = off */
 	struct {
 		uint64_t connect_ms, response_ms, idle_ms;
+		uint64_t queue_ms; /* the connect timeout unless given */
 	} timeouts;
 	struct cfg_backend_tls tls;
 };

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+
 struct server_state *server_state_new(const char *backend, const char *addr)
 {
 	struct server_state *s = calloc(1, sizeof(*s));
@@ -35,6 +37,7 @@ void server_state_release(struct server_state *s)
 		return;
 	free(s->backend);
 	free(s->addr);
+	free(s->limiter);
 	free(s);
 }
 
@@ -89,9 +92,16 @@ void listener_state_release(struct listener_state *st)
 	named_release(st != NULL ? &st->ref : NULL);
 }
 
+const char *const queue_reject_names[QUEUE_REJECT_COUNT] = { "full", "timeout" };
+
 struct backend_state *backend_state_new(const char *name)
 {
-	return named_new(sizeof(struct backend_state), name);
+	struct backend_state *st = named_new(sizeof(struct backend_state), name);
+	if (st == NULL)
+		return NULL;
+	pthread_mutex_init(&st->queue_lock, NULL);
+	st->queue.prev = st->queue.next = &st->queue;
+	return st;
 }
 
 struct backend_state *backend_state_acquire(struct backend_state *st)
@@ -103,6 +113,12 @@ struct backend_state *backend_state_acquire(struct backend_state *st)
 void backend_state_release(struct backend_state *st)
 {
 	named_release(st != NULL ? &st->ref : NULL);
+}
+
+void server_state_came_up(struct server_state *st)
+{
+	uint64_t now = clock_ms();
+	atomic_store(&st->ramp_since_ms, now > 0 ? now : 1);
 }
 
 void duration_observe(struct duration_histogram *h, uint64_t us)

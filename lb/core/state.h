@@ -15,6 +15,7 @@
 #ifndef LB_STATE_H
 #define LB_STATE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #define LB_MAX_WORKERS 64
 
 struct idle_conn;
+struct limiter;
 
 /* Idle keep-alive connections of one worker to one server (pool.c);
  * only that worker touches it. */
@@ -47,7 +49,18 @@ struct server_state {
 	 * instead (server_state_weight). Control thread only. */
 	int runtime_weight;
 	int runtime_weight_over;
-	atomic_uint active; /* requests (http) or connections (tcp) in progress */
+	atomic_uint active; /* requests (http) or connections (tcp) in progress: slots held */
+	/* Overload (SPEC 13). limit: the slots (0 = unlimited), set by the
+	 * control thread (overload.c) from max_connections, auto's limiter
+	 * and slow start; active never goes above it (queue.h). */
+	atomic_uint limit;
+	atomic_uint_fast64_t ramp_since_ms; /* slow start: when it came back up (clock_ms); 0 = not ramping */
+	/* Latency samples for max_connections: auto, gathered by workers and
+	 * taken by the control thread every window. */
+	atomic_uint_fast64_t latency_sum_us;
+	atomic_uint_fast64_t latency_count;
+	atomic_uint active_peak; /* the most slots held at once in the window */
+	struct limiter *limiter; /* auto's state (limiter.h), made by the control thread, which alone uses it */
 	atomic_uint consecutive_failures; /* passive health */
 	/* Passive ejection, written under health.c's ejection lock; read
 	 * freely. Times are clock_ms() (clock.h). */
@@ -76,15 +89,17 @@ static inline bool server_state_healthy(const struct server_state *st)
 	       !atomic_load_explicit(&st->ejected, memory_order_relaxed);
 }
 
+/* The server came back up (after being down or ejected): slow start
+ * ramps it from now. */
+void server_state_came_up(struct server_state *st);
+
 /* The weight a server of configured weight `configured` takes in a
  * generation built now: the runtime weight, unless the file has changed
- * that server's weight since it was set (then the file wins, for good).
- * Control thread only. */
-static inline int server_state_weight(struct server_state *st, int configured)
+ * that server's weight since it was set (the file wins; for good once a
+ * reload with it succeeded: gen_forget_stale_weights). Control thread. */
+static inline int server_state_weight(const struct server_state *st, int configured)
 {
-	if (st->runtime_weight >= 0 && st->runtime_weight_over != configured)
-		st->runtime_weight = -1;
-	return st->runtime_weight >= 0 ? st->runtime_weight : configured;
+	return st->runtime_weight >= 0 && st->runtime_weight_over == configured ? st->runtime_weight : configured;
 }
 
 /* Request duration histogram buckets (upper bounds, seconds), for
@@ -110,10 +125,30 @@ struct named_ref {
 
 /* Runtime state of one backend, shared across generations by name (like
  * server_state), so its counters survive a reload. Atomics only. */
+/* A link in a doubly linked list with a sentinel head (queue.h's FIFO). */
+struct queue_link {
+	struct queue_link *prev, *next;
+};
+
+/* Why the queue turned a request away: full, or it waited past
+ * timeouts.queue. */
+enum queue_reject { QUEUE_REJECT_FULL, QUEUE_REJECT_TIMEOUT, QUEUE_REJECT_COUNT };
+extern const char *const queue_reject_names[QUEUE_REJECT_COUNT]; /* "full", "timeout" */
+
 struct backend_state {
 	struct named_ref ref; /* first */
 	struct duration_histogram durations; /* of HTTP requests */
 	atomic_bool panic; /* set by the control thread (health.c), read by picks */
+	/* Overload (SPEC 13; runtime/queue.h): requests waiting for a slot,
+	 * oldest first, from every worker and generation. */
+	pthread_mutex_t queue_lock;
+	struct queue_link queue; /* of struct queue_waiter, under queue_lock */
+	atomic_uint queue_length;
+	struct duration_histogram queue_time; /* of requests that waited */
+	atomic_uint_fast64_t queue_rejected[QUEUE_REJECT_COUNT];
+	atomic_uint active; /* slots held on its servers, in all */
+	atomic_uint retries_active; /* slots held by retries */
+	atomic_uint_fast64_t retries_refused; /* by the retry budget */
 };
 
 /* How TLS handshakes ended (tls_conn.h counts them). */

@@ -9,8 +9,9 @@
  * The state machine, driven by http_drive() only (callbacks just record):
  *
  *   [PROXY_HEADER] --> READ_HEAD --> CONNECTING --> EXCHANGE --> READ_HEAD
- *                          |             |  ^          |  |    (keep-alive)
- *                          |             +--+ retry    |  +--> TUNNEL (101)
+ *                          |  |          |  ^          |  |    (keep-alive)
+ *                          |  |          +--+ retry    |  +--> TUNNEL (101)
+ *                          |  +-> QUEUED (every server full: wait for a slot)
  *                          v                           v
  *   FLUSH_CLOSE (lb's own answer, or the last response) --> [LINGER] --> CLOSING
  *
@@ -22,7 +23,7 @@
  * Timeouts (one deadline per session, deadline.h):
  *   READ_HEAD: timeouts.header from the first byte of a request (and from
  *   accept for the first one: slowloris), timeouts.client while idle between
- *   requests; CONNECTING: timeouts.connect; EXCHANGE: the backend's
+ *   requests; QUEUED: timeouts.queue; CONNECTING: timeouts.connect; EXCHANGE: the backend's
  *   timeouts.idle while the request body moves, timeouts.response from its
  *   end to the response head, then timeouts.idle again, moved by every byte
  *   relayed; FLUSH_CLOSE: timeouts.client.
@@ -45,6 +46,7 @@
 #include "http_msg.h"
 #include "log.h"
 #include "netutil.h"
+#include "overload.h"
 #include "relay.h"
 #include "session.h"
 #include "slab.h"
@@ -66,6 +68,7 @@
 enum http_state {
 	HTTP_PROXY_HEADER, /* proxy_protocol: waiting for the PROXY header */
 	HTTP_READ_HEAD, /* waiting for a complete request head */
+	HTTP_QUEUED, /* every candidate server is at its limit: waiting for a slot (queue.h) */
 	HTTP_CONNECTING, /* a new server connection is being made */
 	HTTP_EXCHANGE, /* request going out, response coming back */
 	HTTP_TUNNEL, /* after 101: raw bytes both ways */
@@ -96,6 +99,7 @@ struct http_exchange {
 	char log_target[LOG_TARGET_MAX];
 	const char *method_name;
 	struct timeval req_started;
+	struct timeval sent_at; /* to its server: auto's latency runs from here to the response head */
 	uint64_t req_bytes, resp_bytes;
 	bool request_sent; /* some server got (part of) this request */
 	bool server_refused_tls; /* a server failed its TLS handshake (bad certificate: 502, not 503) */
@@ -463,6 +467,7 @@ static void hash_key_extract(struct http_session *s, const char *buf)
 }
 
 static bool start_attempt(struct http_session *s);
+static bool wait_for_slot(struct http_session *s);
 
 /* A chunked body is checked as far as it has arrived before any server is
  * chosen, so that a smuggling attempt sent in one piece (an invalid chunk
@@ -690,6 +695,7 @@ static void send_request(struct http_session *s)
 		evbuffer_add_buffer_reference(out, s->x->req_body_copy);
 	}
 	count_server_bytes(s, s->x->req_out_len + body, 0);
+	s->x->sent_at = session_now(&s->session);
 	s->x->resp_scan_pos = 0;
 	s->x->request_sent = true;
 	s->state = HTTP_EXCHANGE;
@@ -699,11 +705,11 @@ static void send_request(struct http_session *s)
 	session_timer_arm(&s->session, s->x->req_done ? cfg->timeouts.response_ms : cfg->timeouts.idle_ms);
 }
 
-/* Send the request to server i: over an idle pooled connection when
- * use_pool allows and there is one, else over a new connection. */
-static bool attempt_on(struct http_session *s, int i, bool use_pool)
+/* Send the request to the server whose slot it holds: over an idle pooled
+ * connection when use_pool allows and there is one, else over a new one. */
+static bool attempt_on(struct http_session *s, bool use_pool)
 {
-	switch (peer_attach(&s->session.server, s->session.backend, s->session.worker, i, use_pool, session_on_event,
+	switch (peer_attach(&s->session.server, s->session.backend, s->session.worker, use_pool, session_on_event,
 			    &s->session)) {
 	case PEER_READY:
 		send_request(s);
@@ -719,6 +725,48 @@ static bool attempt_on(struct http_session *s, int i, bool use_pool)
 	return true;
 }
 
+static void on_slot(struct peer *p)
+{
+	struct session *session = (struct session *)((char *)p - offsetof(struct session, server));
+	http_drive((struct http_session *)session);
+}
+
+/* Every candidate is at its limit: wait in the backend's queue, for at
+ * most timeouts.queue; a full queue answers 503 (with Retry-After) now. */
+static bool wait_for_slot(struct http_session *s)
+{
+	if (!peer_wait(&s->session.server, s->session.backend, s->session.worker, on_slot)) {
+		respond_error(s, 503);
+		return true;
+	}
+	s->state = HTTP_QUEUED;
+	s->session.client->want_read = true; /* to see the client leave */
+	session_timer_arm(&s->session, s->session.backend->cfg->timeouts.queue_ms);
+	return false;
+}
+
+/* In the queue: a slot came (go on), the client left (leave the queue at
+ * once), or timeouts.queue passed (503, unless a slot came meanwhile). */
+static bool queued(struct http_session *s)
+{
+	struct peer *p = &s->session.server;
+	if (!peer_waiting(p) && p->index >= 0)
+		return attempt_on(s, s->x->retriable);
+	if (s->session.client->error || s->session.client->eof) {
+		peer_stop_waiting(p); /* (a slot given meanwhile goes back with the session) */
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	if (!s->session.timer_fired)
+		return false;
+	if (peer_stop_waiting(p))
+		return attempt_on(s, s->x->retriable);
+	atomic_fetch_add_explicit(&s->session.backend->state->queue_rejected[QUEUE_REJECT_TIMEOUT], 1,
+				  memory_order_relaxed);
+	respond_error(s, 503);
+	return true;
+}
+
 /* Pick a server not tried yet and send to it. Answers 503/502 when none is left. */
 static bool start_attempt(struct http_session *s)
 {
@@ -727,6 +775,8 @@ static bool start_attempt(struct http_session *s)
 	/* Out of servers or tries: 503 when none could even be reached
 	 * (nothing was sent: the client may retry, as HAProxy answers), else 502. */
 	int i = peer_pick(&s->session.server, b, s->session.worker, s->x->has_hash_key ? s->x->hash_key : NULL, s->x->hash_key_len);
+	if (i == PEER_PICK_FULL)
+		return wait_for_slot(s);
 	if (i < 0) {
 		respond_error(s, s->x->request_sent || s->x->server_refused_tls ? 502 : 503);
 		return true;
@@ -737,7 +787,7 @@ static bool start_attempt(struct http_session *s)
 	 * it may repeat (below, in exchange()); a request it could not repeat
 	 * (POST, a body it did not keep) goes on a new connection, as
 	 * HAProxy's "http-reuse safe" reasons. */
-	return attempt_on(s, i, s->x->retriable);
+	return attempt_on(s, s->x->retriable);
 }
 
 /* After a failure already noted: try another server for this request if
@@ -903,6 +953,12 @@ static bool forward_response_head(struct http_session *s)
 	s->x->status = s->x->resp.status;
 	s->x->resp_head_done = true;
 	count_response(s);
+	const struct peer *p = &s->session.server;
+	if (p->index >= 0 && s->session.backend->servers[p->index].cfg->max_connections == CFG_LIMIT_AUTO) {
+		struct timeval now = session_now(&s->session);
+		int64_t us = ((int64_t)now.tv_sec - s->x->sent_at.tv_sec) * 1000000 + (now.tv_usec - s->x->sent_at.tv_usec);
+		overload_sample(s->session.backend, (size_t)p->index, us > 0 ? (uint64_t)us : 0);
+	}
 	if (s->x->resp.status >= 500)
 		note_server_failure(s, "5xx response");
 	else
@@ -980,13 +1036,16 @@ static bool exchange(struct http_session *s)
 					 * not the server's failure, and no try used up;
 					 * the same server again on a new connection, as
 					 * nginx does. */
-					int i = s->session.server.index;
-					server_release(s, false);
-					return attempt_on(s, i, false);
+					peer_drop_conn(&s->session.server, s->session.backend, s->session.worker,
+						       PEER_ABORT, false);
+					return attempt_on(s, false);
 				}
 				/* A server that died with the request: an idempotent
-				 * request is safe to repeat elsewhere (SPEC 6). */
+				 * request is safe to repeat elsewhere (SPEC 6). A
+				 * server going away (a restart) is no overload: the
+				 * retry is outside the retry budget. */
 				note_server_failure(s, "closed before responding");
+				s->session.server.free_retry = true;
 				return retry_or_fail(s, s->x->retriable, 502);
 			}
 			if (s->session.timer_fired && !s->x->req_done) {
@@ -1138,6 +1197,9 @@ static void http_drive(struct http_session *s)
 			break;
 		case HTTP_READ_HEAD:
 			progressed = read_request_head(s);
+			break;
+		case HTTP_QUEUED:
+			progressed = queued(s);
 			break;
 		case HTTP_CONNECTING:
 			progressed = connecting(s);

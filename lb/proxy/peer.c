@@ -2,7 +2,9 @@
 #include "peer.h"
 
 #include <errno.h>
+#include <stddef.h>
 
+#include "clock.h"
 #include "health.h"
 #include "log.h"
 #include "pool.h"
@@ -14,15 +16,112 @@ void peer_init(struct peer *p)
 	p->conn = NULL;
 	p->index = -1;
 	p->reused = false;
+	p->retry = false;
+	p->free_retry = false;
 	p->tries.count = 0;
+	p->waiter.where = QUEUE_NOWHERE;
+	p->waiter.link.prev = p->waiter.link.next = &p->waiter.link;
 }
 
-int peer_pick(struct peer *p, struct gen_backend *b, const struct worker *w, const void *key, size_t key_len)
+/* Retries in flight stay within retry_budget percent of the backend's
+ * requests in flight, or 3 (Envoy's budget), so that retries cannot
+ * multiply an overload. A retry after a refused connection, or a server
+ * that closed without answering, is free (free_retry): a server going away
+ * is no overload, and a rolling restart must cost no request. What counts
+ * is what an overload looks like: a connect that times out (a full accept
+ * queue drops SYNs) or fails otherwise. */
+static bool retry_budget_allows(const struct gen_backend *b)
 {
-	int i = pick_next_server(b, w->index, &p->tries, key, key_len);
-	if (i >= 0)
-		atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
-	return i;
+	unsigned active = atomic_load_explicit(&b->state->active, memory_order_relaxed);
+	unsigned retries = atomic_load_explicit(&b->state->retries_active, memory_order_relaxed);
+	unsigned budget = (unsigned)((uint64_t)active * (unsigned)b->cfg->retry_budget_percent / 100);
+	return retries < (budget > 3 ? budget : 3);
+}
+
+/* p holds a slot of server i now: record the try, count it. */
+static void slot_held(struct peer *p, struct gen_backend *b, int i)
+{
+	p->index = i;
+	p->retry = p->tries.count > 0 && !p->free_retry;
+	p->free_retry = false;
+	if (p->retry)
+		atomic_fetch_add_explicit(&b->state->retries_active, 1, memory_order_relaxed);
+	pick_record(&p->tries, i);
+	atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
+}
+
+/* Does any server of b have a limit? (Then slots can run out.) */
+static bool limited(const struct gen_backend *b)
+{
+	for (size_t i = 0; i < b->nservers; i++)
+		if (atomic_load_explicit(&b->servers[i].state->limit, memory_order_relaxed) != 0)
+			return true;
+	return queue_length(b) > 0;
+}
+
+int peer_pick(struct peer *p, struct gen_backend *b, struct worker *w, const void *key, size_t key_len)
+{
+	if (p->tries.count > 0 && !p->free_retry && !retry_budget_allows(b)) {
+		atomic_fetch_add_explicit(&b->state->retries_refused, 1, memory_order_relaxed);
+		return PEER_PICK_NONE;
+	}
+	if (!limited(b)) {
+		int i = pick_next_server(b, w->index, &p->tries, key, key_len, false);
+		if (i < 0 || !slot_take(b, (size_t)i))
+			return PEER_PICK_NONE; /* (a limit set just now: the next request sees it) */
+		slot_held(p, b, i);
+		return i;
+	}
+	/* Slots may run out. Requests that wait go first (FIFO): a new one
+	 * joins them. hash: the key's server or nothing (no silent move). */
+	bool hash = b->cfg->balance == BALANCE_HASH;
+	p->waiter.want = -1;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		bool waiting = queue_length(b) > 0;
+		int i = pick_next_server(b, w->index, &p->tries, key, key_len, !hash && !waiting);
+		if (i < 0) {
+			if (!hash && !waiting && pick_next_server(b, w->index, &p->tries, key, key_len, false) >= 0)
+				return PEER_PICK_FULL; /* candidates, all full */
+			return PEER_PICK_NONE;
+		}
+		if (!waiting && slot_take(b, (size_t)i)) {
+			slot_held(p, b, i);
+			return i;
+		}
+		if (hash || waiting) {
+			p->waiter.want = hash ? i : -1;
+			return PEER_PICK_FULL;
+		}
+		/* another worker took the last slot between the look and the take */
+	}
+	return PEER_PICK_FULL;
+}
+
+static void peer_on_grant(struct queue_waiter *qw)
+{
+	struct peer *p = (struct peer *)((char *)qw - offsetof(struct peer, waiter));
+	slot_held(p, qw->backend, qw->granted);
+	duration_observe(&qw->backend->state->queue_time, (clock_ms() - qw->since_ms) * 1000);
+	p->on_slot(p);
+}
+
+bool peer_wait(struct peer *p, struct gen_backend *b, struct worker *w, void (*on_slot)(struct peer *p))
+{
+	p->on_slot = on_slot;
+	p->waiter.backend = b;
+	p->waiter.tries = &p->tries;
+	p->waiter.worker = w;
+	p->waiter.on_grant = peer_on_grant;
+	return queue_join(&p->waiter);
+}
+
+bool peer_stop_waiting(struct peer *p)
+{
+	if (!peer_waiting(p) || !queue_leave(&p->waiter))
+		return false;
+	slot_held(p, p->waiter.backend, p->waiter.granted);
+	duration_observe(&p->waiter.backend->state->queue_time, (clock_ms() - p->waiter.since_ms) * 1000);
+	return true;
 }
 
 /* backends[].tls: the new connection to gs goes on TLS, offering the
@@ -65,12 +164,10 @@ static void keep_tls_session(const struct gen_backend *b, struct gen_server *gs,
 	gs->tls_sessions[w->index] = session;
 }
 
-enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worker *w, int i, bool use_pool,
+enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worker *w, bool use_pool,
 			     conn_callback *cb, void *arg)
 {
-	struct gen_server *gs = &b->servers[i];
-	p->index = i;
-	atomic_fetch_add_explicit(&gs->state->active, 1, memory_order_relaxed);
+	struct gen_server *gs = &b->servers[p->index];
 	p->conn = use_pool ? pool_take(w, gs->state) : NULL;
 	if (p->conn != NULL && !pooled_conn_fits(p->conn, b)) {
 		conn_free(p->conn);
@@ -99,9 +196,22 @@ enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worke
 
 void peer_release(struct peer *p, struct gen_backend *b, struct worker *w, enum peer_release how, bool surplus_ok)
 {
+	if (peer_waiting(p) && queue_leave(&p->waiter))
+		slot_release(p->waiter.backend, (size_t)p->waiter.granted); /* given meanwhile: to the next */
+	peer_drop_conn(p, b, w, how, surplus_ok);
+	if (p->index < 0)
+		return;
+	if (p->retry) {
+		atomic_fetch_sub_explicit(&b->state->retries_active, 1, memory_order_relaxed);
+		p->retry = false;
+	}
+	slot_release(b, (size_t)p->index);
+	p->index = -1;
+}
+
+void peer_drop_conn(struct peer *p, struct gen_backend *b, struct worker *w, enum peer_release how, bool surplus_ok)
+{
 	struct gen_server *gs = peer_server(p, b);
-	if (gs != NULL)
-		atomic_fetch_sub_explicit(&gs->state->active, 1, memory_order_relaxed);
 	if (p->conn != NULL) {
 		if (gs != NULL && b->tls != NULL && !p->conn->error)
 			keep_tls_session(b, gs, w, p->conn);
@@ -113,7 +223,6 @@ void peer_release(struct peer *p, struct gen_backend *b, struct worker *w, enum 
 			conn_free(p->conn);
 		p->conn = NULL;
 	}
-	p->index = -1;
 }
 
 void peer_note_failure(const struct peer *p, struct gen_backend *b, const char *why)
@@ -125,10 +234,11 @@ void peer_note_failure(const struct peer *p, struct gen_backend *b, const char *
 	log_debug("backend %s: server %s: %s", b->cfg->name, gs->state->addr, why);
 }
 
-void peer_note_connect_failure(const struct peer *p, struct gen_backend *b, int err)
+void peer_note_connect_failure(struct peer *p, struct gen_backend *b, int err)
 {
 	if (p->index < 0)
 		return;
+	p->free_retry = err == ECONNREFUSED;
 	if (err == 0)
 		health_note_failure(b, (size_t)p->index, "connect timeout");
 	else

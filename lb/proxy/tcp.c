@@ -5,6 +5,10 @@
  * happened and call tcp_drive, which decides everything from the conns'
  * flags (eof, error, connected) and buffers. Buffers are bounded (relay.h).
  *
+ * A connection that finds every candidate server at its limit waits for a
+ * slot in the backend's queue (queue.h), for at most timeouts.queue; a full
+ * queue, or the wait running out, closes it.
+ *
  * Timeouts: timeouts.connect bounds each connect attempt; timeouts.idle (the
  * backend's) closes a connection through which no byte moved either way for
  * that long: every byte relayed moves the deadline (deadline.h makes that
@@ -13,6 +17,7 @@
 #include "tcp.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -22,6 +27,7 @@
 #include "conn.h"
 #include "log.h"
 #include "netutil.h"
+#include "overload.h"
 #include "relay.h"
 #include "session.h"
 #include "slab.h"
@@ -31,6 +37,7 @@
 enum tcp_state {
 	TCP_PROXY_HEADER, /* proxy_protocol: waiting for the PROXY header */
 	TCP_HANDSHAKE, /* a TLS listener: waiting for the client's handshake */
+	TCP_QUEUED, /* every candidate server is at its limit: waiting for a slot */
 	TCP_CONNECTING, /* waiting for a server connect to complete */
 	TCP_RELAYING, /* bytes flow; half-closes are passed on */
 	TCP_CLOSING, /* done: free everything */
@@ -40,6 +47,7 @@ struct tcp_session {
 	struct session session; /* first: what every session has (session.h) */
 	enum tcp_state state;
 	struct timeval started;
+	struct timeval connect_started; /* max_connections: auto samples the connect time */
 	uint64_t bytes_from_client, bytes_from_server;
 };
 
@@ -73,8 +81,26 @@ static void tcp_session_destroy(struct session_link *link)
 	tcp_session_free((struct tcp_session *)link);
 }
 
-/* Pick a server not tried yet and start connecting. false: no candidate. */
-static bool connect_next_server(struct tcp_session *s)
+/* Connect to the server whose slot the session holds: TCP_CONNECTING, or
+ * TCP_CLOSING without a socket. */
+static enum tcp_state connect_to_slot(struct tcp_session *s)
+{
+	struct session *ss = &s->session;
+	if (peer_attach(&ss->server, ss->backend, ss->worker, false, session_on_event, ss) == PEER_NO_SOCKET)
+		return TCP_CLOSING;
+	s->connect_started = session_now(ss);
+	session_timer_arm(ss, ss->backend->cfg->timeouts.connect_ms);
+	return TCP_CONNECTING;
+}
+
+static void on_slot(struct peer *p)
+{
+	tcp_drive((struct session *)((char *)p - offsetof(struct session, server)));
+}
+
+/* Pick a server not tried yet and start connecting (TCP_CONNECTING), or
+ * wait for a slot (TCP_QUEUED); TCP_CLOSING when there is no candidate. */
+static enum tcp_state connect_next_server(struct tcp_session *s)
 {
 	struct session *ss = &s->session;
 	size_t key_len;
@@ -82,12 +108,15 @@ static bool connect_next_server(struct tcp_session *s)
 
 	peer_release(&ss->server, ss->backend, ss->worker, PEER_CLOSE, false);
 	int i = peer_pick(&ss->server, ss->backend, ss->worker, key, key_len);
+	if (i == PEER_PICK_FULL) {
+		if (!peer_wait(&ss->server, ss->backend, ss->worker, on_slot))
+			return TCP_CLOSING; /* the queue is full (or off) */
+		session_timer_arm(ss, ss->backend->cfg->timeouts.queue_ms);
+		return TCP_QUEUED;
+	}
 	if (i < 0)
-		return false;
-	if (peer_attach(&ss->server, ss->backend, ss->worker, i, false, session_on_event, ss) == PEER_NO_SOCKET)
-		return false;
-	session_timer_arm(ss, ss->backend->cfg->timeouts.connect_ms);
-	return true;
+		return TCP_CLOSING;
+	return connect_to_slot(s);
 }
 
 /* err: the connect's errno, 0 for a timeout. */
@@ -113,6 +142,14 @@ static void relay(struct tcp_session *s, struct conn *src, struct conn *dst, uin
 
 static void relay_start(struct tcp_session *s)
 {
+	struct session *ss = &s->session;
+	int i = ss->server.index;
+	if (i >= 0 && ss->backend->servers[i].cfg->max_connections == CFG_LIMIT_AUTO) {
+		struct timeval now = session_now(ss);
+		int64_t us = ((int64_t)now.tv_sec - s->connect_started.tv_sec) * 1000000 +
+			     (now.tv_usec - s->connect_started.tv_usec);
+		overload_sample(ss->backend, (size_t)i, us > 0 ? (uint64_t)us : 0);
+	}
 	peer_note_success(&s->session.server, s->session.backend);
 	s->state = TCP_RELAYING;
 	session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
@@ -140,7 +177,7 @@ static bool tcp_step(struct tcp_session *s)
 			s->state = session_start_tls(ss, NULL) == 0 ? TCP_HANDSHAKE : TCP_CLOSING;
 			return true;
 		}
-		s->state = connect_next_server(s) ? TCP_CONNECTING : TCP_CLOSING;
+		s->state = connect_next_server(s);
 		return true;
 	}
 	case TCP_HANDSHAKE:
@@ -148,7 +185,7 @@ static bool tcp_step(struct tcp_session *s)
 		 * (within timeouts.header, as a PROXY header). */
 		if (!client->error && !session_handshaking(ss)) {
 			ss->timer_fired = false; /* what came with the handshake (even an EOF) is relayed */
-			s->state = connect_next_server(s) ? TCP_CONNECTING : TCP_CLOSING;
+			s->state = connect_next_server(s);
 			return true;
 		}
 		if (client->error || client->eof || ss->timer_fired) {
@@ -158,6 +195,27 @@ static bool tcp_step(struct tcp_session *s)
 			return true;
 		}
 		return false;
+	case TCP_QUEUED:
+		if (!peer_waiting(&ss->server) && ss->server.index >= 0) {
+			s->state = connect_to_slot(s);
+			return true;
+		}
+		if (client->error || (client->eof && evbuffer_get_length(client->in) == 0)) {
+			s->state = TCP_CLOSING; /* gone while waiting: its place goes with it */
+			return true;
+		}
+		if (!ss->timer_fired)
+			return false;
+		ss->timer_fired = false;
+		if (peer_stop_waiting(&ss->server)) {
+			s->state = connect_to_slot(s); /* a slot came just in time */
+			return true;
+		}
+		atomic_fetch_add_explicit(&ss->backend->state->queue_rejected[QUEUE_REJECT_TIMEOUT], 1,
+					  memory_order_relaxed);
+		log_debug("listener %s: no slot within timeouts.queue", ss->listener->cfg->name);
+		s->state = TCP_CLOSING;
+		return true;
 	case TCP_CONNECTING:
 		if (client->error || (client->eof && evbuffer_get_length(client->in) == 0)) {
 			s->state = TCP_CLOSING; /* gone before we reached a server */
@@ -166,10 +224,9 @@ static bool tcp_step(struct tcp_session *s)
 		if (ss->timer_fired || server->error) {
 			note_connect_failure(s, ss->timer_fired ? 0 : server->error_code);
 			ss->timer_fired = false;
-			if (!connect_next_server(s)) {
+			s->state = connect_next_server(s);
+			if (s->state == TCP_CLOSING)
 				log_debug("listener %s: no server for a tcp connection", ss->listener->cfg->name);
-				s->state = TCP_CLOSING;
-			}
 			return true;
 		}
 		if (!server->connected)
@@ -243,9 +300,8 @@ int tcp_session_start(struct worker *w, const struct gen_listener *l, int fd, co
 	} else if (l->tls != NULL) {
 		s->state = session_start_tls(&s->session, NULL) == 0 ? TCP_HANDSHAKE : TCP_CLOSING;
 		session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
-	} else if (!connect_next_server(s)) {
+	} else if ((s->state = connect_next_server(s)) == TCP_CLOSING) {
 		log_debug("listener %s: no server for a tcp connection", l->cfg->name);
-		s->state = TCP_CLOSING;
 	}
 	tcp_drive(&s->session);
 	return 0;

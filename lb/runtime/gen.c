@@ -78,8 +78,11 @@ static int backend_add_server(struct gen_backend *b, const struct gen *previous,
 			return 0; /* a name resolving to an address listed elsewhere */
 	struct gen_server *s = &b->servers[b->nservers];
 	s->state = server_state_carry(previous, b->cfg->name, id);
-	if (s->state == NULL)
+	if (s->state == NULL) {
 		s->state = server_state_new(b->cfg->name, id);
+		if (s->state != NULL && previous != NULL)
+			server_state_came_up(s->state); /* added by a reload or by DNS: slow start */
+	}
 	if (s->state == NULL)
 		return -1;
 	atomic_fetch_add(&s->state->generations, 1);
@@ -350,6 +353,18 @@ struct gen *gen_create(struct lb_config *cfg, const struct resolution *res, stru
 		return NULL;
 	}
 	return gen_build(ref, res, alive, workers, err, errlen);
+}
+
+void gen_forget_stale_weights(const struct gen *g)
+{
+	for (size_t b = 0; b < g->nbackends; b++) {
+		const struct gen_backend *gb = &g->backends[b];
+		for (size_t i = 0; i < gb->nservers; i++) {
+			struct server_state *st = gb->servers[i].state;
+			if (st->runtime_weight >= 0 && st->runtime_weight_over != gb->servers[i].cfg->weight)
+				st->runtime_weight = -1;
+		}
+	}
 }
 
 struct gen *gen_rebuild(struct gen_lineage alive, const struct resolution *res, char *err, size_t errlen)

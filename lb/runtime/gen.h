@@ -115,6 +115,10 @@ struct gen *gen_rebuild(struct gen_lineage alive, const struct resolution *res, 
  * failed to resolve count as unchanged.) */
 bool gen_resolution_differs(const struct gen *g, const struct resolution *res);
 
+/* After a reload made g the running generation: runtime weights that
+ * its file overrode are forgotten (state.h). Control thread. */
+void gen_forget_stale_weights(const struct gen *g);
+
 struct gen *gen_acquire(struct gen *g);
 void gen_release(struct gen *g);
 

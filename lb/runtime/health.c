@@ -88,6 +88,7 @@ static void checker_try_return(struct checker *c)
 	pthread_mutex_unlock(&eject_lock);
 	if (!atomic_load(&st->up))
 		return; /* still down by its checks: "up" is said when they pass */
+	server_state_came_up(st);
 	if (checked)
 		log_info("server %s/%s up (%d passed checks)", c->backend, st->addr, c->successes);
 	else
@@ -126,8 +127,10 @@ static void probe_end(struct checker *c, enum probe_result result, const char *w
 			c->successes++;
 		if (!up && c->successes >= c->cfg.rise) {
 			atomic_store(&st->up, true);
-			if (!atomic_load(&st->ejected))
+			if (!atomic_load(&st->ejected)) {
+				server_state_came_up(st);
 				log_info("server %s/%s up (%d passed checks)", c->backend, st->addr, c->successes);
+			}
 		}
 		checker_try_return(c);
 	} else {

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "listener.h"
+#include "queue.h"
 #include "slab.h"
 #include "log.h"
 
@@ -240,6 +241,16 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(w->base);
 }
 
+/* Slots granted to sessions of this worker that waited (queue.h). */
+static void on_grant_ready(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t count;
+	(void)what;
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_error("worker: grant eventfd read: %s", strerror(errno));
+	queue_deliver_grants(arg);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -254,6 +265,7 @@ static void *worker_main(void *arg)
 	event_free(w->accept_resume_timer);
 	event_free(w->tick_timer);
 	event_free(w->wake_event);
+	event_free(w->grant_event);
 	gen_release(w->gen);
 	w->gen = NULL;
 	struct gen *pending = atomic_exchange(&w->pending_gen, NULL);
@@ -296,6 +308,9 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	w->handlers = handlers;
 	w->control_fd = control_fd;
 	w->wake_fd = -1;
+	w->grant_fd = -1;
+	pthread_mutex_init(&w->grants_lock, NULL);
+	w->grants.next = w->grants.prev = &w->grants;
 	w->sessions.next = w->sessions.prev = &w->sessions;
 	atomic_init(&w->ticked_ms, clock_ms());
 	if (ec == NULL)
@@ -310,6 +325,13 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	if (w->wake_fd < 0)
 		goto fail;
 	w->wake_event = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
+	w->grant_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->grant_fd < 0)
+		goto fail;
+	w->grant_event = event_new(w->base, w->grant_fd, EV_READ | EV_PERSIST, on_grant_ready, w);
+	if (w->grant_event == NULL)
+		goto fail;
+	event_add(w->grant_event, NULL);
 	w->accept_resume_timer = evtimer_new(w->base, on_accept_resume_timer, w);
 	w->tick_timer = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	if (w->wake_event == NULL || w->accept_resume_timer == NULL || w->tick_timer == NULL)
@@ -341,8 +363,12 @@ fail:
 		event_free(w->tick_timer);
 	if (w->wake_event)
 		event_free(w->wake_event);
+	if (w->grant_event)
+		event_free(w->grant_event);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
+	if (w->grant_fd >= 0)
+		close(w->grant_fd);
 	gen_release(w->gen);
 	if (w->base)
 		event_base_free(w->base);
@@ -369,6 +395,8 @@ void worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 	close(w->wake_fd);
 	w->wake_fd = -1;
+	close(w->grant_fd);
+	w->grant_fd = -1;
 }
 
 void worker_session_add(struct worker *w, struct session_link *link)

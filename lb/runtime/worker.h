@@ -76,6 +76,12 @@ struct worker {
 	atomic_bool exited;
 	atomic_uint_fast64_t ticked_ms; /* clock_ms() of its last tick: its loop turns (systemd watchdog) */
 
+	/* any thread -> worker: queue.h's grants to its waiting sessions */
+	pthread_mutex_t grants_lock;
+	struct queue_link grants; /* of struct queue_waiter, under grants_lock */
+	int grant_fd; /* eventfd: written after a grant */
+	struct event *grant_event;
+
 	/* the worker's own */
 	struct gen *gen; /* a reference */
 	struct accept_point *accept_points;

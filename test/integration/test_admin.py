@@ -466,3 +466,62 @@ def test_lbctl_finds_the_endpoint_and_token_in_the_config(setup, tmp_path):
                          env=env, timeout=20)
     assert out.returncode == 0 and "reload signalled" in out.stdout, out.stderr
     wait_until(lambda: inst.log_text().count("reload: generation") > before, 10, "the reload")
+
+
+def test_weight_from_an_endpoint_that_must_move_answers_and_survives(replicas, lb):
+    """A reload whose admin.bind could not bind leaves the endpoint where it
+    was; a weight set through it later rebuilds the generation without
+    moving (and freeing) the endpoint that is answering."""
+    rs = replicas(2)
+    port, admin, wanted = free_port(), free_port(), free_port()
+    config = http_config(port, [r.addr for r in rs], extra_top=admin_section(admin))
+    inst = lb(config, port)
+    wait_until(lambda: call_ok(admin, ""), 5, "admin endpoint")
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", wanted))
+    blocker.listen(1)
+    inst.reload(config.replace("127.0.0.1:%d" % admin, "127.0.0.1:%d" % wanted))
+    assert "the admin endpoint stays where it was" in inst.log_text()
+    blocker.close()
+    assert call(admin, "POST", "/backends/app/servers/%s/weight/3" % rs[0].addr)[0] == 200
+    assert stats_weights(admin)[rs[0].addr] == 3
+    assert inst.proc.poll() is None
+
+
+def test_lbctl_reload_follows_a_new_token_and_prints_backslashes(setup, tmp_path):
+    inst, port, admin, rs, config = setup(token="old")
+    env = {k: v for k, v in os.environ.items() if k not in ("LB_ADMIN", "LB_TOKEN")}
+    pidfile = tmp_path / "lb.pid"
+    pidfile.write_text("%d\n" % inst.proc.pid)
+
+    def reload():
+        return subprocess.run([LBCTL, "-c", inst.path, "-p", str(pidfile), "reload"], capture_output=True,
+                              text=True, env=env, timeout=30)
+    inst.write(config.replace("token: old", "token: new"))
+    out = reload()
+    assert out.returncode == 0 and "reload ok" in out.stdout, out.stdout + out.stderr
+    with open(inst.path, "a") as f:
+        f.write('"bad\\\\key": 1\n')
+    out = reload()
+    # lb's line as lb wrote it (it shows the key's backslash escaped)
+    assert out.returncode == 1 and 'unknown key "bad\\\\key"' in out.stderr, out.stderr
+    inst.write(config.replace("token: old", "token: new"))
+    out = reload()
+    assert out.returncode == 0 and "reload ok" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_failed_reload_keeps_the_runtime_weight(setup):
+    inst, port, admin, rs, config = setup()
+    assert call(admin, "POST", "/backends/app/servers/%s/weight/5" % rs[0].addr)[0] == 200
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        failing = config.replace("- addr: %s\n" % rs[0].addr, "- addr: %s\n        weight: 2\n" % rs[0].addr)
+        failing = failing.replace("backends:", "  - name: taken\n    bind: \"127.0.0.1:%d\"\n    backend: app\n"
+                                  "backends:" % busy.getsockname()[1], 1)
+        inst.reload(failing, expect_ok=False)
+    finally:
+        busy.close()
+    assert call(admin, "POST", "/backends/app/servers/%s/weight/2" % rs[1].addr)[0] == 200
+    assert stats_weights(admin) == {rs[0].addr: 5, rs[1].addr: 2, rs[2].addr: 1}

@@ -171,8 +171,15 @@ static void test_minimal_config_gets_every_default(void **state)
 	assert_int_equal(b->passive.max_ejected_percent, 50);
 	assert_int_equal(b->panic_threshold_percent, 50);
 	assert_int_equal(b->retries, 2);
+	assert_int_equal(b->retry_budget_percent, 20);
 	assert_int_equal(b->keepalive, 32);
+	assert_int_equal(b->max_connections, CFG_LIMIT_NONE);
+	assert_int_equal(b->servers[0].max_connections, CFG_LIMIT_NONE);
+	assert_int_equal(b->max_connections_cap, 1000);
+	assert_int_equal(b->queue_max, 1000);
+	assert_int_equal(b->slow_start_ms, 0);
 	assert_int_equal(b->timeouts.connect_ms, 2000);
+	assert_int_equal(b->timeouts.queue_ms, 2000); /* the connect timeout */
 	assert_int_equal(b->timeouts.response_ms, 30000);
 	assert_int_equal(b->timeouts.idle_ms, 60000);
 	config_free(cfg);
@@ -223,6 +230,7 @@ static const char full[] = "global:\n"
 			   "    servers:\n"
 			   "      - addr: api.internal:80\n"
 			   "        weight: 0\n"
+			   "        max_connections: 7\n"
 			   "      - addr: \"[::1]:9002\"\n"
 			   "        weight: 256\n"
 			   "    resolve_interval: 5m\n"
@@ -241,8 +249,14 @@ static const char full[] = "global:\n"
 			   "      max_ejected: 34%\n"
 			   "    panic_threshold: 0\n"
 			   "    retries: 10\n"
+			   "    retry_budget: 35%\n"
 			   "    keepalive: 0\n"
+			   "    max_connections: auto\n"
+			   "    max_connections_cap: 300\n"
+			   "    queue: {max: 0}\n"
+			   "    slow_start: 30s\n"
 			   "    timeouts:\n"
+			   "      queue: 750ms\n"
 			   "      connect: 3s\n"
 			   "      response: 1m\n"
 			   "      idle: 2m\n";
@@ -322,7 +336,15 @@ static void test_full_config_sets_every_key(void **state)
 	assert_int_equal(b->passive.max_ejected_percent, 34);
 	assert_int_equal(b->panic_threshold_percent, 0);
 	assert_int_equal(b->retries, 10);
+	assert_int_equal(b->retry_budget_percent, 35);
 	assert_int_equal(b->keepalive, 0);
+	assert_int_equal(b->max_connections, CFG_LIMIT_AUTO);
+	assert_int_equal(b->servers[0].max_connections, 7);
+	assert_int_equal(b->servers[1].max_connections, CFG_LIMIT_AUTO); /* the backend's */
+	assert_int_equal(b->max_connections_cap, 300);
+	assert_int_equal(b->queue_max, 0);
+	assert_int_equal(b->slow_start_ms, 30000);
+	assert_int_equal(b->timeouts.queue_ms, 750);
 	assert_int_equal(b->timeouts.connect_ms, 3000);
 	assert_int_equal(b->timeouts.response_ms, 60000);
 	assert_int_equal(b->timeouts.idle_ms, 120000);
@@ -826,6 +848,15 @@ static void test_other_value_checks(void **state)
 	assert_minimal_with_error(6, "    health_check: {rise: 0}\n",
 				  "lb.yaml:7:26: backends[0].health_check.rise: expected an integer "
 				  "1..1000, got \"0\"");
+	assert_minimal_with_error(6, "    max_connections: lots\n",
+				  "lb.yaml:7:22: backends[0].max_connections: expected auto or an integer "
+				  "0..100000 (0 = unlimited), got \"lots\"");
+	assert_minimal_with_error(6, "    queue: {max: -1}\n",
+				  "lb.yaml:7:18: backends[0].queue.max: expected an integer 0..1000000, got "
+				  "\"-1\"");
+	assert_minimal_with_error(6, "    retry_budget: 120%\n",
+				  "lb.yaml:7:19: backends[0].retry_budget: expected a percentage 0%..100%, such as 50%, got "
+				  "\"120%\"");
 	assert_minimal_with_error(6, "    retries: 11\n",
 				  "lb.yaml:7:14: backends[0].retries: expected an integer 0..10, got "
 				  "\"11\"");
