@@ -25,11 +25,11 @@ void peer_init(struct peer *p)
 
 /* Retries in flight stay within retry_budget percent of the backend's
  * requests in flight, or 3 (Envoy's budget), so that retries cannot
- * multiply an overload. A retry after a refused connection, or a server
- * that closed without answering, is free (free_retry): a server going away
- * is no overload, and a rolling restart must cost no request. What counts
- * is what an overload looks like: a connect that times out (a full accept
- * queue drops SYNs) or fails otherwise. */
+ * multiply an overload. A retry after a connect that failed (refused,
+ * reset) or a server that closed without answering is free (free_retry): a
+ * server going away is no overload, and a rolling restart must cost no
+ * request. What counts is what an overload looks like: a connect that
+ * times out (a full accept queue drops SYNs). */
 static bool retry_budget_allows(const struct gen_backend *b)
 {
 	unsigned active = atomic_load_explicit(&b->state->active, memory_order_relaxed);
@@ -238,7 +238,7 @@ void peer_note_connect_failure(struct peer *p, struct gen_backend *b, int err)
 {
 	if (p->index < 0)
 		return;
-	p->free_retry = err == ECONNREFUSED;
+	p->free_retry = err != 0; /* refused, reset: the server is not there; a timeout counts */
 	if (err == 0)
 		health_note_failure(b, (size_t)p->index, "connect timeout");
 	else

@@ -37,7 +37,9 @@ enum queue_where {
 
 struct queue_waiter {
 	struct queue_link link; /* first */
-	enum queue_where where;
+	/* Written under the locks (by a granting thread too), read freely by
+	 * the waiter's worker: atomic. */
+	_Atomic enum queue_where where;
 	struct gen_backend *backend; /* of the waiter's generation (its session holds it) */
 	const struct server_tries *tries; /* servers it may not take again */
 	int want; /* hash: the one server index it may take; -1 = any candidate */
