@@ -137,6 +137,7 @@ bench:
 	scripts/bench.sh
 	BENCH_TLS=ecdsa scripts/bench.sh
 	BENCH_TLS=rsa BENCH_IDLE=0 scripts/bench.sh
+	scripts/overload.sh
 rolling-restart:
 	scripts/deps.sh --bench
 	$(MAKE) all

@@ -2,16 +2,37 @@
  * replica: the backend server behind lb in the demo, the integration tests
  * and the benchmarks. One file, one thread, libevent bufferevents.
  *
- *   replica [-p PORT] [-a ADDR] [-n NAME] [-d DELAY_MS] [-m tcp|http] [-e]
- *           [-g] [-P PIDFILE]
+ *   replica [-p PORT] [-a ADDR] [-n NAME] [-d DELAY_MS] [-o N] [-m tcp|http]
+ *           [-e] [-g] [-P PIDFILE]
  *
  *   -p PORT     listen port (default 9000; 0 = any, the real one is printed)
  *   -a ADDR     listen address, numeric IPv4 or IPv6 (default 127.0.0.1)
  *   -n NAME     name in X-Replica and bodies (default "replica-PORT")
- *   -d MS       delay every HTTP response but /healthz by MS milliseconds
+ *   -d MS       delay every HTTP response but /healthz, /stats and
+ *               /control/... by MS milliseconds
+ *   -o N        overload mode (an overloaded database): see below
  *   -m MODE     http (default) or tcp (raw echo); -e is short for -m tcp
  *   -g          tcp mode: greet each connection with "NAME\n" before echoing
  *   -P PIDFILE  write the pid there (removed again on a clean exit)
+ *
+ * In service: a request is in service from its head being parsed until its
+ * response is queued in full (or its connection ends: a /hang stays in
+ * service until then), one at a time per connection. /healthz, /stats and
+ * /control/... never count: they are the instruments, not the load. /stats
+ * reports "in_flight" (in service now) and "peak_in_flight" (the most at
+ * once since start or since the last /control/reset-peak, which sets it to
+ * the current in_flight).
+ *
+ * Overload mode (-o N): a request's base service time is its delay, -d MS
+ * plus /delay/MS; it takes base * max(1, (c/N)^2) ms instead, where c is
+ * the number of requests in service when it arrives, itself included, so
+ * a fixed cost up to N at once, and more than proportionally slower
+ * beyond: throughput, c / (base * (c/N)^2) = N^2 / (base * c) requests per
+ * ms, falls as load grows past N. c is fixed at arrival; a request whose
+ * client has gone stays in service until its time is up, as a query does.
+ * It is a timer, not CPU work (one thread serves every connection at
+ * once). A request with no base time (no -d, no /delay) is answered at
+ * once; /healthz, /stats and /control/... are never slowed.
  *
  * Once listening it prints "replica NAME listening on ADDR:PORT" on stdout;
  * tests wait for that line. SIGTERM and SIGINT exit 0; a bind failure exits
@@ -27,9 +48,11 @@
  *   /status/CODE             that status (200..599)
  *   /delay/MS                answer after MS ms (added to -d)
  *   /close, /hang, /reset    answer then close; never answer; RST at once
- *   /stats                   JSON: name, connections, requests, ...
+ *   /stats                   JSON: name, connections, requests,
+ *                            in_flight, peak_in_flight, ...
  *   /ws + Upgrade: websocket 101, then a raw echo of every byte
  *   /control/health/fail|ok, /control/hang-health   set /healthz behaviour
+ *   /control/reset-peak      peak_in_flight = in_flight now; 200 "ok\n"
  *   anything else            200 "NAME\n"
  *
  * Each connection is one state machine (enum conn_state) run by one driver,
@@ -121,7 +144,8 @@ enum route {
 	ROUTE_RESET,
 	ROUTE_STATS,
 	ROUTE_WS,
-	ROUTE_CONTROL  /* set replica.health to conn.route_arg, 200 "ok\n" */
+	ROUTE_CONTROL, /* set replica.health to conn.route_arg, 200 "ok\n" */
+	ROUTE_RESET_PEAK /* peak_in_flight = in_flight, 200 "ok\n" */
 };
 
 /* A parsed request head. The pointers are into conn.head. */
@@ -164,6 +188,8 @@ struct conn {
 	int status;
 	const char *text;
 	unsigned delay_ms;
+	bool instrument;            /* /healthz, /stats, /control/: not load */
+	bool in_flight;             /* counted in replica.in_flight */
 	bool response_started;
 
 	/* The request body being consumed. */
@@ -186,6 +212,7 @@ static struct replica {
 	const char *addr;
 	int port;
 	unsigned delay_ms;
+	unsigned overload_n;        /* -o N; 0 = off */
 	enum replica_mode mode;
 	bool greeting;
 	const char *pidfile;
@@ -205,6 +232,8 @@ static struct replica {
 	unsigned long long connections_active;
 	unsigned long long requests_total;
 	unsigned long long healthz_total;
+	unsigned long long in_flight;      /* requests in service now */
+	unsigned long long peak_in_flight; /* since start or reset-peak */
 	struct conn *conns;         /* every live connection, freed at exit */
 } replica = {
 	.addr = "127.0.0.1",
@@ -589,8 +618,38 @@ static enum step conn_abort(struct conn *c)
 	return STEP_NEXT;
 }
 
+/* The request just routed on c enters service, unless it is an
+ * instrument; in overload mode its delay becomes base * max(1, (c/N)^2),
+ * c = the requests in service with it. */
+static void flight_begin(struct conn *c)
+{
+	double n, ms;
+
+	if (c->instrument)
+		return;
+	c->in_flight = true;
+	replica.in_flight++;
+	if (replica.in_flight > replica.peak_in_flight)
+		replica.peak_in_flight = replica.in_flight;
+	if (replica.overload_n == 0 || replica.in_flight <= replica.overload_n)
+		return;
+	n = (double)replica.in_flight / replica.overload_n;
+	ms = c->delay_ms * n * n + 0.5;
+	c->delay_ms = ms > DELAY_MAX_MS ? DELAY_MAX_MS : (unsigned)ms;
+}
+
+/* The request on c leaves service (idempotent). */
+static void flight_end(struct conn *c)
+{
+	if (c->in_flight) {
+		c->in_flight = false;
+		replica.in_flight--;
+	}
+}
+
 static void conn_free(struct conn *c)
 {
+	flight_end(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -629,6 +688,7 @@ static enum step conn_echo(struct conn *c)
  * response before the client reads it. */
 static enum step conn_flush_close(struct conn *c)
 {
+	flight_end(c); /* a refused or cut request is done */
 	if (evbuffer_get_length(conn_output(c)) > 0)
 		return STEP_WAIT;
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
@@ -769,10 +829,12 @@ static void http_send_stats(struct conn *c)
 	len = snprintf(body, sizeof(body),
 		       "{\"name\":\"%s\",\"connections\":%llu,"
 		       "\"requests\":%llu,\"active_connections\":%llu,"
-		       "\"healthz_requests\":%llu}\n",
+		       "\"healthz_requests\":%llu,\"in_flight\":%llu,"
+		       "\"peak_in_flight\":%llu}\n",
 		       replica.name_json, replica.connections_total,
 		       replica.requests_total, replica.connections_active,
-		       replica.healthz_total);
+		       replica.healthz_total, replica.in_flight,
+		       replica.peak_in_flight);
 	http_send_simple(c, 200, "application/json", body, (size_t)len);
 }
 
@@ -840,10 +902,15 @@ static void http_start_response(struct conn *c)
 				    "X-Replica: %s\r\nUpgrade: websocket\r\n"
 				    "Connection: Upgrade\r\n\r\n",
 				    replica.name);
+		flight_end(c); /* the tunnel is not a request */
 		c->state = CONN_ECHO;
 		break;
 	case ROUTE_CONTROL:
 		replica.health = (enum health_state)c->route_arg;
+		http_send_simple(c, 200, "text/plain", "ok\n", 3);
+		break;
+	case ROUTE_RESET_PEAK:
+		replica.peak_in_flight = replica.in_flight;
 		http_send_simple(c, 200, "text/plain", "ok\n", 3);
 		break;
 	}
@@ -864,7 +931,11 @@ static void http_route(struct conn *c)
 	c->route_arg = 0;
 	c->status = 200;
 	c->text = NULL;
-	c->delay_ms = replica.delay_ms;
+	/* The instruments answer at once and are no load. */
+	c->instrument = path_is(path, n, "/healthz") ||
+			path_is(path, n, "/stats") ||
+			path_under(path, n, "/control");
+	c->delay_ms = c->instrument ? 0 : replica.delay_ms;
 	c->head_method = req->method_len == 4 &&
 			 memcmp(req->method, "HEAD", 4) == 0;
 	if (req->http10)
@@ -908,6 +979,8 @@ static void http_route(struct conn *c)
 	} else if (path_is(path, n, "/control/hang-health")) {
 		c->route = ROUTE_CONTROL;
 		c->route_arg = HEALTH_HANG;
+	} else if (path_is(path, n, "/control/reset-peak")) {
+		c->route = ROUTE_RESET_PEAK;
 	} else if (path_under(path, n, "/control")) {
 		/* Reserved, so that a mistyped control fails loudly. */
 		c->route = ROUTE_STATUS;
@@ -1000,6 +1073,7 @@ static enum step http_read_head(struct conn *c)
 	}
 	replica.requests_total++;
 	http_route(c);
+	flight_begin(c);
 
 	if (c->route == ROUTE_ECHO && c->req.framing == BODY_LENGTH &&
 	    c->req.content_length > ECHO_BODY_MAX) {
@@ -1216,6 +1290,7 @@ static enum step http_wait_delay(struct conn *c)
 /* The request is answered: on to the next one, or close. */
 static enum step http_request_done(struct conn *c)
 {
+	flight_end(c);
 	/* Keep the head buffer for the next request unless a big head
 	 * grew it. */
 	if (c->head_cap > 16 * 1024) {
@@ -1476,12 +1551,14 @@ fail:
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: replica [-p PORT] [-a ADDR] [-n NAME] [-d DELAY_MS]\n"
+		"usage: replica [-p PORT] [-a ADDR] [-n NAME] [-d DELAY_MS] [-o N]\n"
 		"               [-m tcp|http] [-e] [-g] [-P PIDFILE]\n"
 		"  -p PORT     listen port (default 9000, 0 = any)\n"
 		"  -a ADDR     listen address (default 127.0.0.1)\n"
 		"  -n NAME     replica name (default replica-PORT)\n"
-		"  -d MS       delay every HTTP answer but /healthz\n"
+		"  -d MS       delay every HTTP answer but /healthz, /stats, /control/*\n"
+		"  -o N        overload: a request that finds c in service (itself\n"
+		"              included) takes its delay x max(1, (c/N)^2)\n"
 		"  -m MODE     http (default) or tcp (echo); -e = -m tcp\n"
 		"  -g          tcp mode: send \"NAME\\n\" first on each connection\n"
 		"  -P PIDFILE  write the process id there\n");
@@ -1492,7 +1569,7 @@ static int parse_options(int argc, char **argv)
 	uint64_t v;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:a:n:d:m:P:egh")) != -1) {
+	while ((opt = getopt(argc, argv, "p:a:n:d:o:m:P:egh")) != -1) {
 		switch (opt) {
 		case 'p':
 			if (parse_u64(optarg, strlen(optarg), 65535, &v) != 0) {
@@ -1513,6 +1590,15 @@ static int parse_options(int argc, char **argv)
 				return -1;
 			}
 			replica.delay_ms = (unsigned)v;
+			break;
+		case 'o':
+			if (parse_u64(optarg, strlen(optarg), 1000000, &v) != 0 ||
+			    v == 0) {
+				fprintf(stderr, "replica: bad overload limit: %s\n",
+					optarg);
+				return -1;
+			}
+			replica.overload_n = (unsigned)v;
 			break;
 		case 'm':
 			if (strcmp(optarg, "tcp") == 0) {
@@ -1622,7 +1708,19 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	replica.base = event_base_new();
+	/* Overload mode measures service times of a few ms: timers to the
+	 * microsecond (timerfd), not epoll_wait's milliseconds. */
+	if (replica.overload_n > 0) {
+		struct event_config *cfg = event_config_new();
+
+		if (cfg != NULL) {
+			event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+			replica.base = event_base_new_with_config(cfg);
+			event_config_free(cfg);
+		}
+	} else {
+		replica.base = event_base_new();
+	}
 	if (replica.base == NULL) {
 		close(fd);
 		goto fail_libevent;
