@@ -126,7 +126,7 @@ static void on_overload_tick(evutil_socket_t fd, short what, void *arg)
 	struct control *c = arg;
 	(void)fd;
 	(void)what;
-	overload_tick(c->current);
+	overload_tick(c->current, true);
 }
 
 /* A worker's second: memory unused for a while goes back. */
@@ -266,7 +266,7 @@ static void publish(struct control *c, struct gen *g, bool new_config)
 
 	c->retiring[c->nretiring++] = (struct retiring_gen){ .old = c->current, .successor_id = g->id };
 	c->current = g;
-	overload_tick(g); /* its limits hold before it serves */
+	overload_tick(g, false); /* its limits hold before it serves */
 	if (health_sync(c->base, g) < 0)
 		log_error("generation %lu: out of memory starting health checks", g->id);
 	if (!new_config)
@@ -566,7 +566,7 @@ int control_run(struct gen *first, const char *config_path)
 	struct timeval second = { 1, 0 };
 	if (c.trim_timer == NULL || event_add(c.trim_timer, &second) != 0)
 		goto out;
-	overload_tick(first);
+	overload_tick(first, false);
 	c.overload_timer = event_new(c.base, -1, EV_PERSIST, on_overload_tick, &c);
 	struct timeval tick = { 0, OVERLOAD_TICK_MS * 1000 };
 	if (c.overload_timer == NULL || event_add(c.overload_timer, &tick) != 0)

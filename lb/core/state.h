@@ -89,6 +89,14 @@ static inline bool server_state_healthy(const struct server_state *st)
 	       !atomic_load_explicit(&st->ejected, memory_order_relaxed);
 }
 
+/* Has the server a free slot (active below its limit)? A hint for picks:
+ * queue.h's slot_take decides. */
+static inline bool server_state_slot_free(const struct server_state *st)
+{
+	unsigned limit = atomic_load_explicit(&st->limit, memory_order_relaxed);
+	return limit == 0 || atomic_load_explicit(&st->active, memory_order_relaxed) < limit;
+}
+
 /* The server came back up (after being down or ejected): slow start
  * ramps it from now. */
 void server_state_came_up(struct server_state *st);
@@ -125,10 +133,31 @@ struct named_ref {
 
 /* Runtime state of one backend, shared across generations by name (like
  * server_state), so its counters survive a reload. Atomics only. */
-/* A link in a doubly linked list with a sentinel head (queue.h's FIFO). */
+/* A link in a doubly linked list with a sentinel head (queue.h's FIFO,
+ * worker.h's mail). */
 struct queue_link {
 	struct queue_link *prev, *next;
 };
+
+static inline void queue_link_init(struct queue_link *l)
+{
+	l->prev = l->next = l;
+}
+
+static inline void queue_link_append(struct queue_link *head, struct queue_link *l)
+{
+	l->prev = head->prev;
+	l->next = head;
+	head->prev->next = l;
+	head->prev = l;
+}
+
+static inline void queue_link_remove(struct queue_link *l)
+{
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	queue_link_init(l);
+}
 
 /* Why the queue turned a request away: full, or it waited past
  * timeouts.queue. */

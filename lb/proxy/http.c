@@ -745,24 +745,23 @@ static bool wait_for_slot(struct http_session *s)
 	return false;
 }
 
-/* In the queue: a slot came (go on), the client left (leave the queue at
- * once), or timeouts.queue passed (503, unless a slot came meanwhile). */
+/* In the queue: a slot came (go on), the client left (its place goes at
+ * once, with the session), or timeouts.queue passed (503, unless a slot
+ * came meanwhile). A client that half-closed after a whole request still
+ * waits for its answer (HAProxy without abortonclose). */
 static bool queued(struct http_session *s)
 {
 	struct peer *p = &s->session.server;
 	if (!peer_waiting(p) && p->index >= 0)
 		return attempt_on(s, s->x->retriable);
-	if (s->session.client->error || s->session.client->eof) {
-		peer_stop_waiting(p); /* (a slot given meanwhile goes back with the session) */
+	if (s->session.client->error || (s->session.client->eof && !s->x->req_done)) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}
 	if (!s->session.timer_fired)
 		return false;
-	if (peer_stop_waiting(p))
+	if (peer_wait_timed_out(p))
 		return attempt_on(s, s->x->retriable);
-	atomic_fetch_add_explicit(&s->session.backend->state->queue_rejected[QUEUE_REJECT_TIMEOUT], 1,
-				  memory_order_relaxed);
 	respond_error(s, 503);
 	return true;
 }

@@ -20,7 +20,7 @@ void peer_init(struct peer *p)
 	p->free_retry = false;
 	p->tries.count = 0;
 	p->waiter.where = QUEUE_NOWHERE;
-	p->waiter.link.prev = p->waiter.link.next = &p->waiter.link;
+	queue_link_init(&p->waiter.mail.link);
 }
 
 /* Retries in flight stay within retry_budget percent of the backend's
@@ -115,13 +115,18 @@ bool peer_wait(struct peer *p, struct gen_backend *b, struct worker *w, void (*o
 	return queue_join(&p->waiter);
 }
 
-bool peer_stop_waiting(struct peer *p)
+bool peer_wait_timed_out(struct peer *p)
 {
-	if (!peer_waiting(p) || !queue_leave(&p->waiter))
+	if (!peer_waiting(p))
 		return false;
-	slot_held(p, p->waiter.backend, p->waiter.granted);
+	bool granted = queue_leave(&p->waiter);
 	duration_observe(&p->waiter.backend->state->queue_time, (clock_ms() - p->waiter.since_ms) * 1000);
-	return true;
+	if (granted)
+		slot_held(p, p->waiter.backend, p->waiter.granted);
+	else
+		atomic_fetch_add_explicit(&p->waiter.backend->state->queue_rejected[QUEUE_REJECT_TIMEOUT], 1,
+					  memory_order_relaxed);
+	return granted;
 }
 
 /* backends[].tls: the new connection to gs goes on TLS, offering the

@@ -55,9 +55,10 @@ int peer_pick(struct peer *p, struct gen_backend *b, struct worker *w, const voi
  * the queue is full or off (answer 503). */
 bool peer_wait(struct peer *p, struct gen_backend *b, struct worker *w, void (*on_slot)(struct peer *p));
 
-/* Give up waiting (the queue timeout, the client left). true when a slot
- * had been given meanwhile (p->index holds it): the caller may use it. */
-bool peer_stop_waiting(struct peer *p);
+/* timeouts.queue passed: leave the queue (counted as rejected), unless a
+ * slot had been given meanwhile: then true, and p->index holds it. (A
+ * session that ends while waiting just releases: peer_release.) */
+bool peer_wait_timed_out(struct peer *p);
 
 static inline bool peer_waiting(const struct peer *p)
 {

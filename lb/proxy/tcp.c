@@ -207,12 +207,10 @@ static bool tcp_step(struct tcp_session *s)
 		if (!ss->timer_fired)
 			return false;
 		ss->timer_fired = false;
-		if (peer_stop_waiting(&ss->server)) {
+		if (peer_wait_timed_out(&ss->server)) {
 			s->state = connect_to_slot(s); /* a slot came just in time */
 			return true;
 		}
-		atomic_fetch_add_explicit(&ss->backend->state->queue_rejected[QUEUE_REJECT_TIMEOUT], 1,
-					  memory_order_relaxed);
 		log_debug("listener %s: no slot within timeouts.queue", ss->listener->cfg->name);
 		s->state = TCP_CLOSING;
 		return true;

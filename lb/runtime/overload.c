@@ -10,7 +10,7 @@
 #include "queue.h"
 
 /* auto: feed the window's samples to the server's limiter; its limit. */
-static unsigned auto_limit(struct server_state *st, int cap)
+static unsigned auto_limit(struct server_state *st, int cap, bool new_window)
 {
 	if (st->limiter == NULL) {
 		st->limiter = malloc(sizeof(*st->limiter));
@@ -18,6 +18,8 @@ static unsigned auto_limit(struct server_state *st, int cap)
 			return OVERLOAD_AUTO_INITIAL; /* out of memory: a fixed guess */
 		limiter_init(st->limiter, OVERLOAD_AUTO_INITIAL, cap);
 	}
+	if (!new_window)
+		return (unsigned)limiter_value(st->limiter);
 	uint64_t count = atomic_exchange_explicit(&st->latency_count, 0, memory_order_relaxed);
 	uint64_t sum = atomic_exchange_explicit(&st->latency_sum_us, 0, memory_order_relaxed);
 	unsigned peak = atomic_exchange_explicit(&st->active_peak, atomic_load(&st->active), memory_order_relaxed);
@@ -25,12 +27,12 @@ static unsigned auto_limit(struct server_state *st, int cap)
 	return (unsigned)limiter_update(st->limiter, count, mean, peak);
 }
 
-static void backend_tick(struct gen_backend *b, uint64_t now)
+static void backend_tick(struct gen_backend *b, uint64_t now, bool new_window)
 {
 	for (size_t i = 0; i < b->nservers; i++) {
 		struct server_state *st = b->servers[i].state;
 		int wanted = b->servers[i].cfg->max_connections;
-		unsigned limit = wanted == CFG_LIMIT_AUTO ? auto_limit(st, b->cfg->max_connections_cap)
+		unsigned limit = wanted == CFG_LIMIT_AUTO ? auto_limit(st, b->cfg->max_connections_cap, new_window)
 			       : wanted > 0		  ? (unsigned)wanted
 							  : 0;
 		double share = pick_ramp_share(b, i, now);
@@ -46,9 +48,9 @@ static void backend_tick(struct gen_backend *b, uint64_t now)
 		queue_dispatch(b);
 }
 
-void overload_tick(struct gen *g)
+void overload_tick(struct gen *g, bool new_window)
 {
 	uint64_t now = clock_ms();
 	for (size_t b = 0; b < g->nbackends; b++)
-		backend_tick(&g->backends[b], now);
+		backend_tick(&g->backends[b], now, new_window);
 }

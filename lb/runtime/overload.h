@@ -10,15 +10,18 @@
 #define LB_OVERLOAD_H
 
 #include "gen.h"
+#include "limiter.h"
 
 #define OVERLOAD_TICK_MS 100
 
 /* auto starts a server at this limit (and never above max_connections_cap). */
-#define OVERLOAD_AUTO_INITIAL 20
+#define OVERLOAD_AUTO_INITIAL LIMITER_INITIAL
 
-/* One tick over the generation that runs (also right after one is
- * built, so that its limits hold before it serves). Control thread. */
-void overload_tick(struct gen *g);
+/* One tick over the generation that runs. new_window: the window's
+ * samples go to auto's limiters (every OVERLOAD_TICK_MS); false: only set
+ * the limits (right after a generation is built, so that they hold before
+ * it serves). Control thread. */
+void overload_tick(struct gen *g, bool new_window);
 
 /* A worker's sample for max_connections: auto: a request to server i of b
  * that took latency_us from being sent to its response head. */

@@ -3,7 +3,6 @@
 
 #include "clock.h"
 #include "fastrand.h"
-#include "queue.h"
 
 /* A server in slow start starts at this share of its weight and limit. */
 #define RAMP_SHARE_MIN 0.05
@@ -34,7 +33,7 @@ static bool pick_usable(void *ctx, size_t i)
 	for (size_t t = 0; t < pc->ntried; t++)
 		if (pc->tried[t] == (int)i)
 			return false;
-	if (pc->free_slot_only && !slot_free(pc->backend, i))
+	if (pc->free_slot_only && !server_state_slot_free(pc->backend->servers[i].state))
 		return false;
 	if (!(pc->any_health ? gen_server_eligible(pc->backend, i) : gen_server_usable(pc->backend, i)))
 		return false;
@@ -93,6 +92,13 @@ int pick_next_server(struct gen_backend *b, int worker, const struct server_trie
 		i = balance_pick(b->balancer, cursor, &req);
 	}
 	if (i < 0 && !panic && b->cfg->panic_threshold_percent > 0) {
+		if (pc.free_slot_only) {
+			/* Usable servers that are only full: the request waits for
+			 * them (queue.h), it does not fall back on a down one. */
+			pc.free_slot_only = false;
+			if (balance_pick(b->balancer, cursor, &req) >= 0)
+				return -1;
+		}
 		pc.any_health = true; /* the last resort */
 		i = balance_pick(b->balancer, cursor, &req);
 	}

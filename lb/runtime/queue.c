@@ -2,7 +2,6 @@
 #include "queue.h"
 
 #include <pthread.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "worker.h"
@@ -28,56 +27,67 @@ bool slot_take(struct gen_backend *b, size_t i)
 	return true;
 }
 
-static void link_remove(struct queue_link *l)
+static bool tried(const struct queue_waiter *w, size_t j)
 {
-	l->prev->next = l->next;
-	l->next->prev = l->prev;
-	l->prev = l->next = l;
+	for (size_t t = 0; t < w->tries->count; t++)
+		if (w->tries->tried[t] == (int)j)
+			return true;
+	return false;
 }
 
-static void link_append(struct queue_link *head, struct queue_link *l)
+/* Health as pick.h sees it: healthy servers, or any eligible one in panic
+ * or when no healthy one is left to try (the last resort). */
+static bool health_allows(const struct queue_waiter *w, size_t j)
 {
-	l->prev = head->prev;
-	l->next = head;
-	head->prev->next = l;
-	head->prev = l;
+	const struct gen_backend *b = w->backend;
+	if (gen_server_usable(b, j))
+		return true;
+	if (!gen_server_eligible(b, j))
+		return false;
+	if (atomic_load_explicit(&b->state->panic, memory_order_relaxed))
+		return true;
+	if (b->cfg->panic_threshold_percent == 0)
+		return false;
+	for (size_t k = 0; k < b->nservers; k++)
+		if (!tried(w, k) && gen_server_usable(b, k))
+			return false;
+	return true;
 }
 
 /* The index in w's backend of the server whose state is st, when w may
- * take it: a candidate (eligible; healthy unless the backend panics), not
- * tried, its key's server for hash. -1 otherwise. Under the queue lock. */
+ * take it: a candidate as for a pick, not tried, its key's server for
+ * hash. -1 otherwise. Under the queue lock. */
 static int waiter_accepts(const struct queue_waiter *w, const struct server_state *st)
 {
 	const struct gen_backend *b = w->backend;
 	for (size_t j = 0; j < b->nservers; j++) {
 		if (b->servers[j].state != st)
 			continue;
-		if (w->want >= 0 && (size_t)w->want != j)
+		if ((w->want >= 0 && (size_t)w->want != j) || tried(w, j))
 			return -1;
-		for (size_t t = 0; t < w->tries->count; t++)
-			if (w->tries->tried[t] == (int)j)
-				return -1;
-		bool panic = atomic_load_explicit(&b->state->panic, memory_order_relaxed);
-		return (panic ? gen_server_eligible(b, j) : gen_server_usable(b, j)) ? (int)j : -1;
+		return health_allows(w, j) ? (int)j : -1;
 	}
 	return -1;
+}
+
+/* The grant reaches its waiter, on the waiter's worker. */
+static void deliver_grant(struct worker_mail *m)
+{
+	struct queue_waiter *w = (struct queue_waiter *)m;
+	w->where = QUEUE_NOWHERE;
+	w->on_grant(w);
 }
 
 /* Hand w the slot it now holds on its server j, and tell its worker.
  * Under the queue lock. */
 static void grant(struct backend_state *bs, struct queue_waiter *w, int j)
 {
-	link_remove(&w->link);
+	queue_link_remove(&w->mail.link);
 	atomic_fetch_sub_explicit(&bs->queue_length, 1, memory_order_relaxed);
 	w->granted = j;
-	struct worker *wk = w->worker;
-	pthread_mutex_lock(&wk->grants_lock);
 	w->where = QUEUE_GRANTED;
-	link_append(&wk->grants, &w->link);
-	pthread_mutex_unlock(&wk->grants_lock);
-	uint64_t one = 1;
-	ssize_t n = write(wk->grant_fd, &one, sizeof(one));
-	(void)n; /* a full eventfd (never in practice) is still readable */
+	w->mail.deliver = deliver_grant;
+	worker_post_mail(w->worker, &w->mail);
 }
 
 /* The oldest waiter that may use the server of state st, granted the
@@ -121,6 +131,7 @@ void slot_release(struct gen_backend *b, size_t i)
 	struct server_state *st = b->servers[i].state;
 	if (atomic_load_explicit(&bs->queue_length, memory_order_seq_cst) == 0) {
 		slot_free_now(b, st);
+		atomic_thread_fence(memory_order_seq_cst); /* against queue_join's look at the slots */
 		/* Someone may have joined between the look and the release:
 		 * it found no slot, so it is given this one now. */
 		if (atomic_load_explicit(&bs->queue_length, memory_order_seq_cst) != 0)
@@ -140,17 +151,24 @@ bool queue_join(struct queue_waiter *w)
 	struct backend_state *bs = w->backend->state;
 	int max = w->backend->cfg->queue_max;
 	pthread_mutex_lock(&bs->queue_lock);
-	if (atomic_load_explicit(&bs->queue_length, memory_order_relaxed) >= (unsigned)max) {
+	bool full = atomic_load_explicit(&bs->queue_length, memory_order_relaxed) >= (unsigned)max;
+	w->since_ms = clock_ms();
+	w->granted = -1;
+	w->where = QUEUE_WAITING;
+	queue_link_append(&bs->queue, &w->mail.link);
+	atomic_fetch_add_explicit(&bs->queue_length, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst); /* against slot_release's look at the length */
+	/* Free slots go to the waiters in order. A full queue still lets w
+	 * have one that nobody before it may use (its key's idle server). */
+	dispatch_locked(w->backend);
+	if (full && w->where == QUEUE_WAITING) {
+		queue_link_remove(&w->mail.link);
+		w->where = QUEUE_NOWHERE;
+		atomic_fetch_sub_explicit(&bs->queue_length, 1, memory_order_relaxed);
 		pthread_mutex_unlock(&bs->queue_lock);
 		atomic_fetch_add_explicit(&bs->queue_rejected[QUEUE_REJECT_FULL], 1, memory_order_relaxed);
 		return false;
 	}
-	w->since_ms = clock_ms();
-	w->granted = -1;
-	w->where = QUEUE_WAITING;
-	link_append(&bs->queue, &w->link);
-	atomic_fetch_add_explicit(&bs->queue_length, 1, memory_order_seq_cst);
-	dispatch_locked(w->backend);
 	pthread_mutex_unlock(&bs->queue_lock);
 	return true;
 }
@@ -161,19 +179,17 @@ bool queue_leave(struct queue_waiter *w)
 	pthread_mutex_lock(&bs->queue_lock);
 	bool waiting = w->where == QUEUE_WAITING;
 	if (waiting) {
-		link_remove(&w->link);
+		queue_link_remove(&w->mail.link);
 		w->where = QUEUE_NOWHERE;
 		atomic_fetch_sub_explicit(&bs->queue_length, 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&bs->queue_lock);
 	if (waiting || w->where == QUEUE_NOWHERE)
 		return false;
-	/* Granted, and the grant not delivered yet: only this worker takes
-	 * it from its list, and that is us. */
-	pthread_mutex_lock(&w->worker->grants_lock);
-	link_remove(&w->link);
+	/* Granted, and the grant not delivered yet: only this worker
+	 * delivers it, and that is us. */
+	worker_recall_mail(w->worker, &w->mail);
 	w->where = QUEUE_NOWHERE;
-	pthread_mutex_unlock(&w->worker->grants_lock);
 	return true;
 }
 
@@ -196,27 +212,4 @@ uint64_t queue_oldest_ms(const struct gen_backend *b)
 	}
 	pthread_mutex_unlock(&bs->queue_lock);
 	return oldest;
-}
-
-void queue_deliver_grants(struct worker *wk)
-{
-	struct queue_link mine = { &mine, &mine };
-	pthread_mutex_lock(&wk->grants_lock);
-	if (wk->grants.next != &wk->grants) {
-		mine.next = wk->grants.next;
-		mine.prev = wk->grants.prev;
-		mine.next->prev = &mine;
-		mine.prev->next = &mine;
-		wk->grants.next = wk->grants.prev = &wk->grants;
-	}
-	pthread_mutex_unlock(&wk->grants_lock);
-	/* Each waiter's where is still QUEUE_GRANTED: queue_leave on this
-	 * thread would take it from `mine`, which is fine while we walk, as
-	 * each is unlinked before its on_grant runs. */
-	while (mine.next != &mine) {
-		struct queue_waiter *w = (struct queue_waiter *)mine.next;
-		link_remove(&w->link);
-		w->where = QUEUE_NOWHERE;
-		w->on_grant(w);
-	}
 }

@@ -12,10 +12,10 @@
  * use that server, so a request that arrives later cannot overtake one
  * that waits. A waiter may take any candidate server it has not tried,
  * or, for balance: hash, only its key's server (it never silently moves).
- * The grant goes to the waiter's own worker (worker.h: its grants list and
- * eventfd), which calls the waiter's on_grant in its loop.
+ * The grant goes to the waiter's own worker as mail (worker.h), which its
+ * loop delivers: the waiter's on_grant runs on its own thread.
  *
- * Locks: backend_state.queue_lock, then worker.grants_lock (never the
+ * Locks: backend_state.queue_lock, then the worker's mail lock (never the
  * other way round). A waiter is touched by other threads only under them.
  */
 #ifndef LB_QUEUE_H
@@ -27,7 +27,7 @@
 #include "gen.h"
 #include "pick.h"
 
-struct worker;
+#include "worker.h"
 
 enum queue_where {
 	QUEUE_NOWHERE, /* its worker's alone */
@@ -36,7 +36,9 @@ enum queue_where {
 };
 
 struct queue_waiter {
-	struct queue_link link; /* first */
+	/* first: in the backend's FIFO (its link) while waiting, posted to
+	 * its worker (worker.h) once granted */
+	struct worker_mail mail;
 	/* Written under the locks (by a granting thread too), read freely by
 	 * the waiter's worker: atomic. */
 	_Atomic enum queue_where where;
@@ -51,14 +53,6 @@ struct queue_waiter {
 
 /* Take a slot of server i of b: false when it is at its limit. */
 bool slot_take(struct gen_backend *b, size_t i);
-
-/* Does server i of b have a free slot now (a hint: slot_take decides)? */
-static inline bool slot_free(const struct gen_backend *b, size_t i)
-{
-	const struct server_state *st = b->servers[i].state;
-	unsigned limit = atomic_load_explicit(&st->limit, memory_order_relaxed);
-	return limit == 0 || atomic_load_explicit(&st->active, memory_order_relaxed) < limit;
-}
 
 /* Give back a slot of server i of b: to the oldest waiter that may use
  * it, else free. */
@@ -87,8 +81,5 @@ void queue_dispatch(struct gen_backend *b);
 
 /* How long the oldest waiter of b has waited, in ms (0: none). */
 uint64_t queue_oldest_ms(const struct gen_backend *b);
-
-/* Deliver the grants posted to worker w: its loop, on its grant event. */
-void queue_deliver_grants(struct worker *w);
 
 #endif

@@ -15,7 +15,6 @@
 #include "clock.h"
 #include "conn.h"
 #include "listener.h"
-#include "queue.h"
 #include "slab.h"
 #include "log.h"
 
@@ -241,14 +240,46 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(w->base);
 }
 
-/* Slots granted to sessions of this worker that waited (queue.h). */
-static void on_grant_ready(evutil_socket_t fd, short what, void *arg)
+void worker_post_mail(struct worker *w, struct worker_mail *m)
 {
+	pthread_mutex_lock(&w->mail_lock);
+	queue_link_append(&w->mail, &m->link);
+	wake_fd_signal(w->mail_fd); /* under the lock: the worker's fd is open while it has mail to take */
+	pthread_mutex_unlock(&w->mail_lock);
+}
+
+void worker_recall_mail(struct worker *w, struct worker_mail *m)
+{
+	pthread_mutex_lock(&w->mail_lock);
+	queue_link_remove(&m->link); /* from w->mail, or from on_mail's batch (this thread's) */
+	pthread_mutex_unlock(&w->mail_lock);
+}
+
+/* Mail came: deliver it all, in the order posted. */
+static void on_mail(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
 	uint64_t count;
 	(void)what;
 	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-		log_error("worker: grant eventfd read: %s", strerror(errno));
-	queue_deliver_grants(arg);
+		log_error("worker %d: mail eventfd read: %s", w->index, strerror(errno));
+	struct queue_link batch;
+	queue_link_init(&batch);
+	pthread_mutex_lock(&w->mail_lock);
+	if (w->mail.next != &w->mail) {
+		batch.next = w->mail.next;
+		batch.prev = w->mail.prev;
+		batch.next->prev = batch.prev->next = &batch;
+		queue_link_init(&w->mail);
+	}
+	pthread_mutex_unlock(&w->mail_lock);
+	/* A delivery may recall a later one (worker_recall_mail unlinks it
+	 * from the batch): take them off one by one. */
+	while (batch.next != &batch) {
+		struct worker_mail *m = (struct worker_mail *)batch.next;
+		queue_link_remove(&m->link);
+		m->deliver(m);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -265,7 +296,7 @@ static void *worker_main(void *arg)
 	event_free(w->accept_resume_timer);
 	event_free(w->tick_timer);
 	event_free(w->wake_event);
-	event_free(w->grant_event);
+	event_free(w->mail_event);
 	gen_release(w->gen);
 	w->gen = NULL;
 	struct gen *pending = atomic_exchange(&w->pending_gen, NULL);
@@ -308,9 +339,9 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	w->handlers = handlers;
 	w->control_fd = control_fd;
 	w->wake_fd = -1;
-	w->grant_fd = -1;
-	pthread_mutex_init(&w->grants_lock, NULL);
-	w->grants.next = w->grants.prev = &w->grants;
+	w->mail_fd = -1;
+	pthread_mutex_init(&w->mail_lock, NULL);
+	queue_link_init(&w->mail);
 	w->sessions.next = w->sessions.prev = &w->sessions;
 	atomic_init(&w->ticked_ms, clock_ms());
 	if (ec == NULL)
@@ -325,13 +356,13 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	if (w->wake_fd < 0)
 		goto fail;
 	w->wake_event = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
-	w->grant_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->grant_fd < 0)
+	w->mail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->mail_fd < 0)
 		goto fail;
-	w->grant_event = event_new(w->base, w->grant_fd, EV_READ | EV_PERSIST, on_grant_ready, w);
-	if (w->grant_event == NULL)
+	w->mail_event = event_new(w->base, w->mail_fd, EV_READ | EV_PERSIST, on_mail, w);
+	if (w->mail_event == NULL)
 		goto fail;
-	event_add(w->grant_event, NULL);
+	event_add(w->mail_event, NULL);
 	w->accept_resume_timer = evtimer_new(w->base, on_accept_resume_timer, w);
 	w->tick_timer = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	if (w->wake_event == NULL || w->accept_resume_timer == NULL || w->tick_timer == NULL)
@@ -363,12 +394,12 @@ fail:
 		event_free(w->tick_timer);
 	if (w->wake_event)
 		event_free(w->wake_event);
-	if (w->grant_event)
-		event_free(w->grant_event);
+	if (w->mail_event)
+		event_free(w->mail_event);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
-	if (w->grant_fd >= 0)
-		close(w->grant_fd);
+	if (w->mail_fd >= 0)
+		close(w->mail_fd);
 	gen_release(w->gen);
 	if (w->base)
 		event_base_free(w->base);
@@ -395,8 +426,8 @@ void worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 	close(w->wake_fd);
 	w->wake_fd = -1;
-	close(w->grant_fd);
-	w->grant_fd = -1;
+	close(w->mail_fd);
+	w->mail_fd = -1;
 }
 
 void worker_session_add(struct worker *w, struct session_link *link)

@@ -56,6 +56,13 @@ struct accept_point {
 	struct event *event;
 };
 
+/* A message to a worker from any thread, delivered on the worker's loop
+ * (queue.h's grants of a slot to a waiting session). */
+struct worker_mail {
+	struct queue_link link; /* first: in the worker's mail until delivered */
+	void (*deliver)(struct worker_mail *m); /* on the worker's thread */
+};
+
 struct worker {
 	int index;
 	const struct worker_handlers *handlers;
@@ -76,11 +83,11 @@ struct worker {
 	atomic_bool exited;
 	atomic_uint_fast64_t ticked_ms; /* clock_ms() of its last tick: its loop turns (systemd watchdog) */
 
-	/* any thread -> worker: queue.h's grants to its waiting sessions */
-	pthread_mutex_t grants_lock;
-	struct queue_link grants; /* of struct queue_waiter, under grants_lock */
-	int grant_fd; /* eventfd: written after a grant */
-	struct event *grant_event;
+	/* any thread -> worker: mail (worker_post_mail) */
+	pthread_mutex_t mail_lock;
+	struct queue_link mail; /* of struct worker_mail, under mail_lock */
+	int mail_fd; /* eventfd: written after a post */
+	struct event *mail_event;
 
 	/* the worker's own */
 	struct gen *gen; /* a reference */
@@ -101,6 +108,12 @@ struct worker {
 /* Create the worker's loop (in the calling thread) and start its thread
  * on `gen` (a new reference is taken). Returns 0 or -1. */
 int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, const struct worker_handlers *handlers);
+
+/* Post m to w (any thread): w's loop calls m->deliver(m) soon. */
+void worker_post_mail(struct worker *w, struct worker_mail *m);
+
+/* On w's own thread: take back m, posted and not delivered yet. */
+void worker_recall_mail(struct worker *w, struct worker_mail *m);
 
 /* Control side: hand over a new generation / ask to stop. Thread-safe. */
 void worker_post_gen(struct worker *w, struct gen *gen);
