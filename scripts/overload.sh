@@ -565,29 +565,37 @@ cat "$OUT/overload.txt"
 
 xrange=$(echo "$CONNECTIONS" | awk '{ lo = hi = $1; for (i = 2; i <= NF; i++) { if ($i < lo) lo = $i; if ($i > hi) hi = $i } printf "%g:%g", lo / 1.25, hi * 1.25 }')
 xtics=$(echo "$CONNECTIONS" | awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, $i }')
+# One style per target, the same in both panels: HAProxy dashed, lb solid.
+declare -A STYLE=([direct]='lc rgb "#555555" dt 1 pt 9' [haproxy]='lc rgb "#d62728" dt 2 pt 5'
+                  [haproxy-maxconn]='lc rgb "#ff9f1c" dt 2 pt 5' [lb]='lc rgb "#9467bd" dt 1 pt 7'
+                  [lb-limit]='lc rgb "#1f77b4" dt 1 pt 7' [lb-auto]='lc rgb "#2ca02c" dt 1 pt 7')
+rps_plots="" p99_plots="" i=0
+for t in "${RUNNING[@]}"; do
+    i=$((i + 1))
+    rps_plots+=", \"$OUT/overload.dat\" using 1:$((1 + 2 * i)) with linespoints lw 2 ${STYLE[$t]} title \"$t\""
+    p99_plots+="${p99_plots:+, }\"$OUT/overload.dat\" using 1:$((2 + 2 * i)) with linespoints lw 2 ${STYLE[$t]} title \"$t\""
+done
 gnuplot <<EOF || die "gnuplot failed"
 set terminal pngcairo size 1400,560 font "sans,10"
 set output "$OUT/overload.png"
 set datafile missing "?"
 set multiplot layout 1,2 title "Overloaded replicas (-o $N -d $MS: best at $N in service each), wrk keep-alive ${DURATION_S}s per point, $(date '+%F %H:%M')" noenhanced
-names = "${RUNNING[*]}"
 set logscale x 2
 set xrange [$xrange]
 set xtics ($xtics)
 set xlabel "concurrent clients"
 set grid
-set key top right noenhanced
+set key center right noenhanced
 set title "throughput"
 set ylabel "requests per second"
 set yrange [0:*]
-plot "$OUT/overload.dat" using 1:2 with lines dt 2 lc rgb "gray50" title "capacity of the 3 replicas", \
-     for [i=1:words(names)] "$OUT/overload.dat" using 1:(column(1 + 2 * i)) with linespoints lt i lw 2 pt 7 title word(names, i)
+plot "$OUT/overload.dat" using 1:2 with lines dt 3 lw 2 lc rgb "gray60" title "capacity of the 3 replicas"$rps_plots
 set title "p99 latency"
 set ylabel "p99, ms (log scale)"
 set logscale y 10
 set yrange [*:*]
 set key top left noenhanced
-plot for [i=1:words(names)] "$OUT/overload.dat" using 1:(column(2 + 2 * i)) with linespoints lt i lw 2 pt 7 title word(names, i)
+plot $p99_plots
 unset multiplot
 EOF
 echo
