@@ -122,7 +122,8 @@ def test_queue_timeout_answers_503_with_retry_after(replicas, lb):
     status, _, headers = get(port)
     waited = time.monotonic() - began
     assert status == 503 and headers.get("Retry-After") == "1"
-    assert 0.3 <= waited < 0.3 + 0.4, waited  # timeouts.queue, plus a loaded machine's slack
+    print("queue timeout 300 ms: 503 after %.3f s" % waited)
+    assert 0.3 <= waited < 0.3 + 0.1, waited
     assert backend_stats(admin)["queue"]["rejected"]["timeout"] == 1
     holder.join(10)
     assert holder.box["result"][0] == 200
