@@ -85,9 +85,16 @@ def test_max_connections_is_never_exceeded_across_workers(replicas, lb):
 
 
 def hold_slot(port, ms, path_prefix="/delay/"):
-    """A request that holds the only slot for ms, in the background; returns
-    once it is in service."""
+    """A request that holds a slot for ms, in the background."""
     return in_background(get, port, "%s%d" % (path_prefix, ms))
+
+
+def take_the_slot(port, ms, rs):
+    """Hold the only slot (max_connections 1, one replica) for ms; returns
+    once the request is in service."""
+    holder = hold_slot(port, ms)
+    wait_until(lambda: sum(replica_stats(r)["in_flight"] for r in rs) == 1, 5, "the slot taken")
+    return holder
 
 
 def wait_queue_length(admin, n):
@@ -96,8 +103,7 @@ def wait_queue_length(admin, n):
 
 def test_waiting_requests_go_first_in_first_out(replicas, lb):
     inst, port, admin, rs = start(replicas, lb, n=1, backend="    max_connections: 1\n    timeouts: {queue: 20s}\n")
-    holder = hold_slot(port, 300)
-    wait_until(lambda: replica_stats(rs[0])["in_flight"] == 1, 5, "the slot taken")
+    holder = take_the_slot(port, 300, rs)
     done = []
     lock = threading.Lock()
 
@@ -116,8 +122,7 @@ def test_waiting_requests_go_first_in_first_out(replicas, lb):
 
 def test_queue_timeout_answers_503_with_retry_after(replicas, lb):
     inst, port, admin, rs = start(replicas, lb, n=1, backend="    max_connections: 1\n    timeouts: {queue: 300ms}\n")
-    holder = hold_slot(port, 3000)
-    wait_until(lambda: replica_stats(rs[0])["in_flight"] == 1, 5, "the slot taken")
+    holder = take_the_slot(port, 3000, rs)
     began = time.monotonic()
     status, _, headers = get(port)
     waited = time.monotonic() - began
@@ -132,8 +137,7 @@ def test_queue_timeout_answers_503_with_retry_after(replicas, lb):
 def test_full_queue_answers_503_at_once_and_a_client_that_leaves_frees_its_place(replicas, lb):
     inst, port, admin, rs = start(replicas, lb, n=1,
                                   backend="    max_connections: 1\n    queue: {max: 1}\n    timeouts: {queue: 20s}\n")
-    holder = hold_slot(port, 2000)
-    wait_until(lambda: replica_stats(rs[0])["in_flight"] == 1, 5, "the slot taken")
+    holder = take_the_slot(port, 2000, rs)
     leaver = socket.create_connection(("127.0.0.1", port), timeout=5)
     leaver.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     wait_queue_length(admin, 1)
@@ -152,8 +156,7 @@ def test_full_queue_answers_503_at_once_and_a_client_that_leaves_frees_its_place
 
 def test_queue_max_0_means_no_queue(replicas, lb):
     inst, port, admin, rs = start(replicas, lb, n=1, backend="    max_connections: 1\n    queue: {max: 0}\n")
-    holder = hold_slot(port, 1000)
-    wait_until(lambda: replica_stats(rs[0])["in_flight"] == 1, 5, "the slot taken")
+    holder = take_the_slot(port, 1000, rs)
     assert get(port)[0] == 503
     holder.join(10)
 
@@ -314,8 +317,7 @@ def test_a_full_queue_still_serves_a_request_whose_server_is_free(replicas, lb):
 
 def test_a_client_that_half_closes_after_its_request_still_gets_its_answer(replicas, lb):
     inst, port, admin, rs = start(replicas, lb, n=1, backend="    max_connections: 1\n    timeouts: {queue: 20s}\n")
-    holder = hold_slot(port, 500)
-    wait_until(lambda: replica_stats(rs[0])["in_flight"] == 1, 5, "the slot taken")
+    holder = take_the_slot(port, 500, rs)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         s.shutdown(socket.SHUT_WR)
