@@ -214,6 +214,15 @@ void peer_release(struct peer *p, struct gen_backend *b, struct worker *w, enum 
 	p->index = -1;
 }
 
+/* Idle connections a worker keeps to gs: keepalive, or the server's
+ * limit when larger, so that a server held at its limit (auto above
+ * keepalive) is not reconnected to for every request above it. */
+static int pool_size(const struct gen_backend *b, const struct gen_server *gs)
+{
+	unsigned limit = atomic_load_explicit(&gs->state->limit, memory_order_relaxed);
+	return limit > (unsigned)b->cfg->keepalive ? (int)limit : b->cfg->keepalive;
+}
+
 void peer_drop_conn(struct peer *p, struct gen_backend *b, struct worker *w, enum peer_release how, bool surplus_ok)
 {
 	struct gen_server *gs = peer_server(p, b);
@@ -221,7 +230,7 @@ void peer_drop_conn(struct peer *p, struct gen_backend *b, struct worker *w, enu
 		if (gs != NULL && b->tls != NULL && !p->conn->error)
 			keep_tls_session(b, gs, w, p->conn);
 		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0)
-			pool_put(w, gs->state, p->conn, b->cfg->keepalive, b->cfg->timeouts.idle_ms, surplus_ok);
+			pool_put(w, gs->state, p->conn, pool_size(b, gs), b->cfg->timeouts.idle_ms, surplus_ok);
 		else if (how == PEER_ABORT)
 			conn_abort(p->conn);
 		else
