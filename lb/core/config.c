@@ -250,6 +250,7 @@ static const char *const config_method_names[] = { "maglev", "ring", NULL };
 static const char *const config_check_type_names[] = { "none", "tcp", "http", NULL };
 static const char *const config_tls_version_names[] = { "1.2", "1.3", NULL };
 static const char *const config_verify_client_names[] = { "off", "optional", "required", NULL };
+static const char *const config_send_proxy_names[] = { "off", "v1", "v2", NULL }; /* index = version */
 
 static config_custom_fn config_set_workers, config_set_resolvers, config_set_admin,
 	config_set_listeners, config_set_backends, config_set_servers, config_set_hash_key,
@@ -419,6 +420,7 @@ static const struct config_key config_backend_keys[] = {
 	    .max = CFG_LIMIT_MAX),
 	KEY(struct cfg_backend, "queue", queue_max, .kind = CONFIG_MAP, .sub = config_queue_keys),
 	KEY(struct cfg_backend, "slow_start", slow_start_ms, DURATION(0)),
+	KEY(struct cfg_backend, "send_proxy", send_proxy, .kind = CONFIG_ENUM, .names = config_send_proxy_names),
 	KEY(struct cfg_backend, "timeouts", timeouts, .kind = CONFIG_MAP,
 	    .sub = config_backend_timeout_keys),
 	KEY_CUSTOM("tls", config_set_backend_tls),
@@ -1056,6 +1058,13 @@ static void config_set_backends(struct config_ctx *ctx, const struct config_node
 		struct cfg_backend *b = &cfg->backends[i];
 		if (b->timeouts.queue_ms == 0)
 			b->timeouts.queue_ms = b->timeouts.connect_ms;
+		if (b->send_proxy != 0 && b->tls.enabled) {
+			const struct config_pos *m = &ctx->backend_marks[i * CONFIG_KEYS_MAX +
+									 config_key_index(config_backend_keys, "send_proxy")];
+			char at[CONFIG_PATH_MAX + 16];
+			snprintf(at, sizeof at, "%s.send_proxy", sub);
+			config_error(ctx, m->line, m->col, at, "not with tls (lb sends no PROXY header before a TLS handshake yet)");
+		}
 		for (size_t j = 0; j < b->nservers; j++)
 			if (b->servers[j].max_connections == CFG_LIMIT_INHERIT)
 				b->servers[j].max_connections = b->max_connections;

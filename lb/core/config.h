@@ -134,6 +134,7 @@ struct cfg_backend {
 	int max_connections_cap; /* auto's bound */
 	int queue_max; /* waiting requests; 0 = none (503 at once) */
 	uint64_t slow_start_ms; /* 0 = off */
+	int send_proxy; /* 0 = off, else the PROXY protocol version (1, 2) sent first on server connections */
 	struct {
 		uint64_t connect_ms, response_ms, idle_ms;
 		uint64_t queue_ms; /* the connect timeout unless given */

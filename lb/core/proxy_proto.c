@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
@@ -367,4 +368,106 @@ enum proxy_result proxy_parse(const void *buf, size_t len, struct proxy_header *
 	if (r == PROXY_OK)
 		memcpy(out, &h, sizeof(h));
 	return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* writing                                                                   */
+
+/* The IPv4 address of an IPv4-mapped IPv6 one (::ffff:a.b.c.d). */
+static bool unmapped_ipv4(const struct sockaddr_storage *ss, struct sockaddr_in *out)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	memcpy(&out->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+	out->sin_port = in6->sin6_port;
+	return true;
+}
+
+/* The pair as both IPv4 or both IPv6, or AF_UNSPEC. */
+static int pair_family(const struct sockaddr_storage *source, const struct sockaddr_storage *destination,
+		       struct sockaddr_storage *src, struct sockaddr_storage *dst)
+{
+	if (source == NULL || destination == NULL)
+		return AF_UNSPEC;
+	*src = *source;
+	*dst = *destination;
+	struct sockaddr_in v4;
+	if (unmapped_ipv4(src, &v4))
+		memcpy(src, &v4, sizeof(v4));
+	if (unmapped_ipv4(dst, &v4))
+		memcpy(dst, &v4, sizeof(v4));
+	if (src->ss_family != dst->ss_family || (src->ss_family != AF_INET && src->ss_family != AF_INET6))
+		return AF_UNSPEC;
+	return src->ss_family;
+}
+
+static size_t write_v1(int family, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+		       char *out, size_t cap)
+{
+	int n;
+	if (family == AF_UNSPEC) {
+		n = snprintf(out, cap, "PROXY UNKNOWN\r\n");
+	} else {
+		char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+		const void *sa, *da;
+		unsigned sp, dp;
+		if (family == AF_INET) {
+			sa = &((const struct sockaddr_in *)src)->sin_addr;
+			da = &((const struct sockaddr_in *)dst)->sin_addr;
+			sp = ntohs(((const struct sockaddr_in *)src)->sin_port);
+			dp = ntohs(((const struct sockaddr_in *)dst)->sin_port);
+		} else {
+			sa = &((const struct sockaddr_in6 *)src)->sin6_addr;
+			da = &((const struct sockaddr_in6 *)dst)->sin6_addr;
+			sp = ntohs(((const struct sockaddr_in6 *)src)->sin6_port);
+			dp = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+		}
+		inet_ntop(family, sa, s, sizeof(s));
+		inet_ntop(family, da, d, sizeof(d));
+		n = snprintf(out, cap, "PROXY %s %s %s %u %u\r\n", family == AF_INET ? "TCP4" : "TCP6", s, d, sp, dp);
+	}
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static size_t write_v2(int family, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+		       unsigned char *out, size_t cap)
+{
+	size_t block = family == AF_INET ? 12 : family == AF_INET6 ? 36 : 0;
+	if (cap < PROXY_V2_FIXED_LENGTH + block)
+		return 0;
+	memcpy(out, v2_signature, sizeof(v2_signature));
+	out[12] = family == AF_UNSPEC ? 0x20 : 0x21; /* version 2, LOCAL or PROXY */
+	out[13] = family == AF_INET ? 0x11 : family == AF_INET6 ? 0x21 : 0x00; /* TCP over v4/v6, or UNSPEC */
+	out[14] = (unsigned char)(block >> 8);
+	out[15] = (unsigned char)block;
+	unsigned char *b = out + PROXY_V2_FIXED_LENGTH;
+	if (family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)src, *d = (const struct sockaddr_in *)dst;
+		memcpy(b, &s->sin_addr, 4);
+		memcpy(b + 4, &d->sin_addr, 4);
+		memcpy(b + 8, &s->sin_port, 2);
+		memcpy(b + 10, &d->sin_port, 2);
+	} else if (family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)src, *d = (const struct sockaddr_in6 *)dst;
+		memcpy(b, &s->sin6_addr, 16);
+		memcpy(b + 16, &d->sin6_addr, 16);
+		memcpy(b + 32, &s->sin6_port, 2);
+		memcpy(b + 34, &d->sin6_port, 2);
+	}
+	return PROXY_V2_FIXED_LENGTH + block;
+}
+
+size_t proxy_write(int version, const struct sockaddr_storage *source, const struct sockaddr_storage *destination,
+		   void *out, size_t cap)
+{
+	struct sockaddr_storage src = { 0 }, dst = { 0 };
+	int family = pair_family(source, destination, &src, &dst);
+	if (version == 1)
+		return write_v1(family, &src, &dst, out, cap);
+	if (version == 2)
+		return write_v2(family, &src, &dst, out, cap);
+	return 0;
 }

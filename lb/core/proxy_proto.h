@@ -99,4 +99,15 @@ struct proxy_header {
  * only; leaves it untouched otherwise. */
 enum proxy_result proxy_parse(const void *buf, size_t len, struct proxy_header *out);
 
+/* A header to send (backends[].send_proxy): version 1 or 2, for a client
+ * at `source` that connected to `destination`. Both AF_INET or both
+ * AF_INET6 (an IPv4-mapped IPv6 pair is sent as IPv4): TCP4/TCP6, v2 PROXY
+ * over STREAM; anything else (NULL, AF_UNSPEC, mixed) says nothing of the
+ * client: v1 "PROXY UNKNOWN", v2 LOCAL (what a health check sends). Writes
+ * at most PROXY_V1_MAX_LENGTH (v1) or PROXY_V2_FIXED_LENGTH + 36 (v2)
+ * bytes to out; returns the length, 0 if cap is too small. proxy_parse
+ * reads back what it writes. */
+size_t proxy_write(int version, const struct sockaddr_storage *source, const struct sockaddr_storage *destination,
+		   void *out, size_t cap);
+
 #endif

@@ -2,9 +2,12 @@
 #include "peer.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "clock.h"
+#include "proxy_proto.h"
 #include "health.h"
 #include "log.h"
 #include "pool.h"
@@ -169,10 +172,24 @@ static void keep_tls_session(const struct gen_backend *b, struct gen_server *gs,
 	gs->tls_sessions[w->index] = session;
 }
 
+/* backends[].send_proxy: the header goes first on the new connection. */
+static void send_proxy_header(struct conn *c, const struct gen_backend *b, const struct peer_client *client)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	unsigned char header[PROXY_V1_MAX_LENGTH + PROXY_V2_FIXED_LENGTH + 36];
+	bool known = client != NULL && getsockname(client->conn->fd, (struct sockaddr *)&local, &len) == 0;
+	size_t n = proxy_write(b->cfg->send_proxy, known ? client->addr : NULL, known ? &local : NULL, header,
+			       sizeof(header));
+	evbuffer_add(c->out, header, n);
+}
+
 enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worker *w, bool use_pool,
-			     conn_callback *cb, void *arg)
+			     const struct peer_client *client, conn_callback *cb, void *arg)
 {
 	struct gen_server *gs = &b->servers[p->index];
+	if (b->cfg->send_proxy != 0)
+		use_pool = false; /* a connection speaks for the one client its header named */
 	p->conn = use_pool ? pool_take(w, gs->state) : NULL;
 	if (p->conn != NULL && !pooled_conn_fits(p->conn, b)) {
 		conn_free(p->conn);
@@ -184,6 +201,8 @@ enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worke
 		return PEER_READY;
 	}
 	p->conn = conn_connect(w->base, w->server_conns, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, cb, arg);
+	if (p->conn != NULL && b->cfg->send_proxy != 0)
+		send_proxy_header(p->conn, b, client);
 	if (p->conn != NULL && b->tls != NULL && start_tls(p->conn, b, gs, w) < 0) {
 		conn_free(p->conn);
 		p->conn = NULL;
@@ -229,7 +248,7 @@ void peer_drop_conn(struct peer *p, struct gen_backend *b, struct worker *w, enu
 	if (p->conn != NULL) {
 		if (gs != NULL && b->tls != NULL && !p->conn->error)
 			keep_tls_session(b, gs, w, p->conn);
-		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0)
+		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0 && b->cfg->send_proxy == 0)
 			pool_put(w, gs->state, p->conn, pool_size(b, gs), b->cfg->timeouts.idle_ms, surplus_ok);
 		else if (how == PEER_ABORT)
 			conn_abort(p->conn);

@@ -71,11 +71,20 @@ enum peer_attach {
 	PEER_NO_SOCKET, /* lb's own shortage (counted and logged as lb's) */
 };
 
+/* Who the server side works for: backends[].send_proxy names this client
+ * (its address, perhaps from a PROXY header in) and the address it
+ * connected to (its socket's). */
+struct peer_client {
+	const struct sockaddr_storage *addr;
+	const struct conn *conn;
+};
+
 /* Connect to the server whose slot p holds: a pooled connection when
- * use_pool allows and there is one, else a new one. Its events go to
- * cb(arg). */
+ * use_pool allows and there is one (never with send_proxy: a connection
+ * speaks for one client), else a new one, which starts with the PROXY
+ * header when the backend sends one. Its events go to cb(arg). */
 enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worker *w, bool use_pool,
-			     conn_callback *cb, void *arg);
+			     const struct peer_client *client, conn_callback *cb, void *arg);
 
 enum peer_release {
 	PEER_TO_POOL, /* exchange complete: idle, reusable */

@@ -17,6 +17,7 @@
 #include "health_policy.h"
 #include "http_msg.h"
 #include "log.h"
+#include "proxy_proto.h"
 #include "tls_conn.h"
 #include "netutil.h"
 
@@ -38,6 +39,7 @@ struct checker {
 	struct conn *probe; /* NULL between probes */
 	bool request_sent; /* http: this probe's GET is written */
 	SSL_CTX *tls; /* backends[].tls: probes go over TLS (a reference), else NULL */
+	int send_proxy; /* backends[].send_proxy: probes start with a PROXY header naming no client */
 	char tls_name[256]; /* the name the server's certificate must carry */
 	int successes, failures; /* in a row; successes only since the last ejection */
 	uint64_t ejections_seen; /* state->ejections when successes were last counted */
@@ -243,6 +245,11 @@ static void probe_start(struct checker *c)
 		probe_not_started(c, errno);
 		return;
 	}
+	if (c->send_proxy != 0) {
+		/* v1 "PROXY UNKNOWN" / v2 LOCAL: the balancer's own connection */
+		unsigned char header[PROXY_V1_MAX_LENGTH];
+		evbuffer_add(c->probe->out, header, proxy_write(c->send_proxy, NULL, NULL, header, sizeof(header)));
+	}
 	if (c->tls != NULL && tls_conn_connect(c->probe, c->tls, c->tls_name, NULL) < 0)
 		probe_not_started(c, ENOMEM);
 }
@@ -281,6 +288,7 @@ static void checker_configure(struct checker *c, const struct gen_backend *b, co
 	 * its own SSL. */
 	SSL_CTX_free(c->tls);
 	c->tls = NULL;
+	c->send_proxy = b->cfg->send_proxy;
 	if (b->tls != NULL && SSL_CTX_up_ref(tls_client_ctx(b->tls)) == 1) {
 		c->tls = tls_client_ctx(b->tls);
 		snprintf(c->tls_name, sizeof(c->tls_name), "%s", gen_server_tls_name(b, s));

@@ -178,6 +178,7 @@ static void test_minimal_config_gets_every_default(void **state)
 	assert_int_equal(b->max_connections_cap, 1000);
 	assert_int_equal(b->queue_max, 1000);
 	assert_int_equal(b->slow_start_ms, 0);
+	assert_int_equal(b->send_proxy, 0);
 	assert_int_equal(b->timeouts.connect_ms, 2000);
 	assert_int_equal(b->timeouts.queue_ms, 2000); /* the connect timeout */
 	assert_int_equal(b->timeouts.response_ms, 30000);
@@ -255,6 +256,7 @@ static const char full[] = "global:\n"
 			   "    max_connections_cap: 300\n"
 			   "    queue: {max: 0}\n"
 			   "    slow_start: 30s\n"
+			   "    send_proxy: v2\n"
 			   "    timeouts:\n"
 			   "      queue: 750ms\n"
 			   "      connect: 3s\n"
@@ -344,6 +346,7 @@ static void test_full_config_sets_every_key(void **state)
 	assert_int_equal(b->max_connections_cap, 300);
 	assert_int_equal(b->queue_max, 0);
 	assert_int_equal(b->slow_start_ms, 30000);
+	assert_int_equal(b->send_proxy, 2);
 	assert_int_equal(b->timeouts.queue_ms, 750);
 	assert_int_equal(b->timeouts.connect_ms, 3000);
 	assert_int_equal(b->timeouts.response_ms, 60000);
@@ -851,6 +854,8 @@ static void test_other_value_checks(void **state)
 	assert_minimal_with_error(6, "    max_connections: lots\n",
 				  "lb.yaml:7:22: backends[0].max_connections: expected auto or an integer "
 				  "0..100000 (0 = unlimited), got \"lots\"");
+	assert_minimal_with_error(6, "    send_proxy: v3\n",
+				  "lb.yaml:7:17: backends[0].send_proxy: expected off, v1 or v2, got \"v3\"");
 	assert_minimal_with_error(6, "    queue: {max: -1}\n",
 				  "lb.yaml:7:18: backends[0].queue.max: expected an integer 0..1000000, got "
 				  "\"-1\"");

@@ -643,9 +643,105 @@ static void test_out_is_untouched_unless_ok(void **state)
 	assert_memory_equal(&out, &before, sizeof(out));
 }
 
+/* ---- writing (backends[].send_proxy) ---- */
+
+static struct sockaddr_storage addr(int family, const char *text, unsigned port)
+{
+	struct sockaddr_storage ss = { 0 };
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET, text, &in->sin_addr), 1);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET6, text, &in6->sin6_addr), 1);
+	}
+	return ss;
+}
+
+static void test_write_v1_tcp4_and_tcp6_read_back(void **state)
+{
+	(void)state;
+	char out[PROXY_V1_MAX_LENGTH];
+	struct sockaddr_storage s = addr(AF_INET, "192.0.2.7", 40000), d = addr(AF_INET, "10.0.0.1", 443);
+	size_t n = proxy_write(1, &s, &d, out, sizeof(out));
+	assert_int_equal(n, strlen("PROXY TCP4 192.0.2.7 10.0.0.1 40000 443\r\n"));
+	assert_memory_equal(out, "PROXY TCP4 192.0.2.7 10.0.0.1 40000 443\r\n", n);
+	assert_int_equal(parse(out, n), PROXY_OK);
+	assert_int_equal(h.length, n);
+	assert_address(&h.source, AF_INET, "192.0.2.7", 40000);
+	assert_address(&h.destination, AF_INET, "10.0.0.1", 443);
+
+	s = addr(AF_INET6, "2001:db8::1", 1), d = addr(AF_INET6, "2001:db8::2", 65535);
+	n = proxy_write(1, &s, &d, out, sizeof(out));
+	assert_memory_equal(out, "PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n", n);
+	assert_int_equal(parse(out, n), PROXY_OK);
+	assert_address(&h.source, AF_INET6, "2001:db8::1", 1);
+	assert_address(&h.destination, AF_INET6, "2001:db8::2", 65535);
+}
+
+static void test_write_v2_tcp4_and_tcp6_read_back(void **state)
+{
+	(void)state;
+	unsigned char out[PROXY_V2_FIXED_LENGTH + 36];
+	struct sockaddr_storage s = addr(AF_INET, "198.51.100.9", 5555), d = addr(AF_INET, "127.0.0.1", 8080);
+	size_t n = proxy_write(2, &s, &d, out, sizeof(out));
+	assert_int_equal(n, PROXY_V2_FIXED_LENGTH + 12);
+	assert_int_equal(out[12], 0x21);
+	assert_int_equal(out[13], 0x11);
+	assert_int_equal(parse(out, n), PROXY_OK);
+	assert_int_equal(h.version, 2);
+	assert_false(h.local);
+	assert_address(&h.source, AF_INET, "198.51.100.9", 5555);
+	assert_address(&h.destination, AF_INET, "127.0.0.1", 8080);
+
+	s = addr(AF_INET6, "::1", 9), d = addr(AF_INET6, "fe80::1", 10);
+	n = proxy_write(2, &s, &d, out, sizeof(out));
+	assert_int_equal(n, PROXY_V2_FIXED_LENGTH + 36);
+	assert_int_equal(parse(out, n), PROXY_OK);
+	assert_address(&h.source, AF_INET6, "::1", 9);
+	assert_address(&h.destination, AF_INET6, "fe80::1", 10);
+}
+
+static void test_write_mapped_ipv4_goes_as_ipv4_and_unknown_as_local(void **state)
+{
+	(void)state;
+	unsigned char out[PROXY_V1_MAX_LENGTH];
+	struct sockaddr_storage s = addr(AF_INET6, "::ffff:192.0.2.1", 7), d = addr(AF_INET, "10.1.1.1", 80);
+	size_t n = proxy_write(1, &s, &d, out, sizeof(out));
+	assert_int_equal(parse(out, n), PROXY_OK);
+	assert_address(&h.source, AF_INET, "192.0.2.1", 7);
+
+	/* no client to name (a health check), or families that differ */
+	assert_int_equal(proxy_write(1, NULL, NULL, out, sizeof(out)), strlen("PROXY UNKNOWN\r\n"));
+	assert_memory_equal(out, "PROXY UNKNOWN\r\n", 15);
+	s = addr(AF_INET6, "2001:db8::1", 7);
+	n = proxy_write(2, &s, &d, out, sizeof(out));
+	assert_int_equal(n, PROXY_V2_FIXED_LENGTH);
+	assert_int_equal(parse(out, n), PROXY_OK);
+	assert_local(PROXY_V2_FIXED_LENGTH, 2);
+}
+
+static void test_write_refuses_small_buffers_and_other_versions(void **state)
+{
+	(void)state;
+	unsigned char out[PROXY_V2_FIXED_LENGTH + 36];
+	struct sockaddr_storage s = addr(AF_INET, "192.0.2.7", 1), d = addr(AF_INET, "10.0.0.1", 2);
+	assert_int_equal(proxy_write(2, &s, &d, out, PROXY_V2_FIXED_LENGTH + 11), 0);
+	assert_int_equal(proxy_write(1, &s, &d, out, 10), 0);
+	assert_int_equal(proxy_write(3, &s, &d, out, sizeof(out)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_write_v1_tcp4_and_tcp6_read_back),
+		cmocka_unit_test(test_write_v2_tcp4_and_tcp6_read_back),
+		cmocka_unit_test(test_write_mapped_ipv4_goes_as_ipv4_and_unknown_as_local),
+		cmocka_unit_test(test_write_refuses_small_buffers_and_other_versions),
 		cmocka_unit_test(test_v1_tcp4_gives_addresses_and_length),
 		cmocka_unit_test(test_v1_tcp6_gives_addresses_and_length),
 		cmocka_unit_test(test_v1_tcp6_accepts_ipv4_mapped_addresses),

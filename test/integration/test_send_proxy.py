@@ -1,0 +1,118 @@
+"""PROXY protocol out (issue 18, SPEC 11): backends[].send_proxy v1 | v2.
+A TCP-mode lb in front of an HTTP-mode lb that expects the header: the
+HTTP tier sees every client's own address (X-Forwarded-For at the replica),
+and its source_ip hashing sends each client where it would send it
+directly. Clients come from distinct loopback addresses (127.0.0.0/8 is all
+loopback). Health checks start with a header that names no client."""
+import http.client
+import json
+import subprocess
+
+import pytest
+
+from conftest import LB, can_connect, free_port, wait_until
+
+
+def echo_from(source_ip, port):
+    """GET /echo from source_ip: (the replica, the X-Forwarded-For it saw)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source_ip, 0))
+    try:
+        conn.request("GET", "/echo")
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+        return resp.getheader("X-Replica"), resp.getheader("X-Echo-X-Forwarded-For")
+    finally:
+        conn.close()
+
+
+def http_tier(port, direct, admin, servers):
+    """An HTTP lb hashing on source_ip: `port` expects a PROXY header,
+    `direct` takes clients as they are."""
+    lines = "\n".join("      - addr: %s" % s for s in servers)
+    return """\
+global:
+  workers: 2
+admin:
+  bind: 127.0.0.1:%d
+listeners:
+  - name: behind
+    bind: "127.0.0.1:%d"
+    backend: app
+    proxy_protocol: true
+  - name: direct
+    bind: "127.0.0.1:%d"
+    backend: app
+backends:
+  - name: app
+    balance: hash
+    hash: {key: source_ip}
+    health_check: {type: none}
+    servers:
+%s
+""" % (admin, port, direct, lines)
+
+
+def front_tier(port, mode, server, version, extra=""):
+    return """\
+global:
+  workers: 2
+listeners:
+  - name: front
+    bind: "127.0.0.1:%d"
+    mode: %s
+    backend: tier2
+backends:
+  - name: tier2
+    send_proxy: %s
+    health_check: {type: none}
+%s    servers:
+      - addr: %s
+""" % (port, mode, version, extra, server)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_two_tiers_keep_the_client_address_and_the_hash(replicas, lb, version):
+    rs = replicas(3)
+    behind, direct, admin, front = free_port(), free_port(), free_port(), free_port()
+    lb(http_tier(behind, direct, admin, [r.addr for r in rs]), behind)
+    wait_until(lambda: can_connect(direct), 5, "the direct listener")
+    lb(front_tier(front, "tcp", "127.0.0.1:%d" % behind, version), front)
+    seen = set()
+    for i in range(10, 30):
+        ip = "127.0.0.%d" % i
+        replica, forwarded = echo_from(ip, front)
+        assert forwarded == ip, (ip, forwarded)  # the HTTP tier saw the client, not the TCP tier
+        assert echo_from(ip, direct)[0] == replica, ip  # the same server as directly
+        seen.add(replica)
+    assert len(seen) >= 2, seen  # the keys spread: the hash saw 20 addresses, not one
+
+
+def test_health_checks_send_a_header_that_names_no_client(replicas, lb):
+    rs = replicas(1)
+    behind, direct, admin, front, front_admin = free_port(), free_port(), free_port(), free_port(), free_port()
+    lb(http_tier(behind, direct, admin, [rs[0].addr]), behind)
+    checks = "    health_check: {type: http, path: /healthz, interval: 100ms, rise: 1, fall: 1}\n"
+    config = front_tier(front, "http", "127.0.0.1:%d" % behind, "v1").replace(
+        "    health_check: {type: none}\n", checks) + "admin:\n  bind: 127.0.0.1:%d\n" % front_admin
+    lb(config, front)
+
+    def last_check():
+        conn = http.client.HTTPConnection("127.0.0.1", front_admin, timeout=5)
+        try:
+            conn.request("GET", "/stats")
+            return json.loads(conn.getresponse().read())["backends"][0]["servers"][0]["last_check"]
+        finally:
+            conn.close()
+    wait_until(lambda: last_check() == "ok", 10, "a passed check through the PROXY listener")
+    # HTTP mode: each request on a connection of its own (a header names one client).
+    replica, forwarded = echo_from("127.0.0.9", front)
+    assert replica == "r0" and forwarded.startswith("127.0.0.9")
+
+
+def test_send_proxy_with_tls_is_refused_with_its_place(tmp_path):
+    path = tmp_path / "lb.yaml"
+    path.write_text(front_tier(free_port(), "tcp", "127.0.0.1:1", "v2", extra="    tls: {verify: false}\n"))
+    out = subprocess.run([LB, "-t", "-c", str(path)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert "lb.yaml:10:17: backends[0].send_proxy: not with tls" in out.stderr, out.stderr
