@@ -1058,13 +1058,6 @@ static void config_set_backends(struct config_ctx *ctx, const struct config_node
 		struct cfg_backend *b = &cfg->backends[i];
 		if (b->timeouts.queue_ms == 0)
 			b->timeouts.queue_ms = b->timeouts.connect_ms;
-		if (b->send_proxy != 0 && b->tls.enabled) {
-			const struct config_pos *m = &ctx->backend_marks[i * CONFIG_KEYS_MAX +
-									 config_key_index(config_backend_keys, "send_proxy")];
-			char at[CONFIG_PATH_MAX + 16];
-			snprintf(at, sizeof at, "%s.send_proxy", sub);
-			config_error(ctx, m->line, m->col, at, "not with tls (lb sends no PROXY header before a TLS handshake yet)");
-		}
 		for (size_t j = 0; j < b->nservers; j++)
 			if (b->servers[j].max_connections == CFG_LIMIT_INHERIT)
 				b->servers[j].max_connections = b->max_connections;

@@ -589,6 +589,16 @@ int tls_conn_connect(struct conn *c, SSL_CTX *ctx, const char *name, SSL_SESSION
 	return 0;
 }
 
+int tls_conn_send_first(struct conn *c, const void *data, size_t len)
+{
+	struct tls_conn *t = state_of(c);
+	/* In cout, the handshake's records queue behind them (tls_send uses
+	 * the scratch only while nothing is unsent). */
+	if (t->cout == NULL && (t->cout = conn_buffer_take()) == NULL)
+		return -1;
+	return evbuffer_add(t->cout, data, len) == 0 ? 0 : -1;
+}
+
 SSL *tls_conn_ssl(const struct conn *c)
 {
 	return c->transport == &tls_transport ? state_of(c)->ssl : NULL;

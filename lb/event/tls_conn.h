@@ -58,6 +58,11 @@ int tls_conn_accept(struct conn *c, SSL_CTX *ctx, struct tls_counters *counters,
  * 0, or -1 (c unchanged). */
 int tls_conn_connect(struct conn *c, SSL_CTX *ctx, const char *name, SSL_SESSION *session);
 
+/* Bytes that go on the wire in the clear before the handshake (a PROXY
+ * header): right after tls_conn_connect, before anything is sent. 0, or
+ * -1 without memory. */
+int tls_conn_send_first(struct conn *c, const void *data, size_t len);
+
 /* The conn's SSL when it is on TLS, else NULL. */
 SSL *tls_conn_ssl(const struct conn *c);
 

@@ -172,8 +172,9 @@ static void keep_tls_session(const struct gen_backend *b, struct gen_server *gs,
 	gs->tls_sessions[w->index] = session;
 }
 
-/* backends[].send_proxy: the header goes first on the new connection. */
-static void send_proxy_header(struct conn *c, const struct gen_backend *b, const struct peer_client *client)
+/* backends[].send_proxy: the header goes first on the new connection
+ * (in the clear, before a TLS handshake). 0, or -1 without memory. */
+static int send_proxy_header(struct conn *c, const struct gen_backend *b, const struct peer_client *client)
 {
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
@@ -181,7 +182,9 @@ static void send_proxy_header(struct conn *c, const struct gen_backend *b, const
 	bool known = client != NULL && getsockname(client->conn->fd, (struct sockaddr *)&local, &len) == 0;
 	size_t n = proxy_write(b->cfg->send_proxy, known ? client->addr : NULL, known ? &local : NULL, header,
 			       sizeof(header));
-	evbuffer_add(c->out, header, n);
+	if (b->tls != NULL)
+		return tls_conn_send_first(c, header, n);
+	return evbuffer_add(c->out, header, n);
 }
 
 enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worker *w, bool use_pool,
@@ -201,9 +204,8 @@ enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worke
 		return PEER_READY;
 	}
 	p->conn = conn_connect(w->base, w->server_conns, (struct sockaddr *)&gs->sockaddr, gs->sockaddr_len, cb, arg);
-	if (p->conn != NULL && b->cfg->send_proxy != 0)
-		send_proxy_header(p->conn, b, client);
-	if (p->conn != NULL && b->tls != NULL && start_tls(p->conn, b, gs, w) < 0) {
+	if (p->conn != NULL && ((b->tls != NULL && start_tls(p->conn, b, gs, w) < 0) ||
+				(b->cfg->send_proxy != 0 && send_proxy_header(p->conn, b, client) < 0))) {
 		conn_free(p->conn);
 		p->conn = NULL;
 		errno = ENOMEM;

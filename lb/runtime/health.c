@@ -245,13 +245,18 @@ static void probe_start(struct checker *c)
 		probe_not_started(c, errno);
 		return;
 	}
-	if (c->send_proxy != 0) {
-		/* v1 "PROXY UNKNOWN" / v2 LOCAL: the balancer's own connection */
-		unsigned char header[PROXY_V1_MAX_LENGTH];
-		evbuffer_add(c->probe->out, header, proxy_write(c->send_proxy, NULL, NULL, header, sizeof(header)));
-	}
-	if (c->tls != NULL && tls_conn_connect(c->probe, c->tls, c->tls_name, NULL) < 0)
+	if (c->tls != NULL && tls_conn_connect(c->probe, c->tls, c->tls_name, NULL) < 0) {
 		probe_not_started(c, ENOMEM);
+		return;
+	}
+	if (c->send_proxy != 0) {
+		/* v1 "PROXY UNKNOWN" / v2 LOCAL: the balancer's own connection,
+		 * in the clear before a TLS handshake */
+		unsigned char header[PROXY_V1_MAX_LENGTH];
+		size_t n = proxy_write(c->send_proxy, NULL, NULL, header, sizeof(header));
+		if ((c->tls != NULL ? tls_conn_send_first(c->probe, header, n) : evbuffer_add(c->probe->out, header, n)) < 0)
+			probe_not_started(c, ENOMEM);
+	}
 }
 
 static void on_checker_timer(evutil_socket_t fd, short what, void *arg)

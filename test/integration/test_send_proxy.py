@@ -6,11 +6,10 @@ directly. Clients come from distinct loopback addresses (127.0.0.0/8 is all
 loopback). Health checks start with a header that names no client."""
 import http.client
 import json
-import subprocess
 
 import pytest
 
-from conftest import LB, can_connect, free_port, wait_until
+from conftest import can_connect, free_port, wait_until
 
 
 def echo_from(source_ip, port):
@@ -108,11 +107,3 @@ def test_health_checks_send_a_header_that_names_no_client(replicas, lb):
     # HTTP mode: each request on a connection of its own (a header names one client).
     replica, forwarded = echo_from("127.0.0.9", front)
     assert replica == "r0" and forwarded.startswith("127.0.0.9")
-
-
-def test_send_proxy_with_tls_is_refused_with_its_place(tmp_path):
-    path = tmp_path / "lb.yaml"
-    path.write_text(front_tier(free_port(), "tcp", "127.0.0.1:1", "v2", extra="    tls: {verify: false}\n"))
-    out = subprocess.run([LB, "-t", "-c", str(path)], capture_output=True, text=True, timeout=10)
-    assert out.returncode == 1
-    assert "lb.yaml:10:17: backends[0].send_proxy: not with tls" in out.stderr, out.stderr

@@ -5,6 +5,8 @@ Certificates are made at test time with the openssl command: a test CA,
 ECDSA and RSA leaves, an expired one, a client certificate. Real clients:
 Python's ssl, curl, openssl s_client.
 """
+import http.client
+import json
 import os
 import re
 import shutil
@@ -786,3 +788,36 @@ def test_backend_tls_checks_the_server_address_when_no_sni_is_given(replicas, lb
     assert plain_get(outer)[0] == 200
     outer, _ = inner_and_outer(lb, replicas, pki, "    tls:\n      ca: %s" % pki["ca"], inner_certs=[pki["a"]])
     assert plain_get(outer)[0] == 502  # a.test is not 127.0.0.1
+
+
+def test_send_proxy_goes_in_the_clear_before_the_handshake(replicas, lb, pki):
+    """backends[].send_proxy with backends[].tls: the PROXY header first,
+    then TLS; requests and the health checks pass through a listener that
+    wants both (proxy_protocol and tls)."""
+    rs = replicas(1)
+    back = free_port()
+    lb(http_config(back, [rs[0].addr], extra_listener=tls_block([pki["a"]]) + "\n    proxy_protocol: true"), back)
+    front, front_admin = free_port(), free_port()
+    backend = ("    send_proxy: v2\n    tls:\n      ca: %s\n      sni: a.test\n" % pki["ca"])
+    config = http_config(front, ["127.0.0.1:%d" % back], extra_backend=backend,
+                         extra_top=admin_block(front_admin)).replace(
+        "    health_check:\n      type: none\n",
+        "    health_check: {type: http, path: /healthz, interval: 100ms, rise: 1, fall: 1}\n")
+    lb(config, front)
+
+    def last_check():
+        conn = http.client.HTTPConnection("127.0.0.1", front_admin, timeout=5)
+        try:
+            conn.request("GET", "/stats")
+            return json.loads(conn.getresponse().read())["backends"][0]["servers"][0]["last_check"]
+        finally:
+            conn.close()
+    wait_until(lambda: last_check() == "ok", 10, "a passed check through PROXY + TLS")
+    conn = http.client.HTTPConnection("127.0.0.1", front, timeout=10, source_address=("127.0.0.9", 0))
+    conn.request("GET", "/echo")
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 200
+    # the back tier saw the client itself, through the header
+    assert resp.getheader("X-Echo-X-Forwarded-For").split(",")[-1].strip() == "127.0.0.9"
