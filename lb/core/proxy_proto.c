@@ -386,7 +386,8 @@ static bool unmapped_ipv4(const struct sockaddr_storage *ss, struct sockaddr_in 
 	return true;
 }
 
-/* The pair as both IPv4 or both IPv6, or AF_UNSPEC. */
+/* The pair as both IPv4 or both IPv6, or AF_UNSPEC. A v4-mapped IPv6
+ * address beside an IPv4 one goes as IPv4; two IPv6 ones stay IPv6. */
 static int pair_family(const struct sockaddr_storage *source, const struct sockaddr_storage *destination,
 		       struct sockaddr_storage *src, struct sockaddr_storage *dst)
 {
@@ -395,9 +396,9 @@ static int pair_family(const struct sockaddr_storage *source, const struct socka
 	*src = *source;
 	*dst = *destination;
 	struct sockaddr_in v4;
-	if (unmapped_ipv4(src, &v4))
+	if (dst->ss_family == AF_INET && unmapped_ipv4(src, &v4))
 		memcpy(src, &v4, sizeof(v4));
-	if (unmapped_ipv4(dst, &v4))
+	if (src->ss_family == AF_INET && unmapped_ipv4(dst, &v4))
 		memcpy(dst, &v4, sizeof(v4));
 	if (src->ss_family != dst->ss_family || (src->ss_family != AF_INET && src->ss_family != AF_INET6))
 		return AF_UNSPEC;

@@ -101,7 +101,7 @@ enum proxy_result proxy_parse(const void *buf, size_t len, struct proxy_header *
 
 /* A header to send (backends[].send_proxy): version 1 or 2, for a client
  * at `source` that connected to `destination`. Both AF_INET or both
- * AF_INET6 (an IPv4-mapped IPv6 pair is sent as IPv4): TCP4/TCP6, v2 PROXY
+ * AF_INET6 (a v4-mapped IPv6 address beside an IPv4 one as IPv4): TCP4/TCP6, v2 PROXY
  * over STREAM; anything else (NULL, AF_UNSPEC, mixed) says nothing of the
  * client: v1 "PROXY UNKNOWN", v2 LOCAL (what a health check sends). Writes
  * at most PROXY_V1_MAX_LENGTH (v1) or PROXY_V2_FIXED_LENGTH + 36 (v2)

@@ -10,7 +10,10 @@
  *   AF_INET6, and which one agrees with the header's bytes;
  * - a version 1 TCP4 line is canonical: writing its header back with
  *   inet_ntop() gives the same bytes; a TCP6 one written back parses to the
- *   same addresses and ports.
+ *   same addresses and ports;
+ * - proxy_write (backends[].send_proxy) of any header parsed, in both
+ *   versions, parses back to the same addresses (v4-mapped IPv6 ones as
+ *   IPv4), a local one to a local one.
  *
  *   clang -fsanitize=fuzzer,address,undefined -Ilb/core test/fuzz/fuzz_proxy_proto.c lb/core/proxy_proto.c
  *   ./a.out -max_total_time=120 test/fuzz/corpus/proxy_proto/
@@ -97,6 +100,31 @@ static void check_header(const uint8_t *data, size_t size, const struct proxy_he
 	}
 }
 
+static bool v4_mapped(const struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 in6;
+	memcpy(&in6, ss, sizeof(in6));
+	return ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr);
+}
+
+/* What proxy_write makes of h, in either version, reads back as h. */
+static void check_written(const struct proxy_header *h)
+{
+	for (int version = 1; version <= 2; version++) {
+		unsigned char out[PROXY_V1_MAX_LENGTH + PROXY_V2_FIXED_LENGTH + 36];
+		struct proxy_header back;
+		size_t n = proxy_write(version, h->local ? NULL : &h->source, h->local ? NULL : &h->destination, out,
+				       sizeof(out));
+		CHECK(n > 0);
+		CHECK(proxy_parse(out, n, &back) == PROXY_OK && back.length == n && back.version == version);
+		CHECK(back.local == h->local);
+		if (h->local || v4_mapped(&h->source) || v4_mapped(&h->destination))
+			continue;
+		CHECK(memcmp(&back.source, &h->source, sizeof(back.source)) == 0);
+		CHECK(memcmp(&back.destination, &h->destination, sizeof(back.destination)) == 0);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proxy_header whole, part;
@@ -104,8 +132,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size >= PROXY_MAX_LENGTH)
 		CHECK(verdict != PROXY_INCOMPLETE);
-	if (verdict == PROXY_OK)
+	if (verdict == PROXY_OK) {
 		check_header(data, size, &whole);
+		check_written(&whole);
+	}
 
 	/* Every prefix: INCOMPLETE, or the same verdict (and header). Parsing
 	 * looks at no more than PROXY_MAX_LENGTH bytes, so this stays linear. */
