@@ -39,8 +39,13 @@ void netutil_format_ip(const struct sockaddr_storage *sa, char *out, size_t cap)
 const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len)
 {
 	if (sa->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a)) { /* a dual-stack socket's IPv4 client: the same key as over IPv4 */
+			*len = sizeof(struct in_addr);
+			return &a->s6_addr[12];
+		}
 		*len = sizeof(struct in6_addr);
-		return &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return a;
 	}
 	*len = sizeof(struct in_addr);
 	return &((const struct sockaddr_in *)sa)->sin_addr;

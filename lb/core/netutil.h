@@ -13,7 +13,8 @@
 /* The address part of a peer ("127.0.0.1", "::1") into out. */
 void netutil_format_ip(const struct sockaddr_storage *sa, char *out, size_t cap);
 
-/* Pointer to and length of the raw address bytes (the source_ip hash key). */
+/* Pointer to and length of the raw address bytes (the source_ip hash key);
+ * an IPv4-mapped IPv6 address gives its IPv4 bytes. */
 const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len);
 
 /* Milliseconds between two timevals (b - a), 0 when negative. */

@@ -386,8 +386,30 @@ static bool unmapped_ipv4(const struct sockaddr_storage *ss, struct sockaddr_in 
 	return true;
 }
 
-/* The pair as both IPv4 or both IPv6, or AF_UNSPEC. A v4-mapped IPv6
- * address beside an IPv4 one goes as IPv4; two IPv6 ones stay IPv6. */
+/* An IPv4 address as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
+static void mapped_ipv6(struct sockaddr_storage *ss)
+{
+	struct sockaddr_in in;
+	memcpy(&in, ss, sizeof(in));
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	memset(in6, 0, sizeof(*in6));
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = in.sin_port;
+	in6->sin6_addr.s6_addr[10] = in6->sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&in6->sin6_addr.s6_addr[12], &in.sin_addr, 4);
+}
+
+/* Is ss an IPv4 address, plain or v4-mapped? */
+static bool ipv4_kind(const struct sockaddr_storage *ss)
+{
+	struct sockaddr_in ignored;
+	return ss->ss_family == AF_INET || unmapped_ipv4(ss, &ignored);
+}
+
+/* The pair in one family, or AF_UNSPEC (no pair, or not IP): two IPv4
+ * ones (plain or v4-mapped, as a dual-stack socket gives them) as IPv4,
+ * else both as IPv6 (an IPv4 one v4-mapped beside a real IPv6 one, as
+ * HAProxy sends such a pair). */
 static int pair_family(const struct sockaddr_storage *source, const struct sockaddr_storage *destination,
 		       struct sockaddr_storage *src, struct sockaddr_storage *dst)
 {
@@ -395,14 +417,24 @@ static int pair_family(const struct sockaddr_storage *source, const struct socka
 		return AF_UNSPEC;
 	*src = *source;
 	*dst = *destination;
+	for (int i = 0; i < 2; i++) {
+		int family = (i == 0 ? src : dst)->ss_family;
+		if (family != AF_INET && family != AF_INET6)
+			return AF_UNSPEC;
+	}
 	struct sockaddr_in v4;
-	if (dst->ss_family == AF_INET && unmapped_ipv4(src, &v4))
-		memcpy(src, &v4, sizeof(v4));
-	if (src->ss_family == AF_INET && unmapped_ipv4(dst, &v4))
-		memcpy(dst, &v4, sizeof(v4));
-	if (src->ss_family != dst->ss_family || (src->ss_family != AF_INET && src->ss_family != AF_INET6))
-		return AF_UNSPEC;
-	return src->ss_family;
+	if (ipv4_kind(src) && ipv4_kind(dst)) {
+		if (unmapped_ipv4(src, &v4))
+			memcpy(src, &v4, sizeof(v4));
+		if (unmapped_ipv4(dst, &v4))
+			memcpy(dst, &v4, sizeof(v4));
+		return AF_INET;
+	}
+	if (src->ss_family == AF_INET)
+		mapped_ipv6(src);
+	if (dst->ss_family == AF_INET)
+		mapped_ipv6(dst);
+	return AF_INET6;
 }
 
 static size_t write_v1(int family, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,

@@ -100,10 +100,11 @@ struct proxy_header {
 enum proxy_result proxy_parse(const void *buf, size_t len, struct proxy_header *out);
 
 /* A header to send (backends[].send_proxy): version 1 or 2, for a client
- * at `source` that connected to `destination`. Both AF_INET or both
- * AF_INET6 (a v4-mapped IPv6 address beside an IPv4 one as IPv4): TCP4/TCP6, v2 PROXY
- * over STREAM; anything else (NULL, AF_UNSPEC, mixed) says nothing of the
- * client: v1 "PROXY UNKNOWN", v2 LOCAL (what a health check sends). Writes
+ * at `source` that connected to `destination`, each AF_INET or AF_INET6:
+ * two IPv4 addresses (plain or v4-mapped) go as TCP4, else both as TCP6
+ * (an IPv4 one v4-mapped), v2 PROXY over STREAM; NULL or another family
+ * says nothing of the client: v1 "PROXY UNKNOWN", v2 LOCAL (what a health
+ * check sends). Writes
  * at most PROXY_V1_MAX_LENGTH (v1) or PROXY_V2_FIXED_LENGTH + 36 (v2)
  * bytes to out; returns the length, 0 if cap is too small. proxy_parse
  * reads back what it writes. */

@@ -709,7 +709,9 @@ static void send_request(struct http_session *s)
  * connection when use_pool allows and there is one, else over a new one. */
 static bool attempt_on(struct http_session *s, bool use_pool)
 {
-	struct peer_client client = { &s->session.client_addr, s->session.client };
+	struct peer_client client = { &s->session.client_addr,
+				      s->session.proxied_to.sa.sa_family != AF_UNSPEC ? &s->session.proxied_to.sa : NULL,
+				      s->session.client };
 	switch (peer_attach(&s->session.server, s->session.backend, s->session.worker, use_pool, &client,
 			    session_on_event, &s->session)) {
 	case PEER_READY:

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "clock.h"
@@ -176,10 +177,17 @@ static void keep_tls_session(const struct gen_backend *b, struct gen_server *gs,
  * (in the clear, before a TLS handshake). 0, or -1 without memory. */
 static int send_proxy_header(struct conn *c, const struct gen_backend *b, const struct peer_client *client)
 {
-	struct sockaddr_storage local;
+	struct sockaddr_storage local = { 0 };
 	socklen_t len = sizeof(local);
 	unsigned char header[PROXY_V1_MAX_LENGTH + PROXY_V2_FIXED_LENGTH + 36];
-	bool known = client != NULL && getsockname(client->conn->fd, (struct sockaddr *)&local, &len) == 0;
+	bool known = false;
+	if (client != NULL && client->to != NULL) {
+		memcpy(&local, client->to, client->to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+									   : sizeof(struct sockaddr_in));
+		known = true;
+	} else if (client != NULL) {
+		known = getsockname(client->conn->fd, (struct sockaddr *)&local, &len) == 0;
+	}
 	size_t n = proxy_write(b->cfg->send_proxy, known ? client->addr : NULL, known ? &local : NULL, header,
 			       sizeof(header));
 	if (b->tls != NULL)

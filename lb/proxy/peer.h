@@ -76,6 +76,7 @@ enum peer_attach {
  * connected to (its socket's). */
 struct peer_client {
 	const struct sockaddr_storage *addr;
+	const struct sockaddr *to; /* the address it connected to, from a PROXY header; NULL = its socket's */
 	const struct conn *conn;
 };
 

@@ -70,8 +70,11 @@ int session_take_proxy_header(struct session *s)
 		break;
 	}
 	evbuffer_drain(c->in, header.length);
-	if (!header.local)
+	if (!header.local) {
 		s->client_addr = header.source;
+		memcpy(&s->proxied_to, &header.destination,
+		       header.destination.ss_family == AF_INET6 ? sizeof(s->proxied_to.v6) : sizeof(s->proxied_to.v4));
+	}
 	return 1;
 }
 

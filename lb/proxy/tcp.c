@@ -86,7 +86,8 @@ static void tcp_session_destroy(struct session_link *link)
 static enum tcp_state connect_to_slot(struct tcp_session *s)
 {
 	struct session *ss = &s->session;
-	struct peer_client client = { &ss->client_addr, ss->client };
+	struct peer_client client = { &ss->client_addr, ss->proxied_to.sa.sa_family != AF_UNSPEC ? &ss->proxied_to.sa : NULL,
+				      ss->client };
 	if (peer_attach(&ss->server, ss->backend, ss->worker, false, &client, session_on_event, ss) == PEER_NO_SOCKET)
 		return TCP_CLOSING;
 	s->connect_started = session_now(ss);

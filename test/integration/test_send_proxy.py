@@ -6,6 +6,7 @@ directly. Clients come from distinct loopback addresses (127.0.0.0/8 is all
 loopback). Health checks start with a header that names no client."""
 import http.client
 import json
+import socket
 
 import pytest
 
@@ -107,3 +108,57 @@ def test_health_checks_send_a_header_that_names_no_client(replicas, lb):
     # HTTP mode: each request on a connection of its own (a header names one client).
     replica, forwarded = echo_from("127.0.0.9", front)
     assert replica == "r0" and forwarded.startswith("127.0.0.9")
+
+
+def raw_receiver():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.settimeout(10)
+    return s
+
+
+def header_through(lb_port, receiver, source_ip, first=b""):
+    """Connect to lb from source_ip, send `first` (a PROXY header in, say)
+    and a byte; what the receiver reads before that byte, and the local port
+    used."""
+    c = socket.create_connection(("127.0.0.1", lb_port), timeout=10, source_address=(source_ip, 0))
+    try:
+        c.sendall(first + b"!")
+        conn, _ = receiver.accept()
+        with conn:
+            conn.settimeout(10)
+            got = b""
+            while not got.endswith(b"!"):
+                chunk = conn.recv(4096)
+                assert chunk, got
+                got += chunk
+        return got[:-1], c.getsockname()[1]
+    finally:
+        c.close()
+
+
+def test_the_header_lb_writes_byte_for_byte(lb):
+    receiver = raw_receiver()
+    try:
+        port = free_port()
+        server = "127.0.0.1:%d" % receiver.getsockname()[1]
+        lb(front_tier(port, "tcp", server, "v1"), port)
+        got, client_port = header_through(port, receiver, "127.0.0.9")
+        assert got == b"PROXY TCP4 127.0.0.9 127.0.0.1 %d %d\r\n" % (client_port, port)
+
+        # Behind an L4 tier: the client and the address it connected to, as
+        # that tier's header named them, passed on as they came.
+        port2 = free_port()
+        lb(front_tier(port2, "tcp", server, "v2").replace("    backend: tier2\n",
+                                                           "    backend: tier2\n    proxy_protocol: true\n"), port2)
+        got, _ = header_through(port2, receiver, "127.0.0.9", b"PROXY TCP4 198.51.100.7 10.0.0.1 5555 443\r\n")
+        assert got == (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([198, 51, 100, 7, 10, 0, 0, 1]) +
+                       (5555).to_bytes(2, "big") + (443).to_bytes(2, "big"))
+        got, _ = header_through(port2, receiver, "127.0.0.9",
+                                b"PROXY TCP6 2001:db8::7 2001:db8::1 5555 443\r\n")
+        assert got[12:16] == b"\x21\x21\x00\x24"  # TCP6, 36 bytes: the client's IPv6 address kept
+        assert socket.inet_ntop(socket.AF_INET6, got[16:32]) == "2001:db8::7"
+        assert socket.inet_ntop(socket.AF_INET6, got[32:48]) == "2001:db8::1"
+    finally:
+        receiver.close()

@@ -706,23 +706,47 @@ static void test_write_v2_tcp4_and_tcp6_read_back(void **state)
 	assert_address(&h.destination, AF_INET6, "fe80::1", 10);
 }
 
-static void test_write_mapped_ipv4_goes_as_ipv4_and_unknown_as_local(void **state)
+static void test_write_mapped_pairs_and_mixed_families(void **state)
 {
 	(void)state;
 	unsigned char out[PROXY_V1_MAX_LENGTH];
+	/* a dual-stack socket's IPv4 client: TCP4, whichever side is mapped */
 	struct sockaddr_storage s = addr(AF_INET6, "::ffff:192.0.2.1", 7), d = addr(AF_INET, "10.1.1.1", 80);
 	size_t n = proxy_write(1, &s, &d, out, sizeof(out));
 	assert_int_equal(parse(out, n), PROXY_OK);
 	assert_address(&h.source, AF_INET, "192.0.2.1", 7);
+	d = addr(AF_INET6, "::ffff:127.0.0.1", 8080);
+	n = proxy_write(1, &s, &d, out, sizeof(out));
+	assert_memory_equal(out, "PROXY TCP4 192.0.2.1 127.0.0.1 7 8080\r\n", n);
 
-	/* no client to name (a health check), or families that differ */
+	/* a real IPv6 client of an IPv4 address: both as IPv6, as HAProxy does */
+	s = addr(AF_INET6, "2001:db8::7", 7);
+	d = addr(AF_INET, "10.1.1.1", 80);
+	n = proxy_write(1, &s, &d, out, sizeof(out));
+	assert_memory_equal(out, "PROXY TCP6 2001:db8::7 ::ffff:10.1.1.1 7 80\r\n", n);
+
+	/* no client to name (a health check) */
 	assert_int_equal(proxy_write(1, NULL, NULL, out, sizeof(out)), strlen("PROXY UNKNOWN\r\n"));
 	assert_memory_equal(out, "PROXY UNKNOWN\r\n", 15);
-	s = addr(AF_INET6, "2001:db8::1", 7);
-	n = proxy_write(2, &s, &d, out, sizeof(out));
+	n = proxy_write(2, NULL, NULL, out, sizeof(out));
 	assert_int_equal(n, PROXY_V2_FIXED_LENGTH);
 	assert_int_equal(parse(out, n), PROXY_OK);
 	assert_local(PROXY_V2_FIXED_LENGTH, 2);
+	assert_int_equal(out[12], 0x20);
+	assert_int_equal(out[13], 0x00);
+}
+
+static void test_write_v2_bytes_exactly(void **state)
+{
+	(void)state;
+	static const unsigned char want[] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+					      0x21, 0x11, 0x00, 0x0c, 192,  0,	  2,    7,    10,   0,	  0,    1,
+					      0x9c, 0x40, 0x01, 0xbb };
+	unsigned char out[PROXY_V2_FIXED_LENGTH + 36];
+	struct sockaddr_storage s = addr(AF_INET, "192.0.2.7", 40000), d = addr(AF_INET, "10.0.0.1", 443);
+	size_t n = proxy_write(2, &s, &d, out, sizeof(out));
+	assert_int_equal(n, sizeof(want));
+	assert_memory_equal(out, want, sizeof(want));
 }
 
 static void test_write_refuses_small_buffers_and_other_versions(void **state)
@@ -740,7 +764,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_write_v1_tcp4_and_tcp6_read_back),
 		cmocka_unit_test(test_write_v2_tcp4_and_tcp6_read_back),
-		cmocka_unit_test(test_write_mapped_ipv4_goes_as_ipv4_and_unknown_as_local),
+		cmocka_unit_test(test_write_mapped_pairs_and_mixed_families),
+		cmocka_unit_test(test_write_v2_bytes_exactly),
 		cmocka_unit_test(test_write_refuses_small_buffers_and_other_versions),
 		cmocka_unit_test(test_v1_tcp4_gives_addresses_and_length),
 		cmocka_unit_test(test_v1_tcp6_gives_addresses_and_length),
