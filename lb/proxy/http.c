@@ -990,6 +990,7 @@ static bool follow_newest_generation(struct http_session *s)
 		if (strcmp(l->cfg->name, old->name) == 0 && l->fds[0] == s->session.listener->fds[0] && l->cfg->mode == old->mode &&
 		    (l->tls != NULL) == (s->session.listener->tls != NULL)) {
 			struct gen *previous = s->session.gen;
+			peer_forget_private(&s->session.server); /* its server's number was the old generation's */
 			s->session.gen = gen_acquire(newest);
 			s->session.listener = l;
 			s->session.backend = l->backend;

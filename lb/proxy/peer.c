@@ -25,6 +25,37 @@ void peer_init(struct peer *p)
 	p->tries.count = 0;
 	p->waiter.where = QUEUE_NOWHERE;
 	queue_link_init(&p->waiter.mail.link);
+	p->private_conn = NULL;
+	p->private_index = -1;
+}
+
+void peer_forget_private(struct peer *p)
+{
+	if (p->private_conn != NULL) {
+		conn_free(p->private_conn);
+		p->private_conn = NULL;
+	}
+}
+
+/* The private connection, idle, heard something: the server closed it
+ * (or sent what nobody asked for). */
+static void on_private_event(struct conn *c, void *arg)
+{
+	(void)c;
+	peer_forget_private(arg);
+}
+
+/* send_proxy: this client's own idle connection to server i, if it has
+ * one that may carry a request now (use_pool: one that lb could repeat
+ * should the server have just closed it). Any other is closed. */
+static struct conn *take_private(struct peer *p, int i, bool use_pool)
+{
+	struct conn *c = p->private_conn;
+	if (c != NULL && (!use_pool || p->private_index != i || c->eof || c->error || !conn_buffers_ensure(c)))
+		peer_forget_private(p);
+	c = p->private_conn;
+	p->private_conn = NULL;
+	return c;
 }
 
 /* Retries in flight stay within retry_budget percent of the backend's
@@ -199,9 +230,10 @@ enum peer_attach peer_attach(struct peer *p, struct gen_backend *b, struct worke
 			     const struct peer_client *client, conn_callback *cb, void *arg)
 {
 	struct gen_server *gs = &b->servers[p->index];
-	if (b->cfg->send_proxy != 0)
-		use_pool = false; /* a connection speaks for the one client its header named */
-	p->conn = use_pool ? pool_take(w, gs->state) : NULL;
+	if (b->cfg->send_proxy != 0) /* a connection speaks for the one client its header named */
+		p->conn = take_private(p, p->index, use_pool);
+	else
+		p->conn = use_pool ? pool_take(w, gs->state) : NULL;
 	if (p->conn != NULL && !pooled_conn_fits(p->conn, b)) {
 		conn_free(p->conn);
 		p->conn = NULL;
@@ -258,14 +290,24 @@ void peer_drop_conn(struct peer *p, struct gen_backend *b, struct worker *w, enu
 	if (p->conn != NULL) {
 		if (gs != NULL && b->tls != NULL && !p->conn->error)
 			keep_tls_session(b, gs, w, p->conn);
-		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0 && b->cfg->send_proxy == 0)
+		if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0 && b->cfg->send_proxy == 0) {
 			pool_put(w, gs->state, p->conn, pool_size(b, gs), b->cfg->timeouts.idle_ms, surplus_ok);
-		else if (how == PEER_ABORT)
+		} else if (how == PEER_TO_POOL && gs != NULL && b->cfg->keepalive > 0) {
+			peer_forget_private(p); /* (none while one is in use) */
+			p->private_conn = p->conn;
+			p->private_index = p->index;
+			conn_set_callback(p->conn, on_private_event, p);
+			p->conn->want_read = true; /* to hear the server close it */
+			conn_sync(p->conn);
+			conn_buffers_release(p->conn);
+		} else if (how == PEER_ABORT)
 			conn_abort(p->conn);
 		else
 			conn_free(p->conn);
 		p->conn = NULL;
 	}
+	if (how != PEER_TO_POOL)
+		peer_forget_private(p);
 }
 
 void peer_note_failure(const struct peer *p, struct gen_backend *b, const char *why)

@@ -31,6 +31,11 @@ struct peer {
 	struct server_tries tries; /* zeroed for each request (http) or connection (tcp) */
 	struct queue_waiter waiter; /* while it waits for a slot (peer_wait) */
 	void (*on_slot)(struct peer *p); /* the wait is over: index holds the slot */
+	/* backends[].send_proxy (http): the idle connection to server
+	 * private_index, kept for this client's next request there (its PROXY
+	 * header named this client: no other may use it). NULL when none. */
+	struct conn *private_conn;
+	int private_index;
 };
 
 /* Ready for a first request or connection. */
@@ -101,6 +106,10 @@ void peer_release(struct peer *p, struct gen_backend *b, struct worker *w, enum 
 /* Only the connection (how as peer_release); the slot stays, for another
  * connection to the same server. */
 void peer_drop_conn(struct peer *p, struct gen_backend *b, struct worker *w, enum peer_release how, bool surplus_ok);
+
+/* Close the private connection (send_proxy), if any: the session moves to
+ * another generation, whose servers are numbered anew. */
+void peer_forget_private(struct peer *p);
 
 /* What health learns (health.h): a failure of the server, a connect that
  * failed with errno err (lb's own shortages are not the server's), or a

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from conftest import can_connect, free_port, wait_until
+from conftest import can_connect, cpu_seconds, free_port, wait_until
 
 
 def echo_from(source_ip, port):
@@ -162,3 +162,61 @@ def test_the_header_lb_writes_byte_for_byte(lb):
         assert socket.inet_ntop(socket.AF_INET6, got[32:48]) == "2001:db8::1"
     finally:
         receiver.close()
+
+
+def test_http_keeps_a_private_connection_per_client(replicas, lb):
+    """In http mode a server connection speaks for the client its header
+    named: it serves that client's next requests (HAProxy's private
+    connections), never another client's; closed by the server while idle,
+    it goes quietly and the next request opens another."""
+    rs = replicas(1)
+    behind, direct, admin, front = free_port(), free_port(), free_port(), free_port()
+    back_config = http_tier(behind, direct, admin, [rs[0].addr]).replace(
+        "    proxy_protocol: true\n", "    proxy_protocol: true\n    timeouts: {client: 500ms}\n")
+    lb(back_config, behind)
+    inst = lb(front_tier(front, "http", "127.0.0.1:%d" % behind, "v1"), front)
+
+    def accepted():
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        try:
+            conn.request("GET", "/stats")
+            return json.loads(conn.getresponse().read())["connections_total"]
+        finally:
+            conn.close()
+
+    def requests(client, ip, n):
+        for _ in range(n):
+            client.request("GET", "/echo")
+            resp = client.getresponse()
+            resp.read()
+            assert resp.status == 200 and resp.getheader("X-Echo-X-Forwarded-For").endswith(ip)
+
+    before = accepted()
+    a = http.client.HTTPConnection("127.0.0.1", front, timeout=10, source_address=("127.0.0.21", 0))
+    b = http.client.HTTPConnection("127.0.0.1", front, timeout=10, source_address=("127.0.0.22", 0))
+    try:
+        requests(a, "127.0.0.21", 5)
+        requests(b, "127.0.0.22", 5)
+        requests(a, "127.0.0.21", 2)
+        assert accepted() - before == 2  # one server connection per client, each its own
+        # The back tier closes the idle ones (timeouts.client 500ms): lb
+        # drops them without spinning on their EOF, and the next request
+        # opens another.
+        cpu = cpu_seconds(inst.proc.pid)
+        wait_until(lambda: idle_closed(admin), 10, "the back tier to close them")
+        assert cpu_seconds(inst.proc.pid) - cpu < 0.25
+        requests(a, "127.0.0.21", 1)
+        assert accepted() - before == 3
+    finally:
+        a.close()
+        b.close()
+
+
+def idle_closed(admin):
+    """The back tier holds no client connection any more."""
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    try:
+        conn.request("GET", "/stats")
+        return json.loads(conn.getresponse().read())["connections"] == 0
+    finally:
+        conn.close()
