@@ -120,17 +120,12 @@ declare -A PID=()
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
 
+# Processes (tracked, stopped on exit), durations, pinning: proclib.sh.
+# shellcheck source=scripts/proclib.sh
+source "$(dirname "$0")/proclib.sh"
+
 # --- checks ------------------------------------------------------------------
 
-# A duration for wrk: a bare number means seconds.
-seconds() {
-    case $1 in
-        *[0-9]) echo "$1" ;;
-        *s) echo "${1%s}" ;;
-        *m) echo $(( ${1%m} * 60 )) ;;
-        *) die "bad duration '$1' (use e.g. 5s)" ;;
-    esac
-}
 DURATION_S=$(seconds "$DURATION")
 SWEEP_DURATION_S=$(seconds "$SWEEP_DURATION")
 [[ $IDLE =~ ^[0-9]+$ ]] || die "BENCH_IDLE must be a number, got '$IDLE'"
@@ -150,24 +145,12 @@ done
 [[ $NICE =~ ^-?[0-9]+$ ]] || die "BENCH_NICE must be an integer, got '$NICE'"
 [[ $(nproc) -ge 2 ]] || die "needs 2 CPUs (proxy on CPU $PROXY_CPU, load on CPU $LOAD_CPU)"
 
-# Many sockets at 256 connections: raise the fd limit when allowed.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-# Command prefixes that pin (and renice); taskset and nice exec the command,
-# so the pid of a background job is the command's own.
-PIN_PROXY=(taskset -c "$PROXY_CPU")
-PIN_LOAD=(taskset -c "$LOAD_CPU")
-if [[ $NICE != 0 ]]; then
-    PIN_PROXY=(nice -n "$NICE" "${PIN_PROXY[@]}")
-    PIN_LOAD=(nice -n "$NICE" "${PIN_LOAD[@]}")
-fi
+raise_fd_limit
+pin_commands "$PROXY_CPU" "$LOAD_CPU" "$NICE"
 
 # --- processes ---------------------------------------------------------------
 
-# Every process this script starts is tracked and stopped on exit; PID
-# names them for the CPU readings.
-# shellcheck source=scripts/proclib.sh
-source "$(dirname "$0")/proclib.sh"
+# PID names the processes this script starts, for the CPU readings.
 
 # url NAME: where the target NAME answers GET /.
 url() {

@@ -121,17 +121,12 @@ declare -A PID=()
 die() { echo "overload: $*" >&2; exit 1; }
 say() { echo "overload: $*" >&2; }
 
+# Processes (tracked, stopped on exit), durations, pinning: proclib.sh.
+# shellcheck source=scripts/proclib.sh
+source "$(dirname "$0")/proclib.sh"
+
 # --- checks ------------------------------------------------------------------
 
-# A duration for wrk: a bare number means seconds.
-seconds() {
-    case $1 in
-        *[0-9]) echo "$1" ;;
-        *s) echo "${1%s}" ;;
-        *m) echo $(( ${1%m} * 60 )) ;;
-        *) die "bad duration '$1' (use e.g. 8s)" ;;
-    esac
-}
 DURATION_S=$(seconds "$DURATION")
 for n in "$DURATION_S" "$ROUNDS" "$N" "$MS" "$PORT_BASE" $CONNECTIONS; do
     [[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || die "expected a positive integer, got '$n'"
@@ -156,17 +151,8 @@ done
 [[ $(nproc) -ge 2 ]] || die "needs 2 CPUs (proxies on CPU $PROXY_CPU, load on CPU $LOAD_CPU)"
 
 # 512 clients through a proxy: about three descriptors each.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-PIN_PROXY=(taskset -c "$PROXY_CPU")
-PIN_LOAD=(taskset -c "$LOAD_CPU")
-if [[ $NICE != 0 ]]; then
-    PIN_PROXY=(nice -n "$NICE" "${PIN_PROXY[@]}")
-    PIN_LOAD=(nice -n "$NICE" "${PIN_LOAD[@]}")
-fi
-
-# shellcheck source=scripts/proclib.sh
-source "$(dirname "$0")/proclib.sh"
+raise_fd_limit
+pin_commands "$PROXY_CPU" "$LOAD_CPU" "$NICE"
 
 # --- configurations ------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-# proclib.sh: process handling shared by bench.sh and callgrind.sh (sourced,
-# after the script has defined die). Every process a script starts is handed
+# proclib.sh: what the benchmark scripts share (bench.sh, overload.sh,
+# rolling-restart.sh, callgrind.sh; sourced, after the script has defined
+# die): process handling, durations, pinning, the descriptor limit. Every process a script starts is handed
 # to track_pid; on exit all of them get TERM, and KILL if they are still
 # there after 10 s.
 
@@ -33,4 +34,33 @@ wait_port() {
         ((SECONDS < deadline)) || die "nothing accepts on 127.0.0.1:$port after $4 s; log: $log"
         sleep 0.05
     done
+}
+
+# seconds DURATION: a duration for wrk in seconds ("8s", "2m"; a bare
+# number is seconds).
+seconds() {
+    case $1 in
+        *[0-9]) echo "$1" ;;
+        *s) echo "${1%s}" ;;
+        *m) echo $(( ${1%m} * 60 )) ;;
+        *) die "bad duration '$1' (use e.g. 8s)" ;;
+    esac
+}
+
+# pin_commands PROXY_CPU LOAD_CPU NICE: PIN_PROXY and PIN_LOAD, the command
+# prefixes that pin (and renice) the proxy and the load. taskset and nice
+# exec the command, so the pid of a background job is the command's own.
+pin_commands() {
+    PIN_PROXY=(taskset -c "$1")
+    PIN_LOAD=(taskset -c "$2")
+    if [[ $3 != 0 ]]; then
+        PIN_PROXY=(nice -n "$3" "${PIN_PROXY[@]}")
+        PIN_LOAD=(nice -n "$3" "${PIN_LOAD[@]}")
+    fi
+}
+
+# Many sockets at hundreds of connections: raise the descriptor limit when
+# allowed.
+raise_fd_limit() {
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }

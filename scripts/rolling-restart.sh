@@ -94,12 +94,11 @@ if [[ ! -x $BUILD/lb || ! -x $BUILD/replica ]]; then
     make BUILD="$BUILD" all >&2 || die "make failed"
 fi
 
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
 # --- processes ---------------------------------------------------------------
 
 # shellcheck source=scripts/proclib.sh
 source "$(dirname "$0")/proclib.sh"
+raise_fd_limit
 
 # The run directory is created below; the EXIT trap removes it on success
 # only, so that the logs of a failed run are there to read.
