@@ -9,8 +9,9 @@
 #include "pick.h"
 #include "queue.h"
 
-/* auto: feed the window's samples to the server's limiter; its limit. */
-static unsigned auto_limit(struct server_state *st, int cap, bool new_window)
+/* auto: the window's samples to the server's limiter (made at its first
+ * window); its limit. */
+static unsigned limiter_window(struct server_state *st, int cap, bool new_window)
 {
 	if (st->limiter == NULL) {
 		st->limiter = malloc(sizeof(*st->limiter));
@@ -25,6 +26,14 @@ static unsigned auto_limit(struct server_state *st, int cap, bool new_window)
 	unsigned peak = atomic_exchange_explicit(&st->active_peak, atomic_load(&st->active), memory_order_relaxed);
 	double mean = count > 0 ? (double)sum / (double)count : 0.0;
 	return (unsigned)limiter_update(st->limiter, count, mean, peak);
+}
+
+/* auto's limit, within the cap in force (a reload may have lowered it
+ * since the limiter was made with the cap of its day). */
+static unsigned auto_limit(struct server_state *st, int cap, bool new_window)
+{
+	unsigned limit = limiter_window(st, cap, new_window);
+	return limit > (unsigned)cap ? (unsigned)cap : limit;
 }
 
 static void backend_tick(struct gen_backend *b, uint64_t now, bool new_window)

@@ -324,3 +324,15 @@ def test_a_client_that_half_closes_after_its_request_still_gets_its_answer(repli
         answer = recv_all(s)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
     holder.join(10)
+
+
+def test_a_reload_that_lowers_auto_s_cap_holds_the_limit_under_it(replicas, lb):
+    backend = "    max_connections: auto\n    max_connections_cap: 64\n"
+    rs = replicas(1)
+    port, admin = free_port(), free_port()
+    config = http_config(port, [rs[0].addr], extra_backend=backend, extra_top=admin_top(admin))
+    inst = lb(config, port)
+    wait_until(lambda: backend_stats(admin)["servers"][0]["limit"] == 20, 5, "auto's first limit")
+    inst.reload(config.replace("max_connections_cap: 64", "max_connections_cap: 5"))
+    wait_until(lambda: backend_stats(admin)["servers"][0]["limit"] == 5, 5, "the limit under the new cap")
+    assert get(port)[0] == 200
