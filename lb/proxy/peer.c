@@ -8,10 +8,10 @@
 #include <sys/socket.h>
 
 #include "clock.h"
-#include "proxy_proto.h"
 #include "health.h"
 #include "log.h"
 #include "pool.h"
+#include "proxy_proto.h"
 #include "tls_conn.h"
 #include "worker.h"
 
@@ -102,10 +102,13 @@ int peer_pick(struct peer *p, struct gen_backend *b, struct worker *w, const voi
 	}
 	if (!limited(b)) {
 		int i = pick_next_server(b, w->index, &p->tries, key, key_len, false);
-		if (i < 0 || !slot_take(b, (size_t)i))
-			return PEER_PICK_NONE; /* (a limit set just now: the next request sees it) */
-		slot_held(p, b, i);
-		return i;
+		if (i < 0)
+			return PEER_PICK_NONE;
+		if (slot_take(b, (size_t)i)) {
+			slot_held(p, b, i);
+			return i;
+		}
+		/* a limit came just now: as below */
 	}
 	/* Slots may run out. Requests that wait go first (FIFO): a new one
 	 * joins them. hash: the key's server or nothing (no silent move). */
