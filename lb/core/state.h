@@ -176,6 +176,7 @@ struct backend_state {
 	struct duration_histogram queue_time; /* of requests that waited */
 	atomic_uint_fast64_t queue_rejected[QUEUE_REJECT_COUNT];
 	atomic_uint active; /* slots held on its servers, in all */
+	atomic_bool limited; /* some server has a limit: set by the control thread (overload.c) */
 	atomic_uint retries_active; /* slots held by retries */
 	atomic_uint_fast64_t retries_refused; /* by the retry budget */
 };

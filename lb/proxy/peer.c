@@ -85,13 +85,10 @@ static void slot_held(struct peer *p, struct gen_backend *b, int i)
 	atomic_fetch_add_explicit(&b->servers[i].state->requests, 1, memory_order_relaxed);
 }
 
-/* Does any server of b have a limit? (Then slots can run out.) */
+/* May slots run out (a server has a limit, or requests wait)? */
 static bool limited(const struct gen_backend *b)
 {
-	for (size_t i = 0; i < b->nservers; i++)
-		if (atomic_load_explicit(&b->servers[i].state->limit, memory_order_relaxed) != 0)
-			return true;
-	return queue_length(b) > 0;
+	return atomic_load_explicit(&b->state->limited, memory_order_relaxed) || queue_length(b) > 0;
 }
 
 int peer_pick(struct peer *p, struct gen_backend *b, struct worker *w, const void *key, size_t key_len)

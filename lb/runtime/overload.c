@@ -38,6 +38,7 @@ static unsigned auto_limit(struct server_state *st, int cap, bool new_window)
 
 static void backend_tick(struct gen_backend *b, uint64_t now, bool new_window)
 {
+	bool limited = false;
 	for (size_t i = 0; i < b->nservers; i++) {
 		struct server_state *st = b->servers[i].state;
 		int wanted = b->servers[i].cfg->max_connections;
@@ -52,7 +53,9 @@ static void backend_tick(struct gen_backend *b, uint64_t now, bool new_window)
 			limit = ramped > 0 ? ramped : 1;
 		}
 		atomic_store_explicit(&st->limit, limit, memory_order_relaxed);
+		limited |= limit != 0;
 	}
+	atomic_store_explicit(&b->state->limited, limited, memory_order_relaxed);
 	if (queue_length(b) > 0)
 		queue_dispatch(b);
 }

@@ -19,6 +19,8 @@ bool slot_take(struct gen_backend *b, size_t i)
 			break;
 	}
 	atomic_fetch_add_explicit(&b->state->active, 1, memory_order_relaxed);
+	if (b->servers[i].cfg->max_connections != CFG_LIMIT_AUTO)
+		return true; /* the peak is auto's sample alone */
 	unsigned peak = atomic_load_explicit(&st->active_peak, memory_order_relaxed);
 	while (active + 1 > peak &&
 	       !atomic_compare_exchange_weak_explicit(&st->active_peak, &peak, active + 1, memory_order_relaxed,
