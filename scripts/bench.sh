@@ -463,15 +463,7 @@ run_wrk() {
     # wrk prints e.g. "  123456 requests in 5.00s, ...", "Requests/sec: 24690.12",
     # "     50%  245.00us" (units us, ms, s, m, h), "  Socket errors: connect 0,
     # read 0, write 0, timeout 0", "  Non-2xx or 3xx responses: 3".
-    awk -v cpu=$((after - before)) -v proxy="$([[ $target == replica ]] && echo 0 || echo 1)" '
-        function ms(v) {
-            if (v ~ /us$/) return v * 0.001
-            if (v ~ /ms$/) return v * 1
-            if (v ~ /s$/)  return v * 1000
-            if (v ~ /m$/)  return v * 60000
-            if (v ~ /h$/)  return v * 3600000
-            return -1
-        }
+    awk -v cpu=$((after - before)) -v proxy="$([[ $target == replica ]] && echo 0 || echo 1)" "$WRK_AWK_MS"'
         / requests in /              { requests = $1 }
         /^Requests\/sec:/            { rps = $2 }
         $1 == "50%"                  { p50 = ms($2) }

@@ -395,15 +395,7 @@ run_wrk() {
     # read 0, write 0, timeout 0", "  Non-2xx or 3xx responses: 3". With no
     # request completed there are no percentiles: "-".
     awk -v cpu=$((after - before)) -v wall=$((t1 - t0)) -v proxy="$([[ $target == direct ]] && echo 0 || echo 1)" \
-        -v peak="$peak" '
-        function ms(v) {
-            if (v ~ /us$/) return v * 0.001
-            if (v ~ /ms$/) return v * 1
-            if (v ~ /s$/)  return v * 1000
-            if (v ~ /m$/)  return v * 60000
-            if (v ~ /h$/)  return v * 3600000
-            return -1
-        }
+        -v peak="$peak" "$WRK_AWK_MS"'
         / requests in /              { requests = $1 }
         /^Requests\/sec:/            { rps = $2 }
         $1 == "50%"                  { p50 = sprintf("%.3f", ms($2)) }

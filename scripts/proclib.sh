@@ -64,3 +64,17 @@ pin_commands() {
 raise_fd_limit() {
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
+
+# An awk function for programs that read wrk's output: ms(v) is a latency
+# as wrk prints it ("245.00us", "1.20ms", "2.00s", units up to h) in ms,
+# -1 when unreadable. Put it in front: awk "$WRK_AWK_MS"'...'.
+WRK_AWK_MS='
+        function ms(v) {
+            if (v ~ /us$/) return v * 0.001
+            if (v ~ /ms$/) return v * 1
+            if (v ~ /s$/)  return v * 1000
+            if (v ~ /m$/)  return v * 60000
+            if (v ~ /h$/)  return v * 3600000
+            return -1
+        }
+'

@@ -7,6 +7,7 @@ polling a condition with a deadline, never by a bare sleep.
 LB_BUILD names the build directory to test (build, build-asan).
 """
 import http.client
+import json
 import os
 import re
 import resource
@@ -103,6 +104,16 @@ def reload_under_load(inst, load, configs, times=5, progress=20):
         wait_until(lambda n=load.ok: load.ok > n + progress, 10, "traffic between reloads")
         inst.reload(configs[(i + 1) % len(configs)])
     wait_until(lambda n=load.ok: load.ok > n + progress, 10, "traffic after the reloads")
+
+
+def admin_stats(port):
+    """GET /stats of an lb's admin endpoint on 127.0.0.1:port, parsed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/stats")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 def free_port():

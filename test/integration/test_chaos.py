@@ -2,14 +2,13 @@
 resets and vanishing clients against a running lb, which must keep serving,
 not spin, and exit cleanly (no leak, no sanitizer report: see conftest)."""
 import http.client
-import json
 import random
 import socket
 import struct
 import threading
 import time
 
-from conftest import cpu_seconds, free_port, http_config, tcp_config, wait_until
+from conftest import admin_stats, cpu_seconds, free_port, http_config, tcp_config, wait_until
 
 
 
@@ -76,12 +75,7 @@ def test_garbage_stalls_and_resets_do_not_hurt_http_mode(replicas, lb):
 
 
 def open_connections(admin):
-    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-    try:
-        conn.request("GET", "/stats")
-        return json.loads(conn.getresponse().read())["connections"]
-    finally:
-        conn.close()
+    return admin_stats(admin)["connections"]
 
 
 def cpu_idle(pid):

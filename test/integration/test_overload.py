@@ -146,6 +146,10 @@ def test_full_queue_answers_503_at_once_and_a_client_that_leaves_frees_its_place
     assert status == 503 and headers.get("Retry-After") == "1"
     assert time.monotonic() - began < 0.25  # at once, not at the queue timeout
     assert backend_stats(admin)["queue"]["rejected"]["full"] == 1
+    metrics = get(admin, "/metrics")[1]
+    assert 'lb_backend_queue_length{backend="app"} 1\n' in metrics
+    assert 'lb_queue_rejected_total{backend="app",reason="full"} 1\n' in metrics
+    assert 'lb_queue_rejected_total{backend="app",reason="timeout"} 0\n' in metrics
     leaver.close()
     wait_queue_length(admin, 0)  # its place is free at once...
     follower = in_background(get, port)  # ...for the next one, served once the slot frees

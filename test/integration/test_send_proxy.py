@@ -5,12 +5,11 @@ and its source_ip hashing sends each client where it would send it
 directly. Clients come from distinct loopback addresses (127.0.0.0/8 is all
 loopback). Health checks start with a header that names no client."""
 import http.client
-import json
 import socket
 
 import pytest
 
-from conftest import can_connect, cpu_seconds, free_port, wait_until
+from conftest import admin_stats, can_connect, cpu_seconds, free_port, wait_until
 
 
 def echo_from(source_ip, port):
@@ -97,14 +96,8 @@ def test_health_checks_send_a_header_that_names_no_client(replicas, lb):
         "    health_check: {type: none}\n", checks) + "admin:\n  bind: 127.0.0.1:%d\n" % front_admin
     lb(config, front)
 
-    def last_check():
-        conn = http.client.HTTPConnection("127.0.0.1", front_admin, timeout=5)
-        try:
-            conn.request("GET", "/stats")
-            return json.loads(conn.getresponse().read())["backends"][0]["servers"][0]["last_check"]
-        finally:
-            conn.close()
-    wait_until(lambda: last_check() == "ok", 10, "a passed check through the PROXY listener")
+    wait_until(lambda: admin_stats(front_admin)["backends"][0]["servers"][0]["last_check"] == "ok", 10,
+               "a passed check through the PROXY listener")
     # HTTP mode: each request on a connection of its own (a header names one client).
     replica, forwarded = echo_from("127.0.0.9", front)
     assert replica == "r0" and forwarded.startswith("127.0.0.9")
@@ -177,12 +170,7 @@ def test_http_keeps_a_private_connection_per_client(replicas, lb):
     inst = lb(front_tier(front, "http", "127.0.0.1:%d" % behind, "v1"), front)
 
     def accepted():
-        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-        try:
-            conn.request("GET", "/stats")
-            return json.loads(conn.getresponse().read())["connections_total"]
-        finally:
-            conn.close()
+        return admin_stats(admin)["connections_total"]
 
     def requests(client, ip, n):
         for _ in range(n):
@@ -203,7 +191,7 @@ def test_http_keeps_a_private_connection_per_client(replicas, lb):
         # drops them without spinning on their EOF, and the next request
         # opens another.
         cpu = cpu_seconds(inst.proc.pid)
-        wait_until(lambda: idle_closed(admin), 10, "the back tier to close them")
+        wait_until(lambda: admin_stats(admin)["connections"] == 0, 10, "the back tier to close them")
         assert cpu_seconds(inst.proc.pid) - cpu < 0.25
         requests(a, "127.0.0.21", 1)
         assert accepted() - before == 3
@@ -211,12 +199,3 @@ def test_http_keeps_a_private_connection_per_client(replicas, lb):
         a.close()
         b.close()
 
-
-def idle_closed(admin):
-    """The back tier holds no client connection any more."""
-    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-    try:
-        conn.request("GET", "/stats")
-        return json.loads(conn.getresponse().read())["connections"] == 0
-    finally:
-        conn.close()

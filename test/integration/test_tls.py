@@ -6,7 +6,6 @@ ECDSA and RSA leaves, an expired one, a client certificate. Real clients:
 Python's ssl, curl, openssl s_client.
 """
 import http.client
-import json
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import LB, free_port, http_config, recv_all, tcp_config, wait_until, workers_under_test
+from conftest import LB, admin_stats, free_port, http_config, recv_all, tcp_config, wait_until, workers_under_test
 
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
@@ -805,14 +804,8 @@ def test_send_proxy_goes_in_the_clear_before_the_handshake(replicas, lb, pki):
         "    health_check: {type: http, path: /healthz, interval: 100ms, rise: 1, fall: 1}\n")
     lb(config, front)
 
-    def last_check():
-        conn = http.client.HTTPConnection("127.0.0.1", front_admin, timeout=5)
-        try:
-            conn.request("GET", "/stats")
-            return json.loads(conn.getresponse().read())["backends"][0]["servers"][0]["last_check"]
-        finally:
-            conn.close()
-    wait_until(lambda: last_check() == "ok", 10, "a passed check through PROXY + TLS")
+    wait_until(lambda: admin_stats(front_admin)["backends"][0]["servers"][0]["last_check"] == "ok", 10,
+               "a passed check through PROXY + TLS")
     conn = http.client.HTTPConnection("127.0.0.1", front, timeout=10, source_address=("127.0.0.9", 0))
     conn.request("GET", "/echo")
     resp = conn.getresponse()
