@@ -35,7 +35,7 @@ static void usage(FILE *out)
 		     "  -h          this help\n");
 }
 
-/* libevent's own messages (evdns's "Nameserver ... has failed", accept
+/* libevent's own messages (accept
  * warnings) go through log_msg, with lb's level, target and timestamp,
  * instead of to raw stderr. */
 static void on_libevent_message(int severity, const char *msg)

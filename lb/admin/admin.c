@@ -545,7 +545,7 @@ static void set_weight(struct admin *a, struct admin_reply *r, const char *name,
 	}
 	int was = st->runtime_weight, was_over = st->runtime_weight_over;
 	st->runtime_weight = (int)weight;
-	st->runtime_weight_over = s->cfg->weight;
+	st->runtime_weight_over = s->given_weight;
 	char why[512] = "";
 	if (a->instance->weights_changed == NULL ||
 	    a->instance->weights_changed(a->instance->arg, why, sizeof(why)) < 0) {

@@ -221,7 +221,7 @@ enum config_string_kind {
 };
 
 /* CONFIG_ADDR flavours */
-enum config_addr_kind { CONFIG_ADDR_WILDCARD, CONFIG_ADDR_HOST };
+enum config_addr_kind { CONFIG_ADDR_WILDCARD, CONFIG_ADDR_HOST, CONFIG_ADDR_SERVER /* HOST, or srv:NAME */ };
 
 struct config_key;
 typedef void config_custom_fn(struct config_ctx *ctx, const struct config_node *node, void *base,
@@ -428,7 +428,7 @@ static const struct config_key config_backend_keys[] = {
 };
 
 static const struct config_key config_server_keys[] = {
-	KEY(struct cfg_server, "addr", addr, .kind = CONFIG_ADDR, .flavour = CONFIG_ADDR_HOST,
+	KEY(struct cfg_server, "addr", addr, .kind = CONFIG_ADDR, .flavour = CONFIG_ADDR_SERVER,
 	    .required = true),
 	KEY(struct cfg_server, "weight", weight, .kind = CONFIG_INT, .min = 0, .max = 256),
 	KEY_CUSTOM("max_connections", config_set_server_limit),
@@ -519,9 +519,10 @@ static void config_describe(const struct config_key *key, char *buf, size_t size
 		snprintf(buf, size, "%s", names);
 		return;
 	case CONFIG_ADDR:
-		snprintf(buf, size, "%s with a port 1..65535",
+		snprintf(buf, size, "%s with a port 1..65535%s",
 			 key->flavour == CONFIG_ADDR_WILDCARD ? "an address HOST:PORT, [IPV6]:PORT or *:PORT"
-							     : "an address HOST:PORT or [IPV6]:PORT");
+							     : "an address HOST:PORT or [IPV6]:PORT",
+			 key->flavour == CONFIG_ADDR_SERVER ? ", or srv:NAME" : "");
 		return;
 	case CONFIG_STRING:
 		switch (key->flavour) {
@@ -647,12 +648,15 @@ static int config_set_scalar(struct config_ctx *ctx, const struct config_key *ke
 		config_set_string(ctx, field, text);
 		return 0;
 	case CONFIG_ADDR:
-		rc = config_addr_parse(text, &addr);
+		if (key->flavour == CONFIG_ADDR_SERVER && strncmp(text, "srv:", 4) == 0)
+			rc = config_srv_parse(text, &addr);
+		else
+			rc = config_addr_parse(text, &addr);
 		if (rc == -2) {
 			ctx->oom = true;
 			return 0;
 		}
-		if (rc < 0 || (key->flavour == CONFIG_ADDR_HOST && addr.host[0] == '\0')) {
+		if (rc < 0 || (key->flavour != CONFIG_ADDR_WILDCARD && addr.host[0] == '\0')) {
 			if (rc == 0)
 				config_addr_free(&addr);
 			return -1;
@@ -1354,7 +1358,7 @@ static void config_check_servers(struct config_ctx *ctx, const struct cfg_backen
 		return;
 	}
 	for (size_t i = 0; i < b->nservers; i++)
-		if (b->servers[i].addr.port)
+		if (b->servers[i].addr.host[0] != '\0') /* parsed (srv: names too) */
 			keys[i] = config_addr_key(ctx, &b->servers[i].addr);
 	first = config_first_duplicates(ctx, keys, b->nservers);
 	for (size_t i = 0; first && i < b->nservers; i++) {
@@ -1377,6 +1381,7 @@ static void config_set_servers(struct config_ctx *ctx, const struct config_node 
 	struct cfg_backend *b = base;
 	struct config_pos *marks = NULL, *item_marks = NULL;
 	size_t addr_index = config_key_index(config_server_keys, "addr");
+	size_t weight_index = config_key_index(config_server_keys, "weight");
 	char sub[CONFIG_PATH_MAX];
 
 	if (config_node_is_null(node) || (node->kind == CONFIG_NODE_SEQUENCE && node->count == 0)) {
@@ -1403,6 +1408,12 @@ static void config_set_servers(struct config_ctx *ctx, const struct config_node 
 		config_apply_item(ctx, node->items[i], config_server_keys, &b->servers[i], sub, m,
 				  "a server");
 		marks[i] = m[addr_index];
+		if (b->servers[i].addr.host[0] != '\0' && cfg_server_is_srv(&b->servers[i]) &&
+		    m[weight_index].line != 0) {
+			snprintf(sub, sizeof sub, "%s[%zu].weight", path, i);
+			config_error(ctx, m[weight_index].line, m[weight_index].col, sub,
+				     "an srv: server takes its weights from its SRV records");
+		}
 	}
 	config_check_servers(ctx, b, marks, path);
 done:

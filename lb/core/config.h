@@ -91,11 +91,16 @@ struct cfg_backend_tls {
 #define CFG_LIMIT_MAX 100000
 
 struct cfg_server {
-	struct cfg_addr addr;
-	int weight; /* 0..256 */
+	struct cfg_addr addr; /* port 0: "srv:NAME", addresses, ports and weights from SRV records */
+	int weight; /* 0..256; an srv: server's come from DNS */
 	int max_connections; /* CFG_LIMIT_*, or 1..CFG_LIMIT_MAX */
 	unsigned line; /* where it was written, for messages */
 };
+
+static inline bool cfg_server_is_srv(const struct cfg_server *s)
+{
+	return s->addr.port == 0;
+}
 
 struct cfg_health {
 	enum check_type type;

@@ -192,6 +192,30 @@ int config_addr_parse(const char *text, struct cfg_addr *addr)
 	return 0;
 }
 
+int config_srv_parse(const char *text, struct cfg_addr *addr)
+{
+	static const char prefix[] = "srv:";
+	const char *name = text + sizeof(prefix) - 1;
+	size_t len;
+
+	if (!text || strncmp(text, prefix, sizeof(prefix) - 1) != 0)
+		return -1;
+	len = strlen(name);
+	if (len > 0 && name[len - 1] == '.')
+		len--; /* a fully qualified "name." */
+	if (!config_host_valid(name, len) || strspn(name, "0123456789.") == len)
+		return -1; /* an SRV owner is a name, never an address */
+	addr->text = strdup(text);
+	addr->host = strndup(name, len);
+	if (!addr->text || !addr->host) {
+		free(addr->text);
+		free(addr->host);
+		return -2;
+	}
+	addr->port = 0;
+	return 0;
+}
+
 int config_parse_addr(const char *text, struct cfg_addr *addr)
 {
 	return config_addr_parse(text, addr) == 0 ? 0 : -1;

@@ -69,9 +69,10 @@ static void format_sockaddr(const struct sockaddr *sa, char *out, size_t cap)
 	}
 }
 
-/* Append one server; takes or creates its state. */
+/* Append one server; takes or creates its state. weight: the file's or its
+ * SRV record's; srv_target: NULL, or an srv: server's target (copied). */
 static int backend_add_server(struct gen_backend *b, const struct gen *previous, const struct cfg_server *cs,
-			      const char *id, const struct sockaddr_storage *sa)
+			      const char *id, const struct sockaddr_storage *sa, int weight, const char *srv_target)
 {
 	for (size_t i = 0; i < b->nservers; i++)
 		if (strcmp(b->servers[i].state->addr, id) == 0)
@@ -86,11 +87,14 @@ static int backend_add_server(struct gen_backend *b, const struct gen *previous,
 	if (s->state == NULL)
 		return -1;
 	atomic_fetch_add(&s->state->generations, 1);
+	b->nservers++; /* from here gen_free releases it */
 	s->cfg = cs;
 	s->sockaddr = *sa;
 	s->sockaddr_len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	s->weight = server_state_weight(s->state, cs->weight);
-	b->nservers++;
+	s->given_weight = weight;
+	s->weight = server_state_weight(s->state, weight);
+	if (srv_target != NULL && (s->srv_target = strdup(srv_target)) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -136,18 +140,21 @@ static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, c
 			const struct gen_server *kept[KEPT_MAX];
 			size_t n = previous_addresses(previous, cfg->name, cs->addr.text, kept, KEPT_MAX);
 			for (size_t k = 0; k < n; k++)
-				if (backend_add_server(b, previous, cs, kept[k]->state->addr, &kept[k]->sockaddr) < 0)
+				if (backend_add_server(b, previous, cs, kept[k]->state->addr, &kept[k]->sockaddr,
+						       kept[k]->given_weight, kept[k]->srv_target) < 0)
 					goto fail;
 			continue;
 		}
 		for (size_t k = 0; k < sets[j].count; k++) {
 			/* An address written as such keeps its text as identity;
-			 * each record of a host name is named by its address. */
+			 * each record of a name is named by its address. */
 			if (sets[j].literal)
 				snprintf(id, sizeof(id), "%s", cs->addr.text);
 			else
 				format_sockaddr((const struct sockaddr *)&sets[j].addrs[k], id, sizeof(id));
-			if (backend_add_server(b, previous, cs, id, &sets[j].addrs[k]) < 0)
+			int weight = sets[j].weights != NULL ? sets[j].weights[k] : cs->weight;
+			const char *target = sets[j].targets != NULL ? sets[j].targets[k] : NULL;
+			if (backend_add_server(b, previous, cs, id, &sets[j].addrs[k], weight, target) < 0)
 				goto fail;
 		}
 	}
@@ -260,6 +267,7 @@ static void gen_free(struct gen *g)
 		for (size_t i = 0; i < gb->nservers; i++) {
 			for (size_t w = 0; w < LB_MAX_WORKERS; w++)
 				SSL_SESSION_free(gb->servers[i].tls_sessions[w]);
+			free(gb->servers[i].srv_target);
 			struct server_state *st = gb->servers[i].state;
 			if (atomic_fetch_sub(&st->generations, 1) == 1)
 				atomic_store(&st->retired, true); /* pool.h: its pools close */
@@ -361,7 +369,7 @@ void gen_forget_stale_weights(const struct gen *g)
 		const struct gen_backend *gb = &g->backends[b];
 		for (size_t i = 0; i < gb->nservers; i++) {
 			struct server_state *st = gb->servers[i].state;
-			if (st->runtime_weight >= 0 && st->runtime_weight_over != gb->servers[i].cfg->weight)
+			if (st->runtime_weight >= 0 && st->runtime_weight_over != gb->servers[i].given_weight)
 				st->runtime_weight = -1;
 		}
 	}
@@ -404,10 +412,14 @@ bool gen_resolution_differs(const struct gen *g, const struct resolution *res)
 			/* ...and every address a server of the backend, whichever
 			 * entry gave it (an address listed twice is one server). */
 			for (size_t k = 0; k < set->count; k++) {
-				bool found = false;
-				for (size_t i = 0; i < gb->nservers && !found; i++)
-					found = same_sockaddr(&set->addrs[k], &gb->servers[i].sockaddr);
-				if (!found)
+				const struct gen_server *found = NULL;
+				for (size_t i = 0; i < gb->nservers && found == NULL; i++)
+					if (same_sockaddr(&set->addrs[k], &gb->servers[i].sockaddr))
+						found = &gb->servers[i];
+				if (found == NULL)
+					return true;
+				/* ...with its SRV record's weight (when this entry gave it) */
+				if (set->weights != NULL && found->cfg == cs && found->given_weight != set->weights[k])
 					return true;
 			}
 		}

@@ -46,7 +46,9 @@ struct gen_server {
 	const struct cfg_server *cfg; /* the configured server it comes from */
 	struct sockaddr_storage sockaddr;
 	socklen_t sockaddr_len;
-	int weight;
+	int given_weight; /* the file's, or an SRV record's */
+	int weight; /* in force: given_weight, or a runtime weight (POST .../weight) */
+	char *srv_target; /* srv: the target host name it was found at; NULL otherwise */
 	/* backends[].tls: each worker's last session with this server, offered
 	 * for resumption by its next connection (peer.c); freed with the
 	 * generation. */
@@ -134,10 +136,13 @@ static inline int gen_listener_fd(const struct gen_listener *l, int worker)
 
 /* May server i of b take requests at all (weight > 0, not drained)? */
 /* backends[].tls: the name server s's certificate must carry (and SNI
- * sends, unless it is an address): tls.sni, else the server's host. */
+ * sends, unless it is an address): tls.sni, else the server's host (an
+ * srv: server's SRV target). */
 static inline const char *gen_server_tls_name(const struct gen_backend *b, const struct gen_server *s)
 {
-	return b->cfg->tls.sni[0] != '\0' ? b->cfg->tls.sni : s->cfg->addr.host;
+	if (b->cfg->tls.sni[0] != '\0')
+		return b->cfg->tls.sni;
+	return s->srv_target != NULL ? s->srv_target : s->cfg->addr.host;
 }
 
 static inline bool gen_server_eligible(const struct gen_backend *b, size_t i)

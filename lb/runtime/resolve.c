@@ -1,21 +1,19 @@
-/* resolve: server addresses, by evdns. See resolve.h. */
+/* resolve: server addresses, by dns.h. See resolve.h. */
 #include "resolve.h"
 
 #include <arpa/inet.h>
-#include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/util.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "clock.h"
+#include "dns.h"
 #include "log.h"
 #include "netutil.h"
+#include "srv.h"
 
-/* One round of queries for every host-name server of a configuration. */
+/* One round of queries for every named server of a configuration. */
 struct batch {
 	struct resolution res;
 	const struct lb_config *cfg;
@@ -26,17 +24,15 @@ struct batch {
 	void *arg;
 };
 
+/* One question out: a host name's addresses, an srv: name's records, or
+ * (target != NULL) the addresses of one SRV target. */
 struct query {
 	struct batch *batch;
+	struct dns *dns;
 	size_t backend, server;
-	uint64_t sent_ms; /* clock_ms() */
+	int weight; /* a target's: its record's */
+	char *target;
 };
-
-/* evdns reports a timeout as EAI_FAIL, like a server failure; a query that
- * failed after the whole timeout (every attempt) was not answered. */
-#define DNS_TIMEOUT "2" /* seconds, per attempt */
-#define DNS_TIMEOUT_S 2
-#define DNS_ATTEMPTS "2"
 
 static bool parse_literal(const struct cfg_addr *addr, struct sockaddr_storage *out)
 {
@@ -56,11 +52,59 @@ static bool parse_literal(const struct cfg_addr *addr, struct sockaddr_storage *
 	return false;
 }
 
+static void addr_set_clear(struct addr_set *set)
+{
+	for (size_t i = 0; set->targets != NULL && i < set->count; i++)
+		free(set->targets[i]);
+	free(set->targets);
+	free(set->weights);
+	free(set->addrs);
+	set->addrs = NULL;
+	set->weights = NULL;
+	set->targets = NULL;
+	set->count = set->cap = 0;
+}
+
+/* Append sa (once: an address two records give stays the first's). target
+ * NULL: a host name's address. Returns -1 out of memory. */
+static int addr_set_add(struct addr_set *set, const struct sockaddr_storage *sa, int weight, const char *target)
+{
+	size_t len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	for (size_t i = 0; i < set->count; i++)
+		if (memcmp(&set->addrs[i], sa, len) == 0)
+			return 0;
+	if (set->count == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 4;
+		struct sockaddr_storage *addrs = realloc(set->addrs, cap * sizeof(*addrs));
+		if (addrs == NULL)
+			return -1;
+		set->addrs = addrs;
+		if (target != NULL) {
+			int *weights = realloc(set->weights, cap * sizeof(*weights));
+			if (weights == NULL)
+				return -1;
+			set->weights = weights;
+			char **targets = realloc(set->targets, cap * sizeof(*targets));
+			if (targets == NULL)
+				return -1;
+			set->targets = targets;
+		}
+		set->cap = cap;
+	}
+	if (target != NULL) {
+		if ((set->targets[set->count] = strdup(target)) == NULL)
+			return -1;
+		set->weights[set->count] = weight;
+	}
+	set->addrs[set->count++] = *sa;
+	return 0;
+}
+
 void resolution_free(struct resolution *res)
 {
 	for (size_t b = 0; res->sets != NULL && b < res->nbackends; b++) {
 		for (size_t j = 0; res->sets[b] != NULL && j < res->nservers[b]; j++)
-			free(res->sets[b][j].addrs);
+			addr_set_clear(&res->sets[b][j]);
 		free(res->sets[b]);
 	}
 	free(res->sets);
@@ -74,46 +118,88 @@ static void batch_finish_if_done(struct batch *b)
 		b->done(b, b->arg);
 }
 
-static void on_answer(int result, struct evutil_addrinfo *ai, void *arg)
+static void query_end(struct query *q)
 {
-	struct query *q = arg;
 	struct batch *b = q->batch;
-	struct addr_set *set = &b->res.sets[q->backend][q->server];
-	const struct cfg_server *cs = &b->cfg->backends[q->backend].servers[q->server];
-
-	if (result == EVUTIL_EAI_CANCEL) {
-		set->failed = true; /* cancelled (reload, stop): nothing to say */
-	} else if (result != 0) {
-		set->failed = true;
-		bool timed_out = result == EVUTIL_EAI_FAIL && clock_ms() - q->sent_ms >= DNS_TIMEOUT_S * 950;
-		log_warn("backend %s: server %s does not resolve: %s", b->cfg->backends[q->backend].name, cs->addr.text,
-			 timed_out ? "timeout (no DNS server answered)" : evutil_gai_strerror(result));
-	} else {
-		size_t n = 0;
-		for (struct evutil_addrinfo *p = ai; p != NULL; p = p->ai_next)
-			n++;
-		set->addrs = calloc(n ? n : 1, sizeof(*set->addrs));
-		for (struct evutil_addrinfo *p = ai; set->addrs != NULL && p != NULL; p = p->ai_next) {
-			if (p->ai_addrlen > sizeof(struct sockaddr_storage))
-				continue;
-			bool seen = false; /* A and AAAA answers may repeat an address */
-			for (size_t i = 0; i < set->count && !seen; i++)
-				seen = memcmp(&set->addrs[i], p->ai_addr, p->ai_addrlen) == 0;
-			if (!seen)
-				memcpy(&set->addrs[set->count++], p->ai_addr, p->ai_addrlen);
-		}
-		set->failed = set->addrs == NULL;
-	}
-	if (ai != NULL)
-		evutil_freeaddrinfo(ai);
+	free(q->target);
 	free(q);
 	b->pending--;
 	batch_finish_if_done(b);
 }
 
-/* Fill b->res for cfg: literals at once, host names by queries (dns NULL:
- * no queries, every host name counts as failed: it keeps what it had). */
-static int batch_start(struct batch *b, struct evdns_base *dns, const struct lb_config *cfg)
+static struct query *query_new(struct batch *b, struct dns *dns, size_t backend, size_t server)
+{
+	struct query *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return NULL;
+	*q = (struct query){ .batch = b, .dns = dns, .backend = backend, .server = server };
+	b->pending++;
+	return q;
+}
+
+static void warn_unresolved(const struct query *q, const char *what, enum dns_status status)
+{
+	const struct lb_config *cfg = q->batch->cfg;
+	log_warn("backend %s: server %s does not resolve%s%s: %s", cfg->backends[q->backend].name,
+		 cfg->backends[q->backend].servers[q->server].addr.text, what[0] ? ": target " : "", what,
+		 dns_status_text(status));
+}
+
+static void on_addresses(void *arg, enum dns_status status, const struct sockaddr_storage *addrs, size_t count)
+{
+	struct query *q = arg;
+	struct addr_set *set = &q->batch->res.sets[q->backend][q->server];
+
+	if (status == DNS_OK) {
+		for (size_t i = 0; i < count; i++)
+			if (addr_set_add(set, &addrs[i], q->weight, q->target) < 0)
+				set->failed = true;
+	} else if (status == DNS_NOT_FOUND && q->target != NULL) {
+		warn_unresolved(q, q->target, status); /* a target that is gone: left out */
+	} else {
+		set->failed = true; /* keeps what it had */
+		if (status != DNS_CANCELLED)
+			warn_unresolved(q, q->target != NULL ? q->target : "", status);
+	}
+	query_end(q);
+}
+
+static void on_srv_records(void *arg, enum dns_status status, const struct srv_record *records, size_t count)
+{
+	struct query *q = arg;
+	struct batch *b = q->batch;
+	struct addr_set *set = &b->res.sets[q->backend][q->server];
+	int *weights = count > 0 ? calloc(count, sizeof(*weights)) : NULL;
+
+	if (status != DNS_OK || (count > 0 && weights == NULL)) {
+		set->failed = true;
+		if (status != DNS_CANCELLED)
+			warn_unresolved(q, "", status == DNS_OK ? DNS_FAILED : status);
+		free(weights);
+		query_end(q);
+		return;
+	}
+	srv_select(records, count, weights);
+	for (size_t i = 0; i < count && !set->failed; i++) {
+		if (weights[i] < 0)
+			continue;
+		struct query *t = query_new(b, q->dns, q->backend, q->server);
+		if (t == NULL || (t->target = strdup(records[i].target)) == NULL) {
+			set->failed = true;
+			if (t != NULL)
+				query_end(t);
+			break;
+		}
+		t->weight = weights[i];
+		dns_addresses(q->dns, t->target, records[i].port, on_addresses, t);
+	}
+	free(weights);
+	query_end(q);
+}
+
+/* Fill b->res for cfg: literals at once, names by queries (dns NULL: no
+ * queries, every name counts as failed: it keeps what it had). */
+static int batch_start(struct batch *b, struct dns *dns, const struct lb_config *cfg)
 {
 	b->cfg = cfg;
 	b->res.nbackends = cfg->nbackends;
@@ -129,53 +215,31 @@ static int batch_start(struct batch *b, struct evdns_base *dns, const struct lb_
 			return -1;
 		b->res.nservers[i] = cb->nservers;
 		for (size_t j = 0; j < cb->nservers; j++) {
+			const struct cfg_server *cs = &cb->servers[j];
 			struct addr_set *set = &b->res.sets[i][j];
 			struct sockaddr_storage literal;
-			if (parse_literal(&cb->servers[j].addr, &literal)) {
+			if (!cfg_server_is_srv(cs) && parse_literal(&cs->addr, &literal)) {
 				set->literal = true;
-				set->addrs = malloc(sizeof(*set->addrs));
-				if (set->addrs == NULL)
+				if (addr_set_add(set, &literal, 0, NULL) < 0)
 					return -1;
-				set->addrs[0] = literal;
-				set->count = 1;
 				continue;
 			}
 			if (dns == NULL) {
 				set->failed = true;
 				continue;
 			}
-			struct query *q = calloc(1, sizeof(*q));
+			struct query *q = query_new(b, dns, i, j);
 			if (q == NULL)
 				return -1;
-			*q = (struct query){ .batch = b, .backend = i, .server = j };
-			q->sent_ms = clock_ms();
-			char port[8];
-			snprintf(port, sizeof(port), "%u", cb->servers[j].addr.port);
-			struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-							 .ai_flags = EVUTIL_AI_NUMERICSERV };
-			b->pending++;
-			evdns_getaddrinfo(dns, cb->servers[j].addr.host, port, &hints, on_answer, q);
+			if (cfg_server_is_srv(cs))
+				dns_srv(dns, cs->addr.host, on_srv_records, q);
+			else
+				dns_addresses(dns, cs->addr.host, cs->addr.port, on_addresses, q);
 		}
 	}
 	b->issuing = false;
 	batch_finish_if_done(b);
 	return 0;
-}
-
-/* An evdns base for cfg: its resolvers, or resolv.conf; /etc/hosts too. */
-static struct evdns_base *dns_for(struct event_base *base, const struct lb_config *cfg)
-{
-	bool custom = cfg->global.nresolvers > 0;
-	struct evdns_base *dns = evdns_base_new(base, custom ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (dns == NULL)
-		return NULL;
-	for (size_t i = 0; i < cfg->global.nresolvers; i++)
-		if (evdns_base_nameserver_ip_add(dns, cfg->global.resolvers[i].text) != 0)
-			log_warn("global.resolvers: cannot use %s", cfg->global.resolvers[i].text);
-	evdns_base_load_hosts(dns, NULL);
-	evdns_base_set_option(dns, "timeout:", DNS_TIMEOUT);
-	evdns_base_set_option(dns, "attempts:", DNS_ATTEMPTS);
-	return dns;
 }
 
 /* ---- at load time: no waiting ---- */
@@ -203,7 +267,7 @@ int resolve_config_literals(const struct lb_config *cfg, struct resolution *out)
 
 struct resolver {
 	struct event_base *base;
-	struct evdns_base *dns;
+	struct dns *dns;
 	struct event *timer;
 	struct config_ref *cfg; /* followed (a reference) */
 	struct batch *running;
@@ -235,8 +299,8 @@ static void batch_free(struct batch *b)
 	free(b);
 }
 
-/* A batch given up (out of memory while starting it): its cancelled
- * queries still answer into it, from the loop; the last one frees it. */
+/* A batch given up (out of memory while starting it): the queries already
+ * out still answer into it; the last one frees it. */
 static void on_abandoned_done(struct batch *b, void *arg)
 {
 	(void)arg;
@@ -273,11 +337,12 @@ static void on_resolve_timer(evutil_socket_t fd, short what, void *arg)
 	batch_run(r);
 }
 
-/* Resolve r->gen's servers now; the batch reports through on_periodic_done. */
+/* Resolve r->cfg's servers now; the batch reports through on_periodic_done
+ * (perhaps before this returns: names in /etc/hosts). */
 static void batch_run(struct resolver *r)
 {
 	if (r->cfg == NULL || r->dns == NULL)
-		return;
+		return; /* stopping, or between two name server lists */
 	struct batch *b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return;
@@ -286,13 +351,9 @@ static void batch_run(struct resolver *r)
 	b->cfg_ref = config_ref_acquire(r->cfg);
 	r->running = b;
 	if (batch_start(b, r->dns, r->cfg->cfg) < 0) {
-		/* Queries already out are cancelled; libevent reports them from
-		 * the loop, into b, which the last of them frees. */
 		r->running = NULL;
 		b->done = on_abandoned_done;
 		b->issuing = false;
-		evdns_base_free(r->dns, 1);
-		r->dns = dns_for(r->base, r->cfg->cfg);
 		if (b->pending == 0)
 			batch_free(b);
 	}
@@ -325,6 +386,14 @@ static void nameservers_key(const struct lb_config *cfg, char *out, size_t cap)
 	}
 }
 
+/* Ends every query out (a running batch ends, from inside this call). */
+static void resolver_drop_dns(struct resolver *r)
+{
+	struct dns *old = r->dns;
+	r->dns = NULL; /* what the ending batch would start again waits */
+	dns_free(old);
+}
+
 void resolver_follow(struct resolver *r, struct config_ref *ref)
 {
 	char key[sizeof(r->nameservers)];
@@ -336,9 +405,8 @@ void resolver_follow(struct resolver *r, struct config_ref *ref)
 	}
 	nameservers_key(cfg, key, sizeof(key));
 	if (r->dns == NULL || strcmp(key, r->nameservers) != 0) {
-		if (r->dns != NULL)
-			evdns_base_free(r->dns, 1); /* a running batch's answers fail: it ends */
-		r->dns = dns_for(r->base, cfg);
+		resolver_drop_dns(r);
+		r->dns = dns_new(r->base, cfg->global.resolvers, cfg->global.nresolvers);
 		snprintf(r->nameservers, sizeof(r->nameservers), "%s", key);
 	}
 	r->interval_ms = 0;
@@ -346,7 +414,7 @@ void resolver_follow(struct resolver *r, struct config_ref *ref)
 		const struct cfg_backend *cb = &cfg->backends[b];
 		struct sockaddr_storage literal;
 		for (size_t j = 0; j < cb->nservers; j++) {
-			if (parse_literal(&cb->servers[j].addr, &literal))
+			if (!cfg_server_is_srv(&cb->servers[j]) && parse_literal(&cb->servers[j].addr, &literal))
 				continue;
 			if (r->interval_ms == 0 || cb->resolve_interval_ms < r->interval_ms)
 				r->interval_ms = cb->resolve_interval_ms;
@@ -365,10 +433,12 @@ void resolver_resolve_now(struct resolver *r, resolver_done_fn *done, void *arg)
 	}
 	if (r->running != NULL) {
 		r->again = true; /* its answers are for another generation, or old */
+		if (r->running->cfg_ref != r->cfg && r->dns != NULL)
+			dns_cancel(r->dns); /* another generation's: it ends now, and the next starts */
 		return;
 	}
 	batch_run(r);
-	if (r->running == NULL && r->on_done != NULL) { /* nothing to resolve, or no memory */
+	if (r->running == NULL && r->on_done != NULL) { /* over already, nothing to resolve, or no memory */
 		resolver_done_fn *pending = r->on_done;
 		r->on_done = NULL;
 		pending(r->done_arg);
@@ -383,13 +453,7 @@ void resolver_stop(struct resolver *r)
 	r->cfg = NULL;
 	r->again = false;
 	r->on_done = NULL;
-	if (r->dns != NULL) {
-		evdns_base_free(r->dns, 1); /* fails the queries still out... */
-		r->dns = NULL;
-		/* ...in callbacks that libevent defers to the loop: run them, so
-		 * that a running batch ends and lets go of its configuration. */
-		event_base_loop(r->base, EVLOOP_NONBLOCK);
-	}
+	resolver_drop_dns(r); /* a running batch ends now and lets go of its configuration */
 	event_free(r->timer);
 	free(r);
 }

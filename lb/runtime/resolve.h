@@ -3,12 +3,14 @@
  *
  * A server written as an address is that address. A server written as a
  * host name is every A/AAAA record of the name, each one a server of its
- * own named "ip:port". Names are resolved with libevent's evdns, through
- * global.resolvers, or the servers of /etc/resolv.conf when that list is
- * empty (and /etc/hosts either way):
+ * own named "ip:port". A server written "srv:NAME" is every address of
+ * every target of NAME's SRV records in use (srv.h), each with the port
+ * and weight of its record, named "ip:port" too. Queries go through dns.h
+ * (c-ares: global.resolvers, or /etc/resolv.conf's servers when that list
+ * is empty; /etc/hosts either way):
  *   - when a configuration is loaded (start, SIGHUP), nothing waits on DNS:
  *     resolve_config_literals gives the written addresses at once, and every
- *     host name keeps the addresses it had in the running generation (a new
+ *     name keeps the addresses it had in the running generation (a new
  *     name has none yet); the control thread then asks the resolver to
  *     resolve the new generation at once (resolver_resolve_now), so the
  *     admin endpoint and health checks, on the same thread, never wait;
@@ -17,8 +19,10 @@
  *     reported, and the control thread builds a new generation from it
  *     (servers that stay keep their state, as on reload).
  * A name that fails to resolve keeps the addresses it had (a DNS outage
- * must not empty a backend); at start it has none, and is logged. A query
- * gives up after 2 attempts of 2 s.
+ * must not empty a backend); at start it has none, and is logged. So does
+ * an srv: name when its SRV query, or the address query of one of its
+ * targets, fails; a target that does not exist (NXDOMAIN, no address) is
+ * left out, logged. An SRV answer whose only target is "." empties it.
  */
 #ifndef LB_RESOLVE_H
 #define LB_RESOLVE_H
@@ -35,9 +39,11 @@ struct event_base;
 /* The addresses of one configured server. */
 struct addr_set {
 	struct sockaddr_storage *addrs;
-	size_t count;
+	int *weights; /* srv: each address's weight from its record; NULL = the configured weight */
+	char **targets; /* srv: each address's target host name (its TLS name); NULL otherwise */
+	size_t count, cap;
 	bool literal; /* written as an address: its identity is its text */
-	bool failed; /* a host name that did not resolve this time */
+	bool failed; /* a name that did not resolve this time */
 };
 
 /* Addresses of every server of a configuration: sets[b][j] belongs to

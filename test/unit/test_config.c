@@ -665,9 +665,9 @@ static void test_bad_address_is_an_error(void **state)
 		"lb.yaml:3:11: listeners[0].bind: expected an address HOST:PORT, [IPV6]:PORT or "
 		"*:PORT with a port 1..65535, got \"*:0\"",
 		"lb.yaml:8:15: backends[0].servers[0].addr: expected an address HOST:PORT or "
-		"[IPV6]:PORT with a port 1..65535, got \"*:9001\"",
+		"[IPV6]:PORT with a port 1..65535, or srv:NAME, got \"*:9001\"",
 		"lb.yaml:9:15: backends[0].servers[1].addr: expected an address HOST:PORT or "
-		"[IPV6]:PORT with a port 1..65535, got \"::1:9002\"",
+		"[IPV6]:PORT with a port 1..65535, or srv:NAME, got \"::1:9002\"",
 	};
 
 	(void)state;
@@ -739,6 +739,37 @@ static void test_duplicate_server_addr_is_an_error(void **state)
 	assert_minimal_with_error(8, "      - addr: 127.0.0.1:9001\n",
 				  "lb.yaml:9:15: backends[0].servers[1].addr: duplicate server "
 				  "127.0.0.1:9001, also backends[0].servers[0] at line 8");
+}
+
+static void test_srv_server_is_a_name_without_port_or_weight(void **state)
+{
+	(void)state;
+	char *text = minimal_with(8, "      - addr: srv:_http._tcp.app.example.\n");
+	struct lb_config *cfg = load_ok(text);
+	const struct cfg_server *s = &cfg->backends[0].servers[1];
+	assert_true(cfg_server_is_srv(s));
+	assert_string_equal(s->addr.host, "_http._tcp.app.example");
+	assert_string_equal(s->addr.text, "srv:_http._tcp.app.example.");
+	assert_false(cfg_server_is_srv(&cfg->backends[0].servers[0]));
+	config_free(cfg);
+	free(text);
+
+	assert_minimal_with_error(8, "      - addr: srv:_http._tcp.app.example\n        weight: 3\n",
+				  "lb.yaml:10:17: backends[0].servers[1].weight: an srv: server takes its weights "
+				  "from its SRV records");
+	assert_minimal_with_error(8, "      - addr: srv:_http._tcp.app:80\n",
+				  "lb.yaml:9:15: backends[0].servers[1].addr: expected an address HOST:PORT or "
+				  "[IPV6]:PORT with a port 1..65535, or srv:NAME, got \"srv:_http._tcp.app:80\"");
+	assert_minimal_with_error(8, "      - addr: \"srv:\"\n",
+				  "lb.yaml:9:15: backends[0].servers[1].addr: expected an address HOST:PORT or "
+				  "[IPV6]:PORT with a port 1..65535, or srv:NAME, got \"srv:\"");
+	assert_minimal_with_error(8, "      - addr: srv:10.0.0.1\n",
+				  "lb.yaml:9:15: backends[0].servers[1].addr: expected an address HOST:PORT or "
+				  "[IPV6]:PORT with a port 1..65535, or srv:NAME, got \"srv:10.0.0.1\"");
+	text = minimal_with(8, "      - addr: srv:_http._tcp.App\n      - addr: srv:_http._tcp.app\n");
+	assert_one_error(text, "lb.yaml:10:15: backends[0].servers[2].addr: duplicate server "
+			       "srv:_http._tcp.app, also backends[0].servers[1] at line 9");
+	free(text);
 }
 
 static void test_missing_required_keys_are_errors(void **state)
@@ -1108,6 +1139,7 @@ int main(void)
 		cmocka_unit_test(test_missing_backend_reference_is_an_error),
 		cmocka_unit_test(test_duplicate_backend_name_is_an_error),
 		cmocka_unit_test(test_duplicate_server_addr_is_an_error),
+		cmocka_unit_test(test_srv_server_is_a_name_without_port_or_weight),
 		cmocka_unit_test(test_missing_required_keys_are_errors),
 		cmocka_unit_test(test_no_listeners_without_admin_is_an_error),
 		cmocka_unit_test(test_yaml_syntax_error_is_reported_with_position),
