@@ -6,9 +6,11 @@
 #   deps.sh --deb     to build and check the Debian package (make deb)
 #
 # prometheus is here for promtool, which the admin tests use to check the
-# /metrics text. Services that packages would start on installation
-# (prometheus, nginx, haproxy) are kept from starting: they would take
-# ports the tests and the demo use.
+# /metrics text; dnsmasq-base serves the SRV tests' records; bird2 and
+# keepalived run the fleet test bed (test_fleet.py: BGP + ECMP, VRRP).
+# Services that packages would start on installation (prometheus, nginx,
+# haproxy, bird, keepalived) are kept from starting: they would take ports
+# the tests and the demo use, or routes.
 set -eu
 
 # What building and running lb needs (make run); the tests add the rest.
@@ -17,7 +19,7 @@ case "${1:-}" in
 --run) ;;
 --bench) packages="$packages wrk haproxy nginx-light gnuplot-nox" ;;
 --deb) packages="$packages debhelper devscripts dpkg-dev lintian fakeroot" ;;
-*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-yaml prometheus wrk" ;;
+*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-yaml prometheus wrk dnsmasq-base bird2 keepalived iproute2" ;;
 esac
 
 missing=""
