@@ -345,6 +345,14 @@ fail:
 
 /* A runtime weight was set (admin): the running configuration and
  * addresses, built anew with it. */
+/* While the instance drains, HTTP keep-alive ends (worker.h). */
+static void on_drain_changed(void *arg, bool draining)
+{
+	struct control *c = arg;
+	for (int i = 0; i < c->nworkers; i++)
+		worker_post_drain(&c->workers[i], draining);
+}
+
 static int on_weights_changed(void *arg, char *err, size_t errlen)
 {
 	struct control *c = arg;
@@ -542,6 +550,7 @@ int control_run(struct gen *first, const char *config_path)
 	struct event *signal_events[sizeof(signals) / sizeof(signals[0])] = { 0 };
 	struct control c = { .config_path = config_path, .current = first, .wake_fd = -1, .hung_worker = -1 };
 	c.instance.weights_changed = on_weights_changed;
+	c.instance.drain_changed = on_drain_changed;
 	c.instance.arg = &c;
 	struct event *wake_event = NULL;
 	char err[256] = "";

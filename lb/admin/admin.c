@@ -61,6 +61,17 @@ void admin_instance_drain(struct admin_instance *in)
 		return;
 	in->draining = true;
 	in->draining_since_ms = clock_ms();
+	if (in->drain_changed != NULL)
+		in->drain_changed(in->arg, true);
+}
+
+void admin_instance_undrain(struct admin_instance *in)
+{
+	if (!in->draining)
+		return;
+	in->draining = false;
+	if (in->drain_changed != NULL)
+		in->drain_changed(in->arg, false);
 }
 
 void admin_instance_free(struct admin_instance *in)
@@ -620,7 +631,7 @@ static void serve_instance_drain(struct admin *a, const struct admin_request *re
 	} else if (in->stopping) {
 		reply_text(r, 409, "Conflict", "stopping: the drain cannot be undone");
 	} else {
-		in->draining = false;
+		admin_instance_undrain(in);
 		reply_text(r, 200, "OK", "serving: /healthz answers 200");
 	}
 }

@@ -36,14 +36,18 @@ struct admin_instance {
 	/* A runtime weight was set (server_state.runtime_weight): build and
 	 * publish a generation with it. Returns 0, or -1 with err. */
 	int (*weights_changed)(void *arg, char *err, size_t errlen);
-	void *arg;
+	/* draining changed (admin_instance_drain, _undrain): keep-alive ends
+	 * in the workers while it drains. May be NULL. */
+	void (*drain_changed)(void *arg, bool draining);
+	void *arg; /* of both */
 };
 
 /* Record a reload's result (errors copied, at most 64 kept). */
 void admin_instance_reloaded(struct admin_instance *in, bool ok, unsigned long gen_id, const char *const *errors,
 			     size_t nerrors);
-/* Drain the instance (no-op when already drained). */
+/* Drain the instance, or serve again (no-op when it already is so). */
 void admin_instance_drain(struct admin_instance *in);
+void admin_instance_undrain(struct admin_instance *in);
 void admin_instance_free(struct admin_instance *in);
 
 /* Serve g->cfg->admin (nothing when disabled). On a bind failure returns

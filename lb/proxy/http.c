@@ -126,7 +126,7 @@ struct http_session {
 	char peer_ip[INET6_ADDRSTRLEN]; /* the client's address, formatted */
 
 	/* what happened, besides the conns' own flags (eof, error, connected) */
-	bool stopping; /* the worker is stopping: close after this response */
+	bool no_keepalive; /* the worker stops or the instance drains: close when idle */
 	bool must_linger; /* lb answered itself: linger after the close (flush_close) */
 	bool close_client; /* after this response */
 
@@ -618,7 +618,7 @@ static bool read_request_head(struct http_session *s)
 		return true;
 	}
 	if (len == 0) {
-		if (s->session.client->eof || s->stopping || s->session.timer_fired) {
+		if (s->session.client->eof || s->no_keepalive || s->session.timer_fired) {
 			if (s->session.timer_fired && session_handshaking(&s->session))
 				tls_conn_note_timeout(s->session.client);
 			s->state = HTTP_CLOSING; /* idle: close without a word */
@@ -926,7 +926,8 @@ static bool forward_response_head(struct http_session *s)
 	}
 	bool tunnel = s->x->resp.framing == HTTP_FRAMING_TUNNEL;
 	if (!s->x->resp.interim) {
-		s->close_client = s->close_client || s->stopping || s->session.client->eof || !s->x->req_done ||
+		s->close_client = s->close_client || s->no_keepalive || worker_draining(s->session.worker) ||
+				  s->session.client->eof || !s->x->req_done ||
 				  !http_client_keep_alive(&s->x->req, &s->x->resp);
 	}
 	struct http_response_forward fwd = { .close_client = s->close_client && !tunnel,
@@ -1246,12 +1247,12 @@ static void http_session_destroy(struct session_link *link)
 	http_session_free((struct http_session *)link);
 }
 
-/* The worker stops: idle keep-alive connections close now, busy ones after
- * their current response. */
+/* The worker stops or the instance drains: idle keep-alive connections
+ * close now, busy ones after their current response. */
 static void http_session_stop(struct session_link *link)
 {
 	struct http_session *s = (struct http_session *)link;
-	s->stopping = true;
+	s->no_keepalive = true;
 	s->close_client = true;
 	if (s->state == HTTP_READ_HEAD)
 		http_drive(s);

@@ -197,7 +197,7 @@ static void sessions_destroy_all(struct worker *w)
 		w->sessions.next->destroy(w->sessions.next);
 }
 
-/* Tell every session the worker stops; a session may free itself meanwhile. */
+/* Tell every session keep-alive ends; a session may free itself meanwhile. */
 static void sessions_stop_all(struct worker *w)
 {
 	struct session_link *link = w->sessions.next;
@@ -224,6 +224,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	struct gen *g = atomic_exchange(&w->pending_gen, NULL);
 	if (g != NULL)
 		worker_switch_gen(w, g);
+	bool draining = atomic_load(&w->draining);
+	if (draining && !w->drain_seen)
+		sessions_stop_all(w);
+	w->drain_seen = draining;
 	if (atomic_load(&w->stopping) && !atomic_load(&w->accepting_stopped)) {
 		/* Connections already queued on the sockets are served, not
 		 * reset when the sockets close (a connection that comes in
@@ -418,6 +422,12 @@ void worker_post_stop(struct worker *w, bool now)
 	atomic_store(&w->stopping, true);
 	if (now)
 		atomic_store(&w->stop_now, true);
+	wake_fd_signal(w->wake_fd);
+}
+
+void worker_post_drain(struct worker *w, bool draining)
+{
+	atomic_store(&w->draining, draining);
 	wake_fd_signal(w->wake_fd);
 }
 

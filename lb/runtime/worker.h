@@ -45,7 +45,9 @@ struct worker_handlers {
 struct session_link {
 	struct session_link *prev, *next;
 	void (*destroy)(struct session_link *link);
-	/* The worker is stopping: close when idle (may free it). NULL = no-op. */
+	/* Keep-alive ends (the worker stops, or the instance drains): close
+	 * now when idle, else after the current response (may free it).
+	 * NULL = no-op (a TCP session runs to its end). */
 	void (*stop)(struct session_link *link);
 };
 
@@ -76,6 +78,7 @@ struct worker {
 	_Atomic(struct gen *) pending_gen; /* a reference handed over */
 	atomic_bool stopping; /* stop accepting, exit when no session is left */
 	atomic_bool stop_now; /* exit at once, closing every session */
+	atomic_bool draining; /* the instance drains: HTTP keep-alive ends (worker_draining) */
 
 	/* worker -> control */
 	atomic_ulong acked_gen; /* id of the generation it accepts for */
@@ -93,6 +96,7 @@ struct worker {
 	struct gen *gen; /* a reference */
 	struct accept_point *accept_points;
 	size_t naccept_points;
+	bool drain_seen; /* draining, as last acted upon */
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
 	struct event *tick_timer; /* handlers->tick, and its own slab trimmed */
@@ -118,6 +122,18 @@ void worker_recall_mail(struct worker *w, struct worker_mail *m);
 /* Control side: hand over a new generation / ask to stop. Thread-safe. */
 void worker_post_gen(struct worker *w, struct gen *gen);
 void worker_post_stop(struct worker *w, bool now);
+
+/* The instance drains (POST /drain, SIGTERM with drain_delay) or serves
+ * again: while it drains, idle keep-alive connections close and every
+ * response ends its connection, so that clients reconnect, through
+ * whatever balances in front of lb, to an instance that stays. */
+void worker_post_drain(struct worker *w, bool draining);
+
+/* Session side: should keep-alive end after this response? */
+static inline bool worker_draining(const struct worker *w)
+{
+	return atomic_load_explicit(&w->draining, memory_order_relaxed);
+}
 
 /* Control side, after the thread exited: join and free. */
 void worker_join(struct worker *w);

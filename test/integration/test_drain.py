@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -154,3 +155,59 @@ def test_undrain_is_refused_once_stopping(replicas, lb):
     assert call(admin, "GET", "/healthz")[0] == 503
     inst.proc.send_signal(signal.SIGTERM)
     assert inst.proc.wait(timeout=10) == 0
+
+
+def closed_by_peer(sock):
+    """True once the peer closed sock (EOF or reset), False while it is open."""
+    import select
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except ConnectionResetError:
+        return True
+
+
+def get_on(sock, path="/"):
+    """One GET on a raw keep-alive socket: (status, Connection header)."""
+    sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, "closed before the answer"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        body += sock.recv(4096)
+    return int(lines[0].split()[1]), headers.get("connection", "")
+
+
+def test_while_drained_keep_alive_ends_so_clients_reconnect_elsewhere(replicas, lb):
+    """A front balancer (ECMP, a VIP) moves new connections only: while lb
+    drains, idle keep-alive connections close at once and every response
+    ends its connection; undrained, keep-alive is back."""
+    inst, port, admin = start(replicas, lb, "0s")
+    idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+    busy = socket.create_connection(("127.0.0.1", port), timeout=5)
+    for sock in (idle, busy):
+        assert get_on(sock) == (200, "")  # HTTP/1.1 keep-alive: no Connection header
+    assert call(admin, "POST", "/drain")[0] == 200
+    # The idle connection is closed by lb, without a request on it.
+    wait_until(lambda: closed_by_peer(idle), 5, "lb to close the idle keep-alive connection")
+    # A request that comes now is answered, with Connection: close, then closed.
+    fresh = socket.create_connection(("127.0.0.1", port), timeout=5)
+    for sock in (busy, fresh):
+        if closed_by_peer(sock):  # busy was idle too when the drain began: closed, as it should
+            continue
+        assert get_on(sock) == (200, "close")
+        wait_until(lambda s=sock: closed_by_peer(s), 5, "the connection to close after its answer")
+    assert call(admin, "POST", "/undrain")[0] == 200
+    again = socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert get_on(again) == (200, "")  # the workers knew before /undrain answered
+    assert get_on(again) == (200, "")
+    for sock in (idle, busy, fresh, again):
+        sock.close()
