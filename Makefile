@@ -15,10 +15,10 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 SANITIZE ?= 0
 
-PKGS     := libevent libevent_pthreads yaml-0.1 libssl libcrypto libcares
+PKGS     := libevent libevent_pthreads yaml-0.1 libssl libcrypto libcares libnghttp2
 CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 CFLAGS   += -std=c11 -O2 -g -Wall -Wextra -Werror -pthread
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lyaml -lssl -lcrypto -lcares) -lhttp_parser -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lyaml -lssl -lcrypto -lcares -lnghttp2) -lhttp_parser -lm
 
 ifeq ($(SANITIZE),1)
 CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -14,7 +14,7 @@
 set -eu
 
 # What building and running lb needs (make run); the tests add the rest.
-packages="build-essential pkg-config libevent-dev libyaml-dev libhttp-parser-dev libxxhash-dev libssl-dev libc-ares-dev openssl curl"
+packages="build-essential pkg-config libevent-dev libyaml-dev libhttp-parser-dev libxxhash-dev libssl-dev libc-ares-dev libnghttp2-dev openssl curl"
 case "${1:-}" in
 --run) ;;
 --bench) packages="$packages wrk haproxy nginx-light gnuplot-nox" ;;

@@ -314,6 +314,7 @@ static const struct config_key config_listener_keys[] = {
 	KEY(struct cfg_listener, "max_header_size", max_header_size, .kind = CONFIG_SIZE,
 	    .min = 1024, .max = 1024 * 1024),
 	KEY(struct cfg_listener, "proxy_protocol", proxy_protocol, .kind = CONFIG_BOOL),
+	KEY(struct cfg_listener, "http2", http2, .kind = CONFIG_BOOL),
 	KEY(struct cfg_listener, "timeouts", timeouts, .kind = CONFIG_MAP,
 	    .sub = config_listener_timeout_keys),
 	KEY_CUSTOM("tls", config_set_listener_tls),
@@ -1014,6 +1015,29 @@ static void config_set_admin(struct config_ctx *ctx, const struct config_node *n
 	config_apply_mapping(ctx, node, config_admin_keys, cfg, path, NULL);
 }
 
+/* HTTP/2 is HTTP mode's; over TLS, ALPN offers it (tls.alpn), in plain,
+ * http2: true (prior knowledge). */
+static void config_check_http2(struct config_ctx *ctx, const struct cfg_listener *l, const struct config_pos *marks,
+			       const char *path)
+{
+	const struct config_pos *at = &marks[config_key_index(config_listener_keys, "http2")];
+	bool alpn_h2 = cfg_listener_offers_h2(l);
+	char sub[CONFIG_PATH_MAX + 16];
+
+	if (l->http2 && l->tls.enabled) {
+		snprintf(sub, sizeof sub, "%s.http2", path);
+		config_error(ctx, at->line, at->col, sub,
+			     "a TLS listener offers HTTP/2 by ALPN: tls.alpn: [h2, http/1.1]");
+	} else if (l->http2 && l->mode != LISTENER_MODE_HTTP) {
+		snprintf(sub, sizeof sub, "%s.http2", path);
+		config_error(ctx, at->line, at->col, sub, "HTTP/2 needs mode: http");
+	} else if (alpn_h2 && l->mode != LISTENER_MODE_HTTP) {
+		at = &marks[config_key_index(config_listener_keys, "tls")];
+		snprintf(sub, sizeof sub, "%s.tls.alpn", path);
+		config_error(ctx, at->line, at->col, sub, "h2 needs mode: http");
+	}
+}
+
 static void config_set_listeners(struct config_ctx *ctx, const struct config_node *node, void *base,
 				 const char *path)
 {
@@ -1036,6 +1060,7 @@ static void config_set_listeners(struct config_ctx *ctx, const struct config_nod
 		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
 		config_apply_item(ctx, node->items[i], config_listener_keys, &cfg->listeners[i], sub,
 				  &ctx->listener_marks[i * CONFIG_KEYS_MAX], "a listener");
+		config_check_http2(ctx, &cfg->listeners[i], &ctx->listener_marks[i * CONFIG_KEYS_MAX], sub);
 	}
 }
 
@@ -1183,11 +1208,11 @@ static void config_set_certificates(struct config_ctx *ctx, const struct config_
 	}
 }
 
-/* Only what lb speaks: http/1.1 (h2 comes with HTTP/2). */
+/* Only what lb speaks: h2 and http/1.1, in the order of preference. */
 static void config_set_alpn(struct config_ctx *ctx, const struct config_node *node, void *base,
 			    const char *path)
 {
-	static const char what[] = "a sequence of protocols: http/1.1";
+	static const char what[] = "a sequence of protocols: h2, http/1.1";
 	struct cfg_listener_tls *t = base;
 	size_t len = 0;
 
@@ -1198,17 +1223,17 @@ static void config_set_alpn(struct config_ctx *ctx, const struct config_node *no
 	for (size_t i = 0; i < node->count; i++) {
 		const struct config_node *item = node->items[i];
 
-		if (item->kind == CONFIG_NODE_SCALAR && strcmp(item->text, "h2") == 0) {
-			config_error(ctx, item->line, item->col, path, "h2 is not offered: lb speaks HTTP/1.1 only");
-			return;
-		}
-		if (item->kind != CONFIG_NODE_SCALAR || strcmp(item->text, "http/1.1") != 0) {
+		if (item->kind != CONFIG_NODE_SCALAR ||
+		    (strcmp(item->text, "http/1.1") != 0 && strcmp(item->text, "h2") != 0)) {
 			config_error_expected(ctx, item, path, what);
 			return;
 		}
 		size_t n = strlen(item->text);
-		if (len + 1 + n > sizeof t->alpn)
-			continue; /* a repeat: offered once is enough */
+		bool repeat = false; /* offered once is enough */
+		for (size_t at = 0; at < len && !repeat; at += 1 + t->alpn[at])
+			repeat = t->alpn[at] == n && memcmp(t->alpn + at + 1, item->text, n) == 0;
+		if (repeat)
+			continue;
 		t->alpn[len] = (unsigned char)n;
 		memcpy(t->alpn + len + 1, item->text, n);
 		len += 1 + n;

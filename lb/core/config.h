@@ -155,11 +155,21 @@ struct cfg_listener {
 	size_t backend_index; /* index into lb_config.backends, set by validation */
 	size_t max_header_size;
 	bool proxy_protocol;
+	bool http2; /* plain listener: HTTP/2 with prior knowledge too (h2c) */
 	struct {
 		uint64_t client_ms, header_ms;
 	} timeouts;
 	struct cfg_listener_tls tls;
 };
+
+/* TLS with "h2" among the ALPN protocols offered. */
+static inline bool cfg_listener_offers_h2(const struct cfg_listener *l)
+{
+	for (size_t at = 0; l->tls.enabled && at < l->tls.alpn_len; at += 1 + l->tls.alpn[at])
+		if (l->tls.alpn[at] == 2 && l->tls.alpn[at + 1] == 'h' && l->tls.alpn[at + 2] == '2')
+			return true;
+	return false;
+}
 
 struct lb_config {
 	char *path; /* the file it came from */

@@ -214,6 +214,31 @@ bool http_body_done(const struct http_body *body)
 	return body->state == CS_DONE;
 }
 
+size_t http_body_payload_ahead(const struct http_body *body)
+{
+	if (body->state == CS_DONE)
+		return 0;
+	switch (body->framing) {
+	case HTTP_FRAMING_LENGTH:
+		return body->remaining > SIZE_MAX ? SIZE_MAX : (size_t)body->remaining;
+	case HTTP_FRAMING_CHUNKED:
+		if (body->state != CS_DATA)
+			return 0;
+		return body->remaining > SIZE_MAX ? SIZE_MAX : (size_t)body->remaining;
+	case HTTP_FRAMING_UNTIL_CLOSE:
+	case HTTP_FRAMING_TUNNEL:
+		return SIZE_MAX;
+	case HTTP_FRAMING_NONE:
+		break;
+	}
+	return 0;
+}
+
+bool http_body_in_trailers(const struct http_body *body)
+{
+	return body->framing == HTTP_FRAMING_CHUNKED && body->state >= CS_TRAILER_START && body->state < CS_DONE;
+}
+
 bool http_body_eof_ok(const struct http_body *body)
 {
 	return body->state == CS_DONE || body->framing == HTTP_FRAMING_UNTIL_CLOSE ||

@@ -333,6 +333,15 @@ enum http_body_status http_body_feed(struct http_body *body, const char *data, s
 /* True once the message is complete (HTTP_BODY_DONE was returned, or NONE). */
 bool http_body_done(const struct http_body *body);
 
+/* Decoding (HTTP/2 takes the payload without the chunked framing): how
+ * many of the next bytes are payload (chunk data, Content-Length bytes,
+ * SIZE_MAX until close), 0 when the next byte is framing; and whether the
+ * next bytes belong to the trailer section (its field lines and the final
+ * CRLF). Feed payload runs whole and framing byte by byte to tell them
+ * apart. */
+size_t http_body_payload_ahead(const struct http_body *body);
+bool http_body_in_trailers(const struct http_body *body);
+
 /*
  * The peer closed: true when that is a normal end of this body (framing
  * UNTIL_CLOSE or TUNNEL, or already done), false when the body is truncated.

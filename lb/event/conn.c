@@ -288,7 +288,8 @@ void conn_read_now(struct conn *c)
 static void shut_if_wanted(struct conn *c)
 {
 	if (c->shut_wanted && !c->write_shut && !c->error && conn_unsent(c) == 0) {
-		shutdown(c->fd, SHUT_WR);
+		if (c->fd >= 0)
+			shutdown(c->fd, SHUT_WR);
 		c->write_shut = true;
 	}
 }
@@ -437,6 +438,36 @@ int conn_open_at(struct conn *c, struct event_base *base, int fd, conn_callback 
 	c->connected = true;
 	conn_sync(c);
 	return 0;
+}
+
+int conn_open_virtual(struct conn *c, struct event_base *base, const struct conn_transport *transport, void *state,
+		      conn_callback *cb, void *arg)
+{
+	memset(c, 0, sizeof(*c));
+	c->embedded = true;
+	c->fd = -1;
+	c->base = base;
+	c->on_event = cb;
+	c->arg = arg;
+	c->read_limit = CONN_DEFAULT_READ_LIMIT;
+	c->want_read = true;
+	/* No descriptor: the event only ever runs by event_active (conn_wake). */
+	if (event_assign(&c->read_storage, base, -1, EV_PERSIST, on_readable, c) != 0)
+		return -1;
+	c->read_event = &c->read_storage;
+	if (!conn_buffers_ensure(c)) {
+		c->read_event = NULL;
+		return -1;
+	}
+	c->transport = transport;
+	c->transport_state = state;
+	c->connected = true;
+	return 0;
+}
+
+void conn_wake(struct conn *c)
+{
+	event_active(c->read_event, EV_READ, 0);
 }
 
 struct conn *conn_open(struct event_base *base, int fd, conn_callback *cb, void *arg)

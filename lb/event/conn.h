@@ -114,6 +114,16 @@ struct conn *conn_open(struct event_base *base, int fd, conn_callback *cb, void 
  * releases what it holds either way, and leaves c's memory alone. */
 int conn_open_at(struct conn *c, struct event_base *base, int fd, conn_callback *cb, void *arg);
 
+/* A conn with no socket below it (fd -1): its transport alone moves its
+ * bytes (an HTTP/2 stream seen as a connection of its own, h2.h). It never
+ * waits for the kernel: the transport calls conn_wake when it has news
+ * (input, room for output, an error), and the owner hears it from the
+ * loop, after the transport's receive ran. 0, or -1 out of memory (c then
+ * holds nothing). conn_free leaves c's memory alone. */
+int conn_open_virtual(struct conn *c, struct event_base *base, const struct conn_transport *transport, void *state,
+		      conn_callback *cb, void *arg);
+void conn_wake(struct conn *c);
+
 /* Start a non-blocking connect. Completion or failure is reported through
  * the callback (connected, or error). NULL with errno when no socket could
  * be made. The conn comes from `slab` (slab.h: the calling thread's, which

@@ -609,6 +609,16 @@ bool tls_conn_established(const struct conn *c)
 	return c->transport != &tls_transport || state_of(c)->established;
 }
 
+bool tls_conn_alpn_is(const struct conn *c, const char *protocol)
+{
+	const unsigned char *chosen = NULL;
+	unsigned int len = 0;
+	if (c->transport != &tls_transport || !state_of(c)->established)
+		return false;
+	SSL_get0_alpn_selected(state_of(c)->ssl, &chosen, &len);
+	return chosen != NULL && len == strlen(protocol) && memcmp(chosen, protocol, len) == 0;
+}
+
 void tls_conn_note_timeout(struct conn *c)
 {
 	if (c->transport == &tls_transport)

@@ -69,6 +69,9 @@ SSL *tls_conn_ssl(const struct conn *c);
 /* The handshake is over (true for a plain conn). */
 bool tls_conn_established(const struct conn *c);
 
+/* The handshake is over and chose this ALPN protocol ("h2"). */
+bool tls_conn_alpn_is(const struct conn *c, const char *protocol);
+
 /* Count a handshake the owner gave up on (its deadline passed) once. */
 void tls_conn_note_timeout(struct conn *c);
 

@@ -43,6 +43,7 @@
 
 #include "conn.h"
 #include "fastrand.h"
+#include "h2.h"
 #include "http_msg.h"
 #include "log.h"
 #include "netutil.h"
@@ -72,6 +73,7 @@ enum http_state {
 	HTTP_CONNECTING, /* a new server connection is being made */
 	HTTP_EXCHANGE, /* request going out, response coming back */
 	HTTP_TUNNEL, /* after 101: raw bytes both ways */
+	HTTP_H2, /* the connection speaks HTTP/2: h2.c runs it, each stream a session of its own */
 	HTTP_FLUSH_CLOSE, /* writing the last bytes to the client */
 	HTTP_LINGER, /* our side shut: draining the client until it closes */
 	HTTP_CLOSING, /* free everything */
@@ -138,6 +140,7 @@ struct http_session {
 	unsigned requests_served;
 
 	struct http_exchange *x; /* the request in flight; NULL between requests */
+	struct h2_conn *h2; /* HTTP_H2 */
 };
 
 static void http_drive(struct http_session *s);
@@ -608,6 +611,52 @@ static bool output_allows_next_request(struct http_session *s)
 	return false;
 }
 
+static int http_stream_start(struct worker *w, const struct gen_listener *l,
+			     const struct sockaddr_storage *client_addr, const struct conn_transport *transport,
+			     void *state);
+
+/* Is this connection HTTP/2? Over TLS, ALPN said so; in plain, on a
+ * listener with http2: true, its first bytes are the client preface.
+ * 1: yes, 0: no, -1: not known yet (part of the preface is there). */
+static int speaks_h2(const struct http_session *s, size_t len)
+{
+	const struct cfg_listener *lc = s->session.listener->cfg;
+	if (s->requests_served > 0)
+		return 0;
+	if (lc->tls.enabled)
+		return tls_conn_alpn_is(s->session.client, "h2") ? 1 : 0;
+	if (!lc->http2)
+		return 0;
+	size_t n = len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN;
+	const char *buf = (const char *)evbuffer_pullup(s->session.client->in, (ev_ssize_t)n);
+	if (!h2_preface_prefix(buf, n))
+		return 0;
+	return n == H2_PREFACE_LEN ? 1 : -1;
+}
+
+static bool start_h2(struct http_session *s)
+{
+	s->h2 = h2_conn_new(s->session.client, s->session.worker, s->session.listener, &s->session.client_addr,
+			    http_stream_start);
+	s->state = s->h2 != NULL ? HTTP_H2 : HTTP_CLOSING;
+	return true;
+}
+
+/* HTTP/2: h2.c reads and writes; the session times the connection out
+ * when no stream is open for timeouts.client. */
+static bool h2_step(struct http_session *s)
+{
+	if (s->session.timer_fired && h2_conn_idle(s->h2))
+		h2_conn_shutdown(s->h2);
+	if (!h2_conn_drive(s->h2)) {
+		s->state = HTTP_CLOSING;
+		return true;
+	}
+	if (!s->session.timer_fired || !h2_conn_idle(s->h2))
+		session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms);
+	return false;
+}
+
 static bool read_request_head(struct http_session *s)
 {
 	size_t len = conn_input_length(s->session.client); /* 0 while idle: no buffers */
@@ -622,6 +671,16 @@ static bool read_request_head(struct http_session *s)
 			if (s->session.timer_fired && session_handshaking(&s->session))
 				tls_conn_note_timeout(s->session.client);
 			s->state = HTTP_CLOSING; /* idle: close without a word */
+			return true;
+		}
+		return false;
+	}
+	int h2 = s->x == NULL ? speaks_h2(s, len) : 0;
+	if (h2 > 0)
+		return start_h2(s);
+	if (h2 < 0) {
+		if (s->session.client->eof || s->session.timer_fired) {
+			s->state = HTTP_CLOSING;
 			return true;
 		}
 		return false;
@@ -1159,6 +1218,7 @@ static void http_session_free(struct http_session *s)
 	server_release(s, false);
 	request_reset(s);
 	exchange_give_back(s);
+	h2_conn_free(s->h2);
 	session_close(&s->session);
 	slab_free(s);
 }
@@ -1214,6 +1274,9 @@ static void http_drive(struct http_session *s)
 		case HTTP_TUNNEL:
 			progressed = tunnel(s);
 			break;
+		case HTTP_H2:
+			progressed = h2_step(s);
+			break;
 		case HTTP_FLUSH_CLOSE:
 			progressed = flush_close(s);
 			break;
@@ -1254,7 +1317,9 @@ static void http_session_stop(struct session_link *link)
 	struct http_session *s = (struct http_session *)link;
 	s->no_keepalive = true;
 	s->close_client = true;
-	if (s->state == HTTP_READ_HEAD)
+	if (s->h2 != NULL)
+		h2_conn_shutdown(s->h2); /* GOAWAY: the streams in flight finish */
+	if (s->state == HTTP_READ_HEAD || s->state == HTTP_H2)
 		http_drive(s);
 }
 
@@ -1287,6 +1352,34 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 	session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
 	/* The request is usually there already (TCP_DEFER_ACCEPT): serve it
 	 * now rather than after another trip through epoll. */
+	conn_read_now(s->session.client);
+	http_drive(s);
+	return 0;
+}
+
+/* An HTTP/2 stream (h2.h): a session of its own on a virtual conn, as if
+ * its request had come on a connection of its own. */
+static int http_stream_start(struct worker *w, const struct gen_listener *l,
+			     const struct sockaddr_storage *client_addr, const struct conn_transport *transport,
+			     void *state)
+{
+	struct http_memory *m = http_memory_of(w);
+	struct http_session *s = m != NULL ? slab_alloc(m->sessions) : NULL;
+	if (s == NULL)
+		return -1;
+	memset(s, 0, sizeof(*s));
+	s->state = HTTP_READ_HEAD;
+	if (session_open_virtual(&s->session, w, l, client_addr, transport, state, http_drive_session,
+				 http_session_destroy, http_session_stop) < 0) {
+		bool opened = s->session.client != NULL;
+		http_session_free(s);
+		return opened ? 0 : -1; /* once open, the conn's close told the stream */
+	}
+	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
+	if (l->cfg->max_header_size > s->session.client->read_limit)
+		s->session.client->read_limit = l->cfg->max_header_size;
+	s->head_timer_started = true;
+	session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
 	conn_read_now(s->session.client);
 	http_drive(s);
 	return 0;

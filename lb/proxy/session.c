@@ -44,6 +44,28 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
 	return deadline_init(&s->deadline, w->base, on_deadline, s);
 }
 
+int session_open_virtual(struct session *s, struct worker *w, const struct gen_listener *l,
+			 const struct sockaddr_storage *client_addr, const struct conn_transport *transport, void *state,
+			 void (*drive)(struct session *s), void (*destroy)(struct session_link *link),
+			 void (*stop)(struct session_link *link))
+{
+	s->link.destroy = destroy;
+	s->link.stop = stop;
+	s->link.uncounted = true;
+	s->worker = w;
+	s->gen = gen_acquire(w->gen);
+	s->listener = l;
+	s->backend = l->backend;
+	s->drive = drive;
+	peer_init(&s->server);
+	s->client_addr = *client_addr;
+	worker_session_add(w, &s->link);
+	if (conn_open_virtual(&s->client_conn, w->base, transport, state, session_on_event, s) != 0)
+		return -1;
+	s->client = &s->client_conn;
+	return deadline_init(&s->deadline, w->base, on_deadline, s);
+}
+
 void session_close(struct session *s)
 {
 	if (s->server.conn != NULL || s->server.index >= 0)

@@ -61,6 +61,14 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
  * driver. Give it to the server side's connections (peer_attach). */
 void session_on_event(struct conn *c, void *arg);
 
+/* The same for a connection without a socket: an HTTP/2 stream (h2.h),
+ * whose conn runs over `transport` with `state`. It counts as no
+ * connection of its own. */
+int session_open_virtual(struct session *s, struct worker *w, const struct gen_listener *l,
+			 const struct sockaddr_storage *client_addr, const struct conn_transport *transport, void *state,
+			 void (*drive)(struct session *s), void (*destroy)(struct session_link *link),
+			 void (*stop)(struct session_link *link));
+
 /* Undo session_open (what of it was done): the server side is reset if
  * still there, the client connection closed, s leaves the worker's list
  * and lets go of its generation. s itself is the caller's to free. */

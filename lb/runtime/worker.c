@@ -455,8 +455,11 @@ void worker_session_remove(struct worker *w, struct session_link *link)
 	link->next->prev = link->prev;
 	link->next = link->prev = link;
 	w->nsessions--;
-	atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&lb_counters.workers[w->index].connections_active, 1, memory_order_relaxed);
+	if (!link->uncounted) {
+		atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&lb_counters.workers[w->index].connections_active, 1,
+					  memory_order_relaxed);
+	}
 	if (w->accept_paused)
 		accept_try_resume(w);
 	if (w->nsessions == 0 && atomic_load(&w->stopping))

@@ -49,6 +49,7 @@ struct session_link {
 	 * now when idle, else after the current response (may free it).
 	 * NULL = no-op (a TCP session runs to its end). */
 	void (*stop)(struct session_link *link);
+	bool uncounted; /* not a connection (an HTTP/2 stream's session): no connection counter */
 };
 
 struct accept_point {

@@ -475,6 +475,24 @@ static void test_tls_defaults(void **state)
 	free(text);
 }
 
+static void test_http2_and_alpn_h2(void **state)
+{
+	(void)state;
+	char *text = minimal_with(4, "    http2: true\n");
+	struct lb_config *cfg = load_ok(text);
+	assert_true(cfg->listeners[0].http2);
+	assert_false(cfg_listener_offers_h2(&cfg->listeners[0]));
+	config_free(cfg);
+	free(text);
+	text = minimal_with(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      alpn: [h2, http/1.1, h2]\n");
+	cfg = load_ok(text);
+	assert_int_equal(cfg->listeners[0].tls.alpn_len, 12);
+	assert_memory_equal(cfg->listeners[0].tls.alpn, "\x02h2\x08http/1.1", 12);
+	assert_true(cfg_listener_offers_h2(&cfg->listeners[0]));
+	config_free(cfg);
+	free(text);
+}
+
 static void test_tls_errors(void **state)
 {
 	(void)state;
@@ -485,8 +503,17 @@ static void test_tls_errors(void **state)
 				  "{cert, key}, got a sequence");
 	assert_minimal_with_error(4, "    tls:\n      certificates:\n        - cert: c.pem\n",
 				  "lb.yaml:7:11: listeners[0].tls.certificates[0]: missing required key \"key\"");
-	assert_minimal_with_error(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      alpn: [h2]\n",
-				  "lb.yaml:7:14: listeners[0].tls.alpn: h2 is not offered: lb speaks HTTP/1.1 only");
+	assert_minimal_with_error(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      alpn: [h3]\n",
+				  "lb.yaml:7:14: listeners[0].tls.alpn: expected a sequence of protocols: h2, http/1.1, "
+				  "got \"h3\"");
+	assert_minimal_with_error(4, "    mode: tcp\n    tls:\n      certificates: [{cert: c, key: k}]\n"
+				     "      alpn: [h2, http/1.1]\n",
+				  "lb.yaml:7:7: listeners[0].tls.alpn: h2 needs mode: http");
+	assert_minimal_with_error(4, "    http2: true\n    tls:\n      certificates: [{cert: c, key: k}]\n",
+				  "lb.yaml:5:12: listeners[0].http2: a TLS listener offers HTTP/2 by ALPN: tls.alpn: "
+				  "[h2, http/1.1]");
+	assert_minimal_with_error(4, "    mode: tcp\n    http2: true\n",
+				  "lb.yaml:6:12: listeners[0].http2: HTTP/2 needs mode: http");
 	assert_minimal_with_error(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      min_version: \"1.1\"\n",
 				  "lb.yaml:7:20: listeners[0].tls.min_version: expected 1.2 or 1.3, got \"1.1\"");
 	assert_minimal_with_error(4, "    tls:\n      certificates: [{cert: c, key: k}]\n      verify_client: required\n",
@@ -858,7 +885,7 @@ static void test_several_errors_are_all_reported_in_file_order(void **state)
 		"*:PORT with a port 1..65535, got \"*:99999\"",
 		"lb.yaml:7:14: listeners[0].backend: no backend named \"nope\"",
 		"lb.yaml:8:5: listeners[0]: unknown key \"colour\", expected one of: name, bind, "
-		"mode, backend, max_header_size, proxy_protocol, timeouts, tls",
+		"mode, backend, max_header_size, proxy_protocol, http2, timeouts, tls",
 		"lb.yaml:13:17: backends[0].servers[0].weight: expected an integer 0..256, got "
 		"\"300\"",
 	};
@@ -1162,6 +1189,7 @@ int main(void)
 		cmocka_unit_test(test_tls_keys_are_read_with_their_places),
 		cmocka_unit_test(test_tls_defaults),
 		cmocka_unit_test(test_tls_errors),
+		cmocka_unit_test(test_http2_and_alpn_h2),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

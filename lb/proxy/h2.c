@@ -1,0 +1,846 @@
+/* h2: HTTP/2 client connections, every stream an HTTP/1.1 session. See h2.h. */
+#include "h2.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "gen.h"
+#include "http_msg.h"
+#include "log.h"
+#include "worker.h"
+
+#define H2_MAX_STREAMS 100
+#define H2_STREAM_WINDOW (64 * 1024)
+#define H2_CONN_WINDOW (1024 * 1024)
+#define H2_STREAM_BUFFER (64 * 1024) /* response bytes taken from http.c ahead of the client's window */
+#define H2_CLIENT_OUT_MAX (64 * 1024) /* frames queued for the client before nghttp2 is asked for more */
+#define H2_NEW_STREAMS_PER_READ (2 * H2_MAX_STREAMS) /* nginx's bound on streams opened per read event */
+#define H2_FIELDS_MAX 256
+
+struct h2_field {
+	uint32_t name, name_len, value, value_len; /* offsets into the stream's header text */
+};
+
+/* One stream: held by nghttp2 (until on_stream_close) and by its virtual
+ * conn (until the transport's close); freed when both let go. */
+struct h2_stream {
+	struct h2_stream *prev, *next; /* the connection's list */
+	struct h2_conn *h2; /* NULL once the connection is gone */
+	int32_t id;
+	bool held_by_nghttp2, held_by_conn;
+	struct conn *conn; /* the virtual conn, while held_by_conn */
+
+	/* the request */
+	char *text; /* pseudo-headers and fields as received */
+	size_t text_len, text_cap;
+	struct h2_field fields[H2_FIELDS_MAX];
+	size_t nfields;
+	int method, scheme, authority, path; /* index into fields, -1 = absent */
+	bool head_request;
+	bool chunked; /* the body goes out chunked (no content-length) */
+	bool in_trailers; /* HEADERS after the request's head: trailers */
+	bool req_end; /* the client ended the stream */
+	bool req_started; /* the http.c session runs */
+	struct evbuffer *req; /* HTTP/1.1 bytes for http.c */
+	size_t unconsumed; /* DATA payload bytes given to req and not yet acknowledged */
+
+	/* the response */
+	struct evbuffer *resp; /* payload for DATA frames */
+	char *head; /* response head bytes gathered (rarely split) */
+	size_t scan_pos;
+	bool head_sent, resp_done, resp_failed, deferred;
+	struct http_body body;
+	char *trailers; /* the chunked trailer section as received */
+	size_t trailers_len;
+	bool closed; /* nghttp2 closed it (reset, or both sides done) */
+};
+
+struct h2_conn {
+	nghttp2_session *session;
+	struct conn *client;
+	struct worker *worker;
+	const struct gen_listener *listener;
+	struct sockaddr_storage client_addr;
+	h2_stream_start_fn *start;
+	struct event *flush_event; /* mem_send from outside a drive (a stream had news) */
+	struct h2_stream streams; /* list head */
+	size_t open_streams;
+	unsigned new_streams; /* opened during this read */
+	bool shutting_down;
+	bool failed; /* a protocol error: GOAWAY sent, closing */
+};
+
+static const struct conn_transport stream_transport;
+
+bool h2_preface_prefix(const char *buf, size_t len)
+{
+	size_t n = len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN;
+	return memcmp(buf, H2_PREFACE, n) == 0;
+}
+
+/* ---- streams ---- */
+
+static void stream_maybe_free(struct h2_stream *st)
+{
+	if (st->held_by_nghttp2 || st->held_by_conn)
+		return;
+	if (st->prev != NULL) {
+		st->prev->next = st->next;
+		st->next->prev = st->prev;
+	}
+	if (st->req != NULL)
+		evbuffer_free(st->req);
+	if (st->resp != NULL)
+		evbuffer_free(st->resp);
+	free(st->text);
+	free(st->head);
+	free(st->trailers);
+	free(st);
+}
+
+static void flush_soon(struct h2_conn *h)
+{
+	if (h != NULL && h->flush_event != NULL)
+		event_active(h->flush_event, EV_WRITE, 0);
+}
+
+/* The stream's http.c session has news. */
+static void stream_wake(struct h2_stream *st)
+{
+	if (st->held_by_conn && st->conn != NULL)
+		conn_wake(st->conn);
+}
+
+static int text_append(struct h2_stream *st, const uint8_t *p, size_t n, uint32_t *off)
+{
+	if (st->text_len + n + 1 > st->text_cap) {
+		size_t cap = st->text_cap ? st->text_cap * 2 : 1024;
+		while (cap < st->text_len + n + 1)
+			cap *= 2;
+		char *text = realloc(st->text, cap);
+		if (text == NULL)
+			return -1;
+		st->text = text;
+		st->text_cap = cap;
+	}
+	*off = (uint32_t)st->text_len;
+	memcpy(st->text + st->text_len, p, n);
+	st->text_len += n;
+	return 0;
+}
+
+static bool field_is(const struct h2_stream *st, const struct h2_field *f, const char *name)
+{
+	size_t n = strlen(name);
+	return f->name_len == n && memcmp(st->text + f->name, name, n) == 0;
+}
+
+static void put(struct evbuffer *b, const struct h2_stream *st, uint32_t off, uint32_t len)
+{
+	evbuffer_add(b, st->text + off, len);
+}
+
+/* The request head in HTTP/1.1 (h2.h). -1 when it cannot be one. */
+static int stream_request_head(struct h2_stream *st)
+{
+	if (st->method < 0 || st->path < 0 || (st->authority < 0 && st->scheme < 0))
+		return -1; /* RFC 9113 8.3.1 (nghttp2 checks it too) */
+	const struct h2_field *m = &st->fields[st->method], *p = &st->fields[st->path];
+	struct evbuffer *b = st->req;
+	bool has_length = false, has_host = false, has_cookie = false;
+	put(b, st, m->value, m->value_len);
+	evbuffer_add(b, " ", 1);
+	put(b, st, p->value, p->value_len);
+	evbuffer_add(b, " HTTP/1.1\r\n", 11);
+	if (st->authority >= 0) {
+		evbuffer_add(b, "Host: ", 6);
+		put(b, st, st->fields[st->authority].value, st->fields[st->authority].value_len);
+		evbuffer_add(b, "\r\n", 2);
+		has_host = true;
+	}
+	for (size_t i = 0; i < st->nfields; i++) {
+		const struct h2_field *f = &st->fields[i];
+		if (f->name_len > 0 && st->text[f->name] == ':')
+			continue;
+		if (field_is(st, f, "host")) {
+			if (has_host)
+				continue; /* :authority wins (RFC 9113 8.3.1) */
+			has_host = true;
+		}
+		if (field_is(st, f, "cookie")) {
+			has_cookie = true;
+			continue; /* joined below */
+		}
+		if (field_is(st, f, "content-length"))
+			has_length = true;
+		put(b, st, f->name, f->name_len);
+		evbuffer_add(b, ": ", 2);
+		put(b, st, f->value, f->value_len);
+		evbuffer_add(b, "\r\n", 2);
+	}
+	if (has_cookie) { /* RFC 9113 8.2.3: one field, crumbs joined with "; " */
+		bool first = true;
+		evbuffer_add(b, "Cookie: ", 8);
+		for (size_t i = 0; i < st->nfields; i++) {
+			if (!field_is(st, &st->fields[i], "cookie"))
+				continue;
+			if (!first)
+				evbuffer_add(b, "; ", 2);
+			put(b, st, st->fields[i].value, st->fields[i].value_len);
+			first = false;
+		}
+		evbuffer_add(b, "\r\n", 2);
+	}
+	if (!has_host)
+		return -1;
+	st->chunked = !st->req_end && !has_length;
+	if (st->chunked)
+		evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+	evbuffer_add(b, "\r\n", 2);
+	return 0;
+}
+
+/* The client ended the request: the last chunk (with trailers) if chunked. */
+static void stream_request_end(struct h2_stream *st)
+{
+	if (st->req_end)
+		return;
+	st->req_end = true;
+	if (!st->chunked)
+		return;
+	evbuffer_add(st->req, "0\r\n", 3);
+	for (size_t i = 0; st->in_trailers && i < st->nfields; i++) {
+		const struct h2_field *f = &st->fields[i];
+		if (f->name_len > 0 && st->text[f->name] == ':')
+			continue;
+		put(st->req, st, f->name, f->name_len);
+		evbuffer_add(st->req, ": ", 2);
+		put(st->req, st, f->value, f->value_len);
+		evbuffer_add(st->req, "\r\n", 2);
+	}
+	evbuffer_add(st->req, "\r\n", 2);
+}
+
+/* ---- the stream as a connection, for http.c (the transport) ---- */
+
+static void stream_receive(struct conn *c)
+{
+	struct h2_stream *st = c->transport_state;
+	st->conn = c; /* the session's conn: known from its first read */
+	size_t have = evbuffer_get_length(c->in);
+	size_t room = c->read_limit > have ? c->read_limit - have : 0;
+	size_t n = evbuffer_remove_buffer(st->req, c->in, room);
+	(void)n;
+	/* DATA taken: the client may send as much again (h2.h). */
+	size_t left = evbuffer_get_length(st->req);
+	if (st->unconsumed > left && st->h2 != NULL) {
+		size_t done = st->unconsumed - left;
+		st->unconsumed = left;
+		if (st->closed)
+			nghttp2_session_consume_connection(st->h2->session, done);
+		else
+			nghttp2_session_consume(st->h2->session, st->id, done);
+		flush_soon(st->h2);
+	}
+	if (left == 0 && st->req_end)
+		c->eof = true;
+	if (st->closed && !st->resp_done && !c->eof) {
+		c->error = true; /* reset by the client before the request ended */
+		c->error_code = ECONNRESET;
+	}
+	if (st->h2 == NULL && !st->resp_done) {
+		c->error = true; /* the connection is gone */
+		c->error_code = ECONNRESET;
+	}
+}
+
+static void submit_rst(struct h2_stream *st, uint32_t code)
+{
+	if (st->h2 == NULL || st->closed)
+		return;
+	nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id, code);
+	flush_soon(st->h2);
+}
+
+static void stream_submit_trailers(struct h2_stream *st);
+
+static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+			    uint32_t *flags, nghttp2_data_source *source, void *user_data)
+{
+	struct h2_stream *st = source->ptr;
+	(void)session;
+	(void)stream_id;
+	(void)user_data;
+	size_t before = evbuffer_get_length(st->resp);
+	int n = evbuffer_remove(st->resp, buf, length);
+	if (n < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (before >= H2_STREAM_BUFFER && before - (size_t)n < H2_STREAM_BUFFER)
+		stream_wake(st); /* room again: http.c may write more */
+	if (evbuffer_get_length(st->resp) == 0 && st->resp_done) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->trailers_len > 0) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers end it */
+			stream_submit_trailers(st);
+		}
+		stream_wake(st); /* all sent: http.c may finish */
+	} else if (n == 0) {
+		st->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	return n;
+}
+
+static void lower_copy(char *dst, const char *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (char)tolower((unsigned char)src[i]);
+}
+
+/* Fields of an HTTP/1.1 head (or trailer section) as HTTP/2 ones: names in
+ * lower case (into names), hop-by-hop ones left out. Returns the count. */
+static size_t h1_fields(const char *buf, const struct http_head *head, nghttp2_nv *nv, size_t cap, char *names)
+{
+	size_t n = 0, used = 0;
+	for (uint32_t i = 0; i < head->nheaders && n < cap; i++) {
+		const struct http_header *f = &head->headers[i];
+		if ((f->flags & HTTP_HEADER_HOP_BY_HOP) || f->id == HTTP_HDR_TRANSFER_ENCODING)
+			continue; /* connection-specific: not in HTTP/2 (RFC 9113 8.2.2) */
+		lower_copy(names + used, buf + f->name.off, f->name.len);
+		nv[n++] = (nghttp2_nv){ .name = (uint8_t *)names + used, .namelen = f->name.len,
+					.value = (uint8_t *)buf + f->value.off, .valuelen = f->value.len,
+					.flags = NGHTTP2_NV_FLAG_NONE };
+		used += f->name.len;
+	}
+	return n;
+}
+
+/* A response head from http.c: HEADERS (and the body's framing to undo). */
+static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	if (len > HTTP_MAX_HEAD_SIZE + 4)
+		len = HTTP_MAX_HEAD_SIZE + 4;
+	const char *buf = (const char *)evbuffer_pullup(out, (ev_ssize_t)len);
+	size_t head_len = http_head_length(buf, len, &st->scan_pos);
+	if (head_len == 0) {
+		if (len > HTTP_MAX_HEAD_SIZE)
+			st->resp_failed = true;
+		return false;
+	}
+	struct http_header fields[H2_FIELDS_MAX];
+	struct http_head head;
+	http_head_init(&head, fields, H2_FIELDS_MAX);
+	if (http_parse_response(buf, head_len, st->head_request ? HTTP_HEAD : HTTP_GET, false, &head) != HTTP_MSG_OK ||
+	    head.framing == HTTP_FRAMING_TUNNEL) {
+		st->resp_failed = true;
+		return false;
+	}
+	nghttp2_nv nv[H2_FIELDS_MAX + 1];
+	char *names = malloc(head_len + 1);
+	if (names == NULL) {
+		st->resp_failed = true;
+		return false;
+	}
+	char status[4];
+	snprintf(status, sizeof(status), "%03d", head.status);
+	nv[0] = (nghttp2_nv){ .name = (uint8_t *)":status", .namelen = 7, .value = (uint8_t *)status, .valuelen = 3 };
+	size_t n = 1 + h1_fields(buf, &head, nv + 1, H2_FIELDS_MAX, names);
+	int rc;
+	if (head.interim) {
+		rc = nghttp2_submit_headers(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NULL, nv, n, NULL);
+	} else {
+		http_body_init_head(&st->body, &head);
+		bool body = !http_body_done(&st->body);
+		nghttp2_data_provider provider = { .source.ptr = st, .read_callback = on_data_read };
+		rc = nghttp2_submit_response(st->h2->session, st->id, nv, n, body ? &provider : NULL);
+		st->head_sent = true;
+		st->resp_done = !body;
+	}
+	free(names);
+	evbuffer_drain(out, head_len);
+	st->scan_pos = 0;
+	if (rc != 0)
+		st->resp_failed = true;
+	return rc == 0;
+}
+
+static void stream_submit_trailers(struct h2_stream *st)
+{
+	/* The trailer section as a head: a dummy status line before it. */
+	static const char line[] = "HTTP/1.1 200 OK\r\n";
+	size_t len = sizeof(line) - 1 + st->trailers_len;
+	char *buf = malloc(len + 1);
+	char *names = malloc(len + 1);
+	struct http_header fields[H2_FIELDS_MAX];
+	struct http_head head;
+	nghttp2_nv nv[H2_FIELDS_MAX];
+	http_head_init(&head, fields, H2_FIELDS_MAX);
+	if (buf != NULL && names != NULL) {
+		memcpy(buf, line, sizeof(line) - 1);
+		memcpy(buf + sizeof(line) - 1, st->trailers, st->trailers_len);
+		if (http_parse_response(buf, len, HTTP_GET, false, &head) == HTTP_MSG_OK) {
+			size_t n = h1_fields(buf, &head, nv, H2_FIELDS_MAX, names);
+			nghttp2_submit_trailer(st->h2->session, st->id, nv, n);
+		} else {
+			nghttp2_submit_trailer(st->h2->session, st->id, NULL, 0); /* ends the stream all the same */
+		}
+	}
+	free(buf);
+	free(names);
+}
+
+/* Body bytes from http.c, their framing undone into st->resp. */
+static void stream_take_body(struct h2_stream *st, struct evbuffer *out)
+{
+	while (evbuffer_get_length(out) > 0 && !st->resp_done && !st->resp_failed &&
+	       evbuffer_get_length(st->resp) < H2_STREAM_BUFFER) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(out, -1, NULL, &v, 1) < 1)
+			break;
+		const char *p = v.iov_base;
+		size_t len = v.iov_len, i = 0;
+		while (i < len && !http_body_done(&st->body)) {
+			size_t ahead = http_body_payload_ahead(&st->body), used = 0;
+			bool trailer = http_body_in_trailers(&st->body);
+			size_t n = ahead > 0 ? (ahead < len - i ? ahead : len - i) : 1;
+			if (http_body_feed(&st->body, p + i, n, &used) == HTTP_BODY_ERROR) {
+				st->resp_failed = true;
+				break;
+			}
+			if (ahead > 0) {
+				evbuffer_add(st->resp, p + i, used);
+			} else if (trailer && used > 0) {
+				char *t = realloc(st->trailers, st->trailers_len + used);
+				if (t == NULL) {
+					st->resp_failed = true;
+					break;
+				}
+				st->trailers = t;
+				memcpy(t + st->trailers_len, p + i, used);
+				st->trailers_len += used;
+			}
+			i += used;
+			if (used == 0)
+				break;
+		}
+		evbuffer_drain(out, i);
+		if (http_body_done(&st->body))
+			st->resp_done = true;
+	}
+	if (st->resp_done && st->trailers_len <= 2) {
+		st->trailers_len = 0; /* only the final CRLF: no trailers */
+	}
+}
+
+static void stream_send(struct conn *c)
+{
+	struct h2_stream *st = c->transport_state;
+	st->conn = c;
+	if (st->h2 == NULL || st->closed) {
+		evbuffer_drain(c->out, evbuffer_get_length(c->out)); /* nobody to send it to */
+		if (!st->resp_done) {
+			c->error = true;
+			c->error_code = ECONNRESET;
+		}
+		return;
+	}
+	bool had_resp = evbuffer_get_length(st->resp) > 0;
+	while (evbuffer_get_length(c->out) > 0 && !st->resp_failed && !st->head_sent)
+		if (!stream_take_head(st, c->out))
+			break;
+	if (st->head_sent)
+		stream_take_body(st, c->out);
+	if (st->resp_done)
+		evbuffer_drain(c->out, evbuffer_get_length(c->out)); /* nothing follows a response here */
+	if (st->resp_failed) {
+		submit_rst(st, NGHTTP2_INTERNAL_ERROR);
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+		return;
+	}
+	if (st->head_sent && (st->deferred || !had_resp) &&
+	    (evbuffer_get_length(st->resp) > 0 || st->resp_done)) {
+		st->deferred = false;
+		nghttp2_session_resume_data(st->h2->session, st->id);
+	}
+	flush_soon(st->h2);
+}
+
+static size_t stream_unsent(const struct conn *c)
+{
+	const struct h2_stream *st = c->transport_state;
+	if (st->h2 == NULL || st->closed)
+		return 0;
+	return evbuffer_get_length(st->resp);
+}
+
+static bool stream_input_ready(const struct conn *c)
+{
+	const struct h2_stream *st = c->transport_state;
+	return evbuffer_get_length(st->req) > 0 || (st->req_end && !c->eof) || st->closed || st->h2 == NULL;
+}
+
+static bool stream_wants_socket(const struct conn *c)
+{
+	(void)c;
+	return false;
+}
+
+/* http.c ends the response by closing (a body until close): it is whole. */
+static void stream_finish(struct conn *c)
+{
+	struct h2_stream *st = c->transport_state;
+	if (st->head_sent && st->body.framing == HTTP_FRAMING_UNTIL_CLOSE && !st->resp_done) {
+		st->resp_done = true;
+		if (st->h2 != NULL && !st->closed) {
+			st->deferred = false;
+			nghttp2_session_resume_data(st->h2->session, st->id);
+			flush_soon(st->h2);
+		}
+	}
+}
+
+static void stream_release(struct conn *c)
+{
+	(void)c;
+}
+
+static void stream_close(struct conn *c)
+{
+	struct h2_stream *st = c->transport_state;
+	stream_finish(c);
+	if (!st->resp_done)
+		submit_rst(st, st->head_sent ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_REFUSED_STREAM);
+	else if (!st->req_end)
+		submit_rst(st, NGHTTP2_NO_ERROR); /* answered before the request ended (RFC 9113 8.1) */
+	if (st->h2 != NULL && st->unconsumed > 0) {
+		nghttp2_session_consume_connection(st->h2->session, st->unconsumed); /* what it will never read */
+		st->unconsumed = 0;
+		flush_soon(st->h2);
+	}
+	st->held_by_conn = false;
+	st->conn = NULL;
+	stream_maybe_free(st);
+}
+
+static const struct conn_transport stream_transport = {
+	.receive = stream_receive,
+	.send = stream_send,
+	.unsent = stream_unsent,
+	.input_ready = stream_input_ready,
+	.wants_socket = stream_wants_socket,
+	.finish = stream_finish,
+	.release = stream_release,
+	.close = stream_close,
+};
+
+/* ---- nghttp2's callbacks ---- */
+
+static struct h2_stream *stream_of(nghttp2_session *session, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(session, id);
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct h2_conn *h = user_data;
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	if (h->shutting_down)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* refused: after our GOAWAY */
+	if (++h->new_streams > H2_NEW_STREAMS_PER_READ)
+		return NGHTTP2_ERR_CALLBACK_FAILURE; /* a flood: the connection ends */
+	struct h2_stream *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->h2 = h;
+	st->id = frame->hd.stream_id;
+	st->method = st->scheme = st->authority = st->path = -1;
+	st->req = evbuffer_new();
+	st->resp = evbuffer_new();
+	st->held_by_nghttp2 = true;
+	st->next = h->streams.next;
+	st->prev = &h->streams;
+	h->streams.next->prev = st;
+	h->streams.next = st;
+	if (st->req == NULL || st->resp == NULL ||
+	    nghttp2_session_set_stream_user_data(session, st->id, st) != 0) {
+		st->held_by_nghttp2 = false;
+		stream_maybe_free(st);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	h->open_streams++;
+	return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+		     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
+{
+	(void)flags;
+	(void)user_data;
+	struct h2_stream *st = stream_of(session, frame->hd.stream_id);
+	if (st == NULL)
+		return 0;
+	if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && !st->in_trailers) {
+		st->in_trailers = true; /* request trailers replace the fields kept */
+		st->nfields = 0;
+	}
+	if (st->nfields == H2_FIELDS_MAX)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* reset */
+	struct h2_field *f = &st->fields[st->nfields];
+	if (text_append(st, name, namelen, &f->name) < 0 || text_append(st, value, valuelen, &f->value) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	f->name_len = (uint32_t)namelen;
+	f->value_len = (uint32_t)valuelen;
+	int index = (int)st->nfields++;
+	if (!st->in_trailers && namelen > 0 && name[0] == ':') {
+		if (field_is(st, f, ":method")) {
+			st->method = index;
+			st->head_request = valuelen == 4 && memcmp(value, "HEAD", 4) == 0;
+		} else if (field_is(st, f, ":scheme")) {
+			st->scheme = index;
+		} else if (field_is(st, f, ":authority")) {
+			st->authority = index;
+		} else if (field_is(st, f, ":path")) {
+			st->path = index;
+		}
+	}
+	return 0;
+}
+
+static void stream_start(struct h2_conn *h, struct h2_stream *st)
+{
+	if (stream_request_head(st) < 0) {
+		submit_rst(st, NGHTTP2_PROTOCOL_ERROR);
+		return;
+	}
+	st->req_started = true;
+	st->held_by_conn = true; /* the session's conn holds it from here */
+	if (h->start(h->worker, h->listener, &h->client_addr, &stream_transport, st) < 0) {
+		st->held_by_conn = false;
+		submit_rst(st, NGHTTP2_REFUSED_STREAM);
+	}
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct h2_conn *h = user_data;
+	struct h2_stream *st = frame->hd.stream_id != 0 ? stream_of(session, frame->hd.stream_id) : NULL;
+	if (st == NULL)
+		return 0;
+	bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+	switch (frame->hd.type) {
+	case NGHTTP2_HEADERS:
+		if (!st->req_started) {
+			st->req_end = end;
+			stream_start(h, st);
+		} else if (end) {
+			stream_request_end(st); /* trailers */
+		}
+		break;
+	case NGHTTP2_DATA:
+		if (end)
+			stream_request_end(st);
+		break;
+	default:
+		return 0;
+	}
+	stream_wake(st);
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
+			 void *user_data)
+{
+	(void)flags;
+	(void)user_data;
+	struct h2_stream *st = stream_of(session, stream_id);
+	if (st == NULL || !st->held_by_conn) {
+		nghttp2_session_consume(session, stream_id, len); /* nobody reads it */
+		return 0;
+	}
+	if (st->chunked) {
+		char size[24];
+		int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+		evbuffer_add(st->req, size, (size_t)n);
+	}
+	evbuffer_add(st->req, data, len);
+	if (st->chunked)
+		evbuffer_add(st->req, "\r\n", 2);
+	st->unconsumed += len;
+	stream_wake(st);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
+{
+	struct h2_conn *h = user_data;
+	(void)error_code;
+	struct h2_stream *st = stream_of(session, stream_id);
+	if (st == NULL)
+		return 0;
+	h->open_streams--;
+	st->closed = true;
+	st->held_by_nghttp2 = false;
+	stream_wake(st);
+	stream_maybe_free(st);
+	return 0;
+}
+
+/* ---- the connection ---- */
+
+/* What nghttp2 has to send, into the client's output while it has room. */
+static void send_frames(struct h2_conn *h)
+{
+	while (evbuffer_get_length(h->client->out) < H2_CLIENT_OUT_MAX) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(h->session, &data);
+		if (n < 0) {
+			h->failed = true;
+			break;
+		}
+		if (n == 0)
+			break;
+		evbuffer_add(h->client->out, data, (size_t)n);
+	}
+	conn_flush(h->client);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2_conn *h = arg;
+	(void)fd;
+	(void)what;
+	if (h->client->out != NULL || conn_buffers_ensure(h->client))
+		send_frames(h);
+}
+
+struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct gen_listener *l,
+			    const struct sockaddr_storage *client_addr, h2_stream_start_fn *start)
+{
+	struct h2_conn *h = calloc(1, sizeof(*h));
+	nghttp2_session_callbacks *cb = NULL;
+	nghttp2_option *opt = NULL;
+	if (h == NULL)
+		return NULL;
+	h->client = client;
+	h->worker = w;
+	h->listener = l;
+	h->client_addr = *client_addr;
+	h->start = start;
+	h->streams.next = h->streams.prev = &h->streams;
+	h->flush_event = event_new(w->base, -1, 0, on_flush, h);
+	if (h->flush_event == NULL || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_continuations(opt, 8); /* CVE-2024-28182 */
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33); /* CVE-2023-44487 */
+	nghttp2_option_set_max_settings(opt, 32);
+	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	if (nghttp2_session_server_new2(&h->session, cb, h, opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	cb = NULL;
+	opt = NULL;
+	nghttp2_settings_entry settings[] = {
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
+		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)l->cfg->max_header_size },
+	};
+	if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, settings, sizeof(settings) / sizeof(settings[0])) !=
+		    0 ||
+	    nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
+		goto fail;
+	return h;
+fail:
+	if (cb != NULL)
+		nghttp2_session_callbacks_del(cb);
+	if (opt != NULL)
+		nghttp2_option_del(opt);
+	h2_conn_free(h);
+	return NULL;
+}
+
+bool h2_conn_drive(struct h2_conn *h)
+{
+	struct conn *c = h->client;
+	h->new_streams = 0;
+	while (!h->failed && conn_input_length(c) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+			break;
+		ssize_t n = nghttp2_session_mem_recv(h->session, v.iov_base, v.iov_len);
+		if (n < 0) {
+			/* A connection error: nghttp2 queued its GOAWAY; say it and go. */
+			h->failed = true;
+			evbuffer_drain(c->in, evbuffer_get_length(c->in));
+			break;
+		}
+		evbuffer_drain(c->in, (size_t)n);
+	}
+	conn_sync(c);
+	if (c->out != NULL || conn_buffers_ensure(c))
+		send_frames(h);
+	if (c->error)
+		return false;
+	if (h->failed)
+		return conn_unsent(c) > 0 && !c->eof; /* the GOAWAY out, then close */
+	if (c->eof && h->open_streams == 0)
+		return false;
+	if (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session) && conn_unsent(c) == 0)
+		return false; /* GOAWAY both ways, nothing left */
+	return true;
+}
+
+bool h2_conn_idle(const struct h2_conn *h)
+{
+	return h->open_streams == 0;
+}
+
+void h2_conn_shutdown(struct h2_conn *h)
+{
+	if (h->shutting_down)
+		return;
+	h->shutting_down = true;
+	nghttp2_session_terminate_session2(h->session, nghttp2_session_get_last_proc_stream_id(h->session),
+					   NGHTTP2_NO_ERROR);
+	flush_soon(h);
+}
+
+void h2_conn_free(struct h2_conn *h)
+{
+	if (h == NULL)
+		return;
+	/* Streams still in http.c sessions: their connection is gone. */
+	struct h2_stream *st = h->streams.next;
+	while (st != NULL && st != &h->streams) {
+		struct h2_stream *next = st->next;
+		st->h2 = NULL;
+		st->closed = true;
+		st->held_by_nghttp2 = false;
+		st->prev->next = st->next;
+		st->next->prev = st->prev;
+		st->prev = st->next = NULL;
+		stream_wake(st);
+		stream_maybe_free(st);
+		st = next;
+	}
+	if (h->session != NULL)
+		nghttp2_session_del(h->session);
+	if (h->flush_event != NULL)
+		event_free(h->flush_event);
+	free(h);
+}

@@ -1,0 +1,237 @@
+"""HTTP/2 from clients (issue 16): h2c with prior knowledge on a plain
+listener with http2: true, h2 by ALPN on a TLS listener; every stream is
+balanced like an HTTP/1.1 request. Real clients: curl, nghttp, h2load, and
+Python's h2 for frames made by hand."""
+import os
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import Replica, free_port, http_config, wait_until
+
+h2 = pytest.importorskip("h2.connection")
+import h2.config  # noqa: E402
+import h2.events  # noqa: E402
+
+CURL = shutil.which("curl")
+NGHTTP = shutil.which("nghttp")
+H2LOAD = shutil.which("h2load")
+
+
+def start(procs, lb, n=3, extra_listener="    http2: true", workers=1, extra_backend=""):
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(n)]
+    port = free_port()
+    inst = lb(http_config(port, [r.addr for r in rs], extra_listener=extra_listener, workers=workers,
+                          extra_backend=extra_backend), port)
+    return inst, port, rs
+
+
+class H2Client:
+    """A raw HTTP/2 client connection (Python h2) on 127.0.0.1:port."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.flush()
+        self.responses = {}  # stream id -> {"headers", "data", "ended", "reset", "trailers"}
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path, method="GET", headers=(), body=None, end=True):
+        sid = self.conn.get_next_available_stream_id()
+        hdrs = [(":method", method), (":path", path), (":scheme", "http"), (":authority", "test")]
+        self.conn.send_headers(sid, hdrs + list(headers), end_stream=body is None and end)
+        self.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None, "trailers": None}
+        self.flush()
+        if body is not None:
+            self.send_body(sid, body, end)
+        return sid
+
+    def send_body(self, sid, body, end=True):
+        """As the peer's flow-control window allows (lb opens it as the
+        server takes the bytes)."""
+        while body:
+            window = min(self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size)
+            if window == 0:
+                self.pump()
+                continue
+            self.conn.send_data(sid, body[:window])
+            body = body[window:]
+            self.flush()
+        if end:
+            self.conn.end_stream(sid)
+            self.flush()
+
+    def pump(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed")
+        for ev in self.conn.receive_data(data):
+            r = self.responses.get(getattr(ev, "stream_id", None))
+            if isinstance(ev, h2.events.ResponseReceived):
+                r["headers"] = dict(ev.headers)
+            elif isinstance(ev, h2.events.TrailersReceived):
+                r["trailers"] = dict(ev.headers)
+            elif isinstance(ev, h2.events.DataReceived):
+                r["data"] += ev.data
+                self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                r["ended"] = True
+            elif isinstance(ev, h2.events.StreamReset):
+                r["reset"] = ev.error_code
+        self.flush()
+
+    def wait(self, sids, timeout=10):
+        wait_until(lambda: all(self.responses[s]["ended"] or self.responses[s]["reset"] is not None
+                               for s in sids) or self.pump(), timeout, "the responses")
+        return [self.responses[s] for s in sids]
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.skipif(not CURL, reason="no curl")
+def test_h2c_prior_knowledge_with_curl_and_http11_on_the_same_port(procs, lb):
+    inst, port, rs = start(procs, lb)
+    out = subprocess.run([CURL, "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                          "http://127.0.0.1:%d/" % port], capture_output=True, text=True, timeout=10)
+    assert out.stdout == "2 200"
+    out = subprocess.run([CURL, "-s", "-w", " %{http_version}", "http://127.0.0.1:%d/" % port],
+                         capture_output=True, text=True, timeout=10)
+    assert out.stdout.split()[-1] == "1.1" and out.stdout.startswith("r")
+
+
+def test_streams_of_one_connection_are_balanced_each_on_its_own(procs, lb):
+    inst, port, rs = start(procs, lb)
+    c = H2Client(port)
+    sids = [c.request("/") for _ in range(30)]
+    got = c.wait(sids)
+    assert all(r["headers"][b":status"] == b"200" for r in got)
+    names = [r["data"].decode().strip() for r in got]
+    assert {n: names.count(n) for n in set(names)} == {"r0": 10, "r1": 10, "r2": 10}
+    c.close()
+
+
+def test_request_body_headers_and_x_forwarded_reach_the_server(procs, lb):
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    body = os.urandom(200000)  # more than the stream window: flow control must move
+    sid = c.request("/echo", method="POST", headers=[("cookie", "a=1"), ("cookie", "b=2"), ("x-thing", "v")],
+                    body=body)
+    (r,) = c.wait([sid], 20)
+    h = r["headers"]
+    assert h[b":status"] == b"200"
+    assert r["data"] == body
+    assert h[b"x-echo-cookie"] == b"a=1; b=2"
+    assert h[b"x-echo-host"] == b"test"
+    assert h[b"x-echo-x-thing"] == b"v"
+    assert h[b"x-echo-x-forwarded-for"] == b"127.0.0.1"
+    assert h[b"x-echo-transfer-encoding"] == b"chunked"  # no content-length given: chunked to the server
+    assert b"x-echo-x-request-id" in h
+    assert b"connection" not in h and b"transfer-encoding" not in h
+    c.close()
+
+
+def test_chunked_and_large_responses_lose_their_framing_and_hundred_streams_run_at_once(procs, lb):
+    inst, port, rs = start(procs, lb, n=2)
+    c = H2Client(port)
+    sids = [c.request("/chunked/100000") for _ in range(50)] + [c.request("/bytes/70000") for _ in range(50)]
+    got = c.wait(sids, 30)
+    expected = bytes(i % 251 for i in range(100000))
+    for r in got[:50]:
+        assert r["headers"][b":status"] == b"200" and r["data"] == expected
+    for r in got[50:]:
+        assert r["data"] == expected[:70000]
+    c.close()
+
+
+def test_lbs_own_errors_and_server_failures_reach_the_stream(procs, lb):
+    inst, port, rs = start(procs, lb, n=1)
+    rs[0].kill()
+    c = H2Client(port)
+    (r,) = c.wait([c.request("/")])
+    assert r["headers"][b":status"] == b"503"
+    c.close()
+
+
+@pytest.mark.skipif(not H2LOAD, reason="no h2load (nghttp2-client)")
+def test_h2load_many_streams_all_succeed(procs, lb):
+    inst, port, rs = start(procs, lb, workers=2)
+    out = subprocess.run([H2LOAD, "-n", "3000", "-c", "4", "-m", "50", "http://127.0.0.1:%d/" % port],
+                         capture_output=True, text=True, timeout=60)
+    assert "3000 succeeded, 0 failed, 0 errored, 0 timeout" in out.stdout, out.stdout
+
+
+def replica_requests(r):
+    """Requests the replica served before this question (its /stats counts itself)."""
+    out = subprocess.run([CURL, "-s", "http://127.0.0.1:%d/stats" % r.port], capture_output=True, text=True, timeout=10)
+    import json
+    return json.loads(out.stdout)["requests"] - 1
+
+
+def raw_stream(c, headers, data=None):
+    """A stream with headers (and DATA) exactly as given, unchecked."""
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.config.validate_outbound_headers = False
+    c.conn.config.normalize_outbound_headers = False
+    c.conn.send_headers(sid, headers, end_stream=data is None)
+    if data is not None:
+        c.conn.send_data(sid, data, end_stream=True)
+    c.flush()
+    c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None, "trailers": None}
+    return sid
+
+
+@pytest.mark.skipif(not CURL, reason="no curl")
+def test_malformed_requests_are_stream_errors_never_forwarded(procs, lb):
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    base = [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "t")]
+    bad = [
+        base + [("connection", "keep-alive")],  # connection-specific
+        base + [("te", "gzip")],  # TE other than trailers
+        base + [("X-Upper", "v")],  # uppercase name
+        base + [("x-bad", "a\r\nx-injected: 1")],  # CR LF in a value
+        [(":method", "GET"), (":scheme", "http"), (":authority", "t")],  # no :path
+        base + [(":path", "/again")],  # a pseudo-header twice
+    ]
+    for i, headers in enumerate(bad):
+        (r,) = c.wait([raw_stream(c, headers)])
+        assert r["reset"] is not None and r["headers"] is None, headers
+        assert replica_requests(rs[0]) == i, headers  # it did not reach the server (only /stats did)
+    # A body longer than its content-length: the head may go (as with
+    # HTTP/1.1), the extra bytes never do: no request is smuggled.
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+    (r,) = c.wait([raw_stream(c, base + [("content-length", "0")], smuggled)])
+    assert r["reset"] is not None or r["headers"] is not None
+    (ok,) = c.wait([c.request("/")])
+    assert ok["headers"][b":status"] == b"200"
+    # /stats 6 times, the content-length 0 head and the good one; never /smuggled
+    assert replica_requests(rs[0]) <= len(bad) + 2
+    c.close()
+
+
+@pytest.mark.skipif(not CURL or not shutil.which("openssl"), reason="no curl or openssl")
+def test_h2_over_tls_by_alpn_with_curl_and_http11_still_offered(procs, lb, tmp_path):
+    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=a.test",
+                    "-addext", "subjectAltName=DNS:a.test"], check=True, capture_output=True, timeout=30)
+    tls = "    tls:\n      certificates: [{cert: %s, key: %s}]\n      alpn: [h2, http/1.1]" % (cert, key)
+    inst, port, rs = start(procs, lb, extra_listener=tls)
+    url = "https://a.test:%d/" % port
+    common = [CURL, "-s", "--cacert", cert, "--resolve", "a.test:%d:127.0.0.1" % port, "-w", " %{http_version}"]
+    names = set()
+    for _ in range(3):
+        out = subprocess.run(common + ["--http2", url], capture_output=True, text=True, timeout=10).stdout.split()
+        assert out[-1] == "2"
+        names.add(out[0])
+    assert names == {"r0", "r1", "r2"}
+    out = subprocess.run(common + ["--http1.1", url], capture_output=True, text=True, timeout=10).stdout.split()
+    assert out[-1] == "1.1" and out[0].startswith("r")
