@@ -65,10 +65,8 @@ struct h2_stream {
 struct h2_conn {
 	nghttp2_session *session;
 	struct conn *client;
-	struct worker *worker;
-	const struct gen_listener *listener;
-	struct sockaddr_storage client_addr;
 	h2_stream_start_fn *start;
+	void *owner;
 	struct event *flush_event; /* mem_send from outside a drive (a stream had news) */
 	struct h2_stream streams; /* list head */
 	size_t open_streams;
@@ -623,7 +621,7 @@ static void stream_start(struct h2_conn *h, struct h2_stream *st)
 	}
 	st->req_started = true;
 	st->held_by_conn = true; /* the session's conn holds it from here */
-	if (h->start(h->worker, h->listener, &h->client_addr, &stream_transport, st) < 0) {
+	if (h->start(h->owner, &stream_transport, st) < 0) {
 		st->held_by_conn = false;
 		submit_rst(st, NGHTTP2_REFUSED_STREAM);
 	}
@@ -723,7 +721,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 }
 
 struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct gen_listener *l,
-			    const struct sockaddr_storage *client_addr, h2_stream_start_fn *start)
+			    h2_stream_start_fn *start, void *owner)
 {
 	struct h2_conn *h = calloc(1, sizeof(*h));
 	nghttp2_session_callbacks *cb = NULL;
@@ -731,10 +729,8 @@ struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct 
 	if (h == NULL)
 		return NULL;
 	h->client = client;
-	h->worker = w;
-	h->listener = l;
-	h->client_addr = *client_addr;
 	h->start = start;
+	h->owner = owner;
 	h->streams.next = h->streams.prev = &h->streams;
 	h->flush_event = event_new(w->base, -1, 0, on_flush, h);
 	if (h->flush_event == NULL || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
@@ -815,8 +811,9 @@ void h2_conn_shutdown(struct h2_conn *h)
 	if (h->shutting_down)
 		return;
 	h->shutting_down = true;
-	nghttp2_session_terminate_session2(h->session, nghttp2_session_get_last_proc_stream_id(h->session),
-					   NGHTTP2_NO_ERROR);
+	/* Graceful: the streams up to the last one taken finish (RFC 9113 6.8). */
+	nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->session),
+			      NGHTTP2_NO_ERROR, NULL, 0);
 	flush_soon(h);
 }
 

@@ -43,11 +43,10 @@ struct gen_listener;
 struct h2_conn;
 
 /* A stream's request is there: start its HTTP/1.1 session on a virtual
- * conn over (transport, state) (conn_open_virtual). 0, or -1 when it could
- * not start (the stream is refused). */
-typedef int h2_stream_start_fn(struct worker *w, const struct gen_listener *l,
-			       const struct sockaddr_storage *client_addr, const struct conn_transport *transport,
-			       void *state);
+ * conn over (transport, state) (conn_open_virtual). owner: what
+ * h2_conn_new was given. 0, or -1 when it could not start (the stream is
+ * refused). */
+typedef int h2_stream_start_fn(void *owner, const struct conn_transport *transport, void *state);
 
 /* The 24 bytes a client speaking HTTP/2 with prior knowledge starts with. */
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -56,10 +55,10 @@ typedef int h2_stream_start_fn(struct worker *w, const struct gen_listener *l,
 /* Do buf[0..len) begin, or could they begin, the preface? */
 bool h2_preface_prefix(const char *buf, size_t len);
 
-/* Take over client (its input is the client's first bytes). NULL when out
- * of memory. */
+/* Take over client (its input is the client's first bytes), for the
+ * session `owner`, which starts the streams. NULL when out of memory. */
 struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct gen_listener *l,
-			    const struct sockaddr_storage *client_addr, h2_stream_start_fn *start);
+			    h2_stream_start_fn *start, void *owner);
 
 /* The client connection had an event: read what came, write what is due.
  * false once the connection is over (the caller then frees it and closes

@@ -611,9 +611,8 @@ static bool output_allows_next_request(struct http_session *s)
 	return false;
 }
 
-static int http_stream_start(struct worker *w, const struct gen_listener *l,
-			     const struct sockaddr_storage *client_addr, const struct conn_transport *transport,
-			     void *state);
+static int http_stream_start(void *owner, const struct conn_transport *transport, void *state);
+static bool follow_newest_generation(struct http_session *s);
 
 /* Is this connection HTTP/2? Over TLS, ALPN said so; in plain, on a
  * listener with http2: true, its first bytes are the client preface.
@@ -636,8 +635,7 @@ static int speaks_h2(const struct http_session *s, size_t len)
 
 static bool start_h2(struct http_session *s)
 {
-	s->h2 = h2_conn_new(s->session.client, s->session.worker, s->session.listener, &s->session.client_addr,
-			    http_stream_start);
+	s->h2 = h2_conn_new(s->session.client, s->session.worker, s->session.listener, http_stream_start, s);
 	s->state = s->h2 != NULL ? HTTP_H2 : HTTP_CLOSING;
 	return true;
 }
@@ -1357,20 +1355,27 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 	return 0;
 }
 
-/* An HTTP/2 stream (h2.h): a session of its own on a virtual conn, as if
- * its request had come on a connection of its own. */
-static int http_stream_start(struct worker *w, const struct gen_listener *l,
-			     const struct sockaddr_storage *client_addr, const struct conn_transport *transport,
-			     void *state)
+/* An HTTP/2 stream (h2.h) of the connection `owner`: a session of its own
+ * on a virtual conn, as if its request had come on a connection of its
+ * own, under the newest generation (as a keep-alive connection's next
+ * request is). */
+static int http_stream_start(void *owner, const struct conn_transport *transport, void *state)
 {
+	struct http_session *conn = owner;
+	struct worker *w = conn->session.worker;
+	if (!follow_newest_generation(conn)) {
+		h2_conn_shutdown(conn->h2); /* its listener is gone: no more streams */
+		return -1;
+	}
+	const struct gen_listener *l = conn->session.listener;
 	struct http_memory *m = http_memory_of(w);
 	struct http_session *s = m != NULL ? slab_alloc(m->sessions) : NULL;
 	if (s == NULL)
 		return -1;
 	memset(s, 0, sizeof(*s));
 	s->state = HTTP_READ_HEAD;
-	if (session_open_virtual(&s->session, w, l, client_addr, transport, state, http_drive_session,
-				 http_session_destroy, http_session_stop) < 0) {
+	if (session_open_virtual(&s->session, w, conn->session.gen, l, &conn->session.client_addr, transport, state,
+				 http_drive_session, http_session_destroy, http_session_stop) < 0) {
 		bool opened = s->session.client != NULL;
 		http_session_free(s);
 		return opened ? 0 : -1; /* once open, the conn's close told the stream */

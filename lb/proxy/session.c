@@ -44,7 +44,7 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
 	return deadline_init(&s->deadline, w->base, on_deadline, s);
 }
 
-int session_open_virtual(struct session *s, struct worker *w, const struct gen_listener *l,
+int session_open_virtual(struct session *s, struct worker *w, struct gen *g, const struct gen_listener *l,
 			 const struct sockaddr_storage *client_addr, const struct conn_transport *transport, void *state,
 			 void (*drive)(struct session *s), void (*destroy)(struct session_link *link),
 			 void (*stop)(struct session_link *link))
@@ -53,7 +53,7 @@ int session_open_virtual(struct session *s, struct worker *w, const struct gen_l
 	s->link.stop = stop;
 	s->link.uncounted = true;
 	s->worker = w;
-	s->gen = gen_acquire(w->gen);
+	s->gen = gen_acquire(g);
 	s->listener = l;
 	s->backend = l->backend;
 	s->drive = drive;

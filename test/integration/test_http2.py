@@ -235,3 +235,39 @@ def test_h2_over_tls_by_alpn_with_curl_and_http11_still_offered(procs, lb, tmp_p
     assert names == {"r0", "r1", "r2"}
     out = subprocess.run(common + ["--http1.1", url], capture_output=True, text=True, timeout=10).stdout.split()
     assert out[-1] == "1.1" and out[0].startswith("r")
+
+
+def test_reload_mid_stream_finishes_it_and_later_streams_use_the_new_servers(procs, lb):
+    inst, port, rs = start(procs, lb, n=1)
+    new = Replica(procs, name="new").start()
+    c = H2Client(port)
+    slow = c.request("/delay/600")
+    inst.reload(http_config(port, [new.addr], extra_listener="    http2: true", workers=1))
+    (r,) = c.wait([slow])
+    assert r["headers"][b":status"] == b"200" and r["data"] == b"r0\n"  # the old generation's server
+    got = c.wait([c.request("/") for _ in range(4)])
+    assert {x["data"] for x in got} == {b"new\n"}  # same connection, the new generation
+    c.close()
+
+
+@pytest.mark.skipif(not NGHTTP, reason="no nghttp (nghttp2-client)")
+def test_sigterm_sends_goaway_and_streams_in_flight_finish(procs, lb):
+    inst, port, rs = start(procs, lb, n=1)
+    client = subprocess.Popen([NGHTTP, "-v", "http://127.0.0.1:%d/delay/700" % port], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    procs.append(client)
+    wait_until(lambda: replica_in_flight(rs[0]) == 1, 5, "the stream at its server")
+    inst.proc.send_signal(__import__("signal").SIGTERM)
+    out, _ = client.communicate(timeout=10)
+    assert client.returncode == 0, out
+    assert "recv GOAWAY frame" in out and "error_code=NO_ERROR" in out
+    # the response came after the GOAWAY, whole
+    assert out.index("recv GOAWAY frame") < out.index("recv DATA frame")
+    assert "\nr0\n" in out  # the body, printed by nghttp
+    assert inst.proc.wait(10) == 0
+
+
+def replica_in_flight(r):
+    out = subprocess.run([CURL, "-s", "http://127.0.0.1:%d/stats" % r.port], capture_output=True, text=True, timeout=10)
+    import json
+    return json.loads(out.stdout)["in_flight"]
