@@ -23,6 +23,9 @@
 #define H2_CLIENT_OUT_MAX (64 * 1024) /* frames queued for the client before nghttp2 is asked for more */
 #define H2_NEW_STREAMS_PER_READ (2 * H2_MAX_STREAMS) /* nginx's bound on streams opened per read event */
 #define H2_FIELDS_MAX 256
+#define H2_STREAMS_PER_CONN 10000 /* then GOAWAY: the client opens another connection */
+#define H2_GLITCHES_MAX 200 /* lb's own stream resets and protocol errors per connection (MadeYouReset) */
+#define H2_FLOOD_SLACK (1024 * 1024) /* nginx's heuristic: bytes read / 8 > payload + this = a flood */
 
 struct h2_field {
 	uint32_t name, name_len, value, value_len; /* offsets into the stream's header text */
@@ -69,8 +72,12 @@ struct h2_conn {
 	void *owner;
 	struct event *flush_event; /* mem_send from outside a drive (a stream had news) */
 	struct h2_stream streams; /* list head */
-	size_t open_streams;
+	size_t open_streams; /* open for nghttp2 */
+	size_t live_sessions; /* streams whose http.c session runs: a reset one counts until it ends */
 	unsigned new_streams; /* opened during this read */
+	uint64_t streams_taken;
+	unsigned glitches; /* RST_STREAM sent, invalid frames received */
+	uint64_t bytes_read, payload; /* payload: DATA and header bytes */
 	bool shutting_down;
 	bool failed; /* a protocol error: GOAWAY sent, closing */
 };
@@ -523,6 +530,8 @@ static void stream_close(struct conn *c)
 		st->unconsumed = 0;
 		flush_soon(st->h2);
 	}
+	if (st->h2 != NULL)
+		st->h2->live_sessions--;
 	st->held_by_conn = false;
 	st->conn = NULL;
 	stream_maybe_free(st);
@@ -553,8 +562,19 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 		return 0;
 	if (h->shutting_down)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* refused: after our GOAWAY */
-	if (++h->new_streams > H2_NEW_STREAMS_PER_READ)
-		return NGHTTP2_ERR_CALLBACK_FAILURE; /* a flood: the connection ends */
+	if (++h->new_streams > H2_NEW_STREAMS_PER_READ) {
+		h->failed = true; /* a flood: the connection ends */
+		nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	if (h->live_sessions >= H2_MAX_STREAMS) {
+		/* Reset streams whose requests are still being aborted count
+		 * (Rapid Reset: nghttp2 forgets a stream at its RST). */
+		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	if (++h->streams_taken == H2_STREAMS_PER_CONN)
+		h2_conn_shutdown(h); /* this one is served, then the client reconnects */
 	struct h2_stream *st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -582,10 +602,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 		     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
 {
 	(void)flags;
-	(void)user_data;
 	struct h2_stream *st = stream_of(session, frame->hd.stream_id);
 	if (st == NULL)
 		return 0;
+	((struct h2_conn *)user_data)->payload += namelen + valuelen;
 	if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && !st->in_trailers) {
 		st->in_trailers = true; /* request trailers replace the fields kept */
 		st->nfields = 0;
@@ -621,8 +641,10 @@ static void stream_start(struct h2_conn *h, struct h2_stream *st)
 	}
 	st->req_started = true;
 	st->held_by_conn = true; /* the session's conn holds it from here */
-	if (h->start(h->owner, &stream_transport, st) < 0) {
+	h->live_sessions++;
+	if (h->start(h->owner, &stream_transport, st) < 0 && st->held_by_conn) {
 		st->held_by_conn = false;
+		h->live_sessions--;
 		submit_rst(st, NGHTTP2_REFUSED_STREAM);
 	}
 }
@@ -658,7 +680,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 			 void *user_data)
 {
 	(void)flags;
-	(void)user_data;
+	((struct h2_conn *)user_data)->payload += len;
 	struct h2_stream *st = stream_of(session, stream_id);
 	if (st == NULL || !st->held_by_conn) {
 		nghttp2_session_consume(session, stream_id, len); /* nobody reads it */
@@ -689,6 +711,34 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	st->held_by_nghttp2 = false;
 	stream_wake(st);
 	stream_maybe_free(st);
+	return 0;
+}
+
+/* A client that makes lb reset streams or refuse frames again and again
+ * (MadeYouReset, CVE-2025-8671, and other "glitches" nghttp2 1.52 does
+ * not count) loses its connection: GOAWAY ENHANCE_YOUR_CALM. */
+static void glitch(struct h2_conn *h)
+{
+	if (++h->glitches == H2_GLITCHES_MAX) {
+		h->failed = true;
+		nghttp2_session_terminate_session(h->session, NGHTTP2_ENHANCE_YOUR_CALM);
+	}
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	(void)session;
+	if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
+		glitch(user_data);
+	return 0;
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int error, void *user_data)
+{
+	(void)session;
+	(void)frame;
+	(void)error;
+	glitch(user_data);
 	return 0;
 }
 
@@ -740,6 +790,8 @@ struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct 
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_continuations(opt, 8); /* CVE-2024-28182 */
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33); /* CVE-2023-44487 */
@@ -779,6 +831,16 @@ bool h2_conn_drive(struct h2_conn *h)
 		if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
 			break;
 		ssize_t n = nghttp2_session_mem_recv(h->session, v.iov_base, v.iov_len);
+		h->bytes_read += v.iov_len;
+		if (n >= 0 && h->bytes_read / 8 > h->payload + H2_FLOOD_SLACK) {
+			/* Frames that carry next to nothing (padding, empty DATA,
+			 * PRIORITY, ...) at a rate nothing honest needs: nginx's
+			 * flood heuristic. */
+			log_info("HTTP/2 flood from a client: %llu bytes read for %llu bytes of payload",
+				 (unsigned long long)h->bytes_read, (unsigned long long)h->payload);
+			nghttp2_session_terminate_session(h->session, NGHTTP2_ENHANCE_YOUR_CALM);
+			n = -1;
+		}
 		if (n < 0) {
 			/* A connection error: nghttp2 queued its GOAWAY; say it and go. */
 			h->failed = true;

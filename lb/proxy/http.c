@@ -647,7 +647,14 @@ static bool h2_step(struct http_session *s)
 	if (s->session.timer_fired && h2_conn_idle(s->h2))
 		h2_conn_shutdown(s->h2);
 	if (!h2_conn_drive(s->h2)) {
-		s->state = HTTP_CLOSING;
+		if (s->session.client->error) {
+			s->state = HTTP_CLOSING;
+			return true;
+		}
+		/* Its last frames (a GOAWAY) out, then a lingering close, so that
+		 * a client still sending gets them instead of a reset. */
+		s->must_linger = true;
+		flush_then_close(s);
 		return true;
 	}
 	if (!s->session.timer_fired || !h2_conn_idle(s->h2))
