@@ -271,3 +271,92 @@ def replica_in_flight(r):
     out = subprocess.run([CURL, "-s", "http://127.0.0.1:%d/stats" % r.port], capture_output=True, text=True, timeout=10)
     import json
     return json.loads(out.stdout)["in_flight"]
+
+
+def test_a_client_that_stops_reading_holds_lb_memory_flat(procs, lb):
+    """20 MB to a client whose window stays shut: lb takes from the server
+    only what the client's window and one buffer allow."""
+    from conftest import proc_status_kb
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    before = proc_status_kb(inst.proc.pid, "VmRSS")
+    sid = c.request("/bytes/20000000")
+    total, unacked, ended = 0, 0, False
+
+    def take(ack):
+        nonlocal total, unacked, ended
+        data = c.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("closed")
+        for ev in c.conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                total += len(ev.data)
+                unacked += ev.flow_controlled_length
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended = True
+        if ack and unacked:
+            c.conn.acknowledge_received_data(unacked, sid)
+            unacked = 0
+        c.flush()
+    # Read without acknowledging: the stream's window (64 KiB) fills, then nothing.
+    c.sock.settimeout(0.5)
+    try:
+        while True:
+            take(ack=False)
+    except socket.timeout:
+        pass
+    grown = proc_status_kb(inst.proc.pid, "VmRSS") - before
+    print("\nstalled h2 download: %d bytes reached the client, lb RSS +%d KiB" % (total, grown))
+    assert total <= 65536
+    assert grown < 16 * 1024  # the 20 MB waits at the server, not in lb
+    # Then it reads: everything arrives, whole.
+    c.conn.acknowledge_received_data(unacked, sid)
+    unacked = 0
+    c.flush()
+    c.sock.settimeout(5)
+    wait_until(lambda: take(ack=True) or ended, 60, "the rest of the 20 MB")
+    assert total == 20000000
+    c.close()
+
+
+def test_trailers_from_the_server_reach_the_client(procs, lb):
+    """A server answering chunked with trailers: HTTP/2 gets them as a
+    trailing HEADERS frame."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    sport = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(5)
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    req += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n"
+                             b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc123\r\n\r\n")
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        port = free_port()
+        lb(http_config(port, ["127.0.0.1:%d" % sport], extra_listener="    http2: true", workers=1), port)
+        c = H2Client(port)
+        (r,) = c.wait([c.request("/")])
+        assert r["data"] == b"hello world"
+        assert r["trailers"] == {b"x-checksum": b"abc123"}
+        c.close()
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
