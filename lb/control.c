@@ -343,8 +343,6 @@ fail:
 	atomic_fetch_add(&lb_counters.reloads_failed, 1);
 }
 
-/* A runtime weight was set (admin): the running configuration and
- * addresses, built anew with it. */
 /* While the instance drains, HTTP keep-alive ends (worker.h). */
 static void on_drain_changed(void *arg, bool draining)
 {
@@ -353,6 +351,8 @@ static void on_drain_changed(void *arg, bool draining)
 		worker_post_drain(&c->workers[i], draining);
 }
 
+/* A runtime weight was set (admin): the running configuration and
+ * addresses, built anew with it. */
 static int on_weights_changed(void *arg, char *err, size_t errlen)
 {
 	struct control *c = arg;
@@ -419,6 +419,7 @@ static void on_resolution(const struct resolution *res, void *arg)
 	}
 	log_info("servers re-resolved: generation %lu running", g->id);
 	publish(c, g, false);
+	gen_forget_stale_weights(g); /* an SRV weight that changed wins over a runtime one, for good */
 }
 
 static void on_grace_expired(evutil_socket_t fd, short what, void *arg)
@@ -635,7 +636,7 @@ out:
 		for (int i = 0; i < started; i++)
 			worker_post_stop(&c.workers[i], true);
 	}
-	resolver_stop(c.resolver); /* first: it runs the loop once more */
+	resolver_stop(c.resolver); /* first: its last round lets go of its configuration */
 	for (int i = 0; i < started; i++)
 		worker_join(&c.workers[i]);
 	health_stop_all();

@@ -984,7 +984,7 @@ static void config_set_resolvers(struct config_ctx *ctx, const struct config_nod
 	struct lb_config *cfg = base;
 	char sub[CONFIG_PATH_MAX];
 
-	if (!config_want_sequence(ctx, node, path, "a sequence of addresses HOST:PORT") ||
+	if (!config_want_sequence(ctx, node, path, "a sequence of addresses IP:PORT") ||
 	    node->count == 0)
 		return;
 	cfg->global.resolvers = calloc(node->count, sizeof *cfg->global.resolvers);
@@ -997,6 +997,13 @@ static void config_set_resolvers(struct config_ctx *ctx, const struct config_nod
 		snprintf(sub, sizeof sub, "%s[%zu]", path, i);
 		/* the struct is zeroed, so the setter's config_addr_free is a no-op */
 		config_apply_value(ctx, &resolver, node->items[i], &cfg->global.resolvers[i], sub);
+		const char *host = cfg->global.resolvers[i].host;
+		unsigned char raw[sizeof(struct in6_addr)];
+		if (host != NULL && host[0] != '\0' && inet_pton(AF_INET, host, raw) != 1 &&
+		    inet_pton(AF_INET6, host, raw) != 1)
+			config_error(ctx, node->items[i]->line, node->items[i]->col, sub,
+				     "expected a name server's IP address with its port (IP:PORT or [IPV6]:PORT), "
+				     "got the host name %s", host);
 	}
 }
 
@@ -1383,7 +1390,7 @@ static void config_check_servers(struct config_ctx *ctx, const struct cfg_backen
 		return;
 	}
 	for (size_t i = 0; i < b->nservers; i++)
-		if (b->servers[i].addr.host[0] != '\0') /* parsed (srv: names too) */
+		if (b->servers[i].addr.host != NULL && b->servers[i].addr.host[0] != '\0') /* parsed (srv: too) */
 			keys[i] = config_addr_key(ctx, &b->servers[i].addr);
 	first = config_first_duplicates(ctx, keys, b->nservers);
 	for (size_t i = 0; first && i < b->nservers; i++) {
@@ -1433,7 +1440,8 @@ static void config_set_servers(struct config_ctx *ctx, const struct config_node 
 		config_apply_item(ctx, node->items[i], config_server_keys, &b->servers[i], sub, m,
 				  "a server");
 		marks[i] = m[addr_index];
-		if (b->servers[i].addr.host[0] != '\0' && cfg_server_is_srv(&b->servers[i]) &&
+		if (b->servers[i].addr.host != NULL && b->servers[i].addr.host[0] != '\0' &&
+		    cfg_server_is_srv(&b->servers[i]) &&
 		    m[weight_index].line != 0) {
 			snprintf(sub, sizeof sub, "%s[%zu].weight", path, i);
 			config_error(ctx, m[weight_index].line, m[weight_index].col, sub,

@@ -195,15 +195,15 @@ int config_addr_parse(const char *text, struct cfg_addr *addr)
 int config_srv_parse(const char *text, struct cfg_addr *addr)
 {
 	static const char prefix[] = "srv:";
-	const char *name = text + sizeof(prefix) - 1;
+	const char *name;
 	size_t len;
 
 	if (!text || strncmp(text, prefix, sizeof(prefix) - 1) != 0)
 		return -1;
+	name = text + sizeof(prefix) - 1;
 	len = strlen(name);
-	if (len > 0 && name[len - 1] == '.')
-		len--; /* a fully qualified "name." */
-	if (!config_host_valid(name, len) || strspn(name, "0123456789.") == len)
+	size_t bare = len > 0 && name[len - 1] == '.' ? len - 1 : len; /* "name." is absolute: kept so */
+	if (!config_host_valid(name, bare) || strspn(name, "0123456789.") == len)
 		return -1; /* an SRV owner is a name, never an address */
 	addr->text = strdup(text);
 	addr->host = strndup(name, len);

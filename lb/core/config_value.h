@@ -35,9 +35,9 @@ int config_parse_integer(const char *text, long long *value);
 /* As config_parse_addr, but -2 (addr untouched) when out of memory. */
 int config_addr_parse(const char *text, struct cfg_addr *addr);
 
-/* "srv:NAME" (a server taken from DNS SRV records): host = NAME without a
- * final dot, port = 0, text as written. 0, -1 when malformed, -2 out of
- * memory. */
+/* "srv:NAME" (a server taken from DNS SRV records): host = NAME (a final
+ * dot, if written, kept: an absolute name), port = 0, text as written. 0,
+ * -1 when malformed, -2 out of memory. */
 int config_srv_parse(const char *text, struct cfg_addr *addr);
 
 #endif

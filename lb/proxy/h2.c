@@ -23,7 +23,7 @@
 #define H2_CLIENT_OUT_MAX (64 * 1024) /* frames queued for the client before nghttp2 is asked for more */
 #define H2_NEW_STREAMS_PER_READ (2 * H2_MAX_STREAMS) /* nginx's bound on streams opened per read event */
 #define H2_FIELDS_MAX 256
-#define H2_STREAMS_PER_CONN 10000 /* then GOAWAY: the client opens another connection */
+#define H2_STREAMS_PER_CONN 1000000 /* then GOAWAY: the client opens another connection (a bound on any one connection's life) */
 #define H2_GLITCHES_MAX 200 /* lb's own stream resets and protocol errors per connection (MadeYouReset) */
 #define H2_FLOOD_SLACK (1024 * 1024) /* nginx's heuristic: bytes read / 8 > payload + this = a flood */
 
@@ -63,6 +63,7 @@ struct h2_stream {
 	char *trailers; /* the chunked trailer section as received */
 	size_t trailers_len;
 	bool closed; /* nghttp2 closed it (reset, or both sides done) */
+	bool zombie; /* closed unfinished while its http.c session still runs */
 };
 
 struct h2_conn {
@@ -73,7 +74,7 @@ struct h2_conn {
 	struct event *flush_event; /* mem_send from outside a drive (a stream had news) */
 	struct h2_stream streams; /* list head */
 	size_t open_streams; /* open for nghttp2 */
-	size_t live_sessions; /* streams whose http.c session runs: a reset one counts until it ends */
+	size_t zombies; /* reset streams whose http.c session has not ended yet: they count as open */
 	unsigned new_streams; /* opened during this read */
 	uint64_t streams_taken;
 	unsigned glitches; /* RST_STREAM sent, invalid frames received */
@@ -530,8 +531,8 @@ static void stream_close(struct conn *c)
 		st->unconsumed = 0;
 		flush_soon(st->h2);
 	}
-	if (st->h2 != NULL)
-		st->h2->live_sessions--;
+	if (st->zombie && st->h2 != NULL)
+		st->h2->zombies--;
 	st->held_by_conn = false;
 	st->conn = NULL;
 	stream_maybe_free(st);
@@ -567,7 +568,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 		nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
-	if (h->live_sessions >= H2_MAX_STREAMS) {
+	if (h->open_streams + h->zombies >= H2_MAX_STREAMS) {
 		/* Reset streams whose requests are still being aborted count
 		 * (Rapid Reset: nghttp2 forgets a stream at its RST). */
 		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
@@ -641,10 +642,8 @@ static void stream_start(struct h2_conn *h, struct h2_stream *st)
 	}
 	st->req_started = true;
 	st->held_by_conn = true; /* the session's conn holds it from here */
-	h->live_sessions++;
 	if (h->start(h->owner, &stream_transport, st) < 0 && st->held_by_conn) {
 		st->held_by_conn = false;
-		h->live_sessions--;
 		submit_rst(st, NGHTTP2_REFUSED_STREAM);
 	}
 }
@@ -709,6 +708,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	h->open_streams--;
 	st->closed = true;
 	st->held_by_nghttp2 = false;
+	if (st->held_by_conn && !st->resp_done) {
+		st->zombie = true;
+		h->zombies++;
+	}
 	stream_wake(st);
 	stream_maybe_free(st);
 	return 0;

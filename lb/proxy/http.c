@@ -1316,12 +1316,17 @@ static void http_session_destroy(struct session_link *link)
 }
 
 /* The worker stops or the instance drains: idle keep-alive connections
- * close now, busy ones after their current response. */
+ * close now, busy ones after their current response. While draining, a
+ * connection that has not had its first request yet (its TLS handshake
+ * may be under way) still gets it answered: its client chose this
+ * instance for it. */
 static void http_session_stop(struct session_link *link)
 {
 	struct http_session *s = (struct http_session *)link;
-	s->no_keepalive = true;
 	s->close_client = true;
+	if (s->requests_served == 0 && s->h2 == NULL && !atomic_load(&s->session.worker->stopping))
+		return; /* its first response says Connection: close */
+	s->no_keepalive = true;
 	if (s->h2 != NULL)
 		h2_conn_shutdown(s->h2); /* GOAWAY: the streams in flight finish */
 	if (s->state == HTTP_READ_HEAD || s->state == HTTP_H2)

@@ -14,7 +14,6 @@
 
 #define DNS_TIMEOUT_MS 1500 /* per try; c-ares doubles it each round of the servers */
 #define DNS_TRIES 2
-#define DNS_MAX_SOCKETS 16 /* c-ares opens a UDP and maybe a TCP socket per server */
 
 struct dns_socket {
 	ares_socket_t fd; /* ARES_SOCKET_BAD = free */
@@ -26,7 +25,8 @@ struct dns {
 	ares_channel channel;
 	bool channel_ready;
 	struct event *timer; /* c-ares' next timeout */
-	struct dns_socket sockets[DNS_MAX_SOCKETS];
+	struct dns_socket *sockets; /* c-ares opens a UDP and maybe a TCP socket per server */
+	size_t nsockets;
 };
 
 const char *dns_status_text(enum dns_status status)
@@ -60,6 +60,7 @@ static enum dns_status status_of(int ares_status)
 	case ARES_ENODATA:
 	case ARES_ENOTFOUND:
 	case ARES_ENONAME:
+	case ARES_EBADNAME: /* a name that cannot be: none such */
 		return DNS_NOT_FOUND;
 	case ARES_ETIMEOUT:
 		return DNS_TIMEOUT;
@@ -108,7 +109,7 @@ static void on_socket_state(void *arg, ares_socket_t fd, int readable, int writa
 {
 	struct dns *d = arg;
 	struct dns_socket *slot = NULL, *free_slot = NULL;
-	for (size_t i = 0; i < DNS_MAX_SOCKETS && slot == NULL; i++) {
+	for (size_t i = 0; i < d->nsockets && slot == NULL; i++) {
 		if (d->sockets[i].fd == fd)
 			slot = &d->sockets[i];
 		else if (d->sockets[i].fd == ARES_SOCKET_BAD && free_slot == NULL)
@@ -121,6 +122,17 @@ static void on_socket_state(void *arg, ares_socket_t fd, int readable, int writa
 	}
 	if (!readable && !writable)
 		return;
+	if (slot == NULL && free_slot == NULL) {
+		size_t n = d->nsockets ? d->nsockets * 2 : 4;
+		struct dns_socket *grown = realloc(d->sockets, n * sizeof(*grown));
+		if (grown != NULL) {
+			for (size_t i = d->nsockets; i < n; i++)
+				grown[i] = (struct dns_socket){ .fd = ARES_SOCKET_BAD };
+			free_slot = &grown[d->nsockets];
+			d->sockets = grown;
+			d->nsockets = n;
+		}
+	}
 	slot = slot != NULL ? slot : free_slot;
 	short what = (short)(EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
 	if (slot == NULL || (slot->event = event_new(d->base, fd, what, on_socket, d)) == NULL ||
@@ -170,18 +182,20 @@ struct dns *dns_new(struct event_base *base, const struct cfg_addr *servers, siz
 	if (d == NULL)
 		return NULL;
 	d->base = base;
-	for (size_t i = 0; i < DNS_MAX_SOCKETS; i++)
-		d->sockets[i].fd = ARES_SOCKET_BAD;
 	d->timer = evtimer_new(base, on_timer, d);
 	struct ares_options options = {
 		.timeout = DNS_TIMEOUT_MS,
 		.tries = DNS_TRIES,
 		.sock_state_cb = on_socket_state,
 		.sock_state_cb_data = d,
+		/* Own name servers: names are asked as written, as evdns did
+		 * (resolv.conf's search list belongs to its own servers). */
+		.flags = nservers > 0 ? ARES_FLAG_NOSEARCH : 0,
 	};
 	int rc = d->timer == NULL ? ARES_ENOMEM
 				  : ares_init_options(&d->channel, &options,
-						      ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB);
+						      ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
+							      ARES_OPT_FLAGS);
 	if (rc != ARES_SUCCESS) {
 		log_error("dns: %s", ares_strerror(rc));
 		dns_free(d);
@@ -204,9 +218,10 @@ void dns_free(struct dns *d)
 		return;
 	if (d->channel_ready)
 		ares_destroy(d->channel); /* calls back every query still out */
-	for (size_t i = 0; i < DNS_MAX_SOCKETS; i++)
+	for (size_t i = 0; i < d->nsockets; i++)
 		if (d->sockets[i].event != NULL)
 			event_free(d->sockets[i].event);
+	free(d->sockets);
 	if (d->timer != NULL)
 		event_free(d->timer);
 	free(d);

@@ -98,24 +98,39 @@ static int backend_add_server(struct gen_backend *b, const struct gen *previous,
 	return 0;
 }
 
-/* Addresses a host name keeps when it fails to resolve, at most. */
-#define KEPT_MAX 64
-
 /* The servers of previous's backend `name` that came from a configured
- * server written `text`: the addresses a failed resolution keeps. */
+ * server written `text`: the addresses a failed resolution keeps. Each is
+ * given to keep(), or only counted when keep is NULL. */
 static size_t previous_addresses(const struct gen *previous, const char *name, const char *text,
-				 const struct gen_server **out, size_t cap)
+				 int (*keep)(const struct gen_server *s, void *arg), void *arg)
 {
 	size_t n = 0;
 	for (size_t b = 0; previous != NULL && b < previous->nbackends; b++) {
 		const struct gen_backend *pb = &previous->backends[b];
 		if (strcmp(pb->cfg->name, name) != 0)
 			continue;
-		for (size_t i = 0; i < pb->nservers && n < cap; i++)
-			if (strcmp(pb->servers[i].cfg->addr.text, text) == 0)
-				out[n++] = &pb->servers[i];
+		for (size_t i = 0; i < pb->nservers; i++) {
+			if (strcmp(pb->servers[i].cfg->addr.text, text) != 0)
+				continue;
+			if (keep != NULL && keep(&pb->servers[i], arg) < 0)
+				return SIZE_MAX;
+			n++;
+		}
 	}
 	return n;
+}
+
+struct keeping {
+	struct gen_backend *b;
+	const struct gen *previous;
+	const struct cfg_server *cs;
+};
+
+static int keep_server(const struct gen_server *kept, void *arg)
+{
+	struct keeping *k = arg;
+	return backend_add_server(k->b, k->previous, k->cs, kept->state->addr, &kept->sockaddr, kept->given_weight,
+				  kept->srv_target);
 }
 
 static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, const struct addr_set *sets,
@@ -128,7 +143,8 @@ static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, c
 	if (b->state == NULL)
 		goto fail;
 	for (size_t j = 0; j < cfg->nservers; j++)
-		cap += sets[j].failed ? KEPT_MAX : sets[j].count;
+		cap += sets[j].failed ? previous_addresses(previous, cfg->name, cfg->servers[j].addr.text, NULL, NULL)
+				      : sets[j].count;
 	b->servers = calloc(cap ? cap : 1, sizeof(*b->servers));
 	if (b->servers == NULL)
 		goto fail;
@@ -136,13 +152,10 @@ static int backend_build(struct gen_backend *b, const struct cfg_backend *cfg, c
 		const struct cfg_server *cs = &cfg->servers[j];
 		char id[INET6_ADDRSTRLEN + 16];
 		if (sets[j].failed) {
-			/* A name that failed to resolve keeps what it had. */
-			const struct gen_server *kept[KEPT_MAX];
-			size_t n = previous_addresses(previous, cfg->name, cs->addr.text, kept, KEPT_MAX);
-			for (size_t k = 0; k < n; k++)
-				if (backend_add_server(b, previous, cs, kept[k]->state->addr, &kept[k]->sockaddr,
-						       kept[k]->given_weight, kept[k]->srv_target) < 0)
-					goto fail;
+			/* A name that failed to resolve keeps what it had, all of it. */
+			struct keeping k = { .b = b, .previous = previous, .cs = cs };
+			if (previous_addresses(previous, cfg->name, cs->addr.text, keep_server, &k) == SIZE_MAX)
+				goto fail;
 			continue;
 		}
 		for (size_t k = 0; k < sets[j].count; k++) {
@@ -419,7 +432,9 @@ bool gen_resolution_differs(const struct gen *g, const struct resolution *res)
 				if (found == NULL)
 					return true;
 				/* ...with its SRV record's weight (when this entry gave it) */
-				if (set->weights != NULL && found->cfg == cs && found->given_weight != set->weights[k])
+				if (set->weights != NULL && found->cfg == cs &&
+				    (found->given_weight != set->weights[k] || found->srv_target == NULL ||
+				     strcmp(found->srv_target, set->targets[k]) != 0))
 					return true;
 			}
 		}

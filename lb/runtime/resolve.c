@@ -65,14 +65,28 @@ static void addr_set_clear(struct addr_set *set)
 	set->count = set->cap = 0;
 }
 
-/* Append sa (once: an address two records give stays the first's). target
- * NULL: a host name's address. Returns -1 out of memory. */
+/* Append sa, once. target NULL: a host name's address. An address two SRV
+ * targets give is one server with the sum of their weights (at most 256)
+ * and the first target name in sort order: the same whatever order the
+ * answers came in. Returns -1 out of memory. */
 static int addr_set_add(struct addr_set *set, const struct sockaddr_storage *sa, int weight, const char *target)
 {
 	size_t len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	for (size_t i = 0; i < set->count; i++)
-		if (memcmp(&set->addrs[i], sa, len) == 0)
-			return 0;
+	for (size_t i = 0; i < set->count; i++) {
+		if (memcmp(&set->addrs[i], sa, len) != 0)
+			continue;
+		if (target != NULL && set->targets != NULL) {
+			set->weights[i] = set->weights[i] + weight > 256 ? 256 : set->weights[i] + weight;
+			if (strcmp(target, set->targets[i]) < 0) {
+				char *name = strdup(target);
+				if (name == NULL)
+					return -1;
+				free(set->targets[i]);
+				set->targets[i] = name;
+			}
+		}
+		return 0;
+	}
 	if (set->count == set->cap) {
 		size_t cap = set->cap ? set->cap * 2 : 4;
 		struct sockaddr_storage *addrs = realloc(set->addrs, cap * sizeof(*addrs));
@@ -191,7 +205,10 @@ static void on_srv_records(void *arg, enum dns_status status, const struct srv_r
 			break;
 		}
 		t->weight = weights[i];
-		dns_addresses(q->dns, t->target, records[i].port, on_addresses, t);
+		/* A target is an absolute name (RFC 2782): no search list. */
+		char absolute[300];
+		snprintf(absolute, sizeof(absolute), "%s.", t->target);
+		dns_addresses(q->dns, absolute, records[i].port, on_addresses, t);
 	}
 	free(weights);
 	query_end(q);

@@ -78,8 +78,7 @@ void resolver_follow(struct resolver *r, struct config_ref *cfg);
 typedef void resolver_done_fn(void *arg);
 void resolver_resolve_now(struct resolver *r, resolver_done_fn *done, void *arg);
 
-/* Stop, ending a round in progress; this runs the control loop once
- * (without waiting), so call it while what has events there still lives. */
+/* Stop, ending a round in progress (its queries are cancelled at once). */
 void resolver_stop(struct resolver *r);
 
 #endif

@@ -224,10 +224,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	struct gen *g = atomic_exchange(&w->pending_gen, NULL);
 	if (g != NULL)
 		worker_switch_gen(w, g);
-	bool draining = atomic_load(&w->draining);
-	if (draining && !w->drain_seen)
+	unsigned drains = atomic_load(&w->drains);
+	if (drains != w->drains_seen) /* counted: a drain, undrain, drain between two wake-ups is one */
 		sessions_stop_all(w);
-	w->drain_seen = draining;
+	w->drains_seen = drains;
 	if (atomic_load(&w->stopping) && !atomic_load(&w->accepting_stopped)) {
 		/* Connections already queued on the sockets are served, not
 		 * reset when the sockets close (a connection that comes in
@@ -428,6 +428,8 @@ void worker_post_stop(struct worker *w, bool now)
 void worker_post_drain(struct worker *w, bool draining)
 {
 	atomic_store(&w->draining, draining);
+	if (draining)
+		atomic_fetch_add(&w->drains, 1);
 	wake_fd_signal(w->wake_fd);
 }
 

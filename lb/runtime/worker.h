@@ -80,6 +80,7 @@ struct worker {
 	atomic_bool stopping; /* stop accepting, exit when no session is left */
 	atomic_bool stop_now; /* exit at once, closing every session */
 	atomic_bool draining; /* the instance drains: HTTP keep-alive ends (worker_draining) */
+	atomic_uint drains; /* drains begun: each closes the idle connections once */
 
 	/* worker -> control */
 	atomic_ulong acked_gen; /* id of the generation it accepts for */
@@ -97,7 +98,7 @@ struct worker {
 	struct gen *gen; /* a reference */
 	struct accept_point *accept_points;
 	size_t naccept_points;
-	bool drain_seen; /* draining, as last acted upon */
+	unsigned drains_seen; /* drains acted upon */
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
 	struct event *tick_timer; /* handlers->tick, and its own slab trimmed */

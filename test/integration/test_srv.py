@@ -26,7 +26,7 @@ class Dnsmasq:
         self.port = free_port()
         self.proc = None
 
-    def start(self, records, missing=()):
+    def start(self, records, missing=(), extra=()):
         cmd = [DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                "--pid-file=", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % self.port,
                "--log-facility=-", "--local=/lb-test/"]
@@ -34,6 +34,7 @@ class Dnsmasq:
             cmd.append("--srv-host=%s,%s,%d,%d,%d" % (NAME, target, port, priority, weight))
         for target in sorted({r[0] for r in records} - set(missing)):
             cmd.append("--host-record=%s,127.0.0.1" % target)
+        cmd += list(extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.procs.append(self.proc)
         wait_until(lambda: self.answers() or self.proc.poll() is not None, 5, "dnsmasq to answer")
@@ -59,7 +60,7 @@ class Dnsmasq:
             self.proc.wait(5)
 
 
-def config(port, admin, dns_port, extra=""):
+def config(port, admin, dns_port, extra="", interval="1s"):
     return """\
 global:
   workers: 1
@@ -72,12 +73,12 @@ listeners:
     backend: app
 backends:
   - name: app
-    resolve_interval: 1s
+    resolve_interval: %s
     health_check:
       type: none
     servers:
       - addr: srv:%s%s
-""" % (dns_port, admin, port, NAME, extra)
+""" % (dns_port, admin, port, interval, NAME, extra)
 
 
 def shares(port, n):
@@ -137,3 +138,71 @@ def test_srv_server_with_weight_is_refused_with_its_position(procs, lb, tmp_path
     assert out.returncode != 0
     assert "bad.yaml:17:17: backends[0].servers[0].weight: an srv: server takes its weights from its SRV records" \
         in out.stderr + out.stdout
+
+
+def test_an_address_two_targets_share_is_one_server_and_no_generation_churn(procs, lb):
+    p = free_port()
+    Replica(procs, port=p, name="a").start()
+    dns = Dnsmasq(procs).start([("a.lb-test", p, 0, 10), ("b.lb-test", p, 0, 20)])
+    port, admin = free_port(), free_port()
+    inst = lb(config(port, admin, dns.port), port)
+    wait_until(lambda: weights(admin) == {"127.0.0.1:%d" % p: 30}, 10, "one server, weights summed")
+    before = inst.log_text().count("servers re-resolved")
+    # Several intervals of answers in any order: nothing changes.
+    asked = admin_stats(admin)["uptime_s"]
+    wait_until(lambda: admin_stats(admin)["uptime_s"] >= asked + 4, 10, "four more intervals")
+    assert inst.log_text().count("servers re-resolved") == before
+
+
+def test_a_changed_srv_weight_wins_over_a_runtime_weight_for_good(procs, lb):
+    p = free_port()
+    Replica(procs, port=p, name="a").start()
+    dns = Dnsmasq(procs).start([("a.lb-test", p, 0, 10)])
+    port, admin = free_port(), free_port()
+    lb(config(port, admin, dns.port), port)
+    key = "127.0.0.1:%d" % p
+    wait_until(lambda: weights(admin) == {key: 10}, 10, "the SRV weight")
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    conn.request("POST", "/backends/app/servers/%s/weight/0" % key)
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert weights(admin) == {key: 0}
+    dns.stop()
+    dns.start([("a.lb-test", p, 0, 20)])
+    wait_until(lambda: weights(admin) == {key: 20}, 10, "the new SRV weight")
+    dns.stop()
+    dns.start([("a.lb-test", p, 0, 10)])
+    wait_until(lambda: weights(admin) == {key: 10}, 10, "the SRV weight again, not the forgotten runtime 0")
+
+
+def test_targets_are_absolute_names_and_own_resolvers_skip_the_search_list(procs, lb, monkeypatch):
+    """A search domain whose wildcard answers everything must not catch
+    the SRV name or its targets (RFC 2782 targets are absolute)."""
+    p = free_port()
+    Replica(procs, port=p, name="a").start()
+    dns = Dnsmasq(procs).start([("a.lb-test", p, 0, 1)], extra=["--address=/wild.test/127.0.0.9"])
+    monkeypatch.setenv("LOCALDOMAIN", "wild.test")
+    monkeypatch.setenv("RES_OPTIONS", "ndots:5")
+    port, admin = free_port(), free_port()
+    lb(config(port, admin, dns.port), port)
+    wait_until(lambda: weights(admin) == {"127.0.0.1:%d" % p: 1}, 10, "the target's own address")
+    assert shares(port, 3) == {"a": 3}
+
+
+def test_a_name_that_fails_keeps_all_its_servers_even_past_64(procs, lb):
+    """A runtime weight rebuilds the generation from what names had: every
+    one of 100 SRV targets stays, not the first 64."""
+    p = free_port()
+    Replica(procs, port=p, name="a").start()
+    records = [("t%d.lb-test" % i, p, 0, 1) for i in range(100)]
+    extra = ["--host-record=t%d.lb-test,127.0.%d.%d" % (i, 1 + i // 200, 1 + i % 200) for i in range(100)]
+    dns = Dnsmasq(procs).start(records, missing=[r[0] for r in records], extra=extra)
+    port, admin = free_port(), free_port()
+    lb(config(port, admin, dns.port, interval="1h"), port)
+    wait_until(lambda: len(weights(admin)) == 100, 15, "100 servers")
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    conn.request("POST", "/backends/app/servers/127.0.1.1:%d/weight/5" % p)
+    assert conn.getresponse().status == 200
+    conn.close()
+    w = weights(admin)
+    assert len(w) == 100 and w["127.0.1.1:%d" % p] == 5

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import LB, admin_stats, free_port, http_config, recv_all, tcp_config, wait_until, workers_under_test
+from conftest import (LB, admin_stats, can_connect, free_port, http_config, recv_all, tcp_config, wait_until,
+                      workers_under_test)
 
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
@@ -814,3 +815,45 @@ def test_send_proxy_goes_in_the_clear_before_the_handshake(replicas, lb, pki):
     assert resp.status == 200
     # the back tier saw the client itself, through the header
     assert resp.getheader("X-Echo-X-Forwarded-For").split(",")[-1].strip() == "127.0.0.9"
+
+
+def test_a_drain_lets_a_handshake_under_way_finish_and_answers_its_first_request(lb, replicas, pki):
+    """POST /drain closes idle keep-alive connections, not one whose
+    client is still in its TLS handshake: that one gets its request
+    answered (with Connection: close)."""
+    from test_drain import call
+    inst, port = https_lb(lb, replicas, pki, admin=True, workers=1)
+    admin = inst.admin_port
+    wait_until(lambda: can_connect(admin), 5, "admin endpoint")
+    ctx = client_context(pki)
+    # A keep-alive connection that served a request: the drain closes it.
+    idle = tls_connect(port, ctx, "a.test")
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert idle.recv(4096).startswith(b"HTTP/1.1 200")
+    # A handshake half done: ClientHello sent, the server's flight read.
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inb, outb, server_hostname="a.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    raw.sendall(outb.read())
+    inb.write(raw.recv(65536))
+    assert call(admin, "POST", "/drain")[0] == 200
+    # Once the idle one is closed, the worker has acted on the drain.
+    wait_until(lambda: idle.recv(4096) == b"", 5, "the idle connection to be closed")
+    tls.do_handshake()
+    raw.sendall(outb.read())
+    tls.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    raw.sendall(outb.read())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = raw.recv(65536)
+        assert chunk, "closed during the handshake or before the answer"
+        inb.write(chunk)
+        try:
+            answer += tls.read(65536)
+        except ssl.SSLWantReadError:
+            pass
+    assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+    idle.close()
+    raw.close()

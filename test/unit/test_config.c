@@ -775,7 +775,7 @@ static void test_srv_server_is_a_name_without_port_or_weight(void **state)
 	struct lb_config *cfg = load_ok(text);
 	const struct cfg_server *s = &cfg->backends[0].servers[1];
 	assert_true(cfg_server_is_srv(s));
-	assert_string_equal(s->addr.host, "_http._tcp.app.example");
+	assert_string_equal(s->addr.host, "_http._tcp.app.example."); /* absolute, as written */
 	assert_string_equal(s->addr.text, "srv:_http._tcp.app.example.");
 	assert_false(cfg_server_is_srv(&cfg->backends[0].servers[0]));
 	config_free(cfg);
