@@ -5,7 +5,8 @@
 #                   AddressSanitizer + UndefinedBehaviorSanitizer build
 #   make tsan       unit and integration suites under ThreadSanitizer, 4 workers
 #   make run        the demo: three replicas behind lb on :8080
-#   make bench      lb vs HAProxy vs nginx (scripts/bench.sh), plain, then over TLS
+#   make bench      lb vs HAProxy vs nginx (scripts/bench.sh), plain, then over TLS,
+#                   then HTTP/2 (scripts/bench-h2.sh) and overload (scripts/overload.sh)
 #   make rolling-restart   requests lost in a rolling restart, lb vs HAProxy vs nginx
 #   make deb        the Debian package, build/deb/lb_VERSION_ARCH.deb (debian/),
 #                   checked by lintian
@@ -137,6 +138,7 @@ bench:
 	scripts/bench.sh
 	BENCH_TLS=ecdsa scripts/bench.sh
 	BENCH_TLS=rsa BENCH_IDLE=0 scripts/bench.sh
+	scripts/bench-h2.sh
 	scripts/overload.sh
 rolling-restart:
 	scripts/deps.sh --bench
