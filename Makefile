@@ -11,6 +11,7 @@
 #   make deb        the Debian package, build/deb/lb_VERSION_ARCH.deb (debian/),
 #                   checked by lintian
 
+comma    := ,
 CC       ?= cc
 BUILD    ?= build
 PREFIX   ?= /usr/local
@@ -18,6 +19,12 @@ SANITIZE ?= 0
 
 PKGS     := libevent libevent_pthreads yaml-0.1 libssl libcrypto libcares libnghttp2
 CPPFLAGS += -D_GNU_SOURCE -MMD -MP
+# libnghttp2's flood limits came in 1.56-1.61; Debian back-ports them into
+# 1.52 without changing the version: ask the linker, not the version.
+h2_has = $(shell printf '\043include <nghttp2/nghttp2.h>\nint main(void) { nghttp2_option *o; nghttp2_option_new(&o); $(1); return 0; }\n' \
+	| $(CC) -x c - -o /dev/null -lnghttp2 2>/dev/null && echo $(2))
+CPPFLAGS += $(call h2_has,nghttp2_option_set_max_continuations(o$(comma) 8),-DLB_H2_MAX_CONTINUATIONS) \
+	    $(call h2_has,nghttp2_option_set_stream_reset_rate_limit(o$(comma) 1$(comma) 1),-DLB_H2_RESET_RATE_LIMIT)
 CFLAGS   += -std=c11 -O2 -g -Wall -Wextra -Werror -pthread
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lyaml -lssl -lcrypto -lcares -lnghttp2) -lhttp_parser -lm
 

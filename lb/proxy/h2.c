@@ -23,6 +23,7 @@
 #define H2_CLIENT_OUT_MAX (64 * 1024) /* frames queued for the client before nghttp2 is asked for more */
 #define H2_NEW_STREAMS_PER_READ (2 * H2_MAX_STREAMS) /* nginx's bound on streams opened per read event */
 #define H2_FIELDS_MAX 256
+#define H2_CONTINUATIONS_MAX 8 /* per header block, as nghttp2 1.61 (CVE-2024-28182) */
 #define H2_STREAMS_PER_CONN 1000000 /* then GOAWAY: the client opens another connection (a bound on any one connection's life) */
 #define H2_GLITCHES_MAX 200 /* lb's own stream resets and protocol errors per connection (MadeYouReset) */
 #define H2_FLOOD_SLACK (1024 * 1024) /* nginx's heuristic: bytes read / 8 > payload + this = a flood */
@@ -78,6 +79,7 @@ struct h2_conn {
 	unsigned new_streams; /* opened during this read */
 	uint64_t streams_taken;
 	unsigned glitches; /* RST_STREAM sent, invalid frames received */
+	unsigned continuations; /* in the header block being received */
 	uint64_t bytes_read, payload; /* payload: DATA and header bytes */
 	bool shutting_down;
 	bool failed; /* a protocol error: GOAWAY sent, closing */
@@ -728,6 +730,25 @@ static void glitch(struct h2_conn *h)
 	}
 }
 
+/* CONTINUATION frames are counted here too, whatever the library does: a
+ * header block in more than H2_CONTINUATIONS_MAX of them ends the
+ * connection (an nghttp2 without the back-ported limit would buffer and
+ * decode every one). */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user_data)
+{
+	struct h2_conn *h = user_data;
+	(void)session;
+	if (hd->type != NGHTTP2_CONTINUATION) {
+		h->continuations = 0;
+		return 0;
+	}
+	if (++h->continuations > H2_CONTINUATIONS_MAX) {
+		h->failed = true;
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	return 0;
+}
+
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
 	(void)session;
@@ -794,10 +815,15 @@ struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct 
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_option_set_max_continuations(opt, 8); /* CVE-2024-28182 */
+#ifdef LB_H2_MAX_CONTINUATIONS /* the Makefile asks the linker */
+	nghttp2_option_set_max_continuations(opt, H2_CONTINUATIONS_MAX); /* CVE-2024-28182 */
+#endif
+#ifdef LB_H2_RESET_RATE_LIMIT
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33); /* CVE-2023-44487 */
+#endif
 	nghttp2_option_set_max_settings(opt, 32);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	if (nghttp2_session_server_new2(&h->session, cb, h, opt) != 0)
