@@ -155,11 +155,13 @@ rolling-restart:
 install: all
 	install -D -m 0755 $(BUILD)/lb $(DESTDIR)$(PREFIX)/sbin/lb
 	install -D -m 0755 scripts/lbctl $(DESTDIR)$(PREFIX)/sbin/lbctl
+	install -D -m 0755 scripts/lb-healthwatch $(DESTDIR)$(PREFIX)/sbin/lb-healthwatch
 	test -e $(DESTDIR)/etc/lb/lb.yaml || install -D -m 0644 conf/lb.yaml $(DESTDIR)/etc/lb/lb.yaml
 	install -D -m 0644 scripts/lb.service $(DESTDIR)/etc/systemd/system/lb.service
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/lb/README.md
 	install -D -m 0644 man/lb.8 $(DESTDIR)$(PREFIX)/share/man/man8/lb.8
 	install -D -m 0644 man/lbctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/lbctl.8
+	install -D -m 0644 man/lb-healthwatch.8 $(DESTDIR)$(PREFIX)/share/man/man8/lb-healthwatch.8
 	install -D -m 0644 man/lb.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/lb.yaml.5
 
 # The Debian package, built by dpkg-buildpackage from a copy of the working

@@ -19,7 +19,7 @@ case "${1:-}" in
 --run) ;;
 --bench) packages="$packages wrk haproxy nginx-light gnuplot-nox nghttp2-client" ;;
 --deb) packages="$packages debhelper devscripts dpkg-dev lintian fakeroot" ;;
-*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-yaml python3-h2 nghttp2-client prometheus wrk dnsmasq-base bird2 keepalived iproute2" ;;
+*) packages="$packages clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-yaml python3-h2 nghttp2-client prometheus wrk dnsmasq-base bird2 keepalived iproute2 procps" ;;
 esac
 
 missing=""

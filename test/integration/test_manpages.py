@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 MAN = os.path.join(ROOT, "man")
-PAGES = ["lb.8", "lbctl.8", "lb.yaml.5"]
+PAGES = ["lb.8", "lbctl.8", "lb-healthwatch.8", "lb.yaml.5"]
 CONF = os.path.join(ROOT, "conf", "lb.yaml")
 LBCTL = os.path.join(ROOT, "scripts", "lbctl")
 ENV = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80")

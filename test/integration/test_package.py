@@ -158,6 +158,8 @@ def test_install_run_and_purge(request, procs, tmp_path):
             name = os.path.basename(page)
             installed = "/usr/share/man/man%s/%s.gz" % (name.rsplit(".", 1)[1], name)
             assert os.path.exists(installed), installed
+        watch = run(["/usr/sbin/lb-healthwatch", "-h"], 15)
+        assert watch.returncode == 0 and "lb-healthwatch" in watch.stdout + watch.stderr
 
         unit = next(p for p in ("/lib/systemd/system/lb.service", "/usr/lib/systemd/system/lb.service")
                     if os.path.exists(p))
@@ -237,5 +239,5 @@ def test_install_run_and_purge(request, procs, tmp_path):
 
     assert purge.returncode == 0, purge.stdout + purge.stderr
     assert package_status() == "" or "not-installed" in package_status()
-    for gone in ("/usr/sbin/lb", "/usr/sbin/lbctl", "/etc/lb", "/var/log/lb", unit):
+    for gone in ("/usr/sbin/lb", "/usr/sbin/lbctl", "/usr/sbin/lb-healthwatch", "/etc/lb", "/var/log/lb", unit):
         assert not os.path.lexists(gone), gone + " is still there after apt-get purge"
