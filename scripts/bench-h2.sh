@@ -165,14 +165,6 @@ for t in "${TARGETS[@]}"; do
     [[ $names == 3 ]] || die "$t: 6 HTTP/2 requests reached $names replica(s), not 3"
 done
 
-# cpu_ns NAME: CPU time in ns of the proxy NAME (all threads; nginx's workers too).
-cpu_ns() {
-    local pids=${PID[$1]} files=() p
-    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
-    for p in $pids; do files+=("/proc/$p/task/"*/schedstat); done
-    awk '{ s += $1 } END { printf "%.0f\n", s }' "${files[@]}" 2>/dev/null
-}
-
 # run_h2load TARGET SHAPE: "requests rps errors cpu_ns".
 run_h2load() {
     local target=$1 conns=${2%x*} streams=${2#*x} before after out

@@ -175,18 +175,6 @@ check_target() {
     fi
 }
 
-# cpu_ns NAME: CPU time in ns used so far by the proxy NAME: every thread of
-# the process and, for nginx, of its worker processes (children of the master).
-cpu_ns() {
-    local name=$1 pids=${PID[$1]}
-    if [[ $name == nginx ]]; then
-        pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
-    fi
-    local files=() p
-    for p in $pids; do files+=("/proc/$p/task/"*/schedstat); done
-    awk '{ s += $1 } END { printf "%.0f\n", s }' "${files[@]}" 2>/dev/null
-}
-
 # --- configurations ------------------------------------------------------------
 
 mkdir -p "$OUT"

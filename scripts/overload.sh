@@ -361,12 +361,6 @@ peak_in_service() {
     echo "$best"
 }
 
-# cpu_ns TARGET: CPU time used so far by the target's proxy, every thread.
-cpu_ns() {
-    local files=("/proc/${PID[$1]}/task/"*/schedstat)
-    awk '{ s += $1 } END { printf "%.0f\n", s }' "${files[@]}" 2>/dev/null
-}
-
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $CPU_MODEL ]] || CPU_MODEL=$(uname -m)
 HEADER="overload (issue 15), $(date '+%F %T'), $CPU_MODEL: 3 replicas -o $N -d $MS (peak $((3 * N * 1000 / MS)) req/s at $((3 * N)) in service; direct: one replica, $((N * 1000 / MS)) at $N) on CPU $LOAD_CPU with wrk; proxies on CPU $PROXY_CPU, 1 worker; wrk keep-alive, ${DURATION_S}s per point"

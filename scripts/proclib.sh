@@ -1,6 +1,7 @@
-# proclib.sh: what the benchmark scripts share (bench.sh, overload.sh,
+# proclib.sh: what the benchmark scripts share (bench.sh, bench-h2.sh, overload.sh,
 # rolling-restart.sh, callgrind.sh; sourced, after the script has defined
-# die): process handling, durations, pinning, the descriptor limit. Every process a script starts is handed
+# die): process handling, durations, pinning, the descriptor limit, CPU
+# time. Every process a script starts is handed
 # to track_pid; on exit all of them get TERM, and KILL if they are still
 # there after 10 s.
 
@@ -63,6 +64,16 @@ pin_commands() {
 # allowed.
 raise_fd_limit() {
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# cpu_ns NAME: CPU time in ns used so far by the process ${PID[NAME]} (the
+# script's associative array PID): every thread's schedstat, and for nginx
+# those of its workers (children of the master) too.
+cpu_ns() {
+    local pids=${PID[$1]} files=() p
+    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+    for p in $pids; do files+=("/proc/$p/task/"*/schedstat); done
+    awk '{ s += $1 } END { printf "%.0f\n", s }' "${files[@]}" 2>/dev/null
 }
 
 # An awk function for programs that read wrk's output: ms(v) is a latency
