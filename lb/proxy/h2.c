@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "gen.h"
 #include "http_msg.h"
@@ -25,7 +26,8 @@
 #define H2_FIELDS_MAX 256
 #define H2_CONTINUATIONS_MAX 8 /* per header block, as nghttp2 1.61 (CVE-2024-28182) */
 #define H2_STREAMS_PER_CONN 1000000 /* then GOAWAY: the client opens another connection (a bound on any one connection's life) */
-#define H2_GLITCHES_MAX 200 /* lb's own stream resets and protocol errors per connection (MadeYouReset) */
+#define H2_GLITCH_BURST 200 /* stream errors a client causes, at once (MadeYouReset), ... */
+#define H2_GLITCHES_PER_S 33 /* ... and then per second, as nghttp2 1.61 bounds resets */
 #define H2_FLOOD_SLACK (1024 * 1024) /* nginx's heuristic: bytes read / 8 > payload + this = a flood */
 
 struct h2_field {
@@ -76,9 +78,11 @@ struct h2_conn {
 	struct h2_stream streams; /* list head */
 	size_t open_streams; /* open for nghttp2 */
 	size_t zombies; /* reset streams whose http.c session has not ended yet: they count as open */
+	size_t running; /* streams whose http.c session runs (a header block still coming is none) */
 	unsigned new_streams; /* opened during this read */
 	uint64_t streams_taken;
-	unsigned glitches; /* RST_STREAM sent, invalid frames received */
+	double glitch_budget; /* a token bucket: H2_GLITCH_BURST, refilled at H2_GLITCHES_PER_S */
+	uint64_t glitch_ms; /* clock_ms() of its last refill */
 	unsigned continuations; /* in the header block being received */
 	uint64_t bytes_read, payload; /* payload: DATA and header bytes */
 	bool shutting_down;
@@ -158,9 +162,16 @@ static void put(struct evbuffer *b, const struct h2_stream *st, uint32_t off, ui
 /* The request head in HTTP/1.1 (h2.h). -1 when it cannot be one. */
 static int stream_request_head(struct h2_stream *st)
 {
-	if (st->method < 0 || st->path < 0 || (st->authority < 0 && st->scheme < 0))
+	if (st->method < 0 || st->path < 0 || st->scheme < 0)
 		return -1; /* RFC 9113 8.3.1 (nghttp2 checks it too) */
 	const struct h2_field *m = &st->fields[st->method], *p = &st->fields[st->path];
+	const struct h2_field *scheme = &st->fields[st->scheme];
+	bool web = (scheme->value_len == 4 && memcmp(st->text + scheme->value, "http", 4) == 0) ||
+		   (scheme->value_len == 5 && memcmp(st->text + scheme->value, "https", 5) == 0);
+	bool asterisk = p->value_len == 1 && st->text[p->value] == '*' && m->value_len == 7 &&
+			memcmp(st->text + m->value, "OPTIONS", 7) == 0;
+	if (!web || p->value_len == 0 || (st->text[p->value] != '/' && !asterisk))
+		return -1; /* an origin-form path of http(s) only: never an absolute URI to pass on */
 	struct evbuffer *b = st->req;
 	bool has_length = false, has_host = false, has_cookie = false;
 	put(b, st, m->value, m->value_len);
@@ -259,13 +270,15 @@ static void stream_receive(struct conn *c)
 	}
 	if (left == 0 && st->req_end)
 		c->eof = true;
-	if (st->closed && !st->resp_done && !c->eof) {
-		c->error = true; /* reset by the client before the request ended */
-		c->error_code = ECONNRESET;
-	}
-	if (st->h2 == NULL && !st->resp_done) {
-		c->error = true; /* the connection is gone */
-		c->error_code = ECONNRESET;
+	if ((st->closed || st->h2 == NULL) && !c->eof && !c->error) {
+		/* Reset, or the connection is gone: nothing more will come. A
+		 * stream whose response went out whole just ends. */
+		if (st->resp_done) {
+			c->eof = true;
+		} else {
+			c->error = true;
+			c->error_code = ECONNRESET;
+		}
 	}
 }
 
@@ -290,8 +303,9 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
 	int n = evbuffer_remove(st->resp, buf, length);
 	if (n < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	if (before >= H2_STREAM_BUFFER && before - (size_t)n < H2_STREAM_BUFFER)
-		stream_wake(st); /* room again: http.c may write more */
+	size_t after = before - (size_t)n;
+	if ((before >= H2_STREAM_BUFFER && after < H2_STREAM_BUFFER) || (after == 0 && n > 0))
+		stream_wake(st); /* room again, or all of it out: http.c may write more, or finish */
 	if (evbuffer_get_length(st->resp) == 0 && st->resp_done) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (st->trailers_len > 0) {
@@ -489,10 +503,14 @@ static size_t stream_unsent(const struct conn *c)
 	return evbuffer_get_length(st->resp);
 }
 
+/* Only what stream_receive would change: else conn_sync would wake the
+ * session again and again (a spin). */
 static bool stream_input_ready(const struct conn *c)
 {
 	const struct h2_stream *st = c->transport_state;
-	return evbuffer_get_length(st->req) > 0 || (st->req_end && !c->eof) || st->closed || st->h2 == NULL;
+	if (c->eof || c->error)
+		return false;
+	return evbuffer_get_length(st->req) > 0 || st->req_end || st->closed || st->h2 == NULL;
 }
 
 static bool stream_wants_socket(const struct conn *c)
@@ -533,8 +551,11 @@ static void stream_close(struct conn *c)
 		st->unconsumed = 0;
 		flush_soon(st->h2);
 	}
-	if (st->zombie && st->h2 != NULL)
-		st->h2->zombies--;
+	if (st->h2 != NULL) {
+		st->h2->running--;
+		if (st->zombie)
+			st->h2->zombies--;
+	}
 	st->held_by_conn = false;
 	st->conn = NULL;
 	stream_maybe_free(st);
@@ -563,16 +584,20 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	struct h2_conn *h = user_data;
 	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	if (h->shutting_down)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* refused: after our GOAWAY */
+	if (h->shutting_down) { /* after our GOAWAY: refused, the client may retry it elsewhere */
+		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
 	if (++h->new_streams > H2_NEW_STREAMS_PER_READ) {
 		h->failed = true; /* a flood: the connection ends */
 		nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
-	if (h->open_streams + h->zombies >= H2_MAX_STREAMS) {
+	if (h->open_streams + h->zombies >= 2 * H2_MAX_STREAMS) {
 		/* Reset streams whose requests are still being aborted count
-		 * (Rapid Reset: nghttp2 forgets a stream at its RST). */
+		 * (Rapid Reset: nghttp2 forgets a stream at its RST), with as
+		 * much slack again for a client that cancels one and opens
+		 * the next in one write, as RFC 9113 5.1.2 lets it. */
 		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
@@ -644,8 +669,10 @@ static void stream_start(struct h2_conn *h, struct h2_stream *st)
 	}
 	st->req_started = true;
 	st->held_by_conn = true; /* the session's conn holds it from here */
+	h->running++;
 	if (h->start(h->owner, &stream_transport, st) < 0 && st->held_by_conn) {
 		st->held_by_conn = false;
+		h->running--;
 		submit_rst(st, NGHTTP2_REFUSED_STREAM);
 	}
 }
@@ -724,7 +751,13 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
  * not count) loses its connection: GOAWAY ENHANCE_YOUR_CALM. */
 static void glitch(struct h2_conn *h)
 {
-	if (++h->glitches == H2_GLITCHES_MAX) {
+	uint64_t now = clock_ms();
+	h->glitch_budget += (double)(now - h->glitch_ms) * H2_GLITCHES_PER_S / 1000.0;
+	if (h->glitch_budget > H2_GLITCH_BURST)
+		h->glitch_budget = H2_GLITCH_BURST;
+	h->glitch_ms = now;
+	h->glitch_budget -= 1;
+	if (h->glitch_budget < 0 && !h->failed) {
 		h->failed = true;
 		nghttp2_session_terminate_session(h->session, NGHTTP2_ENHANCE_YOUR_CALM);
 	}
@@ -749,11 +782,23 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
 	return 0;
 }
 
+/* A stream error the client caused (a malformed field, a bad frame on a
+ * stream), not one lb chose: a server that failed (INTERNAL_ERROR), a
+ * stream refused at a limit, a cancel, an early answer (NO_ERROR). */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
 	(void)session;
-	if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
+	if (frame->hd.type != NGHTTP2_RST_STREAM)
+		return 0;
+	switch (frame->rst_stream.error_code) {
+	case NGHTTP2_NO_ERROR:
+	case NGHTTP2_INTERNAL_ERROR:
+	case NGHTTP2_REFUSED_STREAM:
+	case NGHTTP2_CANCEL:
+		break;
+	default:
 		glitch(user_data);
+	}
 	return 0;
 }
 
@@ -768,21 +813,30 @@ static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame
 
 /* ---- the connection ---- */
 
-/* What nghttp2 has to send, into the client's output while it has room. */
+/* What nghttp2 has to send, H2_CLIENT_OUT_MAX at a time, for as long as
+ * the kernel takes it all; once it does not, the client connection's
+ * writability (the session's drive) brings the next. */
 static void send_frames(struct h2_conn *h)
 {
-	while (evbuffer_get_length(h->client->out) < H2_CLIENT_OUT_MAX) {
-		const uint8_t *data;
-		ssize_t n = nghttp2_session_mem_send(h->session, &data);
-		if (n < 0) {
-			h->failed = true;
-			break;
+	for (;;) {
+		size_t produced = 0;
+		while (evbuffer_get_length(h->client->out) < H2_CLIENT_OUT_MAX) {
+			const uint8_t *data;
+			ssize_t n = nghttp2_session_mem_send(h->session, &data);
+			if (n < 0) {
+				h->failed = true;
+				break;
+			}
+			if (n == 0)
+				break;
+			evbuffer_add(h->client->out, data, (size_t)n);
+			produced += (size_t)n;
 		}
-		if (n == 0)
+		conn_flush(h->client);
+		if (produced == 0 || h->failed || h->client->error || conn_unsent(h->client) > 0 ||
+		    !nghttp2_session_want_write(h->session))
 			break;
-		evbuffer_add(h->client->out, data, (size_t)n);
 	}
-	conn_flush(h->client);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -805,6 +859,8 @@ struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct 
 	h->client = client;
 	h->start = start;
 	h->owner = owner;
+	h->glitch_budget = H2_GLITCH_BURST;
+	h->glitch_ms = clock_ms();
 	h->streams.next = h->streams.prev = &h->streams;
 	h->flush_event = event_new(w->base, -1, 0, on_flush, h);
 	if (h->flush_event == NULL || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
@@ -885,8 +941,8 @@ bool h2_conn_drive(struct h2_conn *h)
 		return false;
 	if (h->failed)
 		return conn_unsent(c) > 0 && !c->eof; /* the GOAWAY out, then close */
-	if (c->eof && h->open_streams == 0)
-		return false;
+	if (c->eof)
+		return false; /* HTTP/2 has no half-close: the client left */
 	if (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session) && conn_unsent(c) == 0)
 		return false; /* GOAWAY both ways, nothing left */
 	return true;
@@ -894,7 +950,7 @@ bool h2_conn_drive(struct h2_conn *h)
 
 bool h2_conn_idle(const struct h2_conn *h)
 {
-	return h->open_streams == 0;
+	return h->running == 0;
 }
 
 void h2_conn_shutdown(struct h2_conn *h)

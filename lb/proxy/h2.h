@@ -65,7 +65,8 @@ struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct 
  * the client). */
 bool h2_conn_drive(struct h2_conn *h);
 
-/* No stream is open (the caller's idle timeout runs). */
+/* No stream's request is being served (the caller's idle timeout runs,
+ * also while a client dawdles over a header block). */
 bool h2_conn_idle(const struct h2_conn *h);
 
 /* Stop taking streams (GOAWAY with the last stream id): the streams in

@@ -141,6 +141,8 @@ struct http_session {
 
 	struct http_exchange *x; /* the request in flight; NULL between requests */
 	struct h2_conn *h2; /* HTTP_H2 */
+	bool h2_idle_timed; /* HTTP_H2: the idle timeout runs since it last became idle */
+	char *stream_subject; /* an HTTP/2 stream's: its connection's client certificate subject */
 };
 
 static void http_drive(struct http_session *s);
@@ -496,6 +498,8 @@ static bool chunked_prefix_valid(const struct http_session *s)
 static const char *client_subject(const struct http_session *s, char *buf, size_t cap)
 {
 	const struct gen_listener *l = s->session.listener;
+	if (s->stream_subject != NULL)
+		return s->stream_subject;
 	SSL *ssl = tls_conn_ssl(s->session.client);
 	if (l->tls == NULL || l->cfg->tls.verify_client == TLS_VERIFY_CLIENT_OFF || ssl == NULL ||
 	    SSL_get_verify_result(ssl) != X509_V_OK)
@@ -645,7 +649,8 @@ static bool start_h2(struct http_session *s)
 static bool h2_step(struct http_session *s)
 {
 	if (s->session.timer_fired && h2_conn_idle(s->h2))
-		h2_conn_shutdown(s->h2);
+		h2_conn_shutdown(s->h2); /* idle for timeouts.client: GOAWAY, then close */
+	s->session.timer_fired = false;
 	if (!h2_conn_drive(s->h2)) {
 		if (s->session.client->error) {
 			s->state = HTTP_CLOSING;
@@ -657,8 +662,12 @@ static bool h2_step(struct http_session *s)
 		flush_then_close(s);
 		return true;
 	}
-	if (!s->session.timer_fired || !h2_conn_idle(s->h2))
+	/* Armed when it turns idle, not at every frame: PINGs do not keep
+	 * an idle connection. */
+	bool idle = h2_conn_idle(s->h2);
+	if (idle && !s->h2_idle_timed)
 		session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms);
+	s->h2_idle_timed = idle;
 	return false;
 }
 
@@ -1224,6 +1233,7 @@ static void http_session_free(struct http_session *s)
 	request_reset(s);
 	exchange_give_back(s);
 	h2_conn_free(s->h2);
+	free(s->stream_subject);
 	session_close(&s->session);
 	slab_free(s);
 }
@@ -1386,7 +1396,12 @@ static int http_stream_start(void *owner, const struct conn_transport *transport
 		return -1;
 	memset(s, 0, sizeof(*s));
 	s->state = HTTP_READ_HEAD;
-	if (session_open_virtual(&s->session, w, conn->session.gen, l, &conn->session.client_addr, transport, state,
+	s->close_client = true; /* one request per stream: its response, whole, ends it */
+	char subject[512];
+	const char *who = client_subject(conn, subject, sizeof(subject)); /* the connection's TLS */
+	if (who != NULL)
+		s->stream_subject = strdup(who);
+	if (session_open_virtual(&s->session, w, conn->session.gen, l, &conn->session, transport, state,
 				 http_drive_session, http_session_destroy, http_session_stop) < 0) {
 		bool opened = s->session.client != NULL;
 		http_session_free(s);

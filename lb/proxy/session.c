@@ -45,7 +45,7 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
 }
 
 int session_open_virtual(struct session *s, struct worker *w, struct gen *g, const struct gen_listener *l,
-			 const struct sockaddr_storage *client_addr, const struct conn_transport *transport, void *state,
+			 const struct session *parent, const struct conn_transport *transport, void *state,
 			 void (*drive)(struct session *s), void (*destroy)(struct session_link *link),
 			 void (*stop)(struct session_link *link))
 {
@@ -58,7 +58,16 @@ int session_open_virtual(struct session *s, struct worker *w, struct gen *g, con
 	s->backend = l->backend;
 	s->drive = drive;
 	peer_init(&s->server);
-	s->client_addr = *client_addr;
+	s->client_addr = parent->client_addr;
+	s->proxied_to = parent->proxied_to;
+	if (s->proxied_to.sa.sa_family == AF_UNSPEC) {
+		/* send_proxy names the address the client connected to: the
+		 * connection's, as it would for a request of its own. */
+		struct sockaddr_storage local;
+		socklen_t len = sizeof(local);
+		if (getsockname(parent->client->fd, (struct sockaddr *)&local, &len) == 0 && len <= sizeof(s->proxied_to))
+			memcpy(&s->proxied_to, &local, len);
+	}
 	worker_session_add(w, &s->link);
 	if (conn_open_virtual(&s->client_conn, w->base, transport, state, session_on_event, s) != 0)
 		return -1;

@@ -61,11 +61,13 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
  * driver. Give it to the server side's connections (peer_attach). */
 void session_on_event(struct conn *c, void *arg);
 
-/* The same for a connection without a socket: an HTTP/2 stream (h2.h),
- * whose conn runs over `transport` with `state`, under generation g (l is
- * one of its listeners). It counts as no connection of its own. */
+/* The same for a connection without a socket: an HTTP/2 stream (h2.h) of
+ * the connection `parent` (its client and the address it connected to are
+ * the stream's), whose conn runs over `transport` with `state`, under
+ * generation g (l is one of its listeners). It counts as no connection of
+ * its own. */
 int session_open_virtual(struct session *s, struct worker *w, struct gen *g, const struct gen_listener *l,
-			 const struct sockaddr_storage *client_addr, const struct conn_transport *transport, void *state,
+			 const struct session *parent, const struct conn_transport *transport, void *state,
 			 void (*drive)(struct session *s), void (*destroy)(struct session_link *link),
 			 void (*stop)(struct session_link *link));
 

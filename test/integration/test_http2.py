@@ -360,3 +360,221 @@ def test_trailers_from_the_server_reach_the_client(procs, lb):
         stop.set()
         t.join(2)
         srv.close()
+
+
+@pytest.mark.skipif(not CURL, reason="no curl")
+def test_an_upload_answered_by_lb_itself_leaves_the_worker_free(procs, lb, tmp_path):
+    """lb's own 503 to a 5 MB upload (its server is down): the stream's
+    session lingers and ends; the worker does not spin."""
+    from conftest import cpu_seconds
+    inst, port, rs = start(procs, lb, n=1)
+    rs[0].kill()
+    body = tmp_path / "body"
+    body.write_bytes(os.urandom(5 * 1024 * 1024))
+    out = subprocess.run([CURL, "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+                          "--data-binary", "@%s" % body, "http://127.0.0.1:%d/echo" % port],
+                         capture_output=True, text=True, timeout=20)
+    assert out.stdout == "503"
+    # A second with nothing to do: lb's CPU time over it (a measurement
+    # window, not a wait for an event).
+    import time
+    cpu, until = cpu_seconds(inst.proc.pid), time.monotonic() + 1.0
+    wait_until(lambda: time.monotonic() >= until, 3, "a second")
+    spent = cpu_seconds(inst.proc.pid) - cpu
+    assert spent < 0.3, "lb burnt %.2f s of CPU in a second with nothing to do: a spin" % spent
+
+
+@pytest.mark.skipif(not H2LOAD, reason="no h2load (nghttp2-client)")
+def test_a_client_with_a_large_window_gets_every_response_without_stalls(procs, lb):
+    """h2load opens a 1 GiB window and never updates it: lb must go on
+    writing while the kernel takes the frames, not wait for the client."""
+    inst, port, rs = start(procs, lb)
+    out = subprocess.run([H2LOAD, "-n", "40", "-c", "1", "-m", "8", "http://127.0.0.1:%d/bytes/300000" % port],
+                         capture_output=True, text=True, timeout=30)
+    assert "40 succeeded, 0 failed" in out.stdout, out.stdout
+
+
+def test_a_response_is_not_cut_when_the_request_ends_after_it(procs, lb):
+    """The client's END_STREAM comes after the response began: the stream
+    still gets every byte (no keep-alive wait, no reset)."""
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    sid = c.request("/bytes/200000", method="POST", headers=[("content-length", "5")], body=b"hello", end=False)
+    wait_until(lambda: c.responses[sid]["headers"] is not None or c.pump(), 5, "the response head")
+    c.conn.end_stream(sid)
+    c.flush()
+    (r,) = c.wait([sid], 10)
+    assert r["reset"] is None and r["ended"] and len(r["data"]) == 200000
+    c.close()
+
+
+def test_a_body_until_close_ends_its_stream_at_once(procs, lb):
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(5)
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    req += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 200000)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        port = free_port()
+        lb(http_config(port, ["127.0.0.1:%d" % srv.getsockname()[1]], extra_listener="    http2: true", workers=1),
+           port)
+        c = H2Client(port)
+        began = __import__("time").monotonic()
+        (r,) = c.wait([c.request("/")], 10)
+        assert len(r["data"]) == 200000 and r["ended"]
+        assert __import__("time").monotonic() - began < 3  # not the 30 s client timeout
+        c.close()
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
+
+
+def test_a_client_that_leaves_mid_header_block_frees_its_connection(procs, lb):
+    """HEADERS without END_HEADERS, then the client goes: lb closes, and
+    its connection count is back to 0."""
+    import hpack
+    port, admin = free_port(), free_port()
+    r = Replica(procs, name="r0").start()
+    inst = lb(http_config(port, [r.addr], extra_listener="    http2: true", workers=1,
+                          extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    block = hpack.Encoder().encode([(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "t")])
+    import struct
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\x04\0\0\0\0\0" +
+              struct.pack("!I", len(block))[1:] + b"\x01\x00" + struct.pack("!I", 1) + block)  # no END_HEADERS
+    wait_until(lambda: connections_active(admin) == 1, 5, "lb to see the connection")
+    s.settimeout(0.5)
+    try:
+        while s.recv(65536):  # lb's SETTINGS: read, so that the close is a FIN, not a reset
+            pass
+    except socket.timeout:
+        pass
+    s.close()
+    wait_until(lambda: connections_active(admin) == 0, 5, "the connection to be gone")
+
+
+def connections_active(admin):
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin, timeout=5) as f:
+        for line in f.read().decode().splitlines():
+            if line.startswith("lb_connections_active "):
+                return int(float(line.split()[1]))
+    return None
+
+
+def test_servers_failing_mid_response_do_not_get_a_busy_connection_called_a_flood(procs, lb):
+    """Stream resets lb sends because a server failed mid-response are not
+    the client's glitches: 300 of them on one connection, still open."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(5)
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    req += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")  # then it dies
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        port = free_port()
+        lb(http_config(port, ["127.0.0.1:%d" % srv.getsockname()[1]], extra_listener="    http2: true", workers=1),
+           port)
+        c = H2Client(port)
+        for _ in range(6):
+            got = c.wait([c.request("/") for _ in range(50)], 20)
+            assert all(r["reset"] == 2 for r in got)  # INTERNAL_ERROR: the body was cut
+        assert c.conn.state_machine.state != h2.connection.ConnectionState.CLOSED
+        c.close()
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
+
+
+def test_an_absolute_uri_in_path_is_refused(procs, lb):
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    sid = raw_stream(c, [(":method", "GET"), (":path", "http://evil.example/echo"), (":scheme", "foo"),
+                         (":authority", "good.example")])
+    (r,) = c.wait([sid])
+    assert r["reset"] is not None and r["headers"] is None
+    assert replica_requests(rs[0]) == 0
+    c.close()
+
+
+def test_send_proxy_names_the_client_of_an_http2_stream(procs, lb):
+    """backends[].send_proxy: a stream's server connection gets the
+    client's address and the address it connected to, as an HTTP/1.1
+    request's does (not PROXY UNKNOWN)."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                line = data.split(b"\r\n", 1)[0]
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line))
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        port = free_port()
+        lb(http_config(port, ["127.0.0.1:%d" % srv.getsockname()[1]], extra_listener="    http2: true", workers=1,
+                       extra_backend="    send_proxy: v1"), port)
+        c = H2Client(port)
+        (r,) = c.wait([c.request("/")])
+        words = r["data"].decode().split()
+        assert words[:4] == ["PROXY", "TCP4", "127.0.0.1", "127.0.0.1"] and words[5] == str(port), words
+        c.close()
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()

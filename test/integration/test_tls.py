@@ -857,3 +857,16 @@ def test_a_drain_lets_a_handshake_under_way_finish_and_answers_its_first_request
     assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
     idle.close()
     raw.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")
+def test_mtls_subject_reaches_the_server_for_http2_streams_too(replicas, lb, pki):
+    _, port = https_lb(lb, replicas, pki, tls_extra="client_ca: %s\nverify_client: required\nalpn: [h2, http/1.1]"
+                       % pki["ca"])
+    cert, key = pki["client"]
+    out = subprocess.run(["curl", "-s", "--http2", "--cacert", pki["ca"], "--cert", cert, "--key", key,
+                          "--resolve", "a.test:%d:127.0.0.1" % port, "-D", "-", "-o", "/dev/null",
+                          "-H", "X-Client-Subject: forged", "https://a.test:%d/echo" % port],
+                         capture_output=True, text=True, timeout=20)
+    assert out.stdout.startswith("HTTP/2 200"), out.stdout + out.stderr
+    assert "x-echo-x-client-subject: CN=client.test" in out.stdout, out.stdout
