@@ -15,12 +15,14 @@
 #include "gen.h"
 #include "http_msg.h"
 #include "log.h"
+#include "relay.h"
 #include "worker.h"
 
 #define H2_MAX_STREAMS 100
 #define H2_STREAM_WINDOW (64 * 1024)
 #define H2_CONN_WINDOW (1024 * 1024)
 #define H2_STREAM_BUFFER (64 * 1024) /* response bytes taken from http.c ahead of the client's window */
+#define H2_CONN_BUFFER (1024 * 1024) /* the same for all the streams of a connection */
 #define H2_CLIENT_OUT_MAX (64 * 1024) /* frames queued for the client before nghttp2 is asked for more */
 #define H2_NEW_STREAMS_PER_READ (2 * H2_MAX_STREAMS) /* nginx's bound on streams opened per read event */
 #define H2_FIELDS_MAX 256
@@ -62,6 +64,7 @@ struct h2_stream {
 	char *head; /* response head bytes gathered (rarely split) */
 	size_t scan_pos;
 	bool head_sent, resp_done, resp_failed, deferred;
+	bool wants_room; /* response bytes wait in http.c for the connection's buffer */
 	struct http_body body;
 	char *trailers; /* the chunked trailer section as received */
 	size_t trailers_len;
@@ -85,6 +88,7 @@ struct h2_conn {
 	uint64_t glitch_ms; /* clock_ms() of its last refill */
 	unsigned continuations; /* in the header block being received */
 	uint64_t bytes_read, payload; /* payload: DATA and header bytes */
+	size_t buffered; /* response bytes of all streams waiting for the client (at most ~H2_CONN_BUFFER) */
 	bool shutting_down;
 	bool failed; /* a protocol error: GOAWAY sent, closing */
 };
@@ -107,6 +111,8 @@ static void stream_maybe_free(struct h2_stream *st)
 		st->prev->next = st->next;
 		st->next->prev = st->prev;
 	}
+	if (st->h2 != NULL && st->resp != NULL)
+		st->h2->buffered -= evbuffer_get_length(st->resp);
 	if (st->req != NULL)
 		evbuffer_free(st->req);
 	if (st->resp != NULL)
@@ -296,13 +302,21 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
 			    uint32_t *flags, nghttp2_data_source *source, void *user_data)
 {
 	struct h2_stream *st = source->ptr;
+	struct h2_conn *h = user_data;
 	(void)session;
 	(void)stream_id;
-	(void)user_data;
 	size_t before = evbuffer_get_length(st->resp);
 	int n = evbuffer_remove(st->resp, buf, length);
 	if (n < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	size_t was = h->buffered;
+	h->buffered -= (size_t)n;
+	if (was >= H2_CONN_BUFFER && h->buffered < H2_CONN_BUFFER) /* room again: whoever waited for it */
+		for (struct h2_stream *s = h->streams.next; s != &h->streams; s = s->next)
+			if (s->wants_room) {
+				s->wants_room = false;
+				stream_wake(s);
+			}
 	size_t after = before - (size_t)n;
 	if ((before >= H2_STREAM_BUFFER && after < H2_STREAM_BUFFER) || (after == 0 && n > 0))
 		stream_wake(st); /* room again, or all of it out: http.c may write more, or finish */
@@ -424,6 +438,10 @@ static void stream_take_body(struct h2_stream *st, struct evbuffer *out)
 {
 	while (evbuffer_get_length(out) > 0 && !st->resp_done && !st->resp_failed &&
 	       evbuffer_get_length(st->resp) < H2_STREAM_BUFFER) {
+		if (st->h2->buffered >= H2_CONN_BUFFER) {
+			st->wants_room = true;
+			break;
+		}
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(out, -1, NULL, &v, 1) < 1)
 			break;
@@ -439,6 +457,7 @@ static void stream_take_body(struct h2_stream *st, struct evbuffer *out)
 			}
 			if (ahead > 0) {
 				evbuffer_add(st->resp, p + i, used);
+				st->h2->buffered += used;
 			} else if (trailer && used > 0) {
 				char *t = realloc(st->trailers, st->trailers_len + used);
 				if (t == NULL) {
@@ -495,12 +514,19 @@ static void stream_send(struct conn *c)
 	flush_soon(st->h2);
 }
 
+/* What waits for the client. Once the stream's buffer or the
+ * connection's is full, it says "full" (relay.h's high water), so that
+ * http.c stops reading the server at once instead of gathering up to
+ * 256 KiB per stream in its own output. */
 static size_t stream_unsent(const struct conn *c)
 {
 	const struct h2_stream *st = c->transport_state;
 	if (st->h2 == NULL || st->closed)
 		return 0;
-	return evbuffer_get_length(st->resp);
+	size_t waiting = evbuffer_get_length(st->resp);
+	if (st->wants_room || waiting >= H2_STREAM_BUFFER)
+		return waiting > RELAY_HIGH_WATER ? waiting : RELAY_HIGH_WATER;
+	return waiting;
 }
 
 /* Only what stream_receive would change: else conn_sync would wake the

@@ -1408,8 +1408,9 @@ static int http_stream_start(void *owner, const struct conn_transport *transport
 		return opened ? 0 : -1; /* once open, the conn's close told the stream */
 	}
 	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
-	if (l->cfg->max_header_size > s->session.client->read_limit)
-		s->session.client->read_limit = l->cfg->max_header_size;
+	/* A stream's request body waits in its stream window (64 KiB), not in
+	 * a connection's worth of buffer: 100 streams must stay cheap. */
+	s->session.client->read_limit = l->cfg->max_header_size > 64 * 1024 ? l->cfg->max_header_size : 64 * 1024;
 	s->head_timer_started = true;
 	session_timer_arm(&s->session, l->cfg->timeouts.header_ms);
 	conn_read_now(s->session.client);

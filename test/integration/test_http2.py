@@ -578,3 +578,45 @@ def test_send_proxy_names_the_client_of_an_http2_stream(procs, lb):
         stop.set()
         t.join(2)
         srv.close()
+
+
+@pytest.mark.skipif(not CURL, reason="no curl")
+def test_a_large_upload_streams_through_with_memory_flat(procs, lb, tmp_path):
+    from conftest import proc_status_kb
+    inst, port, rs = start(procs, lb, n=1)
+    body = tmp_path / "body"
+    body.write_bytes(os.urandom(40 * 1024 * 1024))
+    before = proc_status_kb(inst.proc.pid, "VmHWM")
+    out = subprocess.run([CURL, "-s", "--http2-prior-knowledge", "--data-binary", "@%s" % body,
+                          "http://127.0.0.1:%d/count" % port], capture_output=True, text=True, timeout=60)
+    grown = proc_status_kb(inst.proc.pid, "VmHWM") - before
+    print("\nh2 upload of 40 MiB: lb peak RSS +%d KiB" % grown)
+    assert out.stdout.strip() == str(40 * 1024 * 1024)
+    assert grown < 8 * 1024
+
+
+def test_a_hundred_stalled_downloads_hold_lbs_memory_bounded(procs, lb):
+    """100 streams of 2 MB each to a client that opens no window: lb keeps
+    at most its stream and connection buffers, and stops reading the
+    servers (no 256 KiB per stream gathered)."""
+    from conftest import proc_status_kb
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    before = proc_status_kb(inst.proc.pid, "VmRSS")
+    for _ in range(100):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "GET"), (":path", "/bytes/2000000"), (":scheme", "http"),
+                                  (":authority", "t")], end_stream=True)
+    c.flush()
+    import time
+    c.sock.settimeout(0.2)
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:  # read what comes, acknowledge nothing
+        try:
+            c.conn.receive_data(c.sock.recv(1 << 20))
+        except socket.timeout:
+            pass
+    grown = proc_status_kb(inst.proc.pid, "VmRSS") - before
+    print("\n100 stalled h2 downloads: lb RSS +%d KiB" % grown)
+    assert grown < 24 * 1024
+    c.close()
