@@ -592,7 +592,10 @@ def test_a_large_upload_streams_through_with_memory_flat(procs, lb, tmp_path):
     grown = proc_status_kb(inst.proc.pid, "VmHWM") - before
     print("\nh2 upload of 40 MiB: lb peak RSS +%d KiB" % grown)
     assert out.stdout.strip() == str(40 * 1024 * 1024)
-    assert grown < 8 * 1024
+    # ASan keeps freed memory in quarantine (and shadow): a looser bound,
+    # still well below the 40 MiB that went through.
+    from conftest import BUILD
+    assert grown < (24 if "asan" in os.path.basename(BUILD) else 8) * 1024
 
 
 def test_a_hundred_stalled_downloads_hold_lbs_memory_bounded(procs, lb):
