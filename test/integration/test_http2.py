@@ -621,5 +621,6 @@ def test_a_hundred_stalled_downloads_hold_lbs_memory_bounded(procs, lb):
             pass
     grown = proc_status_kb(inst.proc.pid, "VmRSS") - before
     print("\n100 stalled h2 downloads: lb RSS +%d KiB" % grown)
-    assert grown < 24 * 1024
+    from conftest import BUILD
+    assert grown < (48 if "asan" in os.path.basename(BUILD) else 24) * 1024  # ASan: quarantine, shadow
     c.close()
