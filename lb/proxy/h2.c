@@ -36,10 +36,16 @@ struct h2_field {
 	uint32_t name, name_len, value, value_len; /* offsets into the stream's header text */
 };
 
+/* The connection's list of its streams (a head of its own: a whole
+ * stream struct as the head would cost every connection 4 KiB). */
+struct stream_link {
+	struct stream_link *prev, *next;
+};
+
 /* One stream: held by nghttp2 (until on_stream_close) and by its virtual
  * conn (until the transport's close); freed when both let go. */
 struct h2_stream {
-	struct h2_stream *prev, *next; /* the connection's list */
+	struct stream_link link; /* first: the connection's list */
 	struct h2_conn *h2; /* NULL once the connection is gone */
 	int32_t id;
 	bool held_by_nghttp2, held_by_conn;
@@ -78,7 +84,7 @@ struct h2_conn {
 	h2_stream_start_fn *start;
 	void *owner;
 	struct event *flush_event; /* mem_send from outside a drive (a stream had news) */
-	struct h2_stream streams; /* list head */
+	struct stream_link streams; /* of struct h2_stream */
 	size_t open_streams; /* open for nghttp2 */
 	size_t zombies; /* reset streams whose http.c session has not ended yet: they count as open */
 	size_t running; /* streams whose http.c session runs (a header block still coming is none) */
@@ -107,9 +113,9 @@ static void stream_maybe_free(struct h2_stream *st)
 {
 	if (st->held_by_nghttp2 || st->held_by_conn)
 		return;
-	if (st->prev != NULL) {
-		st->prev->next = st->next;
-		st->next->prev = st->prev;
+	if (st->link.prev != NULL) {
+		st->link.prev->next = st->link.next;
+		st->link.next->prev = st->link.prev;
 	}
 	if (st->h2 != NULL && st->resp != NULL)
 		st->h2->buffered -= evbuffer_get_length(st->resp);
@@ -312,11 +318,13 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
 	size_t was = h->buffered;
 	h->buffered -= (size_t)n;
 	if (was >= H2_CONN_BUFFER && h->buffered < H2_CONN_BUFFER) /* room again: whoever waited for it */
-		for (struct h2_stream *s = h->streams.next; s != &h->streams; s = s->next)
+		for (struct stream_link *l = h->streams.next; l != &h->streams; l = l->next) {
+			struct h2_stream *s = (struct h2_stream *)l;
 			if (s->wants_room) {
 				s->wants_room = false;
 				stream_wake(s);
 			}
+		}
 	size_t after = before - (size_t)n;
 	if ((before >= H2_STREAM_BUFFER && after < H2_STREAM_BUFFER) || (after == 0 && n > 0))
 		stream_wake(st); /* room again, or all of it out: http.c may write more, or finish */
@@ -638,10 +646,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	st->req = evbuffer_new();
 	st->resp = evbuffer_new();
 	st->held_by_nghttp2 = true;
-	st->next = h->streams.next;
-	st->prev = &h->streams;
-	h->streams.next->prev = st;
-	h->streams.next = st;
+	st->link.next = h->streams.next;
+	st->link.prev = &h->streams;
+	h->streams.next->prev = &st->link;
+	h->streams.next = &st->link;
 	if (st->req == NULL || st->resp == NULL ||
 	    nghttp2_session_set_stream_user_data(session, st->id, st) != 0) {
 		st->held_by_nghttp2 = false;
@@ -995,18 +1003,19 @@ void h2_conn_free(struct h2_conn *h)
 	if (h == NULL)
 		return;
 	/* Streams still in http.c sessions: their connection is gone. */
-	struct h2_stream *st = h->streams.next;
-	while (st != NULL && st != &h->streams) {
-		struct h2_stream *next = st->next;
+	struct stream_link *l = h->streams.next;
+	while (l != NULL && l != &h->streams) {
+		struct stream_link *next = l->next;
+		struct h2_stream *st = (struct h2_stream *)l;
 		st->h2 = NULL;
 		st->closed = true;
 		st->held_by_nghttp2 = false;
-		st->prev->next = st->next;
-		st->next->prev = st->prev;
-		st->prev = st->next = NULL;
+		l->prev->next = l->next;
+		l->next->prev = l->prev;
+		l->prev = l->next = NULL;
 		stream_wake(st);
 		stream_maybe_free(st);
-		st = next;
+		l = next;
 	}
 	if (h->session != NULL)
 		nghttp2_session_del(h->session);

@@ -1311,7 +1311,7 @@ static void http_drive(struct http_session *s)
 	}
 	conn_flush(s->session.client);
 	conn_sync(s->session.client);
-	if (s->state == HTTP_READ_HEAD && s->x == NULL)
+	if ((s->state == HTTP_READ_HEAD && s->x == NULL) || (s->state == HTTP_H2 && h2_conn_idle(s->h2)))
 		conn_buffers_release(s->session.client); /* idle: once the answer is out */
 }
 
