@@ -22,7 +22,8 @@
 #define H2_STREAM_WINDOW (64 * 1024)
 #define H2_CONN_WINDOW (1024 * 1024)
 #define H2_STREAM_BUFFER (64 * 1024) /* response bytes taken from http.c ahead of the client's window */
-#define H2_CONN_BUFFER (1024 * 1024) /* the same for all the streams of a connection */
+#define H2_CONN_BUFFER (1024 * 1024) /* the same for all the streams of a connection, ... */
+#define H2_STREAM_FLOOR (16 * 1024) /* ... beyond what each may hold whatever the others do */
 #define H2_CLIENT_OUT_MAX (64 * 1024) /* frames queued for the client before nghttp2 is asked for more */
 #define H2_NEW_STREAMS_PER_READ (2 * H2_MAX_STREAMS) /* nginx's bound on streams opened per read event */
 #define H2_FIELDS_MAX 256
@@ -90,6 +91,7 @@ struct h2_conn {
 	size_t running; /* streams whose http.c session runs (a header block still coming is none) */
 	unsigned new_streams; /* opened during this read */
 	uint64_t streams_taken;
+	size_t max_header_size; /* the listener's: decoded fields of one stream, at most */
 	double glitch_budget; /* a token bucket: H2_GLITCH_BURST, refilled at H2_GLITCHES_PER_S */
 	uint64_t glitch_ms; /* clock_ms() of its last refill */
 	unsigned continuations; /* in the header block being received */
@@ -109,6 +111,9 @@ bool h2_preface_prefix(const char *buf, size_t len)
 
 /* ---- streams ---- */
 
+static void buffered_sub(struct h2_conn *h, size_t n);
+static void glitch(struct h2_conn *h);
+
 static void stream_maybe_free(struct h2_stream *st)
 {
 	if (st->held_by_nghttp2 || st->held_by_conn)
@@ -118,7 +123,7 @@ static void stream_maybe_free(struct h2_stream *st)
 		st->link.next->prev = st->link.prev;
 	}
 	if (st->h2 != NULL && st->resp != NULL)
-		st->h2->buffered -= evbuffer_get_length(st->resp);
+		buffered_sub(st->h2, evbuffer_get_length(st->resp));
 	if (st->req != NULL)
 		evbuffer_free(st->req);
 	if (st->resp != NULL)
@@ -127,6 +132,24 @@ static void stream_maybe_free(struct h2_stream *st)
 	free(st->head);
 	free(st->trailers);
 	free(st);
+}
+
+static void stream_wake(struct h2_stream *st);
+
+/* n response bytes left h->buffered (sent, or their stream is gone):
+ * whoever waited for room gets it. */
+static void buffered_sub(struct h2_conn *h, size_t n)
+{
+	size_t was = h->buffered;
+	h->buffered -= n;
+	if (was >= H2_CONN_BUFFER && h->buffered < H2_CONN_BUFFER)
+		for (struct stream_link *l = h->streams.next; l != &h->streams; l = l->next) {
+			struct h2_stream *s = (struct h2_stream *)l;
+			if (s->wants_room) {
+				s->wants_room = false;
+				stream_wake(s);
+			}
+		}
 }
 
 static void flush_soon(struct h2_conn *h)
@@ -315,16 +338,7 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
 	int n = evbuffer_remove(st->resp, buf, length);
 	if (n < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	size_t was = h->buffered;
-	h->buffered -= (size_t)n;
-	if (was >= H2_CONN_BUFFER && h->buffered < H2_CONN_BUFFER) /* room again: whoever waited for it */
-		for (struct stream_link *l = h->streams.next; l != &h->streams; l = l->next) {
-			struct h2_stream *s = (struct h2_stream *)l;
-			if (s->wants_room) {
-				s->wants_room = false;
-				stream_wake(s);
-			}
-		}
+	buffered_sub(h, (size_t)n);
 	size_t after = before - (size_t)n;
 	if ((before >= H2_STREAM_BUFFER && after < H2_STREAM_BUFFER) || (after == 0 && n > 0))
 		stream_wake(st); /* room again, or all of it out: http.c may write more, or finish */
@@ -444,9 +458,13 @@ static void stream_submit_trailers(struct h2_stream *st)
 /* Body bytes from http.c, their framing undone into st->resp. */
 static void stream_take_body(struct h2_stream *st, struct evbuffer *out)
 {
+	st->wants_room = false; /* set again below while there is none */
 	while (evbuffer_get_length(out) > 0 && !st->resp_done && !st->resp_failed &&
 	       evbuffer_get_length(st->resp) < H2_STREAM_BUFFER) {
-		if (st->h2->buffered >= H2_CONN_BUFFER) {
+		/* Every stream may hold H2_STREAM_FLOOR whatever the others
+		 * hold: the one the client reads now must not wait behind
+		 * streams whose windows it keeps shut. */
+		if (st->h2->buffered >= H2_CONN_BUFFER && evbuffer_get_length(st->resp) >= H2_STREAM_FLOOR) {
 			st->wants_room = true;
 			break;
 		}
@@ -586,6 +604,7 @@ static void stream_close(struct conn *c)
 		flush_soon(st->h2);
 	}
 	if (st->h2 != NULL) {
+		flush_soon(st->h2); /* the owner sees one stream fewer (its idle timeout, a shutdown's end) */
 		st->h2->running--;
 		if (st->zombie)
 			st->h2->zombies--;
@@ -672,8 +691,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 		st->in_trailers = true; /* request trailers replace the fields kept */
 		st->nfields = 0;
 	}
-	if (st->nfields == H2_FIELDS_MAX)
+	struct h2_conn *h = user_data;
+	/* The decoded size, as SETTINGS_MAX_HEADER_LIST_SIZE counts it: a few
+	 * bytes of HPACK may name a 4 KiB table entry hundreds of times. */
+	if (st->nfields == H2_FIELDS_MAX || st->text_len + namelen + valuelen + 32 * (st->nfields + 1) >
+						     h->max_header_size) {
+		glitch(h);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* reset */
+	}
 	struct h2_field *f = &st->fields[st->nfields];
 	if (text_append(st, name, namelen, &f->name) < 0 || text_append(st, value, valuelen, &f->value) < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -878,8 +903,9 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	struct h2_conn *h = arg;
 	(void)fd;
 	(void)what;
-	if (h->client->out != NULL || conn_buffers_ensure(h->client))
-		send_frames(h);
+	/* The owner's drive writes (h2_conn_drive), and sees the connection
+	 * turn idle, fail or end; it may free h. */
+	h->client->on_event(h->client, h->client->arg);
 }
 
 struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct gen_listener *l,
@@ -895,6 +921,7 @@ struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct 
 	h->owner = owner;
 	h->glitch_budget = H2_GLITCH_BURST;
 	h->glitch_ms = clock_ms();
+	h->max_header_size = l->cfg->max_header_size;
 	h->streams.next = h->streams.prev = &h->streams;
 	h->flush_event = event_new(w->base, -1, 0, on_flush, h);
 	if (h->flush_event == NULL || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)

@@ -142,6 +142,7 @@ struct http_session {
 	struct http_exchange *x; /* the request in flight; NULL between requests */
 	struct h2_conn *h2; /* HTTP_H2 */
 	bool h2_idle_timed; /* HTTP_H2: the idle timeout runs since it last became idle */
+	bool h2_idle_goaway; /* HTTP_H2: told GOAWAY for being idle; the next timeout closes */
 	char *stream_subject; /* an HTTP/2 stream's: its connection's client certificate subject */
 };
 
@@ -648,9 +649,17 @@ static bool start_h2(struct http_session *s)
  * when no stream is open for timeouts.client. */
 static bool h2_step(struct http_session *s)
 {
-	if (s->session.timer_fired && h2_conn_idle(s->h2))
-		h2_conn_shutdown(s->h2); /* idle for timeouts.client: GOAWAY, then close */
+	bool fired = s->session.timer_fired;
 	s->session.timer_fired = false;
+	if (fired && h2_conn_idle(s->h2)) {
+		if (s->h2_idle_goaway) { /* still there a timeout after its GOAWAY: closed */
+			s->state = HTTP_CLOSING;
+			return true;
+		}
+		h2_conn_shutdown(s->h2); /* idle for timeouts.client: GOAWAY, then the client goes */
+		s->h2_idle_goaway = true;
+		session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms);
+	}
 	if (!h2_conn_drive(s->h2)) {
 		if (s->session.client->error) {
 			s->state = HTTP_CLOSING;
@@ -830,7 +839,10 @@ static bool queued(struct http_session *s)
 	struct peer *p = &s->session.server;
 	if (!peer_waiting(p) && p->index >= 0)
 		return attempt_on(s, s->x->retriable);
-	if (s->session.client->error || (s->session.client->eof && !s->x->req_done)) {
+	/* A client that left (an HTTP/2 stream's EOF is its END_STREAM, the
+	 * normal end of a body still to be read: only a reset counts). */
+	bool left = s->session.client->eof && !s->x->req_done && s->session.client->fd >= 0;
+	if (s->session.client->error || left) {
 		s->state = HTTP_CLOSING;
 		return true;
 	}

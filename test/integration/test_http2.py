@@ -629,3 +629,124 @@ def test_a_hundred_stalled_downloads_hold_lbs_memory_bounded(procs, lb):
     if not under_sanitizer():
         assert grown < 24 * 1024
     c.close()
+
+
+def test_a_client_reading_its_streams_one_after_another_is_never_stuck(procs, lb):
+    """30 x 1 MB asked at once, read in order: only the stream being read
+    gets its window opened. The streams held shut must not take all the
+    connection's buffer from the one being read."""
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    c.conn.increment_flow_control_window(1 << 30)
+    sids = []
+    for _ in range(30):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "GET"), (":path", "/bytes/1000000"), (":scheme", "http"),
+                                  (":authority", "t")], end_stream=True)
+        c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None, "trailers": None}
+        sids.append(sid)
+    c.flush()
+    got = {s: 0 for s in sids}
+    pending = {s: 0 for s in sids}  # received, not acknowledged: the stream's window stays that much shut
+    ended = set()
+    c.sock.settimeout(0.2)
+    for current in sids:
+        def step(current=current):
+            if pending[current]:  # its turn: whatever it has received is read now
+                c.conn.acknowledge_received_data(pending[current], current)
+                pending[current] = 0
+                c.flush()
+            if current in ended:
+                return True
+            try:
+                data = c.sock.recv(1 << 20)
+            except socket.timeout:
+                return False
+            if not data:
+                raise ConnectionError("closed")
+            for ev in c.conn.receive_data(data):
+                if isinstance(ev, h2.events.DataReceived):
+                    got[ev.stream_id] += len(ev.data)
+                    pending[ev.stream_id] += ev.flow_controlled_length
+                elif isinstance(ev, h2.events.StreamEnded):
+                    ended.add(ev.stream_id)
+                elif isinstance(ev, h2.events.StreamReset):
+                    raise AssertionError("stream %d reset" % ev.stream_id)
+            c.flush()
+            return current in ended
+        wait_until(step, 10, "stream %d, read in its turn" % current)
+        assert got[current] == 1000000
+    c.close()
+
+
+def test_an_idle_connection_told_goaway_is_closed_a_timeout_later(procs, lb):
+    """Idle for timeouts.client: GOAWAY; still there (a header block that
+    never ends) a timeout later: closed."""
+    import hpack
+    import struct
+    import time
+    rs = [Replica(procs, name="r0").start()]
+    port = free_port()
+    lb(http_config(port, [rs[0].addr], extra_listener="    http2: true\n    timeouts:\n      client: 1s", workers=1),
+       port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    block = hpack.Encoder().encode([(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "t")])
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\x04\0\0\0\0\0" +
+              struct.pack("!I", len(block))[1:] + b"\x01\x00" + struct.pack("!I", 1) + block)  # no END_HEADERS
+    began = time.monotonic()
+    s.settimeout(5)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    took = time.monotonic() - began
+    assert b"\x07\x00\x00\x00\x00\x00" in data  # a GOAWAY frame came before the close
+    assert 1.5 < took < 4.0, took
+    s.close()
+
+
+def test_a_queued_http2_upload_waits_for_its_turn(procs, lb):
+    """max_connections 1: a POST stream waits in the queue while another
+    holds the slot; its END_STREAM is not a client leaving."""
+    inst, port, rs = start(procs, lb, n=1, extra_backend="    max_connections: 1")
+    c = H2Client(port)
+    slow = c.request("/delay/700")
+    wait_until(lambda: replica_in_flight(rs[0]) == 1, 5, "the slot taken")
+    post = c.request("/count", method="POST", body=b"x" * 1000)
+    got = c.wait([slow, post], 10)
+    assert got[0]["headers"][b":status"] == b"200"
+    assert got[1]["reset"] is None and got[1]["headers"][b":status"] == b"200" and got[1]["data"] == b"1000"
+    c.close()
+
+
+def test_a_compressed_header_bomb_is_refused_before_it_is_decoded_into_a_request(procs, lb):
+    """A few bytes of HPACK naming one 4 KiB table entry again and again
+    decode to far more than max_header_size: the stream is reset, nothing
+    reaches the server, the connection goes on."""
+    import hpack
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    enc = hpack.Encoder()
+    base = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "t")]
+    big = ("x-big", "y" * 4000)
+    sid = c.conn.get_next_available_stream_id()
+    block = enc.encode(base + [big] * 250)  # the entry is indexed after its first use
+    import struct
+    c.sock.sendall(struct.pack("!I", len(block))[1:] + b"\x01\x05" + struct.pack("!I", sid) + block)
+    c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None, "trailers": None}
+    # The raw frame bypassed h2's state machine: read lb's frames raw.
+    c.sock.settimeout(5)
+    kinds, data = [], b""
+    while 3 not in kinds and 1 not in kinds:
+        chunk = c.sock.recv(65536)
+        assert chunk, "closed"
+        data += chunk
+        while len(data) >= 9 and len(data) >= 9 + int.from_bytes(data[:3], "big"):
+            length, kind, stream = int.from_bytes(data[:3], "big"), data[3], int.from_bytes(data[5:9], "big")
+            if stream == sid:
+                kinds.append(kind)
+            data = data[9 + length:]
+    assert kinds[-1] == 3, kinds  # RST_STREAM, not a response (HEADERS: a 431 made from a decoded megabyte)
+    assert replica_requests(rs[0]) == 0
