@@ -1031,7 +1031,7 @@ void h2_conn_free(struct h2_conn *h)
 		return;
 	/* Streams still in http.c sessions: their connection is gone. */
 	struct stream_link *l = h->streams.next;
-	while (l != NULL && l != &h->streams) {
+	while (l != &h->streams) { /* a circular list: never NULL */
 		struct stream_link *next = l->next;
 		struct h2_stream *st = (struct h2_stream *)l;
 		st->h2 = NULL;
