@@ -4,6 +4,7 @@ balanced like an HTTP/1.1 request. Real clients: curl, nghttp, h2load, and
 Python's h2 for frames made by hand."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 
@@ -264,7 +265,7 @@ def test_sigterm_sends_goaway_and_streams_in_flight_finish(procs, lb):
                               stderr=subprocess.STDOUT, text=True)
     procs.append(client)
     wait_until(lambda: replica_in_flight(rs[0]) == 1, 5, "the stream at its server")
-    inst.proc.send_signal(__import__("signal").SIGTERM)
+    inst.proc.send_signal(signal.SIGTERM)
     out, _ = client.communicate(timeout=10)
     assert client.returncode == 0, out
     assert "recv GOAWAY frame" in out and "error_code=NO_ERROR" in out
@@ -326,47 +327,65 @@ def test_a_client_that_stops_reading_holds_lb_memory_flat(procs, lb):
     c.close()
 
 
-def test_trailers_from_the_server_reach_the_client(procs, lb):
-    """A server answering chunked with trailers: HTTP/2 gets them as a
-    trailing HEADERS frame."""
-    import threading
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    sport = srv.getsockname()[1]
-    stop = threading.Event()
+class ScriptedServer:
+    """A server on 127.0.0.1 that reads each request head and writes back
+    answer(head), then closes: for the answers the replica cannot give
+    (trailers, a body until close, a body cut short, the PROXY line seen)."""
 
-    def serve():
-        srv.settimeout(0.2)
-        while not stop.is_set():
+    def __init__(self, answer):
+        import threading
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self):
+        while not self.stop.is_set():
             try:
-                conn, _ = srv.accept()
+                conn, _ = self.sock.accept()
             except socket.timeout:
                 continue
             with conn:
                 conn.settimeout(5)
-                req = b""
-                while b"\r\n\r\n" not in req:
+                head = b""
+                while b"\r\n\r\n" not in head:
                     chunk = conn.recv(4096)
                     if not chunk:
                         break
-                    req += chunk
-                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n"
-                             b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc123\r\n\r\n")
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        port = free_port()
-        lb(http_config(port, ["127.0.0.1:%d" % sport], extra_listener="    http2: true", workers=1), port)
-        c = H2Client(port)
+                    head += chunk
+                conn.sendall(self.answer(head))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def start_h2c(lb, servers, extra_backend=""):
+    port = free_port()
+    lb(http_config(port, servers, extra_listener="    http2: true", workers=1, extra_backend=extra_backend), port)
+    return port
+
+
+def test_trailers_from_the_server_reach_the_client(procs, lb):
+    """A server answering chunked with trailers: HTTP/2 gets them as a
+    trailing HEADERS frame."""
+    answer = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n"
+              b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc123\r\n\r\n")
+    with ScriptedServer(lambda head: answer) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
         (r,) = c.wait([c.request("/")])
         assert r["data"] == b"hello world"
         assert r["trailers"] == {b"x-checksum": b"abc123"}
         c.close()
-    finally:
-        stop.set()
-        t.join(2)
-        srv.close()
 
 
 @pytest.mark.skipif(not CURL, reason="no curl")
@@ -416,44 +435,14 @@ def test_a_response_is_not_cut_when_the_request_ends_after_it(procs, lb):
 
 
 def test_a_body_until_close_ends_its_stream_at_once(procs, lb):
-    import threading
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    stop = threading.Event()
-
-    def serve():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.settimeout(5)
-                req = b""
-                while b"\r\n\r\n" not in req:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    req += chunk
-                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 200000)
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        port = free_port()
-        lb(http_config(port, ["127.0.0.1:%d" % srv.getsockname()[1]], extra_listener="    http2: true", workers=1),
-           port)
-        c = H2Client(port)
-        began = __import__("time").monotonic()
+    import time
+    with ScriptedServer(lambda head: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 200000) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
+        began = time.monotonic()
         (r,) = c.wait([c.request("/")], 10)
         assert len(r["data"]) == 200000 and r["ended"]
-        assert __import__("time").monotonic() - began < 3  # not the 30 s client timeout
+        assert time.monotonic() - began < 3  # not the 30 s client timeout
         c.close()
-    finally:
-        stop.set()
-        t.join(2)
-        srv.close()
 
 
 def test_a_client_that_leaves_mid_header_block_frees_its_connection(procs, lb):
@@ -492,44 +481,14 @@ def connections_active(admin):
 def test_servers_failing_mid_response_do_not_get_a_busy_connection_called_a_flood(procs, lb):
     """Stream resets lb sends because a server failed mid-response are not
     the client's glitches: 300 of them on one connection, still open."""
-    import threading
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    stop = threading.Event()
-
-    def serve():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.settimeout(5)
-                req = b""
-                while b"\r\n\r\n" not in req:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    req += chunk
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")  # then it dies
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        port = free_port()
-        lb(http_config(port, ["127.0.0.1:%d" % srv.getsockname()[1]], extra_listener="    http2: true", workers=1),
-           port)
-        c = H2Client(port)
+    cut_short = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"  # then it dies
+    with ScriptedServer(lambda head: cut_short) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
         for _ in range(6):
             got = c.wait([c.request("/") for _ in range(50)], 20)
             assert all(r["reset"] == 2 for r in got)  # INTERNAL_ERROR: the body was cut
         assert c.conn.state_machine.state != h2.connection.ConnectionState.CLOSED
         c.close()
-    finally:
-        stop.set()
-        t.join(2)
-        srv.close()
 
 
 def test_an_absolute_uri_in_path_is_refused(procs, lb):
@@ -547,44 +506,16 @@ def test_send_proxy_names_the_client_of_an_http2_stream(procs, lb):
     """backends[].send_proxy: a stream's server connection gets the
     client's address and the address it connected to, as an HTTP/1.1
     request's does (not PROXY UNKNOWN)."""
-    import threading
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    stop = threading.Event()
-
-    def serve():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                line = data.split(b"\r\n", 1)[0]
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line))
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        port = free_port()
-        lb(http_config(port, ["127.0.0.1:%d" % srv.getsockname()[1]], extra_listener="    http2: true", workers=1,
-                       extra_backend="    send_proxy: v1"), port)
+    def echo_proxy_line(head):
+        line = head.split(b"\r\n", 1)[0]
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line)
+    with ScriptedServer(echo_proxy_line) as srv:
+        port = start_h2c(lb, [srv.addr], extra_backend="    send_proxy: v1")
         c = H2Client(port)
         (r,) = c.wait([c.request("/")])
         words = r["data"].decode().split()
         assert words[:4] == ["PROXY", "TCP4", "127.0.0.1", "127.0.0.1"] and words[5] == str(port), words
         c.close()
-    finally:
-        stop.set()
-        t.join(2)
-        srv.close()
 
 
 @pytest.mark.skipif(not CURL, reason="no curl")
