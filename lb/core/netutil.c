@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Dotted quad by hand: inet_ntop goes through sprintf, a tenth of the
  * instructions of a short connection. */
@@ -21,25 +22,37 @@ static void format_ipv4(const unsigned char *b, char *out)
 	}
 }
 
-void netutil_format_ip(const struct sockaddr_storage *sa, char *out, size_t cap)
+void netutil_sockaddr_ip(union sockaddr_ip *out, const struct sockaddr_storage *ss)
 {
-	if (sa->ss_family == AF_INET && cap >= INET_ADDRSTRLEN) {
-		format_ipv4((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr, out);
+	memset(out, 0, sizeof(*out));
+	if (ss->ss_family == AF_INET)
+		memcpy(&out->v4, ss, sizeof(out->v4));
+	else if (ss->ss_family == AF_INET6)
+		memcpy(&out->v6, ss, sizeof(out->v6));
+	else
+		out->sa.sa_family = AF_UNSPEC;
+}
+
+void netutil_format_ip(const union sockaddr_ip *sa, char *out, size_t cap)
+{
+	int family = sa->sa.sa_family;
+	if (family == AF_INET && cap >= INET_ADDRSTRLEN) {
+		format_ipv4((const unsigned char *)&sa->v4.sin_addr, out);
 		return;
 	}
 	const void *ip = NULL;
-	if (sa->ss_family == AF_INET)
-		ip = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->ss_family == AF_INET6)
-		ip = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	if (ip == NULL || inet_ntop(sa->ss_family, ip, out, (socklen_t)cap) == NULL)
+	if (family == AF_INET)
+		ip = &sa->v4.sin_addr;
+	else if (family == AF_INET6)
+		ip = &sa->v6.sin6_addr;
+	if (ip == NULL || inet_ntop(family, ip, out, (socklen_t)cap) == NULL)
 		snprintf(out, cap, "unknown");
 }
 
-const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len)
+const void *netutil_ip_bytes(const union sockaddr_ip *sa, size_t *len)
 {
-	if (sa->ss_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (sa->sa.sa_family == AF_INET6) {
+		const struct in6_addr *a = &sa->v6.sin6_addr;
 		if (IN6_IS_ADDR_V4MAPPED(a)) { /* a dual-stack socket's IPv4 client: the same key as over IPv4 */
 			*len = sizeof(struct in_addr);
 			return &a->s6_addr[12];
@@ -48,7 +61,7 @@ const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len)
 		return a;
 	}
 	*len = sizeof(struct in_addr);
-	return &((const struct sockaddr_in *)sa)->sin_addr;
+	return &sa->v4.sin_addr;
 }
 
 uint64_t netutil_elapsed_ms(const struct timeval *a, const struct timeval *b)

@@ -7,15 +7,27 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
+/* An IPv4 or IPv6 socket address in the room it needs: 28 bytes where a
+ * sockaddr_storage takes 128, and every idle connection keeps two. */
+union sockaddr_ip {
+	struct sockaddr sa; /* AF_UNSPEC: none */
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
+/* Copy an IPv4 or IPv6 address; any other family gives AF_UNSPEC. */
+void netutil_sockaddr_ip(union sockaddr_ip *out, const struct sockaddr_storage *ss);
+
 /* The address part of a peer ("127.0.0.1", "::1") into out. */
-void netutil_format_ip(const struct sockaddr_storage *sa, char *out, size_t cap);
+void netutil_format_ip(const union sockaddr_ip *sa, char *out, size_t cap);
 
 /* Pointer to and length of the raw address bytes (the source_ip hash key);
  * an IPv4-mapped IPv6 address gives its IPv4 bytes. */
-const void *netutil_ip_bytes(const struct sockaddr_storage *sa, size_t *len);
+const void *netutil_ip_bytes(const union sockaddr_ip *sa, size_t *len);
 
 /* Milliseconds between two timevals (b - a), 0 when negative. */
 uint64_t netutil_elapsed_ms(const struct timeval *a, const struct timeval *b);

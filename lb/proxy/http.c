@@ -125,7 +125,7 @@ struct http_exchange {
 struct http_session {
 	struct session session; /* first: what every session has (session.h) */
 	enum http_state state;
-	char peer_ip[INET6_ADDRSTRLEN]; /* the client's address, formatted */
+	unsigned requests_served;
 
 	/* what happened, besides the conns' own flags (eof, error, connected) */
 	bool no_keepalive; /* the worker stops or the instance drains: close when idle */
@@ -133,11 +133,10 @@ struct http_session {
 	bool close_client; /* after this response */
 
 	/* reading the next request */
-	size_t scan_pos; /* http_head_length resume point */
 	bool head_timer_started;
 	bool output_wait; /* a pipelined request waits for the client to read */
 	size_t output_wait_unsent; /* what it had not read at the last look */
-	unsigned requests_served;
+	size_t scan_pos; /* http_head_length resume point */
 
 	struct http_exchange *x; /* the request in flight; NULL between requests */
 	struct h2_conn *h2; /* HTTP_H2 */
@@ -145,6 +144,17 @@ struct http_session {
 	bool h2_idle_goaway; /* HTTP_H2: told GOAWAY for being idle; the next timeout closes */
 	char *stream_subject; /* an HTTP/2 stream's: its connection's client certificate subject */
 };
+/* Every idle client connection is one, in a slab slot of 832 bytes with
+ * its header (slab.c): most of the 1 KiB an idle connection may cost. So
+ * the client's address is formatted when a request needs it, not kept. */
+_Static_assert(sizeof(struct http_session) <= 816, "an idle connection's session outgrew its budget");
+
+/* The client's address, formatted into buf. */
+static const char *client_ip(const struct http_session *s, char buf[INET6_ADDRSTRLEN])
+{
+	netutil_format_ip(&s->session.client_addr, buf, INET6_ADDRSTRLEN);
+	return buf;
+}
 
 static void http_drive(struct http_session *s);
 
@@ -229,7 +239,8 @@ static void request_complete(struct http_session *s)
 	if (!log_access_enabled())
 		return;
 	const struct gen_server *gs = peer_server(&s->session.server, s->session.backend);
-	log_access("%s %s %s %s %s %s %d %llu %llu %llums %s", s->peer_ip, s->session.listener->cfg->name,
+	char ip[INET6_ADDRSTRLEN];
+	log_access("%s %s %s %s %s %s %d %llu %llu %llums %s", client_ip(s, ip), s->session.listener->cfg->name,
 		   s->session.backend->cfg->name, gs ? gs->state->addr : "-", s->x->method_name, s->x->log_target, s->x->status,
 		   (unsigned long long)s->x->req_bytes, (unsigned long long)s->x->resp_bytes,
 		   (unsigned long long)(us / 1000), s->x->request_id);
@@ -526,7 +537,8 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 
 	s->x->req_started = session_now(&s->session);
 	if (verdict != HTTP_MSG_OK) {
-		log_debug("listener %s: %s: %s", s->session.listener->cfg->name, s->peer_ip, s->x->req.error);
+		char ip[INET6_ADDRSTRLEN];
+		log_debug("listener %s: %s: %s", s->session.listener->cfg->name, client_ip(s, ip), s->x->req.error);
 		respond_error(s, http_verdict_status(verdict));
 		return true;
 	}
@@ -548,10 +560,11 @@ static bool dispatch_request(struct http_session *s, const char *buf, size_t hea
 		s->x->req_out = large;
 		s->x->req_out_cap = need;
 	}
-	char subject[CLIENT_SUBJECT_MAX];
+	char subject[CLIENT_SUBJECT_MAX], ip[INET6_ADDRSTRLEN];
+	client_ip(s, ip);
 	struct http_request_forward fwd = {
-		.client_addr = s->peer_ip,
-		.client_addr_len = strlen(s->peer_ip),
+		.client_addr = ip,
+		.client_addr_len = strlen(ip),
 		.request_id = s->x->request_id,
 		.request_id_len = strlen(s->x->request_id),
 		.server_keep_alive = s->session.backend->cfg->keepalive > 0,
@@ -749,11 +762,11 @@ static bool read_proxy_header(struct http_session *s)
 	if (rc == 0 && !s->session.timer_fired)
 		return false;
 	if (rc <= 0) {
-		log_debug("listener %s: %s: no valid PROXY header", s->session.listener->cfg->name, s->peer_ip);
+		char ip[INET6_ADDRSTRLEN];
+		log_debug("listener %s: %s: no valid PROXY header", s->session.listener->cfg->name, client_ip(s, ip));
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
 	s->state = HTTP_READ_HEAD;
 	if (s->session.listener->tls != NULL && session_start_tls(&s->session, PLAIN_HTTP_ANSWER) < 0)
 		s->state = HTTP_CLOSING;
@@ -1371,7 +1384,6 @@ int http_session_start(struct worker *w, const struct gen_listener *l, int fd, c
 		http_session_free(s);
 		return 0; /* the free dropped the connection count */
 	}
-	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
 	if (l->tls != NULL && !l->cfg->proxy_protocol && session_start_tls(&s->session, PLAIN_HTTP_ANSWER) < 0) {
 		http_session_free(s);
 		return 0;
@@ -1419,7 +1431,6 @@ static int http_stream_start(void *owner, const struct conn_transport *transport
 		http_session_free(s);
 		return opened ? 0 : -1; /* once open, the conn's close told the stream */
 	}
-	netutil_format_ip(&s->session.client_addr, s->peer_ip, sizeof(s->peer_ip));
 	/* A stream's request body waits in its stream window (64 KiB), not in
 	 * a connection's worth of buffer: 100 streams must stay cheap. */
 	s->session.client->read_limit = l->cfg->max_header_size > 64 * 1024 ? l->cfg->max_header_size : 64 * 1024;

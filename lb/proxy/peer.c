@@ -208,7 +208,7 @@ static void keep_tls_session(const struct gen_backend *b, struct gen_server *gs,
  * (in the clear, before a TLS handshake). 0, or -1 without memory. */
 static int send_proxy_header(struct conn *c, const struct gen_backend *b, const struct peer_client *client)
 {
-	struct sockaddr_storage local = { 0 };
+	struct sockaddr_storage local = { 0 }, source = { 0 };
 	socklen_t len = sizeof(local);
 	unsigned char header[PROXY_V1_MAX_LENGTH + PROXY_V2_FIXED_LENGTH + 36];
 	bool known = false;
@@ -219,7 +219,9 @@ static int send_proxy_header(struct conn *c, const struct gen_backend *b, const 
 	} else if (client != NULL) {
 		known = getsockname(client->conn->fd, (struct sockaddr *)&local, &len) == 0;
 	}
-	size_t n = proxy_write(b->cfg->send_proxy, known ? client->addr : NULL, known ? &local : NULL, header,
+	if (known)
+		memcpy(&source, client->addr, sizeof(*client->addr));
+	size_t n = proxy_write(b->cfg->send_proxy, known ? &source : NULL, known ? &local : NULL, header,
 			       sizeof(header));
 	if (b->tls != NULL)
 		return tls_conn_send_first(c, header, n);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "netutil.h"
 #include "pick.h"
 #include "queue.h"
 
@@ -80,7 +81,7 @@ enum peer_attach {
  * (its address, perhaps from a PROXY header in) and the address it
  * connected to (its socket's). */
 struct peer_client {
-	const struct sockaddr_storage *addr;
+	const union sockaddr_ip *addr;
 	const struct sockaddr *to; /* the address it connected to, from a PROXY header; NULL = its socket's */
 	const struct conn *conn;
 };

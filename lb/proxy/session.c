@@ -34,7 +34,10 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
 	s->backend = l->backend;
 	s->drive = drive;
 	peer_init(&s->server);
-	memcpy(&s->client_addr, client_addr, client_addr_len);
+	if (client_addr_len <= sizeof(s->client_addr))
+		memcpy(&s->client_addr, client_addr, client_addr_len);
+	else
+		netutil_sockaddr_ip(&s->client_addr, client_addr);
 	worker_session_add(w, &s->link);
 	if (conn_open_at(&s->client_conn, w->base, fd, session_on_event, s) != 0) {
 		close(fd);
@@ -102,9 +105,8 @@ int session_take_proxy_header(struct session *s)
 	}
 	evbuffer_drain(c->in, header.length);
 	if (!header.local) {
-		s->client_addr = header.source;
-		memcpy(&s->proxied_to, &header.destination,
-		       header.destination.ss_family == AF_INET6 ? sizeof(s->proxied_to.v6) : sizeof(s->proxied_to.v4));
+		netutil_sockaddr_ip(&s->client_addr, &header.source);
+		netutil_sockaddr_ip(&s->proxied_to, &header.destination);
 	}
 	return 1;
 }

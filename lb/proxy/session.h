@@ -31,15 +31,11 @@ struct session {
 	struct gen_backend *backend;
 	struct conn *client; /* &client_conn once open */
 	struct conn client_conn;
-	struct sockaddr_storage client_addr; /* the one a PROXY header names, if any */
+	union sockaddr_ip client_addr; /* the one a PROXY header names, if any */
 	/* The address the client connected to, as a PROXY header named it
 	 * (sa_family AF_UNSPEC: none, it is the socket's): send_proxy passes
 	 * it on. */
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in v4;
-		struct sockaddr_in6 v6;
-	} proxied_to;
+	union sockaddr_ip proxied_to;
 	struct peer server;
 	struct deadline deadline; /* the one timer: see deadline.h */
 	bool timer_fired; /* the deadline passed; cleared by session_timer_arm */

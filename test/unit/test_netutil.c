@@ -21,7 +21,9 @@ static void assert_formats_as_inet_ntop(int family, const char *text)
 				       : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
 	assert_int_equal(inet_pton(family, text, addr), 1);
 	assert_non_null(inet_ntop(family, addr, expected, sizeof(expected)));
-	netutil_format_ip(&ss, out, sizeof(out));
+	union sockaddr_ip ip;
+	netutil_sockaddr_ip(&ip, &ss);
+	netutil_format_ip(&ip, out, sizeof(out));
 	assert_string_equal(out, expected);
 }
 
@@ -58,8 +60,33 @@ static void test_unknown_family_formats_as_unknown(void **state)
 	struct sockaddr_storage ss;
 	char out[64];
 	memset(&ss, 0, sizeof(ss));
-	netutil_format_ip(&ss, out, sizeof(out));
+	ss.ss_family = AF_UNIX;
+	union sockaddr_ip ip;
+	netutil_sockaddr_ip(&ip, &ss);
+	assert_int_equal(ip.sa.sa_family, AF_UNSPEC);
+	netutil_format_ip(&ip, out, sizeof(out));
 	assert_string_equal(out, "unknown");
+}
+
+/* A copy keeps the whole IPv6 address (port, scope) in its 28 bytes. */
+static void test_sockaddr_ip_keeps_an_ipv6_address_whole(void **state)
+{
+	(void)state;
+	struct sockaddr_storage ss;
+	memset(&ss, 0xee, sizeof(ss));
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	v6->sin6_family = AF_INET6;
+	v6->sin6_port = htons(8443);
+	v6->sin6_flowinfo = 0;
+	v6->sin6_scope_id = 7;
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:10.1.2.3", &v6->sin6_addr), 1);
+	union sockaddr_ip ip;
+	netutil_sockaddr_ip(&ip, &ss);
+	assert_memory_equal(&ip.v6, v6, sizeof(*v6));
+	size_t len;
+	const unsigned char *bytes = netutil_ip_bytes(&ip, &len);
+	assert_int_equal(len, 4); /* IPv4-mapped: the IPv4 key */
+	assert_memory_equal(bytes, "\x0a\x01\x02\x03", 4);
 }
 
 int main(void)
@@ -68,6 +95,7 @@ int main(void)
 		cmocka_unit_test(test_ipv4_addresses_format_like_inet_ntop),
 		cmocka_unit_test(test_ipv6_addresses_format_like_inet_ntop),
 		cmocka_unit_test(test_unknown_family_formats_as_unknown),
+		cmocka_unit_test(test_sockaddr_ip_keeps_an_ipv6_address_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
