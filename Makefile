@@ -88,8 +88,8 @@ units: $(UNIT_BINS)
 # Compiled and linked in one step (so no -MMD: clang refuses it with -o
 # and several inputs); rebuilt whenever a header changes. They test core/
 # (its include path), except test_gen, which tests runtime/gen.c's sockets,
-# and test_relay, event/relay.c's backpressure on real conns.
-unit_inc = $(if $(filter test_gen,$(1)),$(inc_runtime),$(if $(filter test_relay,$(1)),$(inc_event),$(inc_core)))
+# and test_relay and test_evmem, which test event/ with libevent.
+unit_inc = $(if $(filter test_gen,$(1)),$(inc_runtime),$(if $(filter test_relay test_evmem,$(1)),$(inc_event),$(inc_core)))
 $(BUILD)/unit/%: test/unit/%.c $(BUILD)/liblb.a $(wildcard lb/*/*.h) | $(BUILD)/unit $(NO_LIBEVENT)/event2
 	$(CC) -D_GNU_SOURCE $(call unit_inc,$*) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblb.a $(LDLIBS) -lcmocka
 

@@ -45,9 +45,9 @@ unsigned long daemon_descriptor_hard_limit(void);
  * read buffer consolidate the heap). */
 void daemon_tune_malloc(void);
 
-/* Free pages in the middle of malloc's arenas go back to the kernel, when
- * 4 MiB more lie free than after the previous trim. Once a second, from
- * one thread (the control loop). */
+/* Free pages in the middle of malloc's arenas go back to the kernel when
+ * more lies free than after the previous trim, and more than half as much
+ * as is in use. Once a second, from one thread (the control loop). */
 void daemon_trim_memory(void);
 
 /* Become `user` when running as root. "" = stay. Returns 0 or -1 with a

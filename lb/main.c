@@ -15,6 +15,7 @@
 
 #include "control.h"
 #include "daemon.h"
+#include "evmem.h"
 #include "gen.h"
 #include "log.h"
 #include "resolve.h"
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	daemon_tune_malloc();
+	evmem_install(); /* without it libevent keeps malloc: only memory after bursts suffers */
 	event_set_log_callback(on_libevent_message);
 	if (log_configure(cfg->global.log.level, cfg->global.log.target, cfg->global.access_log) < 0) {
 		fprintf(stderr, "lb: cannot open log target %s or %s: %m\n", cfg->global.log.target,
