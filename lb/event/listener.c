@@ -2,9 +2,11 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -94,4 +96,17 @@ int listener_accept(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)
 		if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO)
 			return -1;
 	}
+}
+
+int listener_waiting(int fd)
+{
+	/* A listener's tcp_info reports its accept queue in tcpi_unacked (and
+	 * the backlog in tcpi_sacked), read without the socket lock; the first
+	 * 32 bytes hold both. */
+	struct tcp_info info;
+	socklen_t len = offsetof(struct tcp_info, tcpi_sacked) + sizeof(info.tcpi_sacked);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_state != TCP_LISTEN ||
+	    len < offsetof(struct tcp_info, tcpi_unacked) + sizeof(info.tcpi_unacked))
+		return -1;
+	return info.tcpi_unacked > INT_MAX ? INT_MAX : (int)info.tcpi_unacked;
 }

@@ -7,7 +7,11 @@ import collections
 import http.client
 import json
 import os
+import shutil
+import signal
 import subprocess
+
+import pytest
 
 from conftest import LB, free_port, http_config, run_concurrently, wait_until, workers_under_test
 
@@ -147,3 +151,50 @@ def test_cpu_affinity_pins_worker_i_to_the_ith_allowed_cpu(replicas, lb):
     plain = lb(http_config(free_port(), [rs[0].addr], workers=2), None)
     wait_until(lambda: "lb running" in plain.log_text(), 10, "second lb")
     assert worker_cpus(plain.proc.pid) == {"lb-worker-%d" % i: allowed for i in range(n)}
+
+
+STRACE = shutil.which("strace")
+
+
+def accept4_calls(strace_summary):
+    """(calls, errors) of accept4 in an `strace -c` summary."""
+    for line in strace_summary.splitlines():
+        fields = line.split()
+        if fields and fields[-1] == "accept4":
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            numbers = fields[:-1]
+            return int(numbers[3]), int(numbers[4]) if len(numbers) > 4 else 0
+    return 0, 0
+
+
+@pytest.mark.skipif(STRACE is None, reason="needs strace")
+def test_accepting_never_probes_an_empty_queue(replicas, lb, tmp_path):
+    """A worker accepts as many connections as the kernel says are waiting
+    (listener_waiting): no accept4 that fails with EAGAIN ends a wake-up.
+    Accepting until EAGAIN failed once per wake-up: here, with connections
+    arriving one at a time, about once per connection."""
+    rs = replicas(1)
+    port = free_port()
+    inst = lb(http_config(port, [rs[0].addr], workers=2), port)
+    summary = tmp_path / "strace.txt"
+    tracer = subprocess.Popen([STRACE, "-f", "-c", "-e", "trace=accept4", "-o", str(summary),
+                               "-p", str(inst.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # strace says "Process N attached" once it traces every thread.
+        attached = []
+
+        def traced():
+            attached.append(tracer.stderr.readline().decode())
+            return "attached" in attached[-1] or tracer.poll() is not None
+        wait_until(traced, 10, "strace to attach")
+        if tracer.poll() is not None:
+            pytest.skip("strace cannot trace lb here: %s" % "".join(attached))
+        one_request_per_connection(port, 400)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=10)
+        tracer.stderr.close()
+    calls, errors = accept4_calls(summary.read_text())
+    print("\naccept4: %d calls, %d failed" % (calls, errors))
+    assert calls >= 400
+    assert errors <= calls // 100
