@@ -226,9 +226,10 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 	}
 	evbuffer_add(out, "],\"workers\":[", 13);
 	for (int i = 0; i < atomic_load(&lb_counters.nworkers); i++)
-		evbuffer_add_printf(out, "%s{\"connections\":%u,\"connections_total\":%llu}", i ? "," : "",
-				    atomic_load(&lb_counters.workers[i].connections_active),
-				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total));
+		evbuffer_add_printf(out, "%s{\"connections\":%u,\"connections_total\":%llu,\"accept_wakeups_empty\":%llu}",
+				    i ? "," : "", atomic_load(&lb_counters.workers[i].connections_active),
+				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total),
+				    (unsigned long long)atomic_load(&lb_counters.workers[i].accept_wakeups_empty));
 	evbuffer_add(out, "]}\n", 3);
 }
 
@@ -461,6 +462,11 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	for (int i = 0; i < workers; i++)
 		evbuffer_add_printf(out, "lb_worker_connections_total{worker=\"%d\"} %llu\n", i,
 				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total));
+	prom_header(out, "lb_worker_accept_wakeups_empty_total", "counter",
+		    "Wake-ups for a connection another worker took (a shared listening socket), by worker.");
+	for (int i = 0; i < workers; i++)
+		evbuffer_add_printf(out, "lb_worker_accept_wakeups_empty_total{worker=\"%d\"} %llu\n", i,
+				    (unsigned long long)atomic_load(&lb_counters.workers[i].accept_wakeups_empty));
 	prom_header(out, "lb_draining", "gauge",
 		    "1 while the instance is drained: /healthz answers 503 (SIGTERM's drain_delay, POST /drain).");
 	evbuffer_add_printf(out, "lb_draining %d\n", a->instance->draining ? 1 : 0);

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "exclusive.h"
 #include "listener.h"
 #include "slab.h"
 #include "log.h"
@@ -30,11 +31,26 @@ void wake_fd_signal(int fd)
 		log_error("eventfd write: %s", strerror(errno));
 }
 
+/* Watch ap's socket. A shared one wakes one idle worker per connection
+ * (exclusive.h), not every worker (each of which would find nothing but
+ * one); where the kernel cannot, every worker wakes, and it still works. */
+static void accept_point_watch(struct accept_point *ap)
+{
+	if (event_add(ap->event, NULL) != 0 || !ap->shared || ap->worker->epoll_fd < 0)
+		return;
+	if (exclusive_watch(ap->worker->epoll_fd, ap->fd) != 0) {
+		static atomic_flag said = ATOMIC_FLAG_INIT;
+		if (!atomic_flag_test_and_set(&said))
+			log_info("the kernel refuses EPOLLEXCLUSIVE: each connection to a shared listening socket wakes every idle worker");
+		ap->worker->epoll_fd = -1;
+	}
+}
+
 static void accept_points_enable(struct worker *w, bool enable)
 {
 	for (size_t i = 0; i < w->naccept_points; i++) {
 		if (enable)
-			event_add(w->accept_points[i].event, NULL);
+			accept_point_watch(&w->accept_points[i]);
 		else
 			event_del(w->accept_points[i].event);
 	}
@@ -123,7 +139,11 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	int waiting = listener_waiting(fd); /* -1: unknown, accept until EAGAIN */
-	int budget = waiting >= 0 && waiting < ACCEPT_BUDGET ? waiting : ACCEPT_BUDGET;
+	if (waiting == 0) { /* another worker took it: the socket is shared */
+		atomic_fetch_add_explicit(&lb_counters.workers[w->index].accept_wakeups_empty, 1, memory_order_relaxed);
+		return;
+	}
+	int budget = waiting > 0 && waiting < ACCEPT_BUDGET ? waiting : ACCEPT_BUDGET;
 	for (int n = 0; n < budget; n++) {
 		if (at_connection_limit(w)) {
 			accept_pause(w);
@@ -133,8 +153,12 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 		socklen_t peer_len;
 		int client = listener_accept(fd, &peer, &peer_len);
 		if (client < 0) {
-			if (errno == EAGAIN)
-				return; /* drained, or another worker took it (shared socket) */
+			if (errno == EAGAIN) { /* another worker took it (shared socket) */
+				if (n == 0)
+					atomic_fetch_add_explicit(&lb_counters.workers[w->index].accept_wakeups_empty, 1,
+								  memory_order_relaxed);
+				return;
+			}
 			char what[128];
 			snprintf(what, sizeof(what), "listener %s: accept", ap->listener->cfg->name);
 			accept_failed(w, what, errno);
@@ -173,12 +197,13 @@ static int accept_points_create(struct worker *w)
 		ap->worker = w;
 		ap->listener = &g->listeners[i];
 		ap->fd = gen_listener_fd(ap->listener, w->index);
+		ap->shared = ap->listener->nfds == 1 && g->workers > 1;
 		ap->event = event_new(w->base, ap->fd, EV_READ | EV_PERSIST, on_accept_ready, ap);
 		if (ap->event == NULL)
 			return -1;
 		w->naccept_points++;
 		if (!w->accept_paused)
-			event_add(ap->event, NULL);
+			accept_point_watch(ap);
 	}
 	return 0;
 }
@@ -347,6 +372,7 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	w->control_fd = control_fd;
 	w->wake_fd = -1;
 	w->mail_fd = -1;
+	w->epoll_fd = -1;
 	pthread_mutex_init(&w->mail_lock, NULL);
 	queue_link_init(&w->mail);
 	w->sessions.next = w->sessions.prev = &w->sessions;
@@ -375,6 +401,7 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	if (w->wake_event == NULL || w->accept_resume_timer == NULL || w->tick_timer == NULL)
 		goto fail;
 	event_add(w->wake_event, NULL);
+	w->epoll_fd = exclusive_epoll_fd(w->base, w->wake_fd);
 	struct timeval second = { 1, 0 };
 	event_add(w->tick_timer, &second);
 	w->server_conns = slab_create(sizeof(struct conn), 64 * 1024);

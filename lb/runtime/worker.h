@@ -56,6 +56,7 @@ struct accept_point {
 	struct worker *worker;
 	const struct gen_listener *listener;
 	int fd; /* the listening socket it accepts from */
+	bool shared; /* every worker polls fd (global.reuseport: false): watched with EPOLLEXCLUSIVE */
 	struct event *event;
 };
 
@@ -98,6 +99,7 @@ struct worker {
 	struct gen *gen; /* a reference */
 	struct accept_point *accept_points;
 	size_t naccept_points;
+	int epoll_fd; /* its base's epoll set (exclusive.h), -1 when unknown */
 	unsigned drains_seen; /* drains acted upon */
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
