@@ -84,8 +84,8 @@
 #   BENCH_NICE=0       (e.g. -10 as root: run proxies, replicas and wrk at
 #                       that nice level, to push busy background jobs aside)
 #   BUILD=build
-# With the defaults a run takes about 3 rounds x 5 targets x 2 variants x 5s
-# + 4 x 2 x 3s of sweep + the idle-memory runs, plus start-up: about four
+# With the defaults a run takes about 3 rounds x 6 targets x 2 variants x 5s
+# + 4 x 2 x 3s of sweep + the idle-memory runs, plus start-up: about five
 # minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
