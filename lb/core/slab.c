@@ -7,25 +7,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SLAB_ALIGN 16
+#include "poison.h"
 
-/* Under AddressSanitizer a free object is poisoned, so that a use after
- * free is caught here as it would be with malloc. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_ASAN 1
-#endif
-#endif
-#ifdef SLAB_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#define SLAB_ALIGN 16
 
 /* A block: this header, then `capacity` slots of slot_size bytes, each a
  * back pointer to the block followed by the object. */

@@ -9,22 +9,7 @@
 
 #include <event2/event.h>
 
-/* Under AddressSanitizer a free slot is poisoned, as malloc's would be. */
-#if defined(__SANITIZE_ADDRESS__)
-#define EVMEM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EVMEM_ASAN 1
-#endif
-#endif
-#ifdef EVMEM_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "poison.h"
 
 /* Reserved as inaccessible address space (costs no memory and no commit
  * charge) and made usable COMMIT_STEP at a time: 16M slots, one per
