@@ -46,8 +46,8 @@ unsigned long daemon_descriptor_hard_limit(void);
 void daemon_tune_malloc(void);
 
 /* Free pages in the middle of malloc's arenas go back to the kernel when
- * more lies free than after the previous trim, and more than half as much
- * as is in use. Once a second, from one thread (the control loop). */
+ * more lies free than after the previous trim by 256 KiB and by a quarter
+ * of what is in use. Once a second, from one thread (the control loop). */
 void daemon_trim_memory(void);
 
 /* Become `user` when running as root. "" = stay. Returns 0 or -1 with a

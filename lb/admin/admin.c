@@ -13,6 +13,7 @@
 
 #include "admin_server.h"
 #include "clock.h"
+#include "evmem.h"
 #include "health.h"
 #include "pick.h"
 #include "queue.h"
@@ -226,10 +227,9 @@ static void write_stats(const struct admin *a, struct evbuffer *out)
 	}
 	evbuffer_add(out, "],\"workers\":[", 13);
 	for (int i = 0; i < atomic_load(&lb_counters.nworkers); i++)
-		evbuffer_add_printf(out, "%s{\"connections\":%u,\"connections_total\":%llu,\"accept_wakeups_empty\":%llu}",
-				    i ? "," : "", atomic_load(&lb_counters.workers[i].connections_active),
-				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total),
-				    (unsigned long long)atomic_load(&lb_counters.workers[i].accept_wakeups_empty));
+		evbuffer_add_printf(out, "%s{\"connections\":%u,\"connections_total\":%llu}", i ? "," : "",
+				    atomic_load(&lb_counters.workers[i].connections_active),
+				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total));
 	evbuffer_add(out, "]}\n", 3);
 }
 
@@ -462,11 +462,6 @@ static void write_metrics(const struct admin *a, struct evbuffer *out)
 	for (int i = 0; i < workers; i++)
 		evbuffer_add_printf(out, "lb_worker_connections_total{worker=\"%d\"} %llu\n", i,
 				    (unsigned long long)atomic_load(&lb_counters.workers[i].connections_total));
-	prom_header(out, "lb_worker_accept_wakeups_empty_total", "counter",
-		    "Wake-ups for a connection another worker took (a shared listening socket), by worker.");
-	for (int i = 0; i < workers; i++)
-		evbuffer_add_printf(out, "lb_worker_accept_wakeups_empty_total{worker=\"%d\"} %llu\n", i,
-				    (unsigned long long)atomic_load(&lb_counters.workers[i].accept_wakeups_empty));
 	prom_header(out, "lb_draining", "gauge",
 		    "1 while the instance is drained: /healthz answers 503 (SIGTERM's drain_delay, POST /drain).");
 	evbuffer_add_printf(out, "lb_draining %d\n", a->instance->draining ? 1 : 0);
@@ -583,7 +578,7 @@ static void set_weight(struct admin *a, struct admin_reply *r, const char *name,
 static void serve_server_action(struct admin *a, const struct admin_request *req, struct admin_reply *r,
 				const char *path)
 {
-	char *decoded = evhttp_uridecode(path, 0, NULL);
+	char *decoded = evhttp_uridecode(path, 0, NULL); /* libevent's memory: evmem_free */
 	char name[256], addr[256], action[16], arg[16] = "";
 	int end = 0;
 
@@ -596,11 +591,11 @@ static void serve_server_action(struct admin *a, const struct admin_request *req
 	bool known = (fields == 3 && (strcmp(action, "drain") == 0 || strcmp(action, "enable") == 0)) ||
 		     (fields == 4 && strcmp(action, "weight") == 0);
 	if (!known || decoded[end] != '\0') {
-		free(decoded);
+		evmem_free(decoded);
 		reply_text(r, 404, "Not Found", "not found");
 		return;
 	}
-	free(decoded);
+	evmem_free(decoded);
 	if (req->method != HTTP_POST) {
 		r->allow = "POST";
 		reply_text(r, 405, "Method Not Allowed", "use POST");

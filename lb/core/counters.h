@@ -16,9 +16,6 @@
 struct worker_counters {
 	alignas(64) atomic_uint connections_active; /* client connections it holds */
 	atomic_uint_fast64_t connections_total; /* accepted */
-	/* Woken for a connection another worker took (a shared listening
-	 * socket): the herd EPOLLEXCLUSIVE keeps small. */
-	atomic_uint_fast64_t accept_wakeups_empty;
 };
 
 struct lb_counters {

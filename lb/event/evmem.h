@@ -13,6 +13,12 @@
  *
  * evmem_install must run before libevent allocates anything (start of main).
  * Thread-safe: every worker's base allocates through it.
+ *
+ * So memory a libevent call returns for the caller to free (evhttp_uridecode,
+ * evhttp_encode_uri, evbuffer_readln, ...) may be a slot of the range: give
+ * it back with evmem_free, never free(). Under AddressSanitizer the slots
+ * have no redzones (an overflow into the next one goes unseen); free slots
+ * are poisoned, so a use after free is still caught.
  */
 #ifndef LB_EVMEM_H
 #define LB_EVMEM_H

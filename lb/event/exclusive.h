@@ -10,6 +10,15 @@
  * EPOLLEXCLUSIVE and the same data: libevent still dispatches it to its
  * event. libevent never touches it again until event_del (EPOLL_CTL_DEL,
  * which works on either); after each event_add, call exclusive_watch again.
+ *
+ * That holds while the socket has exactly one event in the base, EV_READ:
+ * a second event, or another flag (EV_CLOSED, EV_WRITE), makes libevent
+ * issue EPOLL_CTL_MOD, which the kernel refuses on an exclusive entry, and
+ * the event_add fails.
+ *
+ * The kernel wakes the first idle worker in the socket's queue: on a quiet
+ * machine one worker takes nearly every connection, and long-lived ones
+ * arriving slowly all stay with it. reuseport spreads them.
  */
 #ifndef LB_EXCLUSIVE_H
 #define LB_EXCLUSIVE_H

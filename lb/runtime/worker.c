@@ -36,13 +36,19 @@ void wake_fd_signal(int fd)
  * one); where the kernel cannot, every worker wakes, and it still works. */
 static void accept_point_watch(struct accept_point *ap)
 {
-	if (event_add(ap->event, NULL) != 0 || !ap->shared || ap->worker->epoll_fd < 0)
+	struct worker *w = ap->worker;
+	if (event_add(ap->event, NULL) != 0 || !ap->shared)
 		return;
-	if (exclusive_watch(ap->worker->epoll_fd, ap->fd) != 0) {
+	if (w->epoll_fd == EPOLL_FD_UNKNOWN)
+		w->epoll_fd = exclusive_epoll_fd(w->base, w->wake_fd);
+	if (w->epoll_fd < 0)
+		return;
+	if (exclusive_watch(w->epoll_fd, ap->fd) != 0) {
 		static atomic_flag said = ATOMIC_FLAG_INIT;
 		if (!atomic_flag_test_and_set(&said))
-			log_info("the kernel refuses EPOLLEXCLUSIVE: each connection to a shared listening socket wakes every idle worker");
-		ap->worker->epoll_fd = -1;
+			log_info("the kernel refuses EPOLLEXCLUSIVE: each connection to a shared listening socket "
+				 "wakes every idle worker");
+		w->epoll_fd = -1;
 	}
 }
 
@@ -139,10 +145,8 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	int waiting = listener_waiting(fd); /* -1: unknown, accept until EAGAIN */
-	if (waiting == 0) { /* another worker took it: the socket is shared */
-		atomic_fetch_add_explicit(&lb_counters.workers[w->index].accept_wakeups_empty, 1, memory_order_relaxed);
-		return;
-	}
+	if (waiting == 0)
+		return; /* another worker took it: the socket is shared */
 	int budget = waiting > 0 && waiting < ACCEPT_BUDGET ? waiting : ACCEPT_BUDGET;
 	for (int n = 0; n < budget; n++) {
 		if (at_connection_limit(w)) {
@@ -153,12 +157,8 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 		socklen_t peer_len;
 		int client = listener_accept(fd, &peer, &peer_len);
 		if (client < 0) {
-			if (errno == EAGAIN) { /* another worker took it (shared socket) */
-				if (n == 0)
-					atomic_fetch_add_explicit(&lb_counters.workers[w->index].accept_wakeups_empty, 1,
-								  memory_order_relaxed);
-				return;
-			}
+			if (errno == EAGAIN)
+				return; /* another worker took it (shared socket), or the count was stale */
 			char what[128];
 			snprintf(what, sizeof(what), "listener %s: accept", ap->listener->cfg->name);
 			accept_failed(w, what, errno);
@@ -372,7 +372,7 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	w->control_fd = control_fd;
 	w->wake_fd = -1;
 	w->mail_fd = -1;
-	w->epoll_fd = -1;
+	w->epoll_fd = EPOLL_FD_UNKNOWN;
 	pthread_mutex_init(&w->mail_lock, NULL);
 	queue_link_init(&w->mail);
 	w->sessions.next = w->sessions.prev = &w->sessions;
@@ -401,7 +401,6 @@ int worker_start(struct worker *w, int index, struct gen *gen, int control_fd, c
 	if (w->wake_event == NULL || w->accept_resume_timer == NULL || w->tick_timer == NULL)
 		goto fail;
 	event_add(w->wake_event, NULL);
-	w->epoll_fd = exclusive_epoll_fd(w->base, w->wake_fd);
 	struct timeval second = { 1, 0 };
 	event_add(w->tick_timer, &second);
 	w->server_conns = slab_create(sizeof(struct conn), 64 * 1024);

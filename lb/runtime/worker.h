@@ -67,6 +67,9 @@ struct worker_mail {
 	void (*deliver)(struct worker_mail *m); /* on the worker's thread */
 };
 
+/* worker.epoll_fd before the first shared listening socket needs it. */
+#define EPOLL_FD_UNKNOWN (-2)
+
 struct worker {
 	int index;
 	const struct worker_handlers *handlers;
@@ -99,7 +102,7 @@ struct worker {
 	struct gen *gen; /* a reference */
 	struct accept_point *accept_points;
 	size_t naccept_points;
-	int epoll_fd; /* its base's epoll set (exclusive.h), -1 when unknown */
+	int epoll_fd; /* its base's epoll set (exclusive.h): -1 none, EPOLL_FD_UNKNOWN not looked up yet */
 	unsigned drains_seen; /* drains acted upon */
 	bool accept_paused; /* at max_connections or after EMFILE */
 	struct event *accept_resume_timer;
