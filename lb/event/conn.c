@@ -107,9 +107,10 @@ bool conn_buffers_ensure(struct conn *c)
 
 void conn_buffers_release(struct conn *c)
 {
-	if (c->in == NULL || c->writing || c->connecting || c->error || evbuffer_get_length(c->in) > 0 ||
+	if (c->in == NULL || c->writing || c->connecting || c->error || c->eof || evbuffer_get_length(c->in) > 0 ||
 	    conn_unsent(c) > 0 || transport_input_ready(c))
-		return; /* released already, busy, or with an error still to report */
+		return; /* released already, busy, finished (its input may keep a chain: conn_buffer_give), or
+			   with an error still to report */
 	if (c->transport != NULL)
 		c->transport->release(c);
 	conn_buffer_give(c->in);

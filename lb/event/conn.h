@@ -152,9 +152,10 @@ void conn_sync(struct conn *c);
 void conn_shutdown_write(struct conn *c);
 
 /* Nothing in either buffer and nothing to write: free the buffers and the
- * write event (a keep-alive connection between requests, a pooled one).
- * The next read brings the buffers back; an owner that writes first calls
- * conn_buffers_ensure. */
+ * write event (a keep-alive connection between requests, a pooled one, a
+ * quiet TCP tunnel). Not after EOF: such a conn is finishing. The next read
+ * brings the buffers back; an owner that writes first calls
+ * conn_buffers_ensure (relay_move does). */
 void conn_buffers_release(struct conn *c);
 
 /* The buffers are there (again). false when there was no memory for them. */

@@ -1,6 +1,8 @@
 /* relay: see relay.h. */
 #include "relay.h"
 
+#include <errno.h>
+
 #include <event2/buffer.h>
 
 #include "conn.h"
@@ -25,8 +27,13 @@ void relay_backpressure(struct conn *src, struct conn *dst)
 
 size_t relay_move(struct conn *src, struct conn *dst)
 {
-	size_t n = evbuffer_get_length(src->in);
+	size_t n = conn_input_length(src);
 	if (n > 0) {
+		if (!conn_buffers_ensure(dst)) { /* dst gave its buffers back while idle */
+			dst->error = true;
+			dst->error_code = ENOMEM;
+			return 0;
+		}
 		evbuffer_add_buffer(dst->out, src->in);
 		conn_sync(src); /* its input was full, perhaps */
 	}
@@ -36,7 +43,7 @@ size_t relay_move(struct conn *src, struct conn *dst)
 
 bool relay_pass_half_close(const struct conn *src, struct conn *dst)
 {
-	if (src->eof && evbuffer_get_length(src->in) == 0)
+	if (src->eof && conn_input_length(src) == 0)
 		conn_shutdown_write(dst);
 	return dst->write_shut;
 }

@@ -21,7 +21,9 @@
 #define RELAY_HIGH_WATER CONN_DEFAULT_READ_LIMIT
 #define RELAY_LOW_WATER (64 * 1024)
 
-/* Move everything src has read into dst's output. Returns the bytes moved. */
+/* Move everything src has read into dst's output (taking dst's buffers
+ * back if it gave them up while idle: conn_buffers_release). Returns the
+ * bytes moved; 0 with dst->error set (ENOMEM) when they cannot be had. */
 size_t relay_move(struct conn *src, struct conn *dst);
 
 /* Write dst's output as far as the kernel takes it now, then pause or

@@ -248,6 +248,10 @@ static bool tcp_step(struct tcp_session *s)
 			s->state = TCP_CLOSING;
 			return true;
 		}
+		/* Nothing in flight either way: an idle tunnel holds no buffers
+		 * (each side takes them back with its next byte). */
+		conn_buffers_release(client);
+		conn_buffers_release(server);
 		return false;
 	case TCP_CLOSING:
 		tcp_session_free(s);
