@@ -1215,6 +1215,10 @@ static bool tunnel(struct http_session *s)
 	}
 	size_t up = relay_move(s->session.client, s->session.server.conn);
 	size_t down = relay_move(s->session.server.conn, s->session.client);
+	if (s->session.client->error || s->session.server.conn->error) { /* no memory (relay_move) */
+		s->state = HTTP_CLOSING;
+		return true;
+	}
 	s->x->req_bytes += up;
 	s->x->resp_bytes += down;
 	count_server_bytes(s, up, down);

@@ -240,6 +240,10 @@ static bool tcp_step(struct tcp_session *s)
 		}
 		relay(s, client, server, &s->bytes_from_client, true);
 		relay(s, server, client, &s->bytes_from_server, false);
+		if (client->error || server->error) { /* no memory for buffers taken back (relay_move) */
+			s->state = TCP_CLOSING;
+			return true;
+		}
 		conn_flush(server);
 		conn_flush(client);
 		bool upstream_done = relay_pass_half_close(client, server);

@@ -34,9 +34,6 @@ def under_sanitizer():
     return any(name in os.path.basename(BUILD) for name in ("asan", "tsan"))
 
 
-@pytest.mark.skipif(under_sanitizer(), reason="a sanitizer's allocator keeps what churns: no figure")
-@pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 3 * PAIRS,
-                    reason="needs %d descriptors" % (3 * PAIRS))
 def settles_under(inst, before, count, limit, what):
     """Poll, with a deadline, for lb's resident memory over `before` to come
     under `limit` bytes per connection (malloc's free pages go back on the
@@ -65,6 +62,9 @@ def hold_idle(procs, port, count, batch):
     return client
 
 
+@pytest.mark.skipif(under_sanitizer(), reason="a sanitizer's allocator keeps what churns: no figure")
+@pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 3 * PAIRS,
+                    reason="needs %d descriptors" % (3 * PAIRS))
 def test_an_idle_client_and_its_pooled_server_connection_stay_small(enough_descriptors, procs, replicas, lb):
     """make bench's measurement (scripts/idle_conns.py: every request sent
     before any is answered, so lb holds a server connection per client at
