@@ -115,11 +115,41 @@ static void test_refused_bytes_pause_then_resume(void **state)
 	case_finish(&rc);
 }
 
+/* A quiet tunnel gives its buffers back on both sides (tcp.c); the next
+ * bytes find their way: relay_move takes dst's back, and src's came back
+ * with its read. */
+static void test_a_released_side_takes_its_buffers_back(void **state)
+{
+	(void)state;
+	struct relay_case rc;
+	case_start(&rc, 1000, 4 << 20);
+	relay_move(rc.src, rc.dst);
+	char got[1000];
+	assert_int_equal(read(rc.dst_peer, got, sizeof(got)), 1000);
+	conn_buffers_release(rc.src);
+	conn_buffers_release(rc.dst);
+	assert_null(rc.src->in);
+	assert_null(rc.dst->out);
+	assert_int_equal(relay_move(rc.src, rc.dst), 0); /* nothing, and nothing breaks */
+	assert_null(rc.dst->out);
+
+	assert_int_equal(write(rc.src_peer, "twelve bytes", 12), 12);
+	conn_read_now(rc.src);
+	assert_int_equal(conn_input_length(rc.src), 12);
+	assert_int_equal(relay_move(rc.src, rc.dst), 12);
+	assert_false(rc.dst->error);
+	assert_int_equal(read(rc.dst_peer, got, sizeof(got)), 12);
+	assert_memory_equal(got, "twelve bytes", 12);
+	assert_false(relay_pass_half_close(rc.src, rc.dst));
+	case_finish(&rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_burst_taken_whole_keeps_reading),
 		cmocka_unit_test(test_refused_bytes_pause_then_resume),
+		cmocka_unit_test(test_a_released_side_takes_its_buffers_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
