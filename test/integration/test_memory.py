@@ -34,32 +34,30 @@ def under_sanitizer():
     return any(name in os.path.basename(BUILD) for name in ("asan", "tsan"))
 
 
-def settles_under(inst, before, count, limit, what):
-    """Poll, with a deadline, for lb's resident memory over `before` to come
-    under `limit` bytes per connection (malloc's free pages go back on the
-    control loop's trim tick, once a second); the figure."""
-    def per_one():
-        return (proc_status_kb(inst.proc.pid, "VmRSS") - before) * 1024 // count
-    seen = []
-    try:
-        wait_until(lambda: seen.append(per_one()) or seen[-1] < limit, 10, what)
-    except AssertionError:
-        raise AssertionError("%s: still %d bytes each after 10 s (first seen: %d)" % (what, seen[-1], seen[0]))
-    return seen[-1]
-
-
-def hold_idle(procs, port, count, batch):
-    """scripts/idle_conns.py holding `count` idle keep-alive connections to
-    port, each after one request (sent `batch` at a time): the process,
-    stopped by closing its stdin."""
-    client = subprocess.Popen(["/usr/bin/python3", IDLE_CONNS, str(port), str(count), str(batch)],
+def idle_figure(procs, inst, port, batch, limit, what):
+    """Bytes of lb's resident memory per connection while scripts/idle_conns.py
+    holds PAIRS idle keep-alive connections to port, each after one request
+    (sent `batch` at a time). Polled, with a deadline, until under `limit`:
+    malloc's free pages go back on the control loop's trim tick, once a
+    second. The connections close before it returns."""
+    before = proc_status_kb(inst.proc.pid, "VmRSS")
+    client = subprocess.Popen(["/usr/bin/python3", IDLE_CONNS, str(port), str(PAIRS), str(batch)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     procs.append(client)
-    line = client.stdout.readline()
-    if not line.startswith("holding %d" % count):
+    try:
+        line = client.stdout.readline()
+        assert line.startswith("holding %d" % PAIRS), line + client.stdout.read()
+        seen = []
+        try:
+            wait_until(lambda: seen.append((proc_status_kb(inst.proc.pid, "VmRSS") - before) * 1024 // PAIRS)
+                       or seen[-1] < limit, 10, what)
+        except AssertionError:
+            raise AssertionError("%s: still %d bytes each after 10 s (first seen: %d)" % (what, seen[-1], seen[0]))
+        print("\n%d %s: %d bytes each" % (PAIRS, what, seen[-1]))
+        return seen[-1]
+    finally:
         client.stdin.close()
-        raise AssertionError(line + client.stdout.read())
-    return client
+        client.wait(timeout=30)
 
 
 @pytest.mark.skipif(under_sanitizer(), reason="a sanitizer's allocator keeps what churns: no figure")
@@ -73,17 +71,10 @@ def test_an_idle_client_and_its_pooled_server_connection_stay_small(enough_descr
     port = free_port()
     inst = lb(http_config(port, [rs[0].addr], workers=1, extra_global="  max_connections: %d" % (3 * PAIRS),
                           extra_backend="    keepalive: %d" % PAIRS), port)
-    before = proc_status_kb(inst.proc.pid, "VmRSS")
-    client = hold_idle(procs, port, PAIRS, PAIRS)
-    try:
-        # 1,277 bytes measured (a client 896 + its pooled connection 400 at
-        # 5,000 in make bench); 2,119 before libevent's entries had a range
-        # of their own and the session lost its formatted address.
-        figure = settles_under(inst, before, PAIRS, 1700, "an idle client with its pooled server connection")
-        print("\n%d idle clients, each with a pooled server connection: %d bytes per pair" % (PAIRS, figure))
-    finally:
-        client.stdin.close()
-        client.wait(timeout=30)
+    # 1,277 bytes measured (a client 896 + its pooled connection 400 at
+    # 5,000 in make bench); 2,119 before libevent's entries had a range of
+    # their own and the session lost its formatted address.
+    idle_figure(procs, inst, port, PAIRS, 1700, "idle clients, each with a pooled server connection")
 
 
 @pytest.mark.skipif(under_sanitizer(), reason="a sanitizer's allocator keeps what churns: no figure")
@@ -95,13 +86,6 @@ def test_an_idle_tcp_tunnel_holds_no_buffers(enough_descriptors, procs, replicas
     rs = replicas(1)
     port = free_port()
     inst = lb(tcp_config(port, [rs[0].addr], workers=1, extra_global="  max_connections: %d" % (3 * PAIRS)), port)
-    before = proc_status_kb(inst.proc.pid, "VmRSS")
-    client = hold_idle(procs, port, PAIRS, 500)
-    try:
-        # 1,173 bytes at 5,000 (a client and a server side); 1,893 while
-        # both sides kept their four buffers.
-        figure = settles_under(inst, before, PAIRS, 1500, "an idle tcp tunnel")
-        print("\n%d idle tcp tunnels: %d bytes each" % (PAIRS, figure))
-    finally:
-        client.stdin.close()
-        client.wait(timeout=30)
+    # 1,173 bytes at 5,000 (a client and a server side); 1,893 while both
+    # sides kept their four buffers.
+    idle_figure(procs, inst, port, 500, 1500, "idle tcp tunnels")
