@@ -11,12 +11,16 @@
 #   - rounds interleaved (each round runs every proxy, in a rotated order),
 #     medians reported: these machines are noisy, compare within a run;
 #   - CPU per request: the proxy's CPU time (schedstat of every thread, and
-#     of nginx's workers) over the requests h2load completed.
+#     of nginx's workers) over the requests h2load completed;
+#   - first, on the fresh proxies, memory per idle HTTP/2 connection:
+#     scripts/idle_conns.py --h2c holds BENCH_H2_IDLE connections (preface
+#     and SETTINGS exchanged, no request), RSS while held minus before.
 #
-# Output: build/bench/h2/results.txt (the table), results.csv, runs.csv.
+# Output: build/bench/h2/results.txt (the table), results.csv, runs.csv,
+# idle.txt.
 #
 #   BENCH_H2_DURATION=5s  BENCH_H2_ROUNDS=3  BENCH_PORT_BASE=18100
-#   BENCH_NICE=0          BUILD=build
+#   BENCH_H2_IDLE=2000 (0: no idle measurement)  BENCH_NICE=0  BUILD=build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +29,7 @@ OUT=$BUILD/bench/h2
 RUN=$OUT/run
 DURATION=${BENCH_H2_DURATION:-5s}
 ROUNDS=${BENCH_H2_ROUNDS:-3}
+IDLE=${BENCH_H2_IDLE:-2000}
 PORT_BASE=${BENCH_PORT_BASE:-18100}
 NICE=${BENCH_NICE:-0}
 TARGETS=(lb haproxy nginx)
@@ -47,6 +52,7 @@ for tool in h2load haproxy nginx curl taskset timeout awk; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
 [[ -z $missing ]] || die "missing:$missing (scripts/deps.sh --bench)"
+[[ $IDLE =~ ^[0-9]+$ ]] || die "BENCH_H2_IDLE must be a number, got '$IDLE'"
 for bin in "$BUILD/lb" "$BUILD/replica"; do [[ -x $bin ]] || die "$bin not built (run make)"; done
 raise_fd_limit
 pin_commands 0 1 "$NICE"
@@ -164,6 +170,19 @@ for t in "${TARGETS[@]}"; do
     names=$(for _ in 1 2 3 4 5 6; do curl -sS --max-time 5 --http2-prior-knowledge "http://127.0.0.1:${PORT[$t]}/"; done | sort -u | wc -l)
     [[ $names == 3 ]] || die "$t: 6 HTTP/2 requests reached $names replica(s), not 3"
 done
+
+# Memory per idle HTTP/2 connection, while the proxies are fresh.
+if [[ $IDLE -gt 0 ]]; then
+    {
+        echo "memory per idle h2c connection ($IDLE held: preface and SETTINGS, no request; one worker each):"
+        printf '%10s %12s %12s %12s %14s\n' target "before KiB" "holding KiB" "after KiB" "bytes/conn"
+        for t in "${TARGETS[@]}"; do
+            read -r before holding after < <(hold_idle "$t" "${PORT[$t]}" "$IDLE" 500 --h2c)
+            printf '%10s %12s %12s %12s %14s\n' "$t" "$before" "$holding" "$after" $(((holding - before) * 1024 / IDLE))
+        done
+    } >"$OUT/idle.txt" # not a pipe: the processes started here stay tracked
+    cat "$OUT/idle.txt" >&2
+fi
 
 # run_h2load TARGET SHAPE: "requests rps errors cpu_ns".
 run_h2load() {

@@ -367,43 +367,6 @@ say "ports: replicas ${REPLICA_PORTS[*]}, lb ${PORT[lb]}, haproxy ${PORT[haproxy
 # First, while every proxy is fresh: what the throughput runs leave in a
 # proxy's own pools would hide what a connection costs.
 
-# rss_kb NAME: resident memory of the proxy NAME in KiB (nginx: master and workers).
-rss_kb() {
-    local pids=${PID[$1]} p total=0
-    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
-    for p in $pids; do
-        total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")))
-    done
-    echo "$total"
-}
-
-# hold_idle NAME PORT COUNT BATCH: RSS before, while COUNT idle connections
-# are held, and 3 s after they closed: "before holding after".
-hold_idle() {
-    local name=$1 port=$2 count=$3 batch=$4 before holding after fifo=$RUN/idle.fifo out=$RUN/idle.out
-    before=$(rss_kb "$name")
-    rm -f "$fifo" "$out"
-    mkfifo "$fifo"
-    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py ${TLS:+--tls} "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
-    local client=$!
-    track_pid "$client"
-    exec 7>"$fifo"
-    for _ in $(seq 240); do
-        grep -q holding "$out" 2>/dev/null && break
-        kill -0 "$client" 2>/dev/null || break
-        sleep 0.5
-    done
-    grep -q holding "$out" || die "idle connections to $name: $(cat "$out")"
-    sleep 2 # a second trim tick has passed
-    holding=$(rss_kb "$name")
-    echo >&7
-    exec 7>&-
-    wait "$client" 2>/dev/null || true
-    sleep 3
-    after=$(rss_kb "$name")
-    echo "$before $holding $after"
-}
-
 if [[ $IDLE -gt 0 ]]; then
   {
     echo "memory per idle keep-alive client${TLS:+ TLS} connection ($IDLE connections, 1 worker each, fresh processes):"
@@ -411,7 +374,7 @@ if [[ $IDLE -gt 0 ]]; then
     echo "target,connections,rss_before_kb,rss_holding_kb,rss_after_kb,bytes_per_conn" >"$OUT/idle.csv"
     declare -A PER_CONN=()
     for t in lb haproxy nginx; do
-        read -r before holding after < <(hold_idle "$t" "${PORT[$t]}" "$IDLE" 500)
+        read -r before holding after < <(hold_idle "$t" "${PORT[$t]}" "$IDLE" 500 ${TLS:+--tls})
         PER_CONN[$t]=$(( (holding - before) * 1024 / IDLE ))
         printf '%10s %12s %12s %12s %14s\n' "$t" "$before" "$holding" "$after" "${PER_CONN[$t]}"
         echo "$t,$IDLE,$before,$holding,$after,${PER_CONN[$t]}" >>"$OUT/idle.csv"

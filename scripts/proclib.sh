@@ -1,7 +1,7 @@
 # proclib.sh: what the benchmark scripts share (bench.sh, bench-h2.sh, overload.sh,
 # rolling-restart.sh, callgrind.sh; sourced, after the script has defined
 # die): process handling, durations, pinning, the descriptor limit, CPU
-# time. Every process a script starts is handed
+# time, resident memory and idle connections held. Every process a script starts is handed
 # to track_pid; on exit all of them get TERM, and KILL if they are still
 # there after 10 s.
 
@@ -74,6 +74,47 @@ cpu_ns() {
     [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
     for p in $pids; do files+=("/proc/$p/task/"*/schedstat); done
     awk '{ s += $1 } END { printf "%.0f\n", s }' "${files[@]}" 2>/dev/null
+}
+
+# rss_kb NAME: resident memory of the process ${PID[NAME]} in KiB (nginx:
+# master and workers).
+rss_kb() {
+    local pids=${PID[$1]} p total=0
+    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+    for p in $pids; do
+        total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")))
+    done
+    echo "$total"
+}
+
+# hold_idle NAME PORT COUNT BATCH [--tls | --h2c]: the RSS of ${PID[NAME]}
+# before, while scripts/idle_conns.py holds COUNT idle connections to PORT
+# (one request each, sent BATCH at a time; --h2c: an HTTP/2 preface and
+# SETTINGS instead), and 3 s after they closed: "before holding after".
+# Uses the script's $RUN and PIN_LOAD (pin_commands).
+hold_idle() {
+    local name=$1 port=$2 count=$3 batch=$4 flag=${5:-} before holding after fifo=$RUN/idle.fifo out=$RUN/idle.out
+    before=$(rss_kb "$name")
+    rm -f "$fifo" "$out"
+    mkfifo "$fifo"
+    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py $flag "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
+    local client=$!
+    track_pid "$client"
+    exec 7>"$fifo"
+    for _ in $(seq 240); do
+        grep -q holding "$out" 2>/dev/null && break
+        kill -0 "$client" 2>/dev/null || break
+        sleep 0.5
+    done
+    grep -q holding "$out" || die "idle connections to $name: $(cat "$out")"
+    sleep 2 # a second trim tick has passed
+    holding=$(rss_kb "$name")
+    echo >&7
+    exec 7>&-
+    wait "$client" 2>/dev/null || true
+    sleep 3
+    after=$(rss_kb "$name")
+    echo "$before $holding $after"
 }
 
 # An awk function for programs that read wrk's output: ms(v) is a latency
