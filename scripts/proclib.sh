@@ -97,7 +97,7 @@ hold_idle() {
     before=$(rss_kb "$name")
     rm -f "$fifo" "$out"
     mkfifo "$fifo"
-    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py $flag "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
+    "${PIN_LOAD[@]}" /usr/bin/python3 scripts/idle_conns.py ${flag:+"$flag"} "$port" "$count" "$batch" <"$fifo" >"$out" 2>&1 &
     local client=$!
     track_pid "$client"
     exec 7>"$fifo"

@@ -161,6 +161,12 @@ class Replica:
 UNDER_TSAN = os.path.basename(BUILD) == "build-tsan"
 
 
+def under_sanitizer():
+    """An AddressSanitizer or ThreadSanitizer build: its allocator keeps what
+    churns (quarantine, shadow), so memory figures mean little there."""
+    return any(name in os.path.basename(BUILD) for name in ("asan", "tsan"))
+
+
 def workers_under_test(n):
     """The workers an lb configured with n runs: LB_TEST_WORKERS=N (make
     tsan) gives N to every lb written with more than one."""
@@ -385,6 +391,69 @@ def open_pending_connections(port, n):
         s.connect_ex(("127.0.0.1", port))
         socks.append(s)
     return socks
+
+
+class ScriptedServer:
+    """A server on 127.0.0.1 whose answer to each connection is `script`
+    (conn -> None), for the server behaviours the replica does not have.
+    One thread per connection. A context manager, or close() it."""
+
+    def __init__(self, script):
+        self.script = script
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.connections = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        with conn:
+            conn.settimeout(10)
+            try:
+                self.script(conn)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_head(conn):
+    """Read one request head from conn; b"" when the peer closed first."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(4096)
+        if not data:
+            return b""
+        buf += data
+    return buf
+
+
+def answering(answer):
+    """A ScriptedServer script: read a request head, write answer(head) and
+    close."""
+    def script(conn):
+        head = read_head(conn)
+        if head:
+            conn.sendall(answer(head))
+    return script
 
 
 def recv_all(sock, timeout=10.0):

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import KeepAliveLoad, Replica, free_port, http_config, wait_until
+from conftest import KeepAliveLoad, Replica, ScriptedServer, answering, free_port, http_config, wait_until
 
 FAST_CHECKS = """\
     health_check:
@@ -274,45 +274,11 @@ def test_reload_turning_checks_off_brings_a_down_server_back_for_good(procs, lb)
         mute.close()
 
 
-class StatusLineServer:
-    """Answers every connection with one fixed response, then closes."""
-
-    def __init__(self, response):
-        self.response = response
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while not self.done.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                try:
-                    conn.settimeout(1)
-                    conn.recv(4096)
-                    conn.sendall(self.response)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.done.set()
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("status_line", [b"HTTP/1.1  200 OK", b"HTTP/1.1 2000 OK", b"HTTP/1.1 20 OK",
                                          b"HTTP/1.1 200OK", b"HTTP/1.2 200 OK", b"HTTP/1.1 200 OK\n"])
 def test_http_check_counts_a_malformed_status_line_as_failing(procs, lb, status_line):
     good = Replica(procs, name="good").start()
-    bad = StatusLineServer(status_line + b"\r\nContent-Length: 0\r\n\r\n")
+    bad = ScriptedServer(answering(lambda head: status_line + b"\r\nContent-Length: 0\r\n\r\n"))
     try:
         port = free_port()
         inst = lb(checked_config(port, [good.addr, bad.addr]), port)

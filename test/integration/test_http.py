@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import (UNDER_TSAN, KeepAliveLoad, Replica, free_port, http_config, proc_status_kb, recv_all, reload_under_load,
-                      run_concurrently, wait_until)
+from conftest import (UNDER_TSAN, KeepAliveLoad, Replica, ScriptedServer, free_port, http_config, proc_status_kb, read_head,
+                      recv_all, reload_under_load, run_concurrently, wait_until)
 
 
 def pattern(n):
@@ -528,52 +528,6 @@ def test_five_reloads_under_keepalive_load_fail_no_request(replicas, lb):
         reload_under_load(inst, load, configs, progress=50)
     assert load.failures == []
     assert set(load.seen) == {"r0", "r1", "r2"}
-
-
-class ScriptedServer:
-    """A server on 127.0.0.1 whose answer to each connection is `script`
-    (conn -> None), for the server behaviours the replica does not have.
-    One thread per connection."""
-
-    def __init__(self, script):
-        self.script = script
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
-
-    def handle(self, conn):
-        with conn:
-            conn.settimeout(10)
-            try:
-                self.script(conn)
-            except OSError:
-                pass
-
-    def close(self):
-        self.sock.close()
-
-
-def read_head(conn):
-    """Read one request head from conn; b"" when the peer closed first."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = conn.recv(4096)
-        if not data:
-            return b""
-        buf += data
-    return buf
 
 
 def answer_once_then_drop(conn):

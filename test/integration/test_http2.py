@@ -10,20 +10,13 @@ import subprocess
 
 import pytest
 
-from conftest import Replica, free_port, http_config, wait_until
+from conftest import Replica, ScriptedServer, answering, free_port, http_config, recv_all, under_sanitizer, wait_until
 
 h2 = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
 import h2.events  # noqa: E402
 
 CURL = shutil.which("curl")
-
-
-def under_sanitizer():
-    """An AddressSanitizer or ThreadSanitizer build: its allocator keeps what
-    churns (quarantine, shadow), so memory figures mean little there."""
-    from conftest import BUILD
-    return any(name in os.path.basename(BUILD) for name in ("asan", "tsan"))
 NGHTTP = shutil.which("nghttp")
 H2LOAD = shutil.which("h2load")
 
@@ -327,47 +320,6 @@ def test_a_client_that_stops_reading_holds_lb_memory_flat(procs, lb):
     c.close()
 
 
-class ScriptedServer:
-    """A server on 127.0.0.1 that reads each request head and writes back
-    answer(head), then closes: for the answers the replica cannot give
-    (trailers, a body until close, a body cut short, the PROXY line seen)."""
-
-    def __init__(self, answer):
-        import threading
-        self.answer = answer
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-
-    def serve(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.settimeout(5)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    head += chunk
-                conn.sendall(self.answer(head))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-
 
 def start_h2c(lb, servers, extra_backend=""):
     port = free_port()
@@ -380,7 +332,7 @@ def test_trailers_from_the_server_reach_the_client(procs, lb):
     trailing HEADERS frame."""
     answer = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n"
               b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc123\r\n\r\n")
-    with ScriptedServer(lambda head: answer) as srv:
+    with ScriptedServer(answering(lambda head: answer)) as srv:
         c = H2Client(start_h2c(lb, [srv.addr]))
         (r,) = c.wait([c.request("/")])
         assert r["data"] == b"hello world"
@@ -436,7 +388,7 @@ def test_a_response_is_not_cut_when_the_request_ends_after_it(procs, lb):
 
 def test_a_body_until_close_ends_its_stream_at_once(procs, lb):
     import time
-    with ScriptedServer(lambda head: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 200000) as srv:
+    with ScriptedServer(answering(lambda head: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 200000)) as srv:
         c = H2Client(start_h2c(lb, [srv.addr]))
         began = time.monotonic()
         (r,) = c.wait([c.request("/")], 10)
@@ -482,7 +434,7 @@ def test_servers_failing_mid_response_do_not_get_a_busy_connection_called_a_floo
     """Stream resets lb sends because a server failed mid-response are not
     the client's glitches: 300 of them on one connection, still open."""
     cut_short = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"  # then it dies
-    with ScriptedServer(lambda head: cut_short) as srv:
+    with ScriptedServer(answering(lambda head: cut_short)) as srv:
         c = H2Client(start_h2c(lb, [srv.addr]))
         for _ in range(6):
             got = c.wait([c.request("/") for _ in range(50)], 20)
@@ -509,7 +461,7 @@ def test_send_proxy_names_the_client_of_an_http2_stream(procs, lb):
     def echo_proxy_line(head):
         line = head.split(b"\r\n", 1)[0]
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(line), line)
-    with ScriptedServer(echo_proxy_line) as srv:
+    with ScriptedServer(answering(echo_proxy_line)) as srv:
         port = start_h2c(lb, [srv.addr], extra_backend="    send_proxy: v1")
         c = H2Client(port)
         (r,) = c.wait([c.request("/")])
@@ -625,13 +577,7 @@ def test_an_idle_connection_told_goaway_is_closed_a_timeout_later(procs, lb):
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\x04\0\0\0\0\0" +
               struct.pack("!I", len(block))[1:] + b"\x01\x00" + struct.pack("!I", 1) + block)  # no END_HEADERS
     began = time.monotonic()
-    s.settimeout(5)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_all(s, 5)
     took = time.monotonic() - began
     assert b"\x07\x00\x00\x00\x00\x00" in data  # a GOAWAY frame came before the close
     assert 1.5 < took < 4.0, took

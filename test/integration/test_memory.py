@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT, free_port, http_config, proc_status_kb, tcp_config, wait_until
+from conftest import ROOT, free_port, http_config, proc_status_kb, tcp_config, under_sanitizer, wait_until
 
 PAIRS = 2000
 IDLE_CONNS = os.path.join(ROOT, "scripts", "idle_conns.py")
@@ -28,10 +28,6 @@ def enough_descriptors():
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 3 * PAIRS), hard))
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def under_sanitizer():
-    return any(name in os.path.basename(BUILD) for name in ("asan", "tsan"))
 
 
 def idle_figure(procs, inst, port, batch, limit, what):
