@@ -26,7 +26,6 @@
 #define H2_STREAM_FLOOR (16 * 1024) /* ... beyond what each may hold whatever the others do */
 #define H2_CLIENT_OUT_MAX (64 * 1024) /* frames queued for the client before nghttp2 is asked for more */
 #define H2_NEW_STREAMS_PER_READ (2 * H2_MAX_STREAMS) /* nginx's bound on streams opened per read event */
-#define H2_FIELDS_MAX 256
 #define H2_CONTINUATIONS_MAX 8 /* per header block, as nghttp2 1.61 (CVE-2024-28182) */
 #define H2_STREAMS_PER_CONN 1000000 /* then GOAWAY: the client opens another connection (a bound on any one connection's life) */
 #define H2_GLITCH_BURST 200 /* stream errors a client causes, at once (MadeYouReset), ... */
@@ -55,8 +54,8 @@ struct h2_stream {
 	/* the request */
 	char *text; /* pseudo-headers and fields as received */
 	size_t text_len, text_cap;
-	struct h2_field fields[H2_FIELDS_MAX];
-	size_t nfields;
+	struct h2_field *fields; /* grown as they come: max_header_size bounds them (on_header) */
+	size_t nfields, fields_cap;
 	int method, scheme, authority, path; /* index into fields, -1 = absent */
 	bool head_request;
 	bool chunked; /* the body goes out chunked (no content-length) */
@@ -129,6 +128,7 @@ static void stream_maybe_free(struct h2_stream *st)
 	if (st->resp != NULL)
 		evbuffer_free(st->resp);
 	free(st->text);
+	free(st->fields);
 	free(st->head);
 	free(st->trailers);
 	free(st);
@@ -325,7 +325,7 @@ static void submit_rst(struct h2_stream *st, uint32_t code)
 	flush_soon(st->h2);
 }
 
-static void stream_submit_trailers(struct h2_stream *st);
+static bool stream_submit_trailers(struct h2_stream *st);
 
 static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
 			    uint32_t *flags, nghttp2_data_source *source, void *user_data)
@@ -346,7 +346,8 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (st->trailers_len > 0) {
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers end it */
-			stream_submit_trailers(st);
+			if (!stream_submit_trailers(st))
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* nothing would end it: reset */
 		}
 		stream_wake(st); /* all sent: http.c may finish */
 	} else if (n == 0) {
@@ -380,6 +381,32 @@ static size_t h1_fields(const char *buf, const struct http_head *head, nghttp2_n
 	return n;
 }
 
+/* Room to turn the HTTP/1.1 head (or trailer section) buf[0..len) into
+ * HTTP/2 fields: one block, freed with free(), sized by the head's lines
+ * (every field takes one), so that no count of fields is refused here:
+ * http.c held the head to global.max_header_fields. NULL: ENOMEM. */
+struct h1_room {
+	struct http_header *fields;
+	uint32_t cap;
+	nghttp2_nv *nv; /* cap + 1: the response's :status first */
+	char *names; /* the names in lower case */
+};
+
+static void *h1_room_new(const char *buf, size_t len, struct h1_room *r)
+{
+	size_t lines = 1;
+	for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		lines++;
+	char *block = malloc((lines + 1) * sizeof(nghttp2_nv) + lines * sizeof(struct http_header) + len + 1);
+	if (block == NULL)
+		return NULL;
+	r->nv = (nghttp2_nv *)block;
+	r->fields = (struct http_header *)(block + (lines + 1) * sizeof(nghttp2_nv));
+	r->names = (char *)(r->fields + lines);
+	r->cap = (uint32_t)lines;
+	return block;
+}
+
 /* A response head from http.c: HEADERS (and the body's framing to undo). */
 static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 {
@@ -393,24 +420,23 @@ static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 			st->resp_failed = true;
 		return false;
 	}
-	struct http_header fields[H2_FIELDS_MAX];
+	struct h1_room room;
+	void *block = h1_room_new(buf, head_len, &room);
 	struct http_head head;
-	http_head_init(&head, fields, H2_FIELDS_MAX);
-	if (http_parse_response(buf, head_len, st->head_request ? HTTP_HEAD : HTTP_GET, false, &head) != HTTP_MSG_OK ||
+	if (block != NULL)
+		http_head_init(&head, room.fields, room.cap);
+	if (block == NULL ||
+	    http_parse_response(buf, head_len, st->head_request ? HTTP_HEAD : HTTP_GET, false, &head) != HTTP_MSG_OK ||
 	    head.framing == HTTP_FRAMING_TUNNEL) {
+		free(block);
 		st->resp_failed = true;
 		return false;
 	}
-	nghttp2_nv nv[H2_FIELDS_MAX + 1];
-	char *names = malloc(head_len + 1);
-	if (names == NULL) {
-		st->resp_failed = true;
-		return false;
-	}
+	nghttp2_nv *nv = room.nv;
 	char status[4];
 	snprintf(status, sizeof(status), "%03d", head.status);
 	nv[0] = (nghttp2_nv){ .name = (uint8_t *)":status", .namelen = 7, .value = (uint8_t *)status, .valuelen = 3 };
-	size_t n = 1 + h1_fields(buf, &head, nv + 1, H2_FIELDS_MAX, names);
+	size_t n = 1 + h1_fields(buf, &head, nv + 1, room.cap, room.names);
 	int rc;
 	if (head.interim) {
 		rc = nghttp2_submit_headers(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NULL, nv, n, NULL);
@@ -422,7 +448,7 @@ static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 		st->head_sent = true;
 		st->resp_done = !body;
 	}
-	free(names);
+	free(block);
 	evbuffer_drain(out, head_len);
 	st->scan_pos = 0;
 	if (rc != 0)
@@ -430,29 +456,32 @@ static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 	return rc == 0;
 }
 
-static void stream_submit_trailers(struct h2_stream *st)
+/* The trailing HEADERS that end the stream. false: none could be
+ * submitted (ENOMEM), so nothing would end it. */
+static bool stream_submit_trailers(struct h2_stream *st)
 {
 	/* The trailer section as a head: a dummy status line before it. */
 	static const char line[] = "HTTP/1.1 200 OK\r\n";
 	size_t len = sizeof(line) - 1 + st->trailers_len;
 	char *buf = malloc(len + 1);
-	char *names = malloc(len + 1);
-	struct http_header fields[H2_FIELDS_MAX];
-	struct http_head head;
-	nghttp2_nv nv[H2_FIELDS_MAX];
-	http_head_init(&head, fields, H2_FIELDS_MAX);
-	if (buf != NULL && names != NULL) {
+	struct h1_room room;
+	void *block = buf != NULL ? h1_room_new(st->trailers, st->trailers_len, &room) : NULL;
+	int rc = -1;
+	if (block != NULL) {
+		struct http_head head;
+		http_head_init(&head, room.fields, room.cap);
 		memcpy(buf, line, sizeof(line) - 1);
 		memcpy(buf + sizeof(line) - 1, st->trailers, st->trailers_len);
 		if (http_parse_response(buf, len, HTTP_GET, false, &head) == HTTP_MSG_OK) {
-			size_t n = h1_fields(buf, &head, nv, H2_FIELDS_MAX, names);
-			nghttp2_submit_trailer(st->h2->session, st->id, nv, n);
+			size_t n = h1_fields(buf, &head, room.nv, room.cap, room.names);
+			rc = nghttp2_submit_trailer(st->h2->session, st->id, room.nv, n);
 		} else {
-			nghttp2_submit_trailer(st->h2->session, st->id, NULL, 0); /* ends the stream all the same */
+			rc = nghttp2_submit_trailer(st->h2->session, st->id, NULL, 0); /* ends the stream all the same */
 		}
 	}
 	free(buf);
-	free(names);
+	free(block);
+	return rc == 0;
 }
 
 /* Body bytes from http.c, their framing undone into st->resp. */
@@ -694,10 +723,17 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	struct h2_conn *h = user_data;
 	/* The decoded size, as SETTINGS_MAX_HEADER_LIST_SIZE counts it: a few
 	 * bytes of HPACK may name a 4 KiB table entry hundreds of times. */
-	if (st->nfields == H2_FIELDS_MAX || st->text_len + namelen + valuelen + 32 * (st->nfields + 1) >
-						     h->max_header_size) {
+	if (st->text_len + namelen + valuelen + 32 * (st->nfields + 1) > h->max_header_size) {
 		glitch(h);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* reset */
+	}
+	if (st->nfields == st->fields_cap) {
+		size_t cap = st->fields_cap ? 2 * st->fields_cap : 16;
+		struct h2_field *fields = realloc(st->fields, cap * sizeof(*fields));
+		if (fields == NULL)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		st->fields = fields;
+		st->fields_cap = cap;
 	}
 	struct h2_field *f = &st->fields[st->nfields];
 	if (text_append(st, name, namelen, &f->name) < 0 || text_append(st, value, valuelen, &f->value) < 0)

@@ -340,6 +340,37 @@ def test_trailers_from_the_server_reach_the_client(procs, lb):
         c.close()
 
 
+def test_header_field_counts_follow_max_header_fields_not_a_limit_of_http2s_own(procs, lb):
+    """With max_header_fields: 400, 300 request fields reach the server and
+    300 response fields and 300 trailer fields reach the client (lb once
+    reset any stream past 256); past the limit, the answer is HTTP/1.1's
+    431 for the request, not a reset."""
+    seen = []
+
+    def answer(head):
+        seen.append(head)
+        fields = b"".join(b"X-F%d: v%d\r\n" % (i, i) for i in range(300))
+        trailers = b"".join(b"x-t%d: t%d\r\n" % (i, i) for i in range(300))
+        return (b"HTTP/1.1 200 OK\r\n" + fields + b"Transfer-Encoding: chunked\r\n\r\n"
+                b"2\r\nok\r\n0\r\n" + trailers + b"\r\n")
+
+    with ScriptedServer(answering(answer)) as srv:
+        port = free_port()
+        lb(http_config(port, [srv.addr], extra_listener="    http2: true", workers=1,
+                       extra_global="  max_header_fields: 400"), port)
+        c = H2Client(port)
+        (r,) = c.wait([c.request("/", headers=[("x-r%d" % i, "v") for i in range(300)])])
+        assert r["reset"] is None and r["headers"][b":status"] == b"200"
+        assert all(b"x-r%d: v\r\n" % i in seen[0] for i in range(300))
+        assert all(r["headers"][b"x-f%d" % i] == b"v%d" % i for i in range(300))
+        assert r["data"] == b"ok"
+        assert len(r["trailers"]) == 300 and r["trailers"][b"x-t299"] == b"t299"
+        (r,) = c.wait([c.request("/", headers=[("x-r%d" % i, "v") for i in range(401)])])
+        assert r["reset"] is None and r["headers"][b":status"] == b"431"
+        assert len(seen) == 1
+        c.close()
+
+
 @pytest.mark.skipif(not CURL, reason="no curl")
 def test_an_upload_answered_by_lb_itself_leaves_the_worker_free(procs, lb, tmp_path):
     """lb's own 503 to a 5 MB upload (its server is down): the stream's
