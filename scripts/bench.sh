@@ -9,7 +9,9 @@
 #   one worker (lb global.workers: 1, haproxy nbthread 1, nginx
 #   worker_processes 1; the target "lb2" is lb with two workers, unpinned,
 #   and "lb1u" lb with one worker, unpinned: lb2 against lb1u is what a
-#   second worker costs per request), round robin over the same three replicas, pooled
+#   second worker costs per request; haproxy1u/haproxy2 and nginx1u/nginx2
+#   are the same pair for the peers, plain runs only), round robin over the
+#   same three replicas, pooled
 #   keep-alive connections to them, no access log, no health checks, each on
 #   its own 127.0.0.1 port. The proxy under test is pinned to CPU 0; wrk and
 #   the replicas share CPU 1, so the proxy never competes with the load it
@@ -77,14 +79,14 @@
 #   BENCH_DURATION=5s  BENCH_CONNECTIONS=64  BENCH_ROUNDS=3
 #   BENCH_SWEEP_DURATION=3s  BENCH_SWEEP_CONNECTIONS="32 64 128 256"
 #   BENCH_PORT_BASE=18000  (replicas BASE+1..3, lb BASE+10, haproxy BASE+11,
-#                           nginx BASE+12)
+#                           nginx BASE+12, the worker pairs up to BASE+19)
 #   BENCH_SWEEP=1      (0 skips the sweep)
 #   BENCH_IDLE=5000    (0 skips the idle-memory measurement; the open-file
 #                       limit must allow about 2.5 descriptors per connection)
 #   BENCH_NICE=0       (e.g. -10 as root: run proxies, replicas and wrk at
 #                       that nice level, to push busy background jobs aside)
 #   BUILD=build
-# With the defaults a run takes about 3 rounds x 6 targets x 2 variants x 5s
+# With the defaults a run takes about 3 rounds x 10 targets x 2 variants x 5s
 # + 4 x 2 x 3s of sweep + the idle-memory runs, plus start-up: about five
 # minutes.
 set -euo pipefail
@@ -111,12 +113,18 @@ NICE=${BENCH_NICE:-0}
 PROXY_CPU=0
 LOAD_CPU=1
 TARGETS=(replica lb lb1u lb2 haproxy nginx)
+# What a second worker costs each proxy, unpinned: the pairs whose ratio is
+# printed under the table (the peers' only over plain HTTP: that figure is
+# about the event loops, not about TLS).
+WORKER_PAIRS=(lb1u:lb2)
+[[ -n $TLS ]] || { TARGETS+=(haproxy1u haproxy2 nginx1u nginx2); WORKER_PAIRS+=(haproxy1u:haproxy2 nginx1u:nginx2); }
 VARIANTS=(keepalive close)
 REPLICA_PORTS=($((PORT_BASE + 1)) $((PORT_BASE + 2)) $((PORT_BASE + 3)))
 declare -A PORT=([replica]=$((PORT_BASE + 1)) [lb]=$((PORT_BASE + 10))
                  [haproxy]=$((PORT_BASE + 11)) [nginx]=$((PORT_BASE + 12))
                  [lbpool]=$((PORT_BASE + 13)) [slow]=$((PORT_BASE + 4)) [lb2]=$((PORT_BASE + 14))
-                 [lb1u]=$((PORT_BASE + 15)))
+                 [lb1u]=$((PORT_BASE + 15)) [haproxy1u]=$((PORT_BASE + 16)) [haproxy2]=$((PORT_BASE + 17))
+                 [nginx1u]=$((PORT_BASE + 18)) [nginx2]=$((PORT_BASE + 19)))
 declare -A PID=()
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -149,6 +157,8 @@ done
 
 raise_fd_limit
 pin_commands "$PROXY_CPU" "$LOAD_CPU" "$NICE"
+NICE_ONLY=() # for the unpinned targets
+[[ $NICE == 0 ]] || NICE_ONLY=(nice -n "$NICE")
 
 # --- processes ---------------------------------------------------------------
 
@@ -317,12 +327,25 @@ EOF
 
 "$BUILD/lb" -t -c "$RUN/lb.yaml" >"$RUN/lb.log" 2>&1 || die "lb rejects $RUN/lb.yaml: $(cat "$RUN/lb.log")"
 haproxy -c -q -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 || die "haproxy rejects $RUN/haproxy.cfg: $(cat "$RUN/haproxy.log")"
+# The peers' worker pairs: their one-worker files on another port (nginx:
+# its own pid, log and temporary paths), and with two workers.
+for t in haproxy1u haproxy2 nginx1u nginx2; do
+    [[ -n ${PORT[$t]:-} && " ${TARGETS[*]} " == *" $t "* ]] || continue
+    workers=${t: -1}; [[ $workers == u ]] && workers=1
+    if [[ $t == haproxy* ]]; then
+        sed -e "s/127.0.0.1:${PORT[haproxy]}/127.0.0.1:${PORT[$t]}/" -e "s/^    nbthread 1$/    nbthread $workers/" \
+            "$RUN/haproxy.cfg" >"$RUN/$t.cfg"
+    else
+        sed -e "s/127.0.0.1:${PORT[nginx]}/127.0.0.1:${PORT[$t]}/" -e "s/^worker_processes 1;$/worker_processes $workers;/" \
+            -e "s|$RUN_ABS/nginx|$RUN_ABS/$t|g" "$RUN/nginx.conf" >"$RUN/$t.conf"
+    fi
+done
 nginx -t -q -p "$RUN_ABS" -e "$RUN_ABS/nginx.log" -c "$RUN_ABS/nginx.conf" -g 'daemon off;' >"$RUN/nginx.log" 2>&1 \
     || die "nginx rejects $RUN/nginx.conf: $(cat "$RUN/nginx.log")"
 
 # --- start ------------------------------------------------------------------------
 
-for port in "${REPLICA_PORTS[@]}" "${PORT[lb]}" "${PORT[lb1u]}" "${PORT[lb2]}" "${PORT[haproxy]}" "${PORT[nginx]}"; do
+for port in "${REPLICA_PORTS[@]}" $(for t in "${TARGETS[@]}"; do [[ $t == replica ]] || echo "${PORT[$t]}"; done); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         die "127.0.0.1:$port is already in use (set BENCH_PORT_BASE to move all ports)"
     fi
@@ -342,10 +365,10 @@ PID[replica]=${PID[replica1]}
 "${PIN_PROXY[@]}" "$BUILD/lb" -c "$RUN/lb.yaml" >>"$RUN/lb.log" 2>&1 &
 PID[lb]=$!
 track_pid $!
-"$BUILD/lb" -c "$RUN/lb2.yaml" >"$RUN/lb2.log" 2>&1 & # unpinned: both CPUs, as deployed
+"${NICE_ONLY[@]}" "$BUILD/lb" -c "$RUN/lb2.yaml" >"$RUN/lb2.log" 2>&1 & # unpinned: both CPUs, as deployed
 PID[lb2]=$!
 track_pid $!
-"$BUILD/lb" -c "$RUN/lb1u.yaml" >"$RUN/lb1u.log" 2>&1 &
+"${NICE_ONLY[@]}" "$BUILD/lb" -c "$RUN/lb1u.yaml" >"$RUN/lb1u.log" 2>&1 &
 PID[lb1u]=$!
 track_pid $!
 "${PIN_PROXY[@]}" haproxy -db -f "$RUN/haproxy.cfg" >>"$RUN/haproxy.log" 2>&1 &
@@ -354,7 +377,16 @@ track_pid $!
 "${PIN_PROXY[@]}" nginx -p "$RUN_ABS" -e "$RUN_ABS/nginx.log" -c "$RUN_ABS/nginx.conf" -g 'daemon off;' >>"$RUN/nginx.log" 2>&1 &
 PID[nginx]=$!
 track_pid $!
-for t in lb lb1u lb2 haproxy nginx; do wait_port "${PID[$t]}" "${PORT[$t]}" "$RUN/$t.log" 10; done
+for t in "${TARGETS[@]}"; do
+    case $t in
+        haproxy?*) "${NICE_ONLY[@]}" haproxy -db -f "$RUN/$t.cfg" >"$RUN/$t.log" 2>&1 & ;;
+        nginx?*) "${NICE_ONLY[@]}" nginx -p "$RUN_ABS" -e "$RUN_ABS/$t.log" -c "$RUN_ABS/$t.conf" -g 'daemon off;' >"$RUN/$t.log" 2>&1 & ;;
+        *) continue ;;
+    esac
+    PID[$t]=$!
+    track_pid $!
+done
+for t in "${TARGETS[@]}"; do [[ $t == replica ]] || wait_port "${PID[$t]}" "${PORT[$t]}" "$RUN/$t.log" 10; done
 for t in "${TARGETS[@]}"; do check_target "$t"; done
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -452,7 +484,7 @@ done
 # --- the table --------------------------------------------------------------------
 
 # Medians over rounds per (variant, target), from runs.csv; then the ratios.
-awk -F, -v targets="${TARGETS[*]}" -v variants="${VARIANTS[*]}" \
+awk -F, -v targets="${TARGETS[*]}" -v variants="${VARIANTS[*]}" -v pairs="${WORKER_PAIRS[*]}" \
     -v csv="$OUT/results.csv" -v conns="$CONNECTIONS" -v secs="$DURATION_S" -v rounds="$ROUNDS" '
     function median(key,    n, i, j, t, a) {
         n = split(vals[key], a, " ")
@@ -493,14 +525,19 @@ awk -F, -v targets="${TARGETS[*]}" -v variants="${VARIANTS[*]}" \
             }
             if (v < nv) print ""
         }
-        second = ""
-        for (v = 1; v <= nv; v++) {
-            one = median(V[v] SUBSEP "lb1u" SUBSEP "cpu"); two = median(V[v] SUBSEP "lb2" SUBSEP "cpu")
-            if (one != "" && two != "" && one > 0)
-                second = second sprintf("%s %s %.2fx", second == "" ? "" : ",", V[v], two / one)
+        np = split(pairs, P, " ")
+        for (p = 1; p <= np; p++) {
+            split(P[p], pair, ":")
+            second = ""
+            for (v = 1; v <= nv; v++) {
+                one = median(V[v] SUBSEP pair[1] SUBSEP "cpu"); two = median(V[v] SUBSEP pair[2] SUBSEP "cpu")
+                if (one != "" && two != "" && one > 0)
+                    second = second sprintf("%s %s %.2fx", second == "" ? "" : ",", V[v], two / one)
+            }
+            if (second == "") continue
+            if (p == 1) printf "\na second worker, CPU per request of two workers over one (both unpinned):\n"
+            printf "  %-26s %s\n", pair[2] " over " pair[1] ":", second
         }
-        if (second != "")
-            printf "\na second worker, CPU per request of lb2 over lb1u (both unpinned):%s\n", second
     }' "$OUT/runs.csv" >"$OUT/table.tmp"
 {
     echo "lb benchmark${TLS:+ over TLS ($TLS certificate; close = a full handshake per request)}, $(date '+%F %T'), $CPU_MODEL, proxy on CPU $PROXY_CPU, wrk + 3 replicas on CPU $LOAD_CPU"

@@ -71,7 +71,7 @@ raise_fd_limit() {
 # those of its workers (children of the master) too.
 cpu_ns() {
     local pids=${PID[$1]} files=() p
-    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+    [[ $1 == nginx* ]] && pids="$pids $(pgrep -P "${PID[$1]}" | tr '\n' ' ')"
     for p in $pids; do files+=("/proc/$p/task/"*/schedstat); done
     awk '{ s += $1 } END { printf "%.0f\n", s }' "${files[@]}" 2>/dev/null
 }
@@ -80,7 +80,7 @@ cpu_ns() {
 # master and workers).
 rss_kb() {
     local pids=${PID[$1]} p total=0
-    [[ $1 == nginx ]] && pids="$pids $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+    [[ $1 == nginx* ]] && pids="$pids $(pgrep -P "${PID[$1]}" | tr '\n' ' ')"
     for p in $pids; do
         total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")))
     done
