@@ -87,7 +87,7 @@
 #                       that nice level, to push busy background jobs aside)
 #   BUILD=build
 # With the defaults a run takes about 3 rounds x 10 targets x 2 variants x 5s
-# + 4 x 2 x 3s of sweep + the idle-memory runs, plus start-up: about five
+# + 4 x 2 x 3s of sweep + the idle-memory runs, plus start-up: about eight
 # minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
