@@ -36,8 +36,8 @@ struct h2_field {
 	uint32_t name, name_len, value, value_len; /* offsets into the stream's header text */
 };
 
-/* The connection's list of its streams (a head of its own: a whole
- * stream struct as the head would cost every connection 4 KiB). */
+/* The connection's list of its streams (a head of its own, not a whole
+ * stream struct). */
 struct stream_link {
 	struct stream_link *prev, *next;
 };
@@ -383,8 +383,10 @@ static size_t h1_fields(const char *buf, const struct http_head *head, nghttp2_n
 
 /* Room to turn the HTTP/1.1 head (or trailer section) buf[0..len) into
  * HTTP/2 fields: one block, freed with free(), sized by the head's lines
- * (every field takes one), so that no count of fields is refused here:
- * http.c held the head to global.max_header_fields. NULL: ENOMEM. */
+ * (every field takes one), so that no count of fields is refused here
+ * (http.c held a head to global.max_header_fields, trailers to
+ * HTTP_MAX_TRAILERS bytes; on_frame_not_send resets what nghttp2 will not
+ * send). NULL: ENOMEM. */
 struct h1_room {
 	struct http_header *fields;
 	uint32_t cap;
@@ -841,6 +843,22 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	return 0;
 }
 
+/* A HEADERS frame nghttp2 would not send: a header block over its bound
+ * (64 KiB as nghttp2_hd_deflate_bound estimates it: a response head or
+ * trailer section of thousands of fields, or of long ones). Trailers come
+ * after the last DATA went out without END_STREAM, and a response head
+ * was taken as sent: nothing else would end the stream. */
+static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code,
+			     void *user_data)
+{
+	(void)lib_error_code;
+	(void)user_data;
+	struct h2_stream *st = frame->hd.type == NGHTTP2_HEADERS ? stream_of(session, frame->hd.stream_id) : NULL;
+	if (st != NULL)
+		submit_rst(st, NGHTTP2_INTERNAL_ERROR);
+	return 0;
+}
+
 /* A client that makes lb reset streams or refuse frames again and again
  * (MadeYouReset, CVE-2025-8671, and other "glitches" nghttp2 1.52 does
  * not count) loses its connection: GOAWAY ENHANCE_YOUR_CALM. */
@@ -968,6 +986,7 @@ struct h2_conn *h2_conn_new(struct conn *client, struct worker *w, const struct 
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, on_frame_not_send);
 	nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
 	nghttp2_option_set_no_auto_window_update(opt, 1);

@@ -14,6 +14,7 @@ from conftest import Replica, ScriptedServer, answering, free_port, http_config,
 
 h2 = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
+import h2.errors  # noqa: E402
 import h2.events  # noqa: E402
 
 CURL = shutil.which("curl")
@@ -368,6 +369,31 @@ def test_header_field_counts_follow_max_header_fields_not_a_limit_of_http2s_own(
         (r,) = c.wait([c.request("/", headers=[("x-r%d" % i, "v") for i in range(401)])])
         assert r["reset"] is None and r["headers"][b":status"] == b"431"
         assert len(seen) == 1
+        c.close()
+
+
+@pytest.mark.parametrize("part", ["trailers", "head"])
+def test_a_header_block_too_large_for_http2_resets_its_stream_and_never_hangs(procs, lb, part):
+    """5,300 trailer fields, or a 64 KB response head (92 fields of 700
+    bytes): over nghttp2's 64 KiB bound for a header block it sends. The
+    stream is reset (it used to stay open until the idle timeout), and the
+    connection goes on serving."""
+    def answer(head):
+        if b"GET /next" in head:
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"
+        if part == "trailers":
+            return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" +
+                    b"a:\r\n" * 5300 + b"\r\n")
+        fields = b"".join(b"X-F%02d: " % i + b"v" * 700 + b"\r\n" for i in range(92))
+        return b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nok"
+
+    with ScriptedServer(answering(answer)) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
+        c.conn.decoder.max_header_list_size = 10 ** 8  # the client would take it all
+        (r,) = c.wait([c.request("/")], timeout=5)
+        assert r["reset"] == h2.errors.ErrorCodes.INTERNAL_ERROR
+        (r,) = c.wait([c.request("/next")], timeout=5)
+        assert r["ended"] and r["data"] == b"next"
         c.close()
 
 
