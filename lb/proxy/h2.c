@@ -409,6 +409,18 @@ static void *h1_room_new(const char *buf, size_t len, struct h1_room *r)
 	return block;
 }
 
+/* Would the client take these fields? Its SETTINGS_MAX_HEADER_LIST_SIZE
+ * (name + value + 32 bytes each, RFC 9113 6.5.2) is advice, but clients
+ * such as Python's h2 close the whole connection past it: lb resets the
+ * one stream instead. */
+static bool client_takes(const struct h2_stream *st, const nghttp2_nv *nv, size_t n)
+{
+	uint64_t size = 0;
+	for (size_t i = 0; i < n; i++)
+		size += nv[i].namelen + nv[i].valuelen + 32;
+	return size <= nghttp2_session_get_remote_settings(st->h2->session, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE);
+}
+
 /* A response head from http.c: HEADERS (and the body's framing to undo). */
 static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 {
@@ -439,6 +451,11 @@ static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 	snprintf(status, sizeof(status), "%03d", head.status);
 	nv[0] = (nghttp2_nv){ .name = (uint8_t *)":status", .namelen = 7, .value = (uint8_t *)status, .valuelen = 3 };
 	size_t n = 1 + h1_fields(buf, &head, nv + 1, room.cap, room.names);
+	if (!client_takes(st, nv, n)) {
+		free(block);
+		st->resp_failed = true;
+		return false;
+	}
 	int rc;
 	if (head.interim) {
 		rc = nghttp2_submit_headers(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NULL, nv, n, NULL);
@@ -459,7 +476,8 @@ static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 }
 
 /* The trailing HEADERS that end the stream. false: none could be
- * submitted (ENOMEM), so nothing would end it. */
+ * submitted (ENOMEM, or more than the client takes), so nothing would
+ * end it. */
 static bool stream_submit_trailers(struct h2_stream *st)
 {
 	/* The trailer section as a head: a dummy status line before it. */
@@ -476,7 +494,8 @@ static bool stream_submit_trailers(struct h2_stream *st)
 		memcpy(buf + sizeof(line) - 1, st->trailers, st->trailers_len);
 		if (http_parse_response(buf, len, HTTP_GET, false, &head) == HTTP_MSG_OK) {
 			size_t n = h1_fields(buf, &head, room.nv, room.cap, room.names);
-			rc = nghttp2_submit_trailer(st->h2->session, st->id, room.nv, n);
+			if (client_takes(st, room.nv, n))
+				rc = nghttp2_submit_trailer(st->h2->session, st->id, room.nv, n);
 		} else {
 			rc = nghttp2_submit_trailer(st->h2->session, st->id, NULL, 0); /* ends the stream all the same */
 		}

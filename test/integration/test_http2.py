@@ -15,6 +15,7 @@ from conftest import Replica, ScriptedServer, answering, free_port, http_config,
 h2 = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
 import h2.errors  # noqa: E402
+import h2.settings  # noqa: E402
 import h2.events  # noqa: E402
 
 CURL = shutil.which("curl")
@@ -392,6 +393,31 @@ def test_a_header_block_too_large_for_http2_resets_its_stream_and_never_hangs(pr
         c.conn.decoder.max_header_list_size = 10 ** 8  # the client would take it all
         (r,) = c.wait([c.request("/")], timeout=5)
         assert r["reset"] == h2.errors.ErrorCodes.INTERNAL_ERROR
+        (r,) = c.wait([c.request("/next")], timeout=5)
+        assert r["ended"] and r["data"] == b"next"
+        c.close()
+
+
+def test_fields_past_the_clients_max_header_list_size_reset_one_stream_not_the_connection(procs, lb):
+    """A client that takes 1,000 bytes of fields (SETTINGS_MAX_HEADER_LIST_SIZE;
+    Python's h2 closes the connection past it): a 2.6 KB response head, or
+    trailers of that size, reset their stream; the next stream is served."""
+    big = b"".join(b"X-F%02d: " % i + b"v" * 50 + b"\r\n" for i in range(30))
+
+    def answer(head):
+        if b"GET /head" in head:
+            return b"HTTP/1.1 200 OK\r\n" + big + b"Content-Length: 2\r\n\r\nok"
+        if b"GET /trailers" in head:
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" + big + b"\r\n"
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"
+
+    with ScriptedServer(answering(answer)) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
+        c.conn.update_settings({h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 1000})
+        c.flush()
+        for path in ("/head", "/trailers"):
+            (r,) = c.wait([c.request(path)], timeout=5)
+            assert r["reset"] == h2.errors.ErrorCodes.INTERNAL_ERROR, path
         (r,) = c.wait([c.request("/next")], timeout=5)
         assert r["ended"] and r["data"] == b"next"
         c.close()
