@@ -311,8 +311,9 @@ static const struct config_key config_listener_keys[] = {
 	KEY(struct cfg_listener, "mode", mode, .kind = CONFIG_ENUM, .names = config_mode_names),
 	KEY(struct cfg_listener, "backend", backend, .kind = CONFIG_STRING,
 	    .flavour = CONFIG_STRING_NAME, .required = true),
+	/* at most libhttp-parser's limit for a head (http_msg.h HTTP_MAX_HEAD_SIZE) */
 	KEY(struct cfg_listener, "max_header_size", max_header_size, .kind = CONFIG_SIZE,
-	    .min = 1024, .max = 1024 * 1024),
+	    .min = 1024, .max = 80 * 1024),
 	KEY(struct cfg_listener, "proxy_protocol", proxy_protocol, .kind = CONFIG_BOOL),
 	KEY(struct cfg_listener, "http2", http2, .kind = CONFIG_BOOL),
 	KEY(struct cfg_listener, "timeouts", timeouts, .kind = CONFIG_MAP,

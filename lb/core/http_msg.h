@@ -402,10 +402,11 @@ size_t http_rewrite_response(const char *buf, const struct http_head *resp, cons
 /*
  * lb's own answer: "HTTP/1.1 <status> <reason>", Content-Type: text/plain,
  * Content-Length, "Retry-After: 1" for 503, "Connection: close" when close,
- * and a body "<status> <reason>\n". Any status libhttp-parser names (400,
- * 408, 413, 431, 501, 502, 503, 504, ...). Returns the length, or 0 when the
- * status is unknown or it does not fit.
+ * and a body "<status> <reason>\n" (the head only, with the same
+ * Content-Length, for a HEAD request: RFC 9110 9.3.2). Any status
+ * libhttp-parser names (400, 408, 413, 431, 501, 502, 503, 504, ...).
+ * Returns the length, or 0 when the status is unknown or it does not fit.
  */
-size_t http_error_response(int status, bool close, char *out, size_t cap);
+size_t http_error_response(int status, bool close, bool head_request, char *out, size_t cap);
 
 #endif

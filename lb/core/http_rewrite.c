@@ -143,7 +143,7 @@ size_t http_rewrite_response(const char *buf, const struct http_head *resp, cons
 	return o.overflow ? 0 : o.len;
 }
 
-size_t http_error_response(int status, bool close, char *out, size_t cap)
+size_t http_error_response(int status, bool close, bool head_request, char *out, size_t cap)
 {
 	if (status < 100 || status > 599)
 		return 0;
@@ -162,7 +162,7 @@ size_t http_error_response(int status, bool close, char *out, size_t cap)
 			 "\r\n"
 			 "%s",
 			 status, reason, body_len, status == 503 ? "Retry-After: 1\r\n" : "",
-			 close ? "Connection: close\r\n" : "", body);
+			 close ? "Connection: close\r\n" : "", head_request ? "" : body);
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
 	return (size_t)n;

@@ -108,6 +108,7 @@ struct http_exchange {
 
 	/* the response */
 	size_t resp_scan_pos;
+	bool resp_started; /* a byte of it came: timeouts.idle runs, no longer timeouts.response */
 	bool resp_head_done;
 	struct http_body resp_body;
 	int status; /* sent to the client, 0 = none yet */
@@ -312,7 +313,7 @@ static void exchange_reset(struct http_exchange *x)
 	x->req_bytes = x->resp_bytes = 0;
 	x->request_sent = x->server_refused_tls = false;
 	x->resp_scan_pos = 0;
-	x->resp_head_done = false;
+	x->resp_started = x->resp_head_done = false;
 	x->status = 0;
 }
 
@@ -422,7 +423,9 @@ static void flush_then_close(struct http_session *s)
 static void respond_error(struct http_session *s, int status)
 {
 	char buf[512];
-	size_t n = http_error_response(status, true, buf, sizeof(buf));
+	/* method_name: set once the request head parsed */
+	bool head_request = s->x != NULL && s->x->method_name != NULL && s->x->req.method == HTTP_HEAD;
+	size_t n = http_error_response(status, true, head_request, buf, sizeof(buf));
 
 	if (s->x != NULL && s->x->status == 0 && n > 0) {
 		evbuffer_add(s->session.client->out, buf, n);
@@ -792,6 +795,7 @@ static void send_request(struct http_session *s)
 	count_server_bytes(s, s->x->req_out_len + body, 0);
 	s->x->sent_at = session_now(&s->session);
 	s->x->resp_scan_pos = 0;
+	s->x->resp_started = false;
 	s->x->request_sent = true;
 	s->state = HTTP_EXCHANGE;
 	/* timeouts.response runs from the end of the request; while a body is
@@ -971,7 +975,7 @@ static bool pump_request_body(struct http_session *s)
 	count_server_bytes(s, (uint64_t)n, 0);
 	s->x->req_done = http_body_done(&s->x->req_body);
 	if (n > 0) {
-		bool awaiting_response = s->x->req_done && !s->x->resp_head_done;
+		bool awaiting_response = s->x->req_done && !s->x->resp_started;
 		const struct cfg_backend *cfg = s->session.backend->cfg;
 		session_timer_arm(&s->session, awaiting_response ? cfg->timeouts.response_ms : cfg->timeouts.idle_ms);
 	}
@@ -1022,11 +1026,20 @@ static bool forward_response_head(struct http_session *s)
 		respond_error(s, 502);
 		return true;
 	}
+	if (s->x->resp.interim && s->x->req.version_minor == 0) {
+		/* HTTP/1.0 has no 1xx: not for such a client (RFC 9110 15.2) */
+		evbuffer_drain(in, head_len);
+		count_server_bytes(s, 0, head_len);
+		s->x->resp_scan_pos = 0;
+		return true;
+	}
 	bool tunnel = s->x->resp.framing == HTTP_FRAMING_TUNNEL;
 	if (!s->x->resp.interim) {
+		/* A client's FIN after pipelined requests: those it sent are
+		 * answered first (SPEC 7), then the connection closes. */
+		bool client_done = s->session.client->eof && conn_input_length(s->session.client) == 0;
 		s->close_client = s->close_client || s->no_keepalive || worker_draining(s->session.worker) ||
-				  s->session.client->eof || !s->x->req_done ||
-				  !http_client_keep_alive(&s->x->req, &s->x->resp);
+				  client_done || !s->x->req_done || !http_client_keep_alive(&s->x->req, &s->x->resp);
 	}
 	struct http_response_forward fwd = { .close_client = s->close_client && !tunnel,
 					     .client_http10 = s->x->req.version_minor == 0 };
@@ -1150,6 +1163,12 @@ static bool exchange(struct http_session *s)
 				s->session.server.free_retry = true;
 				return retry_or_fail(s, s->x->retriable, 502);
 			}
+			if (s->session.timer_fired && !s->x->req_done && conn_unsent(s->session.server.conn) > 0) {
+				/* the body waits for the server, which stopped reading it */
+				note_server_failure(s, "stopped reading the request");
+				respond_error(s, 504);
+				return true;
+			}
 			if (s->session.timer_fired && !s->x->req_done) {
 				respond_error(s, 408); /* the client's body stalled */
 				return true;
@@ -1164,6 +1183,12 @@ static bool exchange(struct http_session *s)
 				return true;
 			}
 			return false;
+		}
+		if (!s->x->resp_started) {
+			/* timeouts.response runs until the first byte of the
+			 * response (an interim 1xx too), timeouts.idle from there */
+			s->x->resp_started = true;
+			session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
 		}
 		if (!forward_response_head(s))
 			return false;

@@ -189,12 +189,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
 	check_body(HTTP_FRAMING_LENGTH, selector, data, size, selector);
 
 	int status = 200 + (int)(selector % 4) * 100 + (int)(size % 32);
-	size_t n = http_error_response(status, selector & 1, out, sizeof(out));
+	size_t n = http_error_response(status, selector & 1, selector & 2, out, sizeof(out));
 	if (n > 0) {
 		size_t pos = 0;
 		size_t h = http_head_length(out, n, &pos);
 		CHECK(h > 0 && http_parse_response(out, h, HTTP_GET, false, &again) == HTTP_MSG_OK);
 		CHECK(again.status == status);
+		CHECK((selector & 2) ? n == h : n > h); /* no body to a HEAD request */
 	}
 	return 0;
 }

@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import struct
 import threading
@@ -14,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import (UNDER_TSAN, KeepAliveLoad, Replica, ScriptedServer, free_port, http_config, proc_status_kb, read_head,
-                      recv_all, reload_under_load, run_concurrently, wait_until)
+from conftest import (UNDER_TSAN, KeepAliveLoad, Replica, ScriptedServer, admin_stats, free_port, http_config, proc_status_kb,
+                      read_head, recv_all, reload_under_load, run_concurrently, wait_until)
 
 
 def pattern(n):
@@ -778,3 +779,111 @@ def test_requests_are_served_while_tunnels_of_five_header_limits_are_open(replic
     finally:
         for s in tunnels:
             s.close()
+
+
+# ---- RFC 9110 and SPEC 7 edges (found by a review against the contract) ----
+
+OK2 = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_lbs_own_answer_to_head_is_the_head_alone(lb):
+    """RFC 9110 9.3.2: no content in a response to HEAD. lb's 503 (no
+    server answers) keeps its Content-Length and sends no body."""
+    port = free_port()
+    lb(http_config(port, ["127.0.0.1:%d" % free_port()]), port)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = recv_all(s, 5)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503") and b"Content-Length: 24" in head
+    assert body == b""
+
+
+def test_pipelined_requests_before_a_half_close_are_all_answered(procs, lb):
+    """SPEC 7: pipelined requests answered in order, also when the client's
+    FIN follows them (lb used to answer the first and drop the rest). The
+    first answer takes 300 ms, so lb has read the FIN before it."""
+    r = Replica(procs, name="r0").start()
+    port = free_port()
+    lb(http_config(port, [r.addr]), port)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /delay/300 HTTP/1.1\r\nHost: t\r\n\r\n"
+                  b"GET /status/202 HTTP/1.1\r\nHost: t\r\n\r\n"
+                  b"GET /status/203 HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        data = recv_all(s, 5)
+    assert [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)] == [200, 202, 203]
+    assert data.count(b"Connection: close") == 1  # the last answer only
+
+
+def test_response_timeout_ends_at_the_first_byte_of_the_response(lb):
+    """SPEC 4: timeouts.response runs until the first byte of the response.
+    A server that sends 102 Processing at once and its answer 0.8 s later
+    (response: 600ms, idle: 2s) is not cut off with 504 at 0.6 s."""
+    def script(conn):
+        if read_head(conn):
+            conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+            time.sleep(0.4)  # the server's pace is the point of the test
+            conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+            time.sleep(0.4)
+            conn.sendall(OK2)
+    with ScriptedServer(script) as srv:
+        port = free_port()
+        lb(http_config(port, [srv.addr], extra_backend="    retries: 0\n    timeouts:\n      response: 600ms\n"
+                                                       "      idle: 2s"), port)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            data = recv_all(s, 5)
+    assert data.count(b"HTTP/1.1 102 Processing") == 2 and b" 504 " not in data
+    assert data.endswith(b"\r\n\r\nok") and b"HTTP/1.1 200 OK" in data
+
+
+def test_a_server_that_stops_reading_the_body_gets_the_blame_not_the_client(lb):
+    """The client keeps sending a 20 MB body; the server reads the head and
+    then nothing. lb holds the client back, and at the idle timeout answers
+    504 and counts the server's failure (it used to answer 408, blaming the
+    client)."""
+    def script(conn):
+        read_head(conn)
+        time.sleep(3)  # reads no body, answers nothing
+    with ScriptedServer(script) as srv:
+        port, admin = free_port(), free_port()
+        lb(http_config(port, [srv.addr], extra_backend="    retries: 0\n    timeouts:\n      idle: 500ms",
+                       extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 20000000\r\n\r\n")
+            s.setblocking(False)
+            out, sent, deadline = b"", 0, time.monotonic() + 4
+            while time.monotonic() < deadline and b"\r\n\r\n" not in out:
+                try:
+                    sent += s.send(b"x" * 65536)
+                except (BlockingIOError, ConnectionError):
+                    pass  # held back: the server is not reading
+                try:
+                    data = s.recv(4096)
+                    if not data:
+                        break
+                    out += data
+                except BlockingIOError:
+                    time.sleep(0.01)
+                except ConnectionError:
+                    break
+    assert sent < 20000000
+    assert out.startswith(b"HTTP/1.1 504"), out[:80]
+    (server,) = admin_stats(admin)["backends"][0]["servers"]
+    assert server["failures"] >= 1
+
+
+def test_no_1xx_reaches_an_http10_client(lb):
+    """RFC 9110 15.2: no 1xx response to an HTTP/1.0 client. A server's 103
+    Early Hints is dropped; the 200 after it arrives."""
+    def script(conn):
+        if read_head(conn):
+            conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + OK2)
+    with ScriptedServer(script) as srv:
+        port = free_port()
+        lb(http_config(port, [srv.addr]), port)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = recv_all(s, 5)
+    assert data.startswith(b"HTTP/1.1 200"), data[:80]

@@ -1278,7 +1278,7 @@ static void test_error_responses_are_well_formed(void **state)
 	static const int statuses[] = { 400, 408, 413, 431, 501, 502, 503, 504 };
 	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
 		for (int close = 0; close <= 1; close++) {
-			size_t n = http_error_response(statuses[i], close, out, sizeof(out));
+			size_t n = http_error_response(statuses[i], close, false, out, sizeof(out));
 			assert_int_not_equal(n, 0);
 			size_t pos = 0;
 			size_t head_len = http_head_length(out, n, &pos);
@@ -1303,21 +1303,36 @@ static void test_error_responses_are_well_formed(void **state)
 				assert_null(field(out, "Retry-After"));
 		}
 	}
-	size_t n = http_error_response(503, true, out, sizeof(out));
+	size_t n = http_error_response(503, true, false, out, sizeof(out));
 	out[n] = '\0';
 	assert_string_equal(out, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
 				 "Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
 				 "503 Service Unavailable\n");
 }
 
+static void test_error_response_to_head_is_the_head_alone(void **state)
+{
+	(void)state;
+	char get[512];
+	size_t full = http_error_response(503, true, false, get, sizeof(get));
+	size_t n = http_error_response(503, true, true, out, sizeof(out));
+	size_t pos = 0;
+	assert_int_equal(http_head_length(out, n, &pos), n); /* nothing after the head */
+	assert_memory_equal(out, get, n); /* the same head, Content-Length included */
+	assert_int_equal(parse_resp(out, n, HTTP_HEAD, false), HTTP_MSG_OK);
+	char length[16];
+	snprintf(length, sizeof(length), "%zu", full - n);
+	assert_string_equal(field(out, "Content-Length"), length); /* what GET's body would be */
+}
+
 static void test_error_response_unknown_status_or_no_room_is_0(void **state)
 {
 	(void)state;
-	assert_int_equal(http_error_response(299, true, out, sizeof(out)), 0);
-	assert_int_equal(http_error_response(42, true, out, sizeof(out)), 0);
-	size_t n = http_error_response(400, true, out, sizeof(out));
-	assert_int_equal(http_error_response(400, true, out, n), 0);
-	assert_int_equal(http_error_response(400, true, out, n + 1), n);
+	assert_int_equal(http_error_response(299, true, false, out, sizeof(out)), 0);
+	assert_int_equal(http_error_response(42, true, false, out, sizeof(out)), 0);
+	size_t n = http_error_response(400, true, false, out, sizeof(out));
+	assert_int_equal(http_error_response(400, true, false, out, n), 0);
+	assert_int_equal(http_error_response(400, true, false, out, n + 1), n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1532,6 +1547,7 @@ int main(void)
 		cmocka_unit_test(test_response_rewrite_101_keeps_upgrade),
 		cmocka_unit_test(test_response_rewrite_interim_adds_nothing),
 		cmocka_unit_test(test_error_responses_are_well_formed),
+		cmocka_unit_test(test_error_response_to_head_is_the_head_alone),
 		cmocka_unit_test(test_error_response_unknown_status_or_no_room_is_0),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
