@@ -148,6 +148,7 @@ static void head_reset(struct http_head *h, bool is_request)
 	h->nheaders = 0;
 	h->framing = HTTP_FRAMING_NONE;
 	h->content_length = 0;
+	h->transfer_coded = false;
 	h->keep_alive = false;
 	h->upgrade = false;
 	h->expect_continue = false;
@@ -691,6 +692,7 @@ static enum http_verdict response_semantics(const char *buf, struct http_head *h
 	} else if (s.transfer_encodings > 0) {
 		/* RFC 9112 6.3: chunked not last in a response: read until close. */
 		h->framing = s.codings.last_chunked ? HTTP_FRAMING_CHUNKED : HTTP_FRAMING_UNTIL_CLOSE;
+		h->transfer_coded = s.codings.count > s.codings.chunked_count;
 	} else if (s.content_lengths == 1) {
 		h->framing = s.content_length > 0 ? HTTP_FRAMING_LENGTH : HTTP_FRAMING_NONE;
 		h->content_length = s.content_length;

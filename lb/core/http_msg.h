@@ -204,6 +204,7 @@ struct http_head {
 
 	enum http_framing framing;
 	uint64_t content_length; /* HTTP_FRAMING_LENGTH only, else 0 */
+	bool transfer_coded; /* response: a transfer coding besides chunked (gzip, ...) */
 
 	/* Request: the client wants the connection kept after the response.
 	 * Response: the server connection may be reused after this response.

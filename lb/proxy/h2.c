@@ -75,6 +75,7 @@ struct h2_stream {
 	char *trailers; /* the chunked trailer section as received */
 	size_t trailers_len;
 	bool closed; /* nghttp2 closed it (reset, or both sides done) */
+	bool reset_when_sent; /* answered early: RST_STREAM NO_ERROR once its END_STREAM is out */
 	bool zombie; /* closed unfinished while its http.c session still runs */
 };
 
@@ -94,7 +95,7 @@ struct h2_conn {
 	double glitch_budget; /* a token bucket: H2_GLITCH_BURST, refilled at H2_GLITCHES_PER_S */
 	uint64_t glitch_ms; /* clock_ms() of its last refill */
 	unsigned continuations; /* in the header block being received */
-	uint64_t bytes_read, payload; /* payload: DATA and header bytes */
+	uint64_t bytes_read, payload; /* payload: DATA and header bytes, DATA sent too */
 	size_t buffered; /* response bytes of all streams waiting for the client (at most ~H2_CONN_BUFFER) */
 	bool shutting_down;
 	bool failed; /* a protocol error: GOAWAY sent, closing */
@@ -284,6 +285,12 @@ static void stream_request_end(struct h2_stream *st)
 
 /* ---- the stream as a connection, for http.c (the transport) ---- */
 
+/* Reset by the client, or its connection gone. */
+static bool stream_cut(const struct h2_stream *st)
+{
+	return st->closed || st->h2 == NULL;
+}
+
 static void stream_receive(struct conn *c)
 {
 	struct h2_stream *st = c->transport_state;
@@ -305,9 +312,11 @@ static void stream_receive(struct conn *c)
 	}
 	if (left == 0 && st->req_end)
 		c->eof = true;
-	if ((st->closed || st->h2 == NULL) && !c->eof && !c->error) {
+	if (stream_cut(st) && !c->error && !(c->eof && st->resp_done)) {
 		/* Reset, or the connection is gone: nothing more will come. A
-		 * stream whose response went out whole just ends. */
+		 * stream whose response went out whole just ends; any other is
+		 * an error, also after its request ended (http.c then aborts
+		 * the server request, or leaves the queue). */
 		if (st->resp_done) {
 			c->eof = true;
 		} else {
@@ -439,9 +448,11 @@ static bool stream_take_head(struct h2_stream *st, struct evbuffer *out)
 	struct http_head head;
 	if (block != NULL)
 		http_head_init(&head, room.fields, room.cap);
+	/* HTTP/2 has no transfer codings: a gzip-coded body cannot pass as
+	 * content (RFC 9113 8.2.2), so the stream is reset, not misled. */
 	if (block == NULL ||
 	    http_parse_response(buf, head_len, st->head_request ? HTTP_HEAD : HTTP_GET, false, &head) != HTTP_MSG_OK ||
-	    head.framing == HTTP_FRAMING_TUNNEL) {
+	    head.framing == HTTP_FRAMING_TUNNEL || head.transfer_coded) {
 		free(block);
 		st->resp_failed = true;
 		return false;
@@ -610,9 +621,11 @@ static size_t stream_unsent(const struct conn *c)
 static bool stream_input_ready(const struct conn *c)
 {
 	const struct h2_stream *st = c->transport_state;
-	if (c->eof || c->error)
+	if (c->error)
 		return false;
-	return evbuffer_get_length(st->req) > 0 || st->req_end || st->closed || st->h2 == NULL;
+	if (c->eof) /* the request is all in: only a cut before the response's end is news */
+		return stream_cut(st) && !st->resp_done;
+	return evbuffer_get_length(st->req) > 0 || st->req_end || stream_cut(st);
 }
 
 static bool stream_wants_socket(const struct conn *c)
@@ -643,11 +656,19 @@ static void stream_release(struct conn *c)
 static void stream_close(struct conn *c)
 {
 	struct h2_stream *st = c->transport_state;
-	stream_finish(c);
-	if (!st->resp_done)
+	if (!c->error)
+		stream_finish(c); /* a body until close ends here; after an error (cut short) it does not */
+	if (!st->resp_done) {
 		submit_rst(st, st->head_sent ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_REFUSED_STREAM);
-	else if (!st->req_end)
-		submit_rst(st, NGHTTP2_NO_ERROR); /* answered before the request ended (RFC 9113 8.1) */
+	} else if (!st->req_end) {
+		/* Answered before the request ended (RFC 9113 8.1): NO_ERROR
+		 * tells the client to stop sending, once the response's
+		 * END_STREAM is out (a reset before it would cut the response). */
+		if (!stream_cut(st) && nghttp2_session_get_stream_local_close(st->h2->session, st->id) == 1)
+			submit_rst(st, NGHTTP2_NO_ERROR);
+		else
+			st->reset_when_sent = true;
+	}
 	if (st->h2 != NULL && st->unconsumed > 0) {
 		nghttp2_session_consume_connection(st->h2->session, st->unconsumed); /* what it will never read */
 		st->unconsumed = 0;
@@ -919,7 +940,15 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
  * stream refused at a limit, a cancel, an early answer (NO_ERROR). */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
-	(void)session;
+	struct h2_conn *h = user_data;
+	if (frame->hd.type == NGHTTP2_DATA)
+		h->payload += frame->hd.length; /* what the client's WINDOW_UPDATEs acknowledge: no flood */
+	if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+		struct h2_stream *st = stream_of(session, frame->hd.stream_id);
+		if (st != NULL && st->reset_when_sent)
+			submit_rst(st, NGHTTP2_NO_ERROR);
+	}
 	if (frame->hd.type != NGHTTP2_RST_STREAM)
 		return 0;
 	switch (frame->rst_stream.error_code) {

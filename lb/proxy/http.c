@@ -1133,6 +1133,18 @@ static void finish_exchange(struct http_session *s)
 	session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms);
 }
 
+/* The response was cut short after its head went out: the server's
+ * failure. The client conn is marked failed too, so that a stream of an
+ * HTTP/2 client is reset rather than ended as if whole (a TCP client
+ * just sees the connection close, as before). */
+static bool cut_response(struct http_session *s, const char *why)
+{
+	note_server_failure(s, why);
+	s->session.client->error = true;
+	s->state = HTTP_CLOSING;
+	return true;
+}
+
 static bool exchange(struct http_session *s)
 {
 	if (s->session.client->error) {
@@ -1197,6 +1209,7 @@ static bool exchange(struct http_session *s)
 	ssize_t n = pump_body(&s->x->resp_body, s->session.server.conn->in, s->session.client->out);
 	if (n < 0) {
 		note_invalid_response(s, "invalid body framing");
+		s->session.client->error = true; /* as cut_response */
 		s->state = HTTP_CLOSING; /* the head is out: nothing to say but close */
 		return true;
 	}
@@ -1207,11 +1220,8 @@ static bool exchange(struct http_session *s)
 	}
 	relay_backpressure(s->session.server.conn, s->session.client);
 	if (!http_body_done(&s->x->resp_body) && (s->session.server.conn->eof || s->session.server.conn->error)) {
-		if (!http_body_eof_ok(&s->x->resp_body) || s->session.server.conn->error) {
-			note_server_failure(s, "closed in the middle of a response");
-			s->state = HTTP_CLOSING;
-			return true;
-		}
+		if (!http_body_eof_ok(&s->x->resp_body) || s->session.server.conn->error)
+			return cut_response(s, "closed in the middle of a response");
 		s->close_client = true; /* the body ended with the connection */
 		finish_exchange(s);
 		return true;
@@ -1224,11 +1234,8 @@ static bool exchange(struct http_session *s)
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	if (s->session.timer_fired) {
-		note_server_failure(s, "idle timeout in a response");
-		s->state = HTTP_CLOSING;
-		return true;
-	}
+	if (s->session.timer_fired)
+		return cut_response(s, "idle timeout in a response");
 	return false;
 }
 

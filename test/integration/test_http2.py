@@ -6,11 +6,14 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import time
 
 import pytest
 
-from conftest import Replica, ScriptedServer, answering, free_port, http_config, recv_all, under_sanitizer, wait_until
+from conftest import (Replica, ScriptedServer, answering, free_port, http_config, read_head, recv_all, under_sanitizer,
+                      wait_until)
 
 h2 = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
@@ -711,3 +714,132 @@ def test_a_compressed_header_bomb_is_refused_before_it_is_decoded_into_a_request
             data = data[9 + length:]
     assert kinds[-1] == 3, kinds  # RST_STREAM, not a response (HEADERS: a 431 made from a decoded megabyte)
     assert replica_requests(rs[0]) == 0
+
+
+# ---- found by a review of h2.c (each fails on the build before) ----
+
+def test_a_reset_stream_with_its_request_whole_aborts_its_server_request(procs, lb):
+    """RST_STREAM on a GET (its request ended with its HEADERS), and 100
+    such streams on connections that then close: every server request is
+    aborted, none runs on until its server answers (they count against no
+    connection limit)."""
+    inst, port, rs = start(procs, lb, n=1)
+    c = H2Client(port)
+    sid = c.request("/delay/8000")
+    wait_until(lambda: replica_in_flight(rs[0]) == 1, 5, "the request at its server")
+    c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    c.flush()
+    wait_until(lambda: replica_in_flight(rs[0]) == 0, 5, "the server request to be aborted")
+    for _ in range(2):
+        c = H2Client(port)
+        sids = [c.request("/delay/8000") for _ in range(100)]
+        wait_until(lambda: replica_in_flight(rs[0]) > 0, 5, "requests at their server")
+        for s in sids[:50]:
+            c.conn.reset_stream(s, h2.errors.ErrorCodes.CANCEL)
+        c.flush()
+        c.close()  # the other 50 go with the connection
+    wait_until(lambda: replica_in_flight(rs[0]) == 0, 5, "every server request to be aborted")
+
+
+@pytest.mark.parametrize("kind", ["until_close", "chunked"])
+def test_an_early_answer_to_an_unfinished_upload_still_ends_with_end_stream(procs, lb, kind):
+    """The server answers an upload before the client ended it: the
+    response ends with END_STREAM, and only then does lb's RST_STREAM
+    NO_ERROR (RFC 9113 8.1) tell the client to stop sending; it used to
+    overtake the END_STREAM still queued."""
+    def script(conn):
+        if not read_head(conn):
+            return
+        if kind == "until_close":
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\nhello")
+        else:
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            time.sleep(0.3)  # the end in a read of its own
+            conn.sendall(b"0\r\n\r\n")
+    with ScriptedServer(script) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
+        sid = c.request("/upload", method="POST", headers=[("content-length", "100000")], body=b"x" * 10, end=False)
+        (r,) = c.wait([sid], 10)
+        assert r["headers"][b":status"] == b"403" and r["data"] == b"hello"
+        assert r["ended"], "the response ended with RST_STREAM(%s)" % r["reset"]
+        c.close()
+
+
+def test_a_body_until_close_cut_by_its_server_is_reset_not_ended(procs, lb):
+    """A response without a length, whose server then resets the
+    connection: the stream is reset (INTERNAL_ERROR), not ended as if the
+    body were whole."""
+    def script(conn):
+        if read_head(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial")
+            time.sleep(0.2)  # the bytes out before the reset
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with ScriptedServer(script) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
+        (r,) = c.wait([c.request("/")], 10)
+        assert r["data"] == b"partial"
+        assert r["reset"] == h2.errors.ErrorCodes.INTERNAL_ERROR and not r["ended"]
+        c.close()
+
+
+def test_a_transfer_coding_http2_cannot_carry_resets_the_stream(procs, lb):
+    """Transfer-Encoding: gzip, chunked: HTTP/2 has no transfer codings, so
+    the gzip bytes cannot pass as the content; the stream is reset (it
+    used to deliver them as identity content)."""
+    import gzip
+    payload = gzip.compress(b"hello world\n" * 10)
+    answer = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" +
+              b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload))
+    with ScriptedServer(answering(lambda head: answer)) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
+        (r,) = c.wait([c.request("/")])
+        assert r["reset"] == h2.errors.ErrorCodes.INTERNAL_ERROR and r["data"] == b""
+        c.close()
+
+
+def test_window_updates_for_data_lb_sent_are_no_flood(procs, lb):
+    """A client that acknowledges every 256 bytes of a 100 MB download
+    (a stream and a connection WINDOW_UPDATE each time: 26 bytes read per
+    256 sent) is served to the end; lb used to count those frames against
+    no payload and end the connection with ENHANCE_YOUR_CALM after ~80 MB
+    (after ~1.3 GB for Go's client, which acknowledges every 4 KiB)."""
+    import hpack
+    inst, port, rs = start(procs, lb, n=1)
+    total = 100 * 1000 * 1000
+
+    def frame(kind, flags, stream, payload=b""):
+        return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload
+    block = hpack.Encoder().encode([(":method", "GET"), (":path", "/bytes/%d" % total), (":scheme", "http"),
+                                    (":authority", "t")])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, struct.pack("!HI", 4, 1 << 20)) +
+                  frame(8, 0, 0, struct.pack("!I", (1 << 24))) + frame(1, 0x5, 1, block))
+        buf, got, unacked, ended, goaway = bytearray(), 0, 0, False, None
+        deadline = time.monotonic() + 60
+        while not ended and goaway is None and time.monotonic() < deadline:
+            data = s.recv(1 << 20)
+            if not data:
+                break
+            buf += data
+            pos, out = 0, []
+            while len(buf) - pos >= 9:
+                length = int.from_bytes(buf[pos:pos + 3], "big")
+                if len(buf) - pos < 9 + length:
+                    break
+                kind, flags = buf[pos + 3], buf[pos + 4]
+                if kind == 0:  # DATA
+                    got += length
+                    unacked += length
+                    while unacked >= 256:
+                        out.append(frame(8, 0, 1, struct.pack("!I", 256)) + frame(8, 0, 0, struct.pack("!I", 256)))
+                        unacked -= 256
+                    ended = bool(flags & 1)
+                elif kind == 4 and not flags & 1:  # SETTINGS: ACK it
+                    out.append(frame(4, 1, 0))
+                elif kind == 7:  # GOAWAY
+                    goaway = struct.unpack("!I", bytes(buf[pos + 13:pos + 17]))[0]
+                pos += 9 + length
+            del buf[:pos]
+            if out:
+                s.sendall(b"".join(out))
+    assert ended and got == total, "cut after %d of %d bytes: GOAWAY %s" % (got, total, goaway)

@@ -587,6 +587,11 @@ static void test_response_chunked(void **state)
 			 HTTP_MSG_OK);
 	assert_int_equal(head.framing, HTTP_FRAMING_CHUNKED);
 	assert_true(head.keep_alive);
+	assert_false(head.transfer_coded);
+	assert_int_equal(parse_resp(S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), HTTP_GET, false),
+			 HTTP_MSG_OK);
+	assert_int_equal(head.framing, HTTP_FRAMING_CHUNKED);
+	assert_true(head.transfer_coded); /* what HTTP/2 cannot carry */
 }
 
 static void test_response_to_head_has_no_body(void **state)
