@@ -63,7 +63,7 @@ struct h2_stream {
 	bool req_end; /* the client ended the stream */
 	bool req_started; /* the http.c session runs */
 	struct evbuffer *req; /* HTTP/1.1 bytes for http.c */
-	size_t unconsumed; /* DATA payload bytes given to req and not yet acknowledged */
+	size_t unconsumed; /* DATA payload bytes given to req, not yet acknowledged to the stream */
 
 	/* the response */
 	struct evbuffer *resp; /* payload for DATA frames */
@@ -304,11 +304,10 @@ static void stream_receive(struct conn *c)
 	if (st->unconsumed > left && st->h2 != NULL) {
 		size_t done = st->unconsumed - left;
 		st->unconsumed = left;
-		if (st->closed)
-			nghttp2_session_consume_connection(st->h2->session, done);
-		else
-			nghttp2_session_consume(st->h2->session, st->id, done);
-		flush_soon(st->h2);
+		if (!st->closed) {
+			nghttp2_session_consume_stream(st->h2->session, st->id, done);
+			flush_soon(st->h2);
+		}
 	}
 	if (left == 0 && st->req_end)
 		c->eof = true;
@@ -669,11 +668,7 @@ static void stream_close(struct conn *c)
 		else
 			st->reset_when_sent = true;
 	}
-	if (st->h2 != NULL && st->unconsumed > 0) {
-		nghttp2_session_consume_connection(st->h2->session, st->unconsumed); /* what it will never read */
-		st->unconsumed = 0;
-		flush_soon(st->h2);
-	}
+	st->unconsumed = 0; /* what it will never read: the connection's credit went back on arrival */
 	if (st->h2 != NULL) {
 		flush_soon(st->h2); /* the owner sees one stream fewer (its idle timeout, a shutdown's end) */
 		st->h2->running--;
@@ -859,6 +854,11 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 	evbuffer_add(st->req, data, len);
 	if (st->chunked)
 		evbuffer_add(st->req, "\r\n", 2);
+	/* The connection's credit comes back at once, the stream's as http.c
+	 * takes the bytes: a stream whose body waits (queued, a slow server)
+	 * holds its own window only, never the others' (as nginx). So a
+	 * connection holds at most H2_MAX_STREAMS x H2_STREAM_WINDOW. */
+	nghttp2_session_consume_connection(session, len);
 	st->unconsumed += len;
 	stream_wake(st);
 	return 0;

@@ -843,3 +843,49 @@ def test_window_updates_for_data_lb_sent_are_no_flood(procs, lb):
             if out:
                 s.sendall(b"".join(out))
     assert ended and got == total, "cut after %d of %d bytes: GOAWAY %s" % (got, total, goaway)
+
+
+def test_queued_uploads_do_not_starve_the_upload_that_holds_the_slot(procs, lb):
+    """max_connections: 1. Stream A uploads 1 MB and holds the server's
+    only slot; 20 uploads of 300 KB on the same connection wait in the
+    queue, each holding the 64 KiB its window let in. A's body still
+    flows: the connection's window comes back as DATA arrives (16 queued
+    streams used to close it for everyone until timeouts.queue)."""
+    rs = [Replica(procs, name="r0").start()]
+    port = free_port()
+    lb(http_config(port, [rs[0].addr], extra_listener="    http2: true", workers=1,
+                   extra_backend="    max_connections: 1\n    timeouts:\n      queue: 10s"), port)
+    c = H2Client(port)
+    hdrs = [(":method", "POST"), (":path", "/count"), (":scheme", "http"), (":authority", "t")]
+
+    def upload(size):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, hdrs)
+        c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None, "trailers": None}
+        left[sid] = size
+        return sid
+    left = {}
+    a = upload(1000000)
+    c.flush()
+    wait_until(lambda: replica_in_flight(rs[0]) == 1, 5, "A at its server")
+    for _ in range(20):
+        upload(300000)
+    c.flush()
+    c.sock.settimeout(0.05)
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and not c.responses[a]["ended"]:
+        for sid in list(left):  # A first: the oldest
+            n = min(left[sid], c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+            if n > 0:
+                c.conn.send_data(sid, b"x" * n, end_stream=n == left[sid])
+                left[sid] -= n
+                if left[sid] == 0:
+                    del left[sid]
+        c.flush()
+        try:
+            c.pump()
+        except socket.timeout:
+            pass
+    r = c.responses[a]
+    assert r["ended"] and r["data"] == b"1000000", "A stuck: %d of its bytes unsent" % left.get(a, 0)
+    c.close()
