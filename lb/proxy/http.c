@@ -696,8 +696,20 @@ static bool h2_step(struct http_session *s)
 	return false;
 }
 
+/* Empty lines between requests (some clients end a body with one more
+ * CRLF): ignored (RFC 9112 2.2), so that the connection stays idle under
+ * timeouts.client instead of starting a head that never comes (408). */
+static void drain_empty_lines(struct conn *client)
+{
+	char c;
+	while (client->in != NULL && evbuffer_copyout(client->in, &c, 1) == 1 && (c == '\r' || c == '\n'))
+		evbuffer_drain(client->in, 1);
+}
+
 static bool read_request_head(struct http_session *s)
 {
+	if (s->requests_served > 0 && !s->head_timer_started)
+		drain_empty_lines(s->session.client);
 	size_t len = conn_input_length(s->session.client); /* 0 while idle: no buffers */
 	const struct cfg_listener *lc = s->session.listener->cfg;
 

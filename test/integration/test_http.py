@@ -887,3 +887,22 @@ def test_no_1xx_reaches_an_http10_client(lb):
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
             data = recv_all(s, 5)
     assert data.startswith(b"HTTP/1.1 200"), data[:80]
+
+
+def test_a_crlf_after_a_body_leaves_the_connection_idle_not_awaiting_a_head(procs, lb):
+    """Some clients end a POST body with one more CRLF (RFC 9112 2.2: a
+    server ignores it). The keep-alive connection stays idle under
+    timeouts.client: no 408 when timeouts.header (300 ms) has passed, and
+    the next request is served."""
+    r = Replica(procs, name="r0").start()
+    port = free_port()
+    lb(http_config(port, [r.addr], extra_listener="    timeouts:\n      client: 5s\n      header: 300ms"), port)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nabcd\r\n")
+        assert read_response(s)[0] == 200
+        s.settimeout(1.0)  # three times timeouts.header
+        with pytest.raises(socket.timeout):
+            s.recv(1024)
+        s.settimeout(5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(s)[0] == 200
