@@ -1403,9 +1403,20 @@ static void http_session_destroy(struct session_link *link)
  * connection that has not had its first request yet (its TLS handshake
  * may be under way) still gets it answered: its client chose this
  * instance for it. */
-static void http_session_stop(struct session_link *link)
+static void http_session_stop(struct session_link *link, enum session_stop why)
 {
 	struct http_session *s = (struct http_session *)link;
+	if (why == SESSION_STOP_RELOADED) {
+		/* HTTP/2: GOAWAY, the streams in flight finish on their
+		 * generation, the client's next ones come on a new connection
+		 * (SPEC 14). An HTTP/1.1 connection's next request simply takes
+		 * the new generation (follow_newest_generation). */
+		if (s->h2 != NULL && s->state == HTTP_H2) {
+			h2_conn_shutdown(s->h2);
+			http_drive(s);
+		}
+		return;
+	}
 	s->close_client = true;
 	if (s->requests_served == 0 && s->h2 == NULL && !atomic_load(&s->session.worker->stopping))
 		return; /* its first response says Connection: close */

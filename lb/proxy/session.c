@@ -24,7 +24,7 @@ static void on_deadline(void *arg)
 
 int session_open(struct session *s, struct worker *w, const struct gen_listener *l, int fd,
 		 const struct sockaddr_storage *client_addr, socklen_t client_addr_len, void (*drive)(struct session *s),
-		 void (*destroy)(struct session_link *link), void (*stop)(struct session_link *link))
+		 void (*destroy)(struct session_link *link), void (*stop)(struct session_link *link, enum session_stop why))
 {
 	s->link.destroy = destroy;
 	s->link.stop = stop;
@@ -50,7 +50,7 @@ int session_open(struct session *s, struct worker *w, const struct gen_listener 
 int session_open_virtual(struct session *s, struct worker *w, struct gen *g, const struct gen_listener *l,
 			 const struct session *parent, const struct conn_transport *transport, void *state,
 			 void (*drive)(struct session *s), void (*destroy)(struct session_link *link),
-			 void (*stop)(struct session_link *link))
+			 void (*stop)(struct session_link *link, enum session_stop why))
 {
 	s->link.destroy = destroy;
 	s->link.stop = stop;

@@ -51,7 +51,7 @@ struct session {
  */
 int session_open(struct session *s, struct worker *w, const struct gen_listener *l, int fd,
 		 const struct sockaddr_storage *client_addr, socklen_t client_addr_len, void (*drive)(struct session *s),
-		 void (*destroy)(struct session_link *link), void (*stop)(struct session_link *link));
+		 void (*destroy)(struct session_link *link), void (*stop)(struct session_link *link, enum session_stop why));
 
 /* The connection callback of a session (arg: the session): it calls the
  * driver. Give it to the server side's connections (peer_attach). */
@@ -65,7 +65,7 @@ void session_on_event(struct conn *c, void *arg);
 int session_open_virtual(struct session *s, struct worker *w, struct gen *g, const struct gen_listener *l,
 			 const struct session *parent, const struct conn_transport *transport, void *state,
 			 void (*drive)(struct session *s), void (*destroy)(struct session_link *link),
-			 void (*stop)(struct session_link *link));
+			 void (*stop)(struct session_link *link, enum session_stop why));
 
 /* Undo session_open (what of it was done): the server side is reset if
  * still there, the client connection closed, s leaves the worker's list

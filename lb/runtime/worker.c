@@ -226,13 +226,13 @@ static void sessions_destroy_all(struct worker *w)
 }
 
 /* Tell every session keep-alive ends; a session may free itself meanwhile. */
-static void sessions_stop_all(struct worker *w)
+static void sessions_stop_all(struct worker *w, enum session_stop why)
 {
 	struct session_link *link = w->sessions.next;
 	while (link != &w->sessions) {
 		struct session_link *next = link->next;
 		if (link->stop != NULL)
-			link->stop(link);
+			link->stop(link, why);
 		link = next;
 	}
 }
@@ -250,11 +250,17 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	struct gen *g = atomic_exchange(&w->pending_gen, NULL);
-	if (g != NULL)
+	if (g != NULL) {
+		/* The file read again, not a rebuild for a DNS answer or a
+		 * runtime weight (those keep the configuration). */
+		bool reloaded = g->cfg_ref != w->gen->cfg_ref;
 		worker_switch_gen(w, g);
+		if (reloaded)
+			sessions_stop_all(w, SESSION_STOP_RELOADED);
+	}
 	unsigned drains = atomic_load(&w->drains);
 	if (drains != w->drains_seen) /* counted: a drain, undrain, drain between two wake-ups is one */
-		sessions_stop_all(w);
+		sessions_stop_all(w, SESSION_STOP_KEEPALIVE);
 	w->drains_seen = drains;
 	if (atomic_load(&w->stopping) && !atomic_load(&w->accepting_stopped)) {
 		/* Connections already queued on the sockets are served, not
@@ -265,7 +271,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		accept_points_free(w);
 		event_del(w->accept_resume_timer);
 		atomic_store(&w->accepting_stopped, true);
-		sessions_stop_all(w);
+		sessions_stop_all(w, SESSION_STOP_KEEPALIVE);
 	}
 	wake_fd_signal(w->control_fd);
 	if (atomic_load(&w->stopping) && w->nsessions == 0)

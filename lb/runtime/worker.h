@@ -40,15 +40,21 @@ struct worker_handlers {
 	void (*at_exit)(struct worker *w);
 };
 
+/* Why a worker tells its sessions to stop (session_link.stop). */
+enum session_stop {
+	SESSION_STOP_KEEPALIVE, /* the worker stops, or the instance drains: keep-alive ends */
+	SESSION_STOP_RELOADED, /* a reload (the file read again): HTTP/2 connections get GOAWAY (SPEC 14) */
+};
+
 /* Every session (tcp or http) starts with this link, so a worker can count
  * its sessions and free them all when it is stopped before they end. */
 struct session_link {
 	struct session_link *prev, *next;
 	void (*destroy)(struct session_link *link);
-	/* Keep-alive ends (the worker stops, or the instance drains): close
-	 * now when idle, else after the current response (may free it).
+	/* KEEPALIVE: close now when idle, else after the current response;
+	 * RELOADED: what the protocol does on a reload. May free the session.
 	 * NULL = no-op (a TCP session runs to its end). */
-	void (*stop)(struct session_link *link);
+	void (*stop)(struct session_link *link, enum session_stop why);
 	bool uncounted; /* not a connection (an HTTP/2 stream's session): no connection counter */
 };
 

@@ -43,6 +43,7 @@ class H2Client:
         self.conn.initiate_connection()
         self.flush()
         self.responses = {}  # stream id -> {"headers", "data", "ended", "reset", "trailers"}
+        self.goaway = None  # lb's GOAWAY: (error code, last stream id)
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -91,6 +92,8 @@ class H2Client:
                 r["ended"] = True
             elif isinstance(ev, h2.events.StreamReset):
                 r["reset"] = ev.error_code
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = (ev.error_code, ev.last_stream_id)
         self.flush()
 
     def wait(self, sids, timeout=10):
@@ -243,16 +246,44 @@ def test_h2_over_tls_by_alpn_with_curl_and_http11_still_offered(procs, lb, tmp_p
     assert out[-1] == "1.1" and out[0].startswith("r")
 
 
-def test_reload_mid_stream_finishes_it_and_later_streams_use_the_new_servers(procs, lb):
+@pytest.mark.skipif(not NGHTTP, reason="no nghttp (nghttp2-client)")
+def test_reload_sends_goaway_the_stream_in_flight_finishes_and_new_connections_use_the_new_servers(procs, lb):
+    """SPEC 14: GOAWAY on reload (NO_ERROR); the stream in flight finishes
+    on the old generation's server; the client's next connection gets the
+    new one."""
     inst, port, rs = start(procs, lb, n=1)
     new = Replica(procs, name="new").start()
-    c = H2Client(port)
-    slow = c.request("/delay/600")
+    client = subprocess.Popen([NGHTTP, "-v", "http://127.0.0.1:%d/delay/600" % port], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    procs.append(client)
+    wait_until(lambda: replica_in_flight(rs[0]) == 1, 5, "the stream at its server")
     inst.reload(http_config(port, [new.addr], extra_listener="    http2: true", workers=1))
-    (r,) = c.wait([slow])
-    assert r["headers"][b":status"] == b"200" and r["data"] == b"r0\n"  # the old generation's server
+    out, _ = client.communicate(timeout=10)
+    assert client.returncode == 0, out
+    assert "recv GOAWAY frame" in out and "error_code=NO_ERROR" in out
+    assert out.index("recv GOAWAY frame") < out.index("recv DATA frame")  # the response after it, whole
+    assert "\nr0\n" in out  # the old generation's server
+    c = H2Client(port)
     got = c.wait([c.request("/") for _ in range(4)])
-    assert {x["data"] for x in got} == {b"new\n"}  # same connection, the new generation
+    assert {x["data"] for x in got} == {b"new\n"}
+    c.close()
+
+
+def test_a_runtime_weight_is_no_reload_and_sends_no_goaway(procs, lb):
+    """A weight set through the admin endpoint rebuilds the generation from
+    the same configuration: the HTTP/2 connection goes on, no GOAWAY."""
+    rs = [Replica(procs, name="r%d" % i).start() for i in range(2)]
+    port, admin = free_port(), free_port()
+    lb(http_config(port, [r.addr for r in rs], extra_listener="    http2: true", workers=1,
+                   extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
+    c = H2Client(port)
+    c.wait([c.request("/")])
+    out = subprocess.run([CURL, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+                          "http://127.0.0.1:%d/backends/app/servers/%s/weight/0" % (admin, rs[1].addr)],
+                         capture_output=True, text=True, timeout=10)
+    assert out.stdout == "200"
+    got = c.wait([c.request("/") for _ in range(4)])  # same connection, the new weights
+    assert {x["data"] for x in got} == {b"r0\n"} and c.goaway is None
     c.close()
 
 
