@@ -1,6 +1,7 @@
 /* health: active and passive health checks. See health.h. */
 #include "health.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -99,6 +100,16 @@ static void checker_try_return(struct checker *c)
 
 enum probe_result { PROBE_OK, PROBE_FAILED, PROBE_NOT_RUN };
 
+/* strerror(err) as a phrase inside a log line: "connection refused", as
+ * SPEC 6's example has it, not "Connection refused". Returns buf. */
+static const char *error_phrase(int err, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", strerror(err));
+	if (isupper((unsigned char)buf[0]) && islower((unsigned char)buf[1]))
+		buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
+}
+
 static void probe_end(struct checker *c, enum probe_result result, const char *why)
 {
 	struct server_state *st = c->state;
@@ -178,9 +189,9 @@ static void on_probe(struct conn *pc, void *arg)
 			probe_end(c, PROBE_FAILED, why);
 		} else if (netutil_errno_is_local(pc->error_code)) {
 			health_note_own_failure("health check", pc->error_code);
-			probe_end(c, PROBE_NOT_RUN, strerror(pc->error_code));
+			probe_end(c, PROBE_NOT_RUN, error_phrase(pc->error_code, why, sizeof(why)));
 		} else {
-			probe_end(c, PROBE_FAILED, strerror(pc->error_code));
+			probe_end(c, PROBE_FAILED, error_phrase(pc->error_code, why, sizeof(why)));
 		}
 		return;
 	}
@@ -225,11 +236,12 @@ static void on_probe(struct conn *pc, void *arg)
  * says nothing of the server. */
 static void probe_not_started(struct checker *c, int err)
 {
+	char why[128];
 	if (netutil_errno_is_local(err)) {
 		health_note_own_failure("health check", err);
-		probe_end(c, PROBE_NOT_RUN, strerror(err));
+		probe_end(c, PROBE_NOT_RUN, error_phrase(err, why, sizeof(why)));
 	} else {
-		probe_end(c, PROBE_FAILED, strerror(err));
+		probe_end(c, PROBE_FAILED, error_phrase(err, why, sizeof(why)));
 	}
 }
 
@@ -530,7 +542,8 @@ void health_note_connect_failure(struct gen_backend *b, size_t i, int err)
 		health_note_own_failure(what, err);
 		return;
 	}
-	health_note_failure(b, i, err ? strerror(err) : "connect timeout");
+	char why[128];
+	health_note_failure(b, i, err ? error_phrase(err, why, sizeof(why)) : "connect timeout");
 }
 
 void health_note_success(struct server_state *state)

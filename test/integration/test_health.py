@@ -286,3 +286,14 @@ def test_http_check_counts_a_malformed_status_line_as_failing(procs, lb, status_
                    "the malformed server down")
     finally:
         bad.close()
+
+
+def test_a_refused_check_is_logged_as_the_spec_writes_it(procs, lb):
+    """SPEC 6: `server app/127.0.0.1:9001 down (3 failed checks: connection
+    refused)`: strerror's text as a phrase, in lower case."""
+    rs = [Replica(procs, name="r0").start()]
+    gone = "127.0.0.1:%d" % free_port()  # nothing listens there
+    port = free_port()
+    inst = lb(checked_config(port, [rs[0].addr, gone]), port)
+    wait_until(lambda: log_lines(inst, r"server app/%s down \(2 failed checks: connection refused\)" % gone), 5,
+               "down, connection refused")
