@@ -217,7 +217,10 @@ static bool tcp_step(struct tcp_session *s)
 		s->state = TCP_CLOSING;
 		return true;
 	case TCP_CONNECTING:
-		if (client->error || (client->eof && evbuffer_get_length(client->in) == 0)) {
+		/* A FIN now is a half-close like any other (SPEC 8): the relay
+		 * passes it on, and the server's answer still reaches the client
+		 * (a client that had closed for good resets the connection then). */
+		if (client->error) {
 			s->state = TCP_CLOSING; /* gone before we reached a server */
 			return true;
 		}

@@ -36,6 +36,21 @@ def test_tcp_half_close_passes_through(replicas, lb):
         assert recv_all(s, 5) == b"hello before half-close"
 
 
+def test_a_fin_before_any_byte_is_a_half_close_too(replicas, lb):
+    """SPEC 8: a half-close is passed on, also one sent at once (nc -N
+    with nothing to send): the server's greeting still reaches the client
+    (lb used to take the FIN, still connecting, for a client gone)."""
+    r = replicas(1, mode="tcp", args=["-g"])[0]
+    port = free_port()
+    lb(tcp_config(port, [r.addr], workers=1), port)
+    got = []
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.shutdown(socket.SHUT_WR)
+            got.append(recv_all(s, 5))
+    assert got == [b"r0\n"] * 20
+
+
 def test_round_robin_shares_exact_over_300_connections(replicas, lb):
     rs = replicas(3, mode="tcp", args=["-g"])
     port = free_port()
