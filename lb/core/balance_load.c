@@ -49,35 +49,54 @@ static size_t balance_random_below(uint32_t random, size_t n)
 	return (size_t)(((uint64_t)random * (uint64_t)n) >> 32);
 }
 
+/* The usable server (usable[0..n), but skip if not SIZE_MAX) that the
+ * point `at` in 0..(their weights' sum - 1) falls on. */
+static size_t weighted_at(const struct balancer *b, const size_t *usable, size_t n, size_t skip, uint64_t at)
+{
+	size_t last = 0;
+	for (size_t k = 0; k < n; k++) {
+		if (usable[k] == skip)
+			continue;
+		last = usable[k];
+		uint64_t w = (uint64_t)b->servers[last].weight;
+		if (at < w)
+			return last;
+		at -= w;
+	}
+	return last;
+}
+
 /*
  * random: power of two choices (Mitzenmacher). Two distinct usable servers
- * are drawn uniformly, the low 32 bits of req->random choosing the first
- * and the high 32 bits the second among the others; the lower load/weight
- * wins, the first drawn on a tie. With one usable server it is the answer.
- * Two choices instead of one bring the maximum load from about
- * log n / log log n above the mean down to log log n: see the test.
+ * are drawn by weight (as HAProxy's and nginx's random do: idle servers
+ * take shares in proportion to their weights), the low 32 bits of
+ * req->random choosing the first and the high 32 bits the second among
+ * the others; the lower load/weight wins, the first drawn on a tie. With
+ * one usable server it is the answer. Two choices instead of one bring
+ * the maximum load from about log n / log log n above the mean down to
+ * log log n: see the test.
  */
 int balance_pick_random(struct balancer *b, struct balance_cursor *c, const struct balance_request *req)
 {
 	size_t *usable = c->usable;
 	size_t nusable = 0;
+	uint64_t total = 0;
 	size_t first, second;
 	unsigned first_load, second_load;
 
 	for (size_t i = 0; i < b->nservers; i++)
-		if (b->servers[i].weight > 0 && req->usable(req->ctx, i))
+		if (b->servers[i].weight > 0 && req->usable(req->ctx, i)) {
 			usable[nusable++] = i;
+			total += (uint64_t)b->servers[i].weight;
+		}
 	if (nusable == 0)
 		return -1;
 	if (nusable == 1)
 		return (int)usable[0];
 
-	first = balance_random_below((uint32_t)req->random, nusable);
-	second = balance_random_below((uint32_t)(req->random >> 32), nusable - 1);
-	if (second >= first)
-		second++; /* skip the first: the two candidates are distinct */
-	first = usable[first];
-	second = usable[second];
+	first = weighted_at(b, usable, nusable, SIZE_MAX, balance_random_below((uint32_t)req->random, total));
+	uint64_t others = total - (uint64_t)b->servers[first].weight;
+	second = weighted_at(b, usable, nusable, first, balance_random_below((uint32_t)(req->random >> 32), others));
 
 	first_load = req->load(req->ctx, first);
 	second_load = req->load(req->ctx, second);

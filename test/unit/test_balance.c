@@ -540,6 +540,31 @@ static void test_random_candidates_are_distinct_usable_servers(void **state)
 	drop_balancer(b);
 }
 
+/* Idle servers (equal loads) take shares in proportion to their weights,
+ * as with HAProxy's and nginx's random: the candidates are drawn by
+ * weight (they were drawn uniformly: 3:1:0+ came out even). */
+static void test_random_draws_by_weight(void **state)
+{
+	struct balance_server servers[3];
+	struct pool pool = { 0 };
+	struct balance_request req = request_for(&pool);
+	static const int weights[3] = { 3, 1, 4 };
+	uint64_t seed = 7;
+	int count[3] = { 0 };
+	(void)state;
+
+	make_servers(servers, 3, weights);
+	struct balancer *b = make_balancer(BALANCE_RANDOM, HASH_METHOD_MAGLEV, 0, servers, 3);
+	for (int p = 0; p < 80000; p++) {
+		req.random = test_random(&seed);
+		count[pick(b, &req)]++;
+	}
+	assert_true(count[0] > 29000 && count[0] < 31000); /* 3/8 */
+	assert_true(count[1] > 9000 && count[1] < 11000); /* 1/8 */
+	assert_true(count[2] > 39000 && count[2] < 41000); /* 4/8 */
+	drop_balancer(b);
+}
+
 /* ---------------------------------------------------------------- Maglev */
 
 static const size_t server_counts[] = { 5, 10, 20, 50 };
@@ -1227,6 +1252,7 @@ int main(void)
 		cmocka_unit_test(test_least_conn_keeps_load_per_weight_within_one_of_ideal),
 		cmocka_unit_test(test_random_two_choices_keeps_max_load_near_mean),
 		cmocka_unit_test(test_random_candidates_are_distinct_usable_servers),
+		cmocka_unit_test(test_random_draws_by_weight),
 		cmocka_unit_test(test_maglev_shares_within_5_percent_of_weight_share),
 		cmocka_unit_test(test_maglev_removing_one_server_moves_at_most_1_over_n_plus_2_percent),
 		cmocka_unit_test(test_maglev_unusable_server_moves_only_its_keys_and_they_return),
