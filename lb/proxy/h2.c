@@ -95,7 +95,7 @@ struct h2_conn {
 	double glitch_budget; /* a token bucket: H2_GLITCH_BURST, refilled at H2_GLITCHES_PER_S */
 	uint64_t glitch_ms; /* clock_ms() of its last refill */
 	unsigned continuations; /* in the header block being received */
-	uint64_t bytes_read, payload; /* payload: DATA and header bytes, DATA sent too */
+	uint64_t bytes_read, payload; /* payload: DATA and header bytes, and 1/16 of DATA sent */
 	size_t buffered; /* response bytes of all streams waiting for the client (at most ~H2_CONN_BUFFER) */
 	bool shutting_down;
 	bool failed; /* a protocol error: GOAWAY sent, closing */
@@ -658,7 +658,11 @@ static void stream_close(struct conn *c)
 	if (!c->error)
 		stream_finish(c); /* a body until close ends here; after an error (cut short) it does not */
 	if (!st->resp_done) {
-		submit_rst(st, st->head_sent ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_REFUSED_STREAM);
+		/* REFUSED_STREAM says the request was not processed, and clients
+		 * send it again: only when http.c wrote nothing at all (a head
+		 * it wrote in its last pass may not have been taken yet). */
+		bool answered = st->head_sent || c->error || (c->out != NULL && evbuffer_get_length(c->out) > 0);
+		submit_rst(st, answered ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_REFUSED_STREAM);
 	} else if (!st->req_end) {
 		/* Answered before the request ended (RFC 9113 8.1): NO_ERROR
 		 * tells the client to stop sending, once the response's
@@ -941,12 +945,16 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
 	struct h2_conn *h = user_data;
+	/* The client's WINDOW_UPDATEs acknowledging a download are no flood
+	 * (Go's client sends two per 4 KiB read); a sixteenth of what was
+	 * sent covers them many times over and leaves little room for junk. */
 	if (frame->hd.type == NGHTTP2_DATA)
-		h->payload += frame->hd.length; /* what the client's WINDOW_UPDATEs acknowledge: no flood */
+		h->payload += frame->hd.length / 16;
 	if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
 	    (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
 		struct h2_stream *st = stream_of(session, frame->hd.stream_id);
-		if (st != NULL && st->reset_when_sent)
+		/* not once the client ended its side too: the stream is closed */
+		if (st != NULL && st->reset_when_sent && nghttp2_session_get_stream_remote_close(session, st->id) == 0)
 			submit_rst(st, NGHTTP2_NO_ERROR);
 	}
 	if (frame->hd.type != NGHTTP2_RST_STREAM)

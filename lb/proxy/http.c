@@ -859,6 +859,22 @@ static bool wait_for_slot(struct http_session *s)
 	return false;
 }
 
+/* Is the rest of the request's body in the client's input already (a
+ * chunked body, or one too large to set aside, waits there unread)? */
+static bool request_body_buffered(const struct http_session *s)
+{
+	struct http_body probe = s->x->req_body;
+	struct evbuffer_iovec v[16];
+	int n = s->session.client->in != NULL ? evbuffer_peek(s->session.client->in, -1, NULL, v, 16) : 0;
+	for (int k = 0; k < n && k < 16; k++) {
+		size_t used = 0;
+		enum http_body_status st = http_body_feed(&probe, v[k].iov_base, v[k].iov_len, &used);
+		if (st != HTTP_BODY_MORE)
+			return st == HTTP_BODY_DONE;
+	}
+	return false;
+}
+
 /* In the queue: a slot came (go on), the client left (its place goes at
  * once, with the session), or timeouts.queue passed (503, unless a slot
  * came meanwhile). A client that half-closed after a whole request still
@@ -869,8 +885,10 @@ static bool queued(struct http_session *s)
 	if (!peer_waiting(p) && p->index >= 0)
 		return attempt_on(s, s->x->retriable);
 	/* A client that left (an HTTP/2 stream's EOF is its END_STREAM, the
-	 * normal end of a body still to be read: only a reset counts). */
-	bool left = s->session.client->eof && !s->x->req_done && s->session.client->fd >= 0;
+	 * normal end of a body still to be read: only a reset counts); its
+	 * FIN after the whole request is a half-close. */
+	bool left = s->session.client->eof && !s->x->req_done && s->session.client->fd >= 0 &&
+		    !request_body_buffered(s);
 	if (s->session.client->error || left) {
 		s->state = HTTP_CLOSING;
 		return true;
@@ -1043,6 +1061,7 @@ static bool forward_response_head(struct http_session *s)
 		evbuffer_drain(in, head_len);
 		count_server_bytes(s, 0, head_len);
 		s->x->resp_scan_pos = 0;
+		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms); /* progress */
 		return true;
 	}
 	bool tunnel = s->x->resp.framing == HTTP_FRAMING_TUNNEL;
@@ -1074,6 +1093,7 @@ static bool forward_response_head(struct http_session *s)
 	count_server_bytes(s, 0, head_len);
 	if (s->x->resp.interim) {
 		s->x->resp_scan_pos = 0; /* 100 Continue: the final head follows */
+		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms); /* progress */
 		return true;
 	}
 	s->x->status = s->x->resp.status;
@@ -1133,6 +1153,7 @@ static void finish_exchange(struct http_session *s)
 	request_complete(s);
 	server_release(s, reusable);
 	request_reset(s);
+	drain_empty_lines(s->session.client); /* a CRLF after the body: still idle */
 	if (evbuffer_get_length(s->session.client->in) == 0)
 		exchange_give_back(s); /* idle until the next request */
 	s->requests_served++;

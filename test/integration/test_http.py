@@ -906,3 +906,41 @@ def test_a_crlf_after_a_body_leaves_the_connection_idle_not_awaiting_a_head(proc
         s.settimeout(5)
         s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert read_response(s)[0] == 200
+
+
+def test_a_queued_chunked_post_then_a_fin_is_answered(procs, lb):
+    """A whole chunked POST and the client's FIN while every slot is taken:
+    a half-close after a whole request (the body still unread in lb's
+    input), so it waits and is answered; it used to count as leaving."""
+    r = Replica(procs, name="r0").start()
+    port = free_port()
+    lb(http_config(port, [r.addr], workers=1, extra_backend="    max_connections: 1\n    timeouts:\n      queue: 5s"),
+       port)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as hold:
+        hold.sendall(b"GET /delay/500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        wait_until(lambda: replica_stats(r)["in_flight"] == 1, 5, "the slot taken")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            data = recv_all(s, 5)
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\n5")
+
+
+def test_interim_responses_move_the_idle_deadline(lb):
+    """A server that sends 102 Processing every 400 ms (idle: 1s) and its
+    answer after 1.6 s: each 1xx is progress, as any byte relayed (the
+    deadline armed at the first one used to end it with 504)."""
+    def script(conn):
+        if read_head(conn):
+            for _ in range(4):
+                conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+                time.sleep(0.4)  # the server's pace is the point of the test
+            conn.sendall(OK2)
+    with ScriptedServer(script) as srv:
+        port = free_port()
+        lb(http_config(port, [srv.addr], extra_backend="    retries: 0\n    timeouts:\n      response: 1s\n"
+                                                       "      idle: 1s"), port)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            data = recv_all(s, 5)
+    assert data.count(b"102 Processing") == 4 and b" 504 " not in data and data.endswith(b"ok")

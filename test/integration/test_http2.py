@@ -920,3 +920,19 @@ def test_queued_uploads_do_not_starve_the_upload_that_holds_the_slot(procs, lb):
     r = c.responses[a]
     assert r["ended"] and r["data"] == b"1000000", "A stuck: %d of its bytes unsent" % left.get(a, 0)
     c.close()
+
+
+def test_a_response_cut_in_the_pass_that_forwarded_its_head_is_not_called_refused(procs, lb):
+    """The server answers a POST with a head and an invalid chunk in one
+    write: lb cuts the response in the pass that wrote its head, before the
+    stream took it. The stream is reset INTERNAL_ERROR: REFUSED_STREAM
+    would tell the client that nothing was processed (RFC 9113 8.7), and
+    curl then sent the POST again, six times."""
+    def script(conn):
+        if read_head(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n")
+    with ScriptedServer(script) as srv:
+        c = H2Client(start_h2c(lb, [srv.addr]))
+        (r,) = c.wait([c.request("/order", method="POST", body=b"buy=1")], 5)
+        assert r["reset"] == h2.errors.ErrorCodes.INTERNAL_ERROR
+        c.close()
