@@ -78,6 +78,26 @@ static bool at_connection_limit(const struct worker *w)
 	       (unsigned)w->gen->cfg->global.max_connections;
 }
 
+/* A place under global.max_connections, taken before the accept: every
+ * worker counts against the same limit, and a check followed by an
+ * increment would let two of them past it at once. */
+static bool take_connection_place(const struct worker *w)
+{
+	unsigned max = (unsigned)w->gen->cfg->global.max_connections;
+	unsigned now = atomic_load_explicit(&lb_counters.connections_active, memory_order_relaxed);
+	do {
+		if (now >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&lb_counters.connections_active, &now, now + 1,
+						       memory_order_relaxed, memory_order_relaxed));
+	return true;
+}
+
+static void give_back_connection_place(void)
+{
+	atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+}
+
 static void accept_try_resume(struct worker *w)
 {
 	if (!w->accept_paused || atomic_load(&w->stopping))
@@ -149,7 +169,7 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 		return; /* another worker took it: the socket is shared */
 	int budget = waiting > 0 && waiting < ACCEPT_BUDGET ? waiting : ACCEPT_BUDGET;
 	for (int n = 0; n < budget; n++) {
-		if (at_connection_limit(w)) {
+		if (!take_connection_place(w)) {
 			accept_pause(w);
 			return;
 		}
@@ -157,21 +177,22 @@ static void on_accept_ready(evutil_socket_t fd, short what, void *arg)
 		socklen_t peer_len;
 		int client = listener_accept(fd, &peer, &peer_len);
 		if (client < 0) {
-			if (errno == EAGAIN)
+			int err = errno;
+			give_back_connection_place();
+			if (err == EAGAIN)
 				return; /* another worker took it (shared socket), or the count was stale */
 			char what[128];
 			snprintf(what, sizeof(what), "listener %s: accept", ap->listener->cfg->name);
-			accept_failed(w, what, errno);
+			accept_failed(w, what, err);
 			return;
 		}
 		struct worker_counters *mine = &lb_counters.workers[w->index];
-		atomic_fetch_add_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&mine->connections_total, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&mine->connections_active, 1, memory_order_relaxed);
 		int rc = w->handlers->start[ap->listener->cfg->mode](w, ap->listener, client, &peer, peer_len);
 		if (rc < 0) {
 			/* The session closed the socket; keep the count right. */
-			atomic_fetch_sub_explicit(&lb_counters.connections_active, 1, memory_order_relaxed);
+			give_back_connection_place();
 			atomic_fetch_sub_explicit(&mine->connections_active, 1, memory_order_relaxed);
 		}
 	}
