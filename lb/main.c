@@ -92,7 +92,9 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < errs.count; i++)
 			fprintf(stderr, "%s\n", errs.lines[i]);
 		config_errors_free(&errs);
-		return EXIT_BAD_CONFIG;
+		/* A file that could not be opened is "could not start" (SPEC 2);
+		 * with -t, whatever is wrong is an invalid configuration. */
+		return !check_only && access(config_path, R_OK) != 0 ? EXIT_CANNOT_START : EXIT_BAD_CONFIG;
 	}
 	config_errors_free(&errs);
 	/* Certificates and keys are part of the configuration: a bad one is

@@ -313,7 +313,7 @@ static const struct config_key config_listener_keys[] = {
 	    .flavour = CONFIG_STRING_NAME, .required = true),
 	/* at most libhttp-parser's limit for a head (http_msg.h HTTP_MAX_HEAD_SIZE) */
 	KEY(struct cfg_listener, "max_header_size", max_header_size, .kind = CONFIG_SIZE,
-	    .min = 1024, .max = 80 * 1024),
+	    .min = 256, .max = 80 * 1024),
 	KEY(struct cfg_listener, "proxy_protocol", proxy_protocol, .kind = CONFIG_BOOL),
 	KEY(struct cfg_listener, "http2", http2, .kind = CONFIG_BOOL),
 	KEY(struct cfg_listener, "timeouts", timeouts, .kind = CONFIG_MAP,

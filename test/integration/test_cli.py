@@ -228,3 +228,13 @@ def test_sigusr1_reopens_the_access_log(replicas, lb, tmp_path):
     wait_until(lambda: "log files reopened" in inst.log_text(), 5, "reopen")
     assert greeting(port) == "r0"
     wait_until(lambda: access.exists() and "front app" in access.read_text(), 5, "a line in the new file")
+
+
+def test_a_configuration_file_that_cannot_be_opened_is_could_not_start(tmp_path):
+    """SPEC 2: 3 could not start (a file could not be opened); with -t the
+    errors are 1 (an invalid configuration)."""
+    missing = str(tmp_path / "missing.yaml")
+    out = subprocess.run([LB, "-c", missing], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 3 and "missing.yaml: cannot read" in out.stderr
+    out = subprocess.run([LB, "-t", "-c", missing], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1 and "missing.yaml: cannot read" in out.stderr

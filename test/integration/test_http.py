@@ -283,10 +283,12 @@ def test_unknown_transfer_coding_gets_501(three):
     assert request(port, raw)[0] == 501
 
 
-def test_oversized_head_gets_431(three):
-    _, port, _ = three(extra_listener="    max_header_size: 4k")
-    raw = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+@pytest.mark.parametrize("limit,big", [("4k", 5000), ("512", 600)])
+def test_oversized_head_gets_431(three, limit, big):
+    _, port, _ = three(extra_listener="    max_header_size: %s" % limit)
+    raw = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * big + b"\r\n\r\n"
     assert request(port, raw)[0] == 431
+    assert request(port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0] == 200
 
 
 def test_slow_head_gets_408(three):

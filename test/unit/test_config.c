@@ -660,13 +660,13 @@ static void test_bad_size_is_an_error(void **state)
 	(void)state;
 	assert_minimal_with_error(4, "    max_header_size: 16kb\n",
 				  "lb.yaml:5:22: listeners[0].max_header_size: expected a size from "
-				  "1k to 80k (bytes, or with k, m, g), got \"16kb\"");
-	assert_minimal_with_error(4, "    max_header_size: 512\n",
+				  "256 to 80k (bytes, or with k, m, g), got \"16kb\"");
+	assert_minimal_with_error(4, "    max_header_size: 255\n",
 				  "lb.yaml:5:22: listeners[0].max_header_size: expected a size from "
-				  "1k to 80k (bytes, or with k, m, g), got \"512\"");
+				  "256 to 80k (bytes, or with k, m, g), got \"255\"");
 	assert_minimal_with_error(4, "    max_header_size: 81k\n",
 				  "lb.yaml:5:22: listeners[0].max_header_size: expected a size from "
-				  "1k to 80k (bytes, or with k, m, g), got \"81k\"");
+				  "256 to 80k (bytes, or with k, m, g), got \"81k\"");
 }
 
 static void test_bad_percentage_is_an_error(void **state)
