@@ -1359,17 +1359,48 @@ static size_t *config_first_duplicates(struct config_ctx *ctx, char *const *keys
 }
 
 /* "host|port", host lowercased: two spellings of one socket address match. */
+/* An address's host in one spelling: IP literals as inet_ntop writes them
+ * ("0:0::1" is "::1"), "*" (kept as "") as "0.0.0.0" (what a bind to it
+ * means), names in lower case. */
+static void config_canonical_host(const char *host, char *out, size_t len)
+{
+	unsigned char ip[sizeof(struct in6_addr)];
+	if (host[0] == '\0')
+		host = "0.0.0.0";
+	if (inet_pton(AF_INET, host, ip) == 1 && inet_ntop(AF_INET, ip, out, (socklen_t)len) != NULL)
+		return;
+	if (inet_pton(AF_INET6, host, ip) == 1 && inet_ntop(AF_INET6, ip, out, (socklen_t)len) != NULL)
+		return;
+	snprintf(out, len, "%s", host);
+	for (char *p = out; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
 static char *config_addr_key(struct config_ctx *ctx, const struct cfg_addr *addr)
 {
-	char *key;
+	char host[256], *key;
 
-	if (asprintf(&key, "%s|%u", addr->host, (unsigned)addr->port) < 0) {
+	config_canonical_host(addr->host, host, sizeof host);
+	if (asprintf(&key, "%s|%u", host, (unsigned)addr->port) < 0) {
 		ctx->oom = true;
 		return NULL;
 	}
-	for (char *p = key; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
 	return key;
+}
+
+/* Would binds to a and b (same port) collide: the same address, or one of
+ * them the wildcard of the other's family? */
+static bool config_binds_collide(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	char ha[256], hb[256];
+
+	if (a->port != b->port)
+		return false;
+	config_canonical_host(a->host, ha, sizeof ha);
+	config_canonical_host(b->host, hb, sizeof hb);
+	bool a6 = strchr(ha, ':') != NULL, b6 = strchr(hb, ':') != NULL;
+	return strcmp(ha, hb) == 0 || (a6 == b6 && (strcmp(ha, a6 ? "::" : "0.0.0.0") == 0 ||
+						    strcmp(hb, b6 ? "::" : "0.0.0.0") == 0));
 }
 
 static void config_free_keys(char **keys, size_t n)
@@ -1498,8 +1529,7 @@ static void config_check_binds(struct config_ctx *ctx)
 		if (first[i] != SIZE_MAX)
 			config_error(ctx, m->line, m->col, path,
 				     "address %s already used by listeners[%zu]", bind->text, first[i]);
-		else if (cfg->admin.enabled && bind->port && bind->port == cfg->admin.bind.port &&
-			 strcasecmp(bind->host, cfg->admin.bind.host) == 0)
+		else if (cfg->admin.enabled && bind->port && config_binds_collide(bind, &cfg->admin.bind))
 			config_error(ctx, m->line, m->col, path,
 				     "address %s already used by admin.bind", bind->text);
 	}

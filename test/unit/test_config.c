@@ -746,6 +746,22 @@ static void test_duplicate_bind_is_an_error(void **state)
 			 "  - {name: app, servers: [{addr: \"127.0.0.1:1\"}]}\n",
 			 "lb.yaml:3:23: listeners[0].bind: address 127.0.0.1:8080 already used "
 			 "by admin.bind");
+	/* the same address spelled another way: what a bind would meet */
+	assert_two_listeners_error("web2", "0.0.0.0:8080", "app",
+				   "lb.yaml:6:11: listeners[1].bind: address 0.0.0.0:8080 already used by "
+				   "listeners[0]");
+	assert_one_error("listeners:\n"
+			 "  - {name: a, bind: \"[::1]:8080\", backend: app}\n"
+			 "  - {name: b, bind: \"[0:0::1]:8080\", backend: app}\n"
+			 "backends:\n"
+			 "  - {name: app, servers: [{addr: \"127.0.0.1:1\"}]}\n",
+			 "lb.yaml:3:21: listeners[1].bind: address [0:0::1]:8080 already used by listeners[0]");
+	assert_one_error("admin: {bind: \"127.0.0.1:8080\"}\n"
+			 "listeners:\n"
+			 "  - {name: web, bind: \"*:8080\", backend: app}\n"
+			 "backends:\n"
+			 "  - {name: app, servers: [{addr: \"127.0.0.1:1\"}]}\n",
+			 "lb.yaml:3:23: listeners[0].bind: address *:8080 already used by admin.bind");
 }
 
 static void test_missing_backend_reference_is_an_error(void **state)
