@@ -25,6 +25,12 @@
 
 enum exit_status { EXIT_OK = 0, EXIT_BAD_CONFIG = 1, EXIT_USAGE = 2, EXIT_CANNOT_START = 3 };
 
+static void print_error_line(const char *line, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", line);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: lb [-c FILE] [-t] [-d] [-p PIDFILE] [-V] [-h]\n"
@@ -99,9 +105,7 @@ int main(int argc, char **argv)
 	config_errors_free(&errs);
 	/* Certificates and keys are part of the configuration: a bad one is
 	 * reported as such, with the key's place. */
-	char tls_error[512];
-	if (tls_check_config(cfg, tls_error, sizeof(tls_error)) < 0) {
-		fprintf(stderr, "%s\n", tls_error);
+	if (tls_check_config(cfg, print_error_line, NULL) > 0) {
 		config_free(cfg);
 		return EXIT_BAD_CONFIG;
 	}

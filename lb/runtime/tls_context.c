@@ -472,23 +472,29 @@ SSL_CTX *tls_client_ctx(const struct tls_client *c)
 	return c->ctx;
 }
 
-int tls_check_config(const struct lb_config *cfg, char *err, size_t errlen)
+size_t tls_check_config(const struct lb_config *cfg, void (*report)(const char *line, void *arg), void *arg)
 {
+	char err[512];
+	size_t problems = 0;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		if (!cfg->listeners[i].tls.enabled)
 			continue;
-		struct tls_server *s = tls_server_new(&cfg->listeners[i].tls, cfg->listeners[i].name, err, errlen);
-		if (s == NULL)
-			return -1;
+		struct tls_server *s = tls_server_new(&cfg->listeners[i].tls, cfg->listeners[i].name, err, sizeof(err));
+		if (s == NULL) {
+			report(err, arg);
+			problems++;
+		}
 		tls_server_free(s);
 	}
 	for (size_t i = 0; i < cfg->nbackends; i++) {
 		if (!cfg->backends[i].tls.enabled)
 			continue;
-		struct tls_client *c = tls_client_new(&cfg->backends[i].tls, err, errlen);
-		if (c == NULL)
-			return -1;
+		struct tls_client *c = tls_client_new(&cfg->backends[i].tls, err, sizeof(err));
+		if (c == NULL) {
+			report(err, arg);
+			problems++;
+		}
 		tls_client_free(c);
 	}
-	return 0;
+	return problems;
 }

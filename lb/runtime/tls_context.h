@@ -48,8 +48,9 @@ struct tls_client *tls_client_new(const struct cfg_backend_tls *cfg, char *err, 
 void tls_client_free(struct tls_client *c); /* NULL is fine */
 SSL_CTX *tls_client_ctx(const struct tls_client *c);
 
-/* Every TLS context of cfg built once and dropped (lb -t). 0, or -1 with
- * the first error in err. */
-int tls_check_config(const struct lb_config *cfg, char *err, size_t errlen);
+/* Every TLS context of cfg built once and dropped (lb -t, and before a
+ * start): each one that fails is reported (a line naming the key's place),
+ * all of them in one run. Returns how many failed. */
+size_t tls_check_config(const struct lb_config *cfg, void (*report)(const char *line, void *arg), void *arg);
 
 #endif

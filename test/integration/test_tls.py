@@ -343,6 +343,17 @@ def test_lb_t_reports_certificate_errors_with_their_place(tmp_path, pki):
     assert rc != 0 and "listeners[0].tls.ciphers" in err, err
     rc, err, _ = check([pki["expired"]])
     assert rc == 0 and "has expired" in err, err
+    # every bad certificate in one run (SPEC 2), not only the first
+    two = "listeners:\n"
+    for name, cert in (("a", "/nonexistent/a.pem"), ("b", "/nonexistent/b.pem")):
+        two += ("  - name: %s\n    bind: \"127.0.0.1:%d\"\n    backend: app\n%s\n"
+                % (name, free_port(), tls_block([(cert, pki["a"][1])])))
+    two += "backends:\n  - name: app\n    servers:\n      - addr: 127.0.0.1:9\n"
+    path = tmp_path / "two.yaml"
+    path.write_text(two)
+    out = subprocess.run([LB, "-t", "-c", str(path)], capture_output=True, timeout=20)
+    err = out.stderr.decode()
+    assert out.returncode == 1 and "/nonexistent/a.pem" in err and "/nonexistent/b.pem" in err, err
     # Relative names start at the configuration's directory.
     shutil.copy(pki["a"][0], tmp_path / "rel.pem")
     shutil.copy(pki["a"][1], tmp_path / "rel.key")
