@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,7 +75,10 @@ int control_workers_wanted(const struct lb_config *cfg)
 {
 	if (cfg->global.workers > 0)
 		return cfg->global.workers;
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	/* The CPUs lb may run on (taskset, a container's cpuset), as HAProxy
+	 * counts them; all the online ones when that cannot be read. */
+	cpu_set_t allowed;
+	long n = sched_getaffinity(0, sizeof(allowed), &allowed) == 0 ? CPU_COUNT(&allowed) : sysconf(_SC_NPROCESSORS_ONLN);
 	if (n > LB_MAX_WORKERS)
 		n = LB_MAX_WORKERS; /* server_state keeps a pool per worker */
 	return n > 0 ? (int)n : 1;

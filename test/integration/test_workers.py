@@ -281,3 +281,26 @@ def test_max_connections_holds_across_workers(replicas, lb):
         assert len(readable) == 1, "%d connections served at once with max_connections: 1" % len(readable)
         for s in socks:
             s.close()
+
+
+@pytest.mark.skipif(not shutil.which("taskset") or os.cpu_count() < 2, reason="needs taskset and 2 CPUs")
+def test_workers_auto_counts_the_cpus_lb_may_run_on(procs, tmp_path):
+    """workers: auto is one per CPU lb may use (taskset, a container's
+    cpuset), as HAProxy counts them: under taskset -c 0, one worker (it
+    used to start one per online CPU)."""
+    port = free_port()
+    path = tmp_path / "lb.yaml"
+    path.write_text(http_config(port, ["127.0.0.1:9"], workers=1).replace("workers: 1", "workers: auto"))
+    log = tmp_path / "lb.log"
+    with open(log, "w") as err:
+        p = subprocess.Popen(["taskset", "-c", "0", LB, "-c", str(path)], stdout=subprocess.DEVNULL, stderr=err)
+    procs.append(p)
+
+    def workers():
+        names = []
+        for task in os.listdir("/proc/%d/task" % p.pid):
+            with open("/proc/%d/task/%s/comm" % (p.pid, task)) as f:
+                names.append(f.read().strip())
+        return sum(n.startswith("lb-worker") for n in names)
+    wait_until(lambda: "lb running" in log.read_text() or p.poll() is not None, 10, "lb to start every worker")
+    assert p.poll() is None and workers() == 1
