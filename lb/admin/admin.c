@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "admin_server.h"
@@ -105,7 +106,8 @@ static bool authorized(const struct admin *a, const struct admin_request *req)
 	if (a->token[0] == '\0')
 		return true;
 	const char *auth = req->authorization;
-	return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, a->token);
+	/* the scheme's name is case-insensitive (RFC 9110 11.1) */
+	return auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, a->token);
 }
 
 /* "drain" (admin), "down" (by its checks, or ejected), else "up". */

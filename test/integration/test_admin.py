@@ -169,6 +169,12 @@ def test_token_is_required_when_set(setup):
     assert call(admin, "GET", "/stats")[0] == 401
     assert call(admin, "GET", "/stats", token="wrong")[0] == 401
     assert call(admin, "GET", "/stats", token="s3cret")[0] == 200
+    # the scheme's name is case-insensitive (RFC 9110 11.1), the token is not
+    for scheme, token, status in (("bearer", "s3cret", 200), ("BEARER", "s3cret", 200), ("Bearer", "S3CRET", 401)):
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        conn.request("GET", "/stats", headers={"Authorization": "%s %s" % (scheme, token)})
+        assert conn.getresponse().status == status, scheme
+        conn.close()
 
 
 def test_unknown_path_is_404_and_wrong_method_is_405(setup):
