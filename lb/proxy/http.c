@@ -701,8 +701,9 @@ static bool h2_step(struct http_session *s)
  * timeouts.client instead of starting a head that never comes (408). */
 static void drain_empty_lines(struct conn *client)
 {
-	char c;
-	while (client->in != NULL && evbuffer_copyout(client->in, &c, 1) == 1 && (c == '\r' || c == '\n'))
+	const unsigned char *first; /* pullup of one byte: the first chain's own pointer, no copy */
+	while (client->in != NULL && evbuffer_get_length(client->in) > 0 &&
+	       (first = evbuffer_pullup(client->in, 1)) != NULL && (*first == '\r' || *first == '\n'))
 		evbuffer_drain(client->in, 1);
 }
 
