@@ -94,13 +94,14 @@ int main(int argc, char **argv)
 
 	struct lb_config *cfg = NULL;
 	struct config_errors errs = { 0 };
-	if (config_load_file(config_path, &cfg, &errs) < 0) {
+	int loaded = config_load_file(config_path, &cfg, &errs);
+	if (loaded < 0) {
 		for (size_t i = 0; i < errs.count; i++)
 			fprintf(stderr, "%s\n", errs.lines[i]);
 		config_errors_free(&errs);
 		/* A file that could not be opened is "could not start" (SPEC 2);
 		 * with -t, whatever is wrong is an invalid configuration. */
-		return !check_only && access(config_path, R_OK) != 0 ? EXIT_CANNOT_START : EXIT_BAD_CONFIG;
+		return !check_only && loaded == CONFIG_UNREADABLE ? EXIT_CANNOT_START : EXIT_BAD_CONFIG;
 	}
 	config_errors_free(&errs);
 	/* Certificates and keys are part of the configuration: a bad one is

@@ -1358,22 +1358,29 @@ static size_t *config_first_duplicates(struct config_ctx *ctx, char *const *keys
 	return first;
 }
 
-/* "host|port", host lowercased: two spellings of one socket address match. */
 /* An address's host in one spelling: IP literals as inet_ntop writes them
- * ("0:0::1" is "::1"), "*" (kept as "") as "0.0.0.0" (what a bind to it
- * means), names in lower case. */
-static void config_canonical_host(const char *host, char *out, size_t len)
+ * ("0:0::1" is "::1", "::ffff:1.2.3.4" is "1.2.3.4": lb's IPv6 sockets
+ * take IPv4 too), "*" (kept as "") as "0.0.0.0" (what a bind to it
+ * means), names in lower case. Returns the family (AF_INET, AF_INET6),
+ * or 0 for a name. */
+static int config_canonical_host(const char *host, char *out, size_t len)
 {
-	unsigned char ip[sizeof(struct in6_addr)];
+	struct in6_addr ip6;
+	struct in_addr ip4;
 	if (host[0] == '\0')
 		host = "0.0.0.0";
-	if (inet_pton(AF_INET, host, ip) == 1 && inet_ntop(AF_INET, ip, out, (socklen_t)len) != NULL)
-		return;
-	if (inet_pton(AF_INET6, host, ip) == 1 && inet_ntop(AF_INET6, ip, out, (socklen_t)len) != NULL)
-		return;
+	if (inet_pton(AF_INET, host, &ip4) == 1 && inet_ntop(AF_INET, &ip4, out, (socklen_t)len) != NULL)
+		return AF_INET;
+	if (inet_pton(AF_INET6, host, &ip6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&ip6) && inet_ntop(AF_INET, &ip6.s6_addr[12], out, (socklen_t)len) != NULL)
+			return AF_INET;
+		if (inet_ntop(AF_INET6, &ip6, out, (socklen_t)len) != NULL)
+			return AF_INET6;
+	}
 	snprintf(out, len, "%s", host);
 	for (char *p = out; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
+	return 0;
 }
 
 static char *config_addr_key(struct config_ctx *ctx, const struct cfg_addr *addr)
@@ -1388,19 +1395,23 @@ static char *config_addr_key(struct config_ctx *ctx, const struct cfg_addr *addr
 	return key;
 }
 
-/* Would binds to a and b (same port) collide: the same address, or one of
- * them the wildcard of the other's family? */
+/* Would binds to a and b collide: the same port and the same address, or
+ * one of them a wildcard that takes the other ("0.0.0.0" every IPv4
+ * address; "::" every address, lb's IPv6 sockets taking IPv4 too)? A host
+ * name is judged by its text only: what it resolves to is for the bind. */
 static bool config_binds_collide(const struct cfg_addr *a, const struct cfg_addr *b)
 {
 	char ha[256], hb[256];
 
 	if (a->port != b->port)
 		return false;
-	config_canonical_host(a->host, ha, sizeof ha);
-	config_canonical_host(b->host, hb, sizeof hb);
-	bool a6 = strchr(ha, ':') != NULL, b6 = strchr(hb, ':') != NULL;
-	return strcmp(ha, hb) == 0 || (a6 == b6 && (strcmp(ha, a6 ? "::" : "0.0.0.0") == 0 ||
-						    strcmp(hb, b6 ? "::" : "0.0.0.0") == 0));
+	int fa = config_canonical_host(a->host, ha, sizeof ha), fb = config_canonical_host(b->host, hb, sizeof hb);
+	if (strcmp(ha, hb) == 0)
+		return true;
+	if (fa == 0 || fb == 0)
+		return false;
+	return strcmp(ha, "::") == 0 || strcmp(hb, "::") == 0 || (fa == fb && (strcmp(ha, "0.0.0.0") == 0 ||
+										strcmp(hb, "0.0.0.0") == 0));
 }
 
 static void config_free_keys(char **keys, size_t n)
@@ -1509,32 +1520,25 @@ static void config_check_binds(struct config_ctx *ctx)
 {
 	const struct lb_config *cfg = ctx->cfg;
 	size_t n = cfg->nlisteners, bind_index = config_key_index(config_listener_keys, "bind");
-	char **keys = calloc(n, sizeof *keys);
-	size_t *first = NULL;
 
-	if (!keys) {
-		ctx->oom = true;
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (cfg->listeners[i].bind.port)
-			keys[i] = config_addr_key(ctx, &cfg->listeners[i].bind);
-	first = config_first_duplicates(ctx, keys, n);
-	for (size_t i = 0; first && i < n; i++) {
+	/* Pairs: listeners are few, and "*:P" beside "127.0.0.1:P" is no
+	 * duplicate of text, yet the second bind fails. */
+	for (size_t i = 0; i < n; i++) {
 		const struct cfg_addr *bind = &cfg->listeners[i].bind;
 		const struct config_pos *m = &ctx->listener_marks[i * CONFIG_KEYS_MAX + bind_index];
 		char path[CONFIG_PATH_MAX];
+		size_t j = 0;
 
+		if (!bind->port)
+			continue; /* malformed: already reported */
+		while (j < i && !(cfg->listeners[j].bind.port && config_binds_collide(bind, &cfg->listeners[j].bind)))
+			j++;
 		snprintf(path, sizeof path, "listeners[%zu].bind", i);
-		if (first[i] != SIZE_MAX)
-			config_error(ctx, m->line, m->col, path,
-				     "address %s already used by listeners[%zu]", bind->text, first[i]);
-		else if (cfg->admin.enabled && bind->port && config_binds_collide(bind, &cfg->admin.bind))
-			config_error(ctx, m->line, m->col, path,
-				     "address %s already used by admin.bind", bind->text);
+		if (j < i)
+			config_error(ctx, m->line, m->col, path, "address %s already used by listeners[%zu]", bind->text, j);
+		else if (cfg->admin.enabled && config_binds_collide(bind, &cfg->admin.bind))
+			config_error(ctx, m->line, m->col, path, "address %s already used by admin.bind", bind->text);
 	}
-	free(first);
-	config_free_keys(keys, n);
 }
 
 /* Sets every listener's backend_index; reports names that match no backend. */
@@ -1839,7 +1843,7 @@ int config_load_file(const char *path, struct lb_config **out, struct config_err
 	errno = 0;
 	if (config_read_file(path, &text, &len) < 0) {
 		config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-		return -1;
+		return CONFIG_UNREADABLE;
 	}
 	char *dir = strdup(path);
 	if (dir == NULL) {

@@ -224,10 +224,12 @@ struct config_errors {
 
 /*
  * Load and validate. On success returns 0 and *out owns a config to be
- * released with config_free. On failure returns -1, *out is NULL, and errs
- * holds at least one line. errs must be released with config_errors_free
- * in both cases. `name` is what messages call the file.
+ * released with config_free. On failure returns -1 (CONFIG_UNREADABLE when
+ * the file itself could not be read), *out is NULL, and errs holds at least
+ * one line. errs must be released with config_errors_free in both cases.
+ * `name` is what messages call the file.
  */
+#define CONFIG_UNREADABLE (-2)
 int config_load_file(const char *path, struct lb_config **out, struct config_errors *errs);
 int config_load_string(const char *name, const char *text, size_t len, struct lb_config **out,
 		       struct config_errors *errs);

@@ -864,14 +864,19 @@ static bool wait_for_slot(struct http_session *s)
  * chunked body, or one too large to set aside, waits there unread)? */
 static bool request_body_buffered(const struct http_session *s)
 {
+	struct evbuffer *in = s->session.client->in;
 	struct http_body probe = s->x->req_body;
-	struct evbuffer_iovec v[16];
-	int n = s->session.client->in != NULL ? evbuffer_peek(s->session.client->in, -1, NULL, v, 16) : 0;
-	for (int k = 0; k < n && k < 16; k++) {
+	struct evbuffer_ptr at;
+	struct evbuffer_iovec v;
+	if (in == NULL || evbuffer_ptr_set(in, &at, 0, EVBUFFER_PTR_SET) < 0)
+		return false;
+	while (evbuffer_peek(in, -1, &at, &v, 1) >= 1 && v.iov_len > 0) { /* chunk by chunk, all of them */
 		size_t used = 0;
-		enum http_body_status st = http_body_feed(&probe, v[k].iov_base, v[k].iov_len, &used);
+		enum http_body_status st = http_body_feed(&probe, v.iov_base, v.iov_len, &used);
 		if (st != HTTP_BODY_MORE)
 			return st == HTTP_BODY_DONE;
+		if (evbuffer_ptr_set(in, &at, v.iov_len, EVBUFFER_PTR_ADD) < 0)
+			return false;
 	}
 	return false;
 }

@@ -910,10 +910,13 @@ def test_a_crlf_after_a_body_leaves_the_connection_idle_not_awaiting_a_head(proc
         assert read_response(s)[0] == 200
 
 
-def test_a_queued_chunked_post_then_a_fin_is_answered(procs, lb):
-    """A whole chunked POST and the client's FIN while every slot is taken:
-    a half-close after a whole request (the body still unread in lb's
-    input), so it waits and is answered; it used to count as leaving."""
+@pytest.mark.parametrize("body", [b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                                  b"Content-Length: 262000\r\n\r\n" + b"x" * 262000], ids=["chunked", "256k"])
+def test_a_queued_post_then_a_fin_is_answered(procs, lb, body):
+    """A whole POST (chunked; or 256 KB, in many chunks of lb's input) and
+    the client's FIN while every slot is taken: a half-close after a whole
+    request (the body still unread in lb's input), so it waits and is
+    answered; it used to count as leaving."""
     r = Replica(procs, name="r0").start()
     port = free_port()
     lb(http_config(port, [r.addr], workers=1, extra_backend="    max_connections: 1\n    timeouts:\n      queue: 5s"),
@@ -922,10 +925,10 @@ def test_a_queued_chunked_post_then_a_fin_is_answered(procs, lb):
         hold.sendall(b"GET /delay/500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         wait_until(lambda: replica_stats(r)["in_flight"] == 1, 5, "the slot taken")
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\n" + body)
             s.shutdown(socket.SHUT_WR)
             data = recv_all(s, 5)
-    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\n5")
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\n%d" % (5 if b"chunked" in body else 262000))
 
 
 def test_interim_responses_move_the_idle_deadline(lb):

@@ -762,6 +762,30 @@ static void test_duplicate_bind_is_an_error(void **state)
 			 "backends:\n"
 			 "  - {name: app, servers: [{addr: \"127.0.0.1:1\"}]}\n",
 			 "lb.yaml:3:23: listeners[0].bind: address *:8080 already used by admin.bind");
+	/* lb's IPv6 sockets take IPv4 too: "[::]" covers every address */
+	assert_one_error("admin: {bind: \"127.0.0.1:8080\"}\n"
+			 "listeners:\n"
+			 "  - {name: web, bind: \"[::]:8080\", backend: app}\n"
+			 "backends:\n"
+			 "  - {name: app, servers: [{addr: \"127.0.0.1:1\"}]}\n",
+			 "lb.yaml:3:23: listeners[0].bind: address [::]:8080 already used by admin.bind");
+	assert_one_error("listeners:\n"
+			 "  - {name: a, bind: \"*:8080\", backend: app}\n"
+			 "  - {name: b, bind: \"[::ffff:127.0.0.1]:8080\", backend: app}\n"
+			 "backends:\n"
+			 "  - {name: app, servers: [{addr: \"127.0.0.1:1\"}]}\n",
+			 "lb.yaml:3:21: listeners[1].bind: address [::ffff:127.0.0.1]:8080 already used by listeners[0]");
+	/* a name is judged by its text: what it resolves to is for the bind */
+	struct lb_config *cfg = NULL;
+	struct config_errors errs;
+	static const char named[] = "admin: {bind: \"*:8080\"}\n"
+				    "listeners:\n"
+				    "  - {name: web, bind: \"localhost:8080\", backend: app}\n"
+				    "backends:\n"
+				    "  - {name: app, servers: [{addr: \"127.0.0.1:1\"}]}\n";
+	assert_int_equal(config_load_string("lb.yaml", named, sizeof(named) - 1, &cfg, &errs), 0);
+	config_free(cfg);
+	config_errors_free(&errs);
 }
 
 static void test_missing_backend_reference_is_an_error(void **state)
@@ -1053,7 +1077,7 @@ static void test_load_file_reports_unreadable_file(void **state)
 	struct config_errors errs;
 
 	(void)state;
-	assert_int_equal(config_load_file("/nonexistent/lb.yaml", &cfg, &errs), -1);
+	assert_int_equal(config_load_file("/nonexistent/lb.yaml", &cfg, &errs), CONFIG_UNREADABLE);
 	assert_null(cfg);
 	assert_int_equal(errs.count, 1);
 	assert_string_equal(errs.lines[0], "/nonexistent/lb.yaml: cannot read: No such file or directory");
