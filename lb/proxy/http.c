@@ -1257,15 +1257,17 @@ static bool exchange(struct http_session *s)
 		count_server_bytes(s, 0, (uint64_t)n);
 		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
 	}
-	relay_backpressure(s->session.server.conn, s->session.client);
-	if (!http_body_done(&s->x->resp_body) && (s->session.server.conn->eof || s->session.server.conn->error)) {
-		if (!http_body_eof_ok(&s->x->resp_body) || s->session.server.conn->error)
-			return cut_response(s, "closed in the middle of a response");
-		s->close_client = true; /* the body ended with the connection */
+	if (http_body_done(&s->x->resp_body)) {
+		/* before the last bytes are flushed: a client that has its whole
+		 * answer finds the server's slot given back (/stats "active") */
 		finish_exchange(s);
 		return true;
 	}
-	if (http_body_done(&s->x->resp_body)) {
+	relay_backpressure(s->session.server.conn, s->session.client);
+	if (s->session.server.conn->eof || s->session.server.conn->error) {
+		if (!http_body_eof_ok(&s->x->resp_body) || s->session.server.conn->error)
+			return cut_response(s, "closed in the middle of a response");
+		s->close_client = true; /* the body ended with the connection */
 		finish_exchange(s);
 		return true;
 	}
