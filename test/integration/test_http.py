@@ -818,24 +818,28 @@ def test_pipelined_requests_before_a_half_close_are_all_answered(procs, lb):
     assert data.count(b"Connection: close") == 1  # the last answer only
 
 
+def processing_then_ok(lb, interims, timeouts):
+    """A server that sends `interims` 102 Processing 0.4 s apart, then its
+    answer 0.4 s later; what a client of lb with backend `timeouts` gets."""
+    def script(conn):
+        if read_head(conn):
+            for _ in range(interims):
+                conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+                time.sleep(0.4)  # the server's pace is the point of the test
+            conn.sendall(OK2)
+    with ScriptedServer(script) as srv:
+        port = free_port()
+        lb(http_config(port, [srv.addr], extra_backend="    retries: 0\n    timeouts:\n" + timeouts), port)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            return recv_all(s, 5)
+
+
 def test_response_timeout_ends_at_the_first_byte_of_the_response(lb):
     """SPEC 4: timeouts.response runs until the first byte of the response.
     A server that sends 102 Processing at once and its answer 0.8 s later
     (response: 600ms, idle: 2s) is not cut off with 504 at 0.6 s."""
-    def script(conn):
-        if read_head(conn):
-            conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
-            time.sleep(0.4)  # the server's pace is the point of the test
-            conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
-            time.sleep(0.4)
-            conn.sendall(OK2)
-    with ScriptedServer(script) as srv:
-        port = free_port()
-        lb(http_config(port, [srv.addr], extra_backend="    retries: 0\n    timeouts:\n      response: 600ms\n"
-                                                       "      idle: 2s"), port)
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            data = recv_all(s, 5)
+    data = processing_then_ok(lb, 2, "      response: 600ms\n      idle: 2s")
     assert data.count(b"HTTP/1.1 102 Processing") == 2 and b" 504 " not in data
     assert data.endswith(b"\r\n\r\nok") and b"HTTP/1.1 200 OK" in data
 
@@ -935,17 +939,5 @@ def test_interim_responses_move_the_idle_deadline(lb):
     """A server that sends 102 Processing every 400 ms (idle: 1s) and its
     answer after 1.6 s: each 1xx is progress, as any byte relayed (the
     deadline armed at the first one used to end it with 504)."""
-    def script(conn):
-        if read_head(conn):
-            for _ in range(4):
-                conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
-                time.sleep(0.4)  # the server's pace is the point of the test
-            conn.sendall(OK2)
-    with ScriptedServer(script) as srv:
-        port = free_port()
-        lb(http_config(port, [srv.addr], extra_backend="    retries: 0\n    timeouts:\n      response: 1s\n"
-                                                       "      idle: 1s"), port)
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            data = recv_all(s, 5)
+    data = processing_then_ok(lb, 4, "      response: 1s\n      idle: 1s")
     assert data.count(b"102 Processing") == 4 and b" 504 " not in data and data.endswith(b"ok")
