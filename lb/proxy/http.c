@@ -1034,6 +1034,15 @@ static void start_tunnel(struct http_session *s)
 	s->session.client->want_read = true;
 }
 
+/* An interim (1xx) head went by: the final head follows; it was
+ * progress, as any byte relayed. */
+static bool interim_passed(struct http_session *s)
+{
+	s->x->resp_scan_pos = 0;
+	session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms);
+	return true;
+}
+
 /* Forward a response head from the front of the server input. Returns
  * false while incomplete; may answer 502 itself. */
 static bool forward_response_head(struct http_session *s)
@@ -1066,9 +1075,7 @@ static bool forward_response_head(struct http_session *s)
 		/* HTTP/1.0 has no 1xx: not for such a client (RFC 9110 15.2) */
 		evbuffer_drain(in, head_len);
 		count_server_bytes(s, 0, head_len);
-		s->x->resp_scan_pos = 0;
-		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms); /* progress */
-		return true;
+		return interim_passed(s);
 	}
 	bool tunnel = s->x->resp.framing == HTTP_FRAMING_TUNNEL;
 	if (!s->x->resp.interim) {
@@ -1097,11 +1104,8 @@ static bool forward_response_head(struct http_session *s)
 	evbuffer_drain(in, head_len);
 	s->x->resp_bytes += out_len;
 	count_server_bytes(s, 0, head_len);
-	if (s->x->resp.interim) {
-		s->x->resp_scan_pos = 0; /* 100 Continue: the final head follows */
-		session_timer_arm(&s->session, s->session.backend->cfg->timeouts.idle_ms); /* progress */
-		return true;
-	}
+	if (s->x->resp.interim)
+		return interim_passed(s);
 	s->x->status = s->x->resp.status;
 	s->x->resp_head_done = true;
 	count_response(s);
@@ -1172,13 +1176,12 @@ static void finish_exchange(struct http_session *s)
 	session_timer_arm(&s->session, s->session.listener->cfg->timeouts.client_ms);
 }
 
-/* The response was cut short after its head went out: the server's
- * failure. The client conn is marked failed too, so that a stream of an
- * HTTP/2 client is reset rather than ended as if whole (a TCP client
- * just sees the connection close, as before). */
-static bool cut_response(struct http_session *s, const char *why)
+/* The response is cut short after its head went out (the caller noted
+ * the server's failure): the client conn is marked failed too, so that a
+ * stream of an HTTP/2 client is reset rather than ended as if whole (a
+ * TCP client just sees the connection close). */
+static bool cut_response(struct http_session *s)
 {
-	note_server_failure(s, why);
 	s->session.client->error = true;
 	s->state = HTTP_CLOSING;
 	return true;
@@ -1248,9 +1251,7 @@ static bool exchange(struct http_session *s)
 	ssize_t n = pump_body(&s->x->resp_body, s->session.server.conn->in, s->session.client->out);
 	if (n < 0) {
 		note_invalid_response(s, "invalid body framing");
-		s->session.client->error = true; /* as cut_response */
-		s->state = HTTP_CLOSING; /* the head is out: nothing to say but close */
-		return true;
+		return cut_response(s); /* the head is out: nothing to say but close */
 	}
 	if (n > 0) {
 		s->x->resp_bytes += (uint64_t)n;
@@ -1265,8 +1266,10 @@ static bool exchange(struct http_session *s)
 	}
 	relay_backpressure(s->session.server.conn, s->session.client);
 	if (s->session.server.conn->eof || s->session.server.conn->error) {
-		if (!http_body_eof_ok(&s->x->resp_body) || s->session.server.conn->error)
-			return cut_response(s, "closed in the middle of a response");
+		if (!http_body_eof_ok(&s->x->resp_body) || s->session.server.conn->error) {
+			note_server_failure(s, "closed in the middle of a response");
+			return cut_response(s);
+		}
 		s->close_client = true; /* the body ended with the connection */
 		finish_exchange(s);
 		return true;
@@ -1275,8 +1278,10 @@ static bool exchange(struct http_session *s)
 		s->state = HTTP_CLOSING;
 		return true;
 	}
-	if (s->session.timer_fired)
-		return cut_response(s, "idle timeout in a response");
+	if (s->session.timer_fired) {
+		note_server_failure(s, "idle timeout in a response");
+		return cut_response(s);
+	}
 	return false;
 }
 

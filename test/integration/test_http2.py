@@ -473,7 +473,6 @@ def test_an_upload_answered_by_lb_itself_leaves_the_worker_free(procs, lb, tmp_p
     assert out.stdout == "503"
     # A second with nothing to do: lb's CPU time over it (a measurement
     # window, not a wait for an event).
-    import time
     cpu, until = cpu_seconds(inst.proc.pid), time.monotonic() + 1.0
     wait_until(lambda: time.monotonic() >= until, 3, "a second")
     spent = cpu_seconds(inst.proc.pid) - cpu
@@ -505,7 +504,6 @@ def test_a_response_is_not_cut_when_the_request_ends_after_it(procs, lb):
 
 
 def test_a_body_until_close_ends_its_stream_at_once(procs, lb):
-    import time
     with ScriptedServer(answering(lambda head: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 200000)) as srv:
         c = H2Client(start_h2c(lb, [srv.addr]))
         began = time.monotonic()
@@ -525,7 +523,6 @@ def test_a_client_that_leaves_mid_header_block_frees_its_connection(procs, lb):
                           extra_top="admin:\n  bind: 127.0.0.1:%d\n" % admin), port)
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     block = hpack.Encoder().encode([(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "t")])
-    import struct
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\x04\0\0\0\0\0" +
               struct.pack("!I", len(block))[1:] + b"\x01\x00" + struct.pack("!I", 1) + block)  # no END_HEADERS
     wait_until(lambda: connections_active(admin) == 1, 5, "lb to see the connection")
@@ -617,7 +614,6 @@ def test_a_hundred_stalled_downloads_hold_lbs_memory_bounded(procs, lb):
         c.conn.send_headers(sid, [(":method", "GET"), (":path", "/bytes/2000000"), (":scheme", "http"),
                                   (":authority", "t")], end_stream=True)
     c.flush()
-    import time
     c.sock.settimeout(0.2)
     until = time.monotonic() + 1.5
     while time.monotonic() < until:  # read what comes, acknowledge nothing
@@ -684,8 +680,6 @@ def test_an_idle_connection_told_goaway_is_closed_a_timeout_later(procs, lb):
     """Idle for timeouts.client: GOAWAY; still there (a header block that
     never ends) a timeout later: closed."""
     import hpack
-    import struct
-    import time
     rs = [Replica(procs, name="r0").start()]
     port = free_port()
     lb(http_config(port, [rs[0].addr], extra_listener="    http2: true\n    timeouts:\n      client: 1s", workers=1),
@@ -728,7 +722,6 @@ def test_a_compressed_header_bomb_is_refused_before_it_is_decoded_into_a_request
     big = ("x-big", "y" * 4000)
     sid = c.conn.get_next_available_stream_id()
     block = enc.encode(base + [big] * 250)  # the entry is indexed after its first use
-    import struct
     c.sock.sendall(struct.pack("!I", len(block))[1:] + b"\x01\x05" + struct.pack("!I", sid) + block)
     c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None, "trailers": None}
     # The raw frame bypassed h2's state machine: read lb's frames raw.

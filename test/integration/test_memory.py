@@ -9,6 +9,7 @@ burst's freed pages (lb/event/evmem.h).
 """
 import os
 import resource
+import socket
 import subprocess
 
 import pytest
@@ -93,7 +94,6 @@ def test_a_crlf_after_a_body_leaves_an_idle_connection_as_small(procs, replicas,
     then with a CRLF after the body (some clients send one): the CRLF is
     dropped as the exchange ends, so the connection gives back its
     exchange and buffers as the other (it kept ~7.5 KB, against ~1.4)."""
-    import socket
     r = replicas(1)[0]
     port = free_port()
     inst = lb(http_config(port, [r.addr], workers=1), port)

@@ -7,13 +7,17 @@ import collections
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 
 import pytest
 
-from conftest import LB, free_port, http_config, run_concurrently, wait_until, workers_under_test
+from conftest import (LB, admin_stats, free_port, http_config, run_concurrently, tcp_config, wait_until,
+                      workers_under_test)
 
 
 def admin(port):
@@ -258,10 +262,6 @@ def test_max_connections_holds_across_workers(replicas, lb):
     idle lb never get two greetings at once (each worker checked the shared
     count, then accepted, then counted: both could pass; 19 of 300 rounds
     did)."""
-    import select
-    import socket
-    import threading
-    from conftest import admin_stats, tcp_config
     r = replicas(1, mode="tcp", args=["-g"])[0]
     port, admin = free_port(), free_port()
     lb(tcp_config(port, [r.addr], extra_global="  max_connections: 1\nadmin:\n  bind: 127.0.0.1:%d" % admin,
